@@ -1,0 +1,46 @@
+"""A deployment: where and how a model is served. Plain frozen data; the faces validate input into it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """vLLM-style serving options. None means "vLLM's default for this version, GPU and entry point"."""
+
+    gpu_name: str | None = None
+    # CUDA-visible total per GPU in bytes (what torch.cuda.mem_get_info reports). Required to size KV.
+    gpu_memory_bytes: int | None = None
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    data_parallel_size: int = 1
+    enable_expert_parallel: bool = False
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    dtype: str = "auto"
+    kv_cache_dtype: str = "auto"
+    quantization: str | None = None
+    enforce_eager: bool = False
+    block_size: int | None = None
+    api_server: bool = True
+    vllm_version: str | None = None
+    kv_cache_memory_bytes: int | None = None
+    # None: the version's default (and VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE for <=0.12).
+    disable_hybrid_kv_cache_manager: bool | None = None
+    enable_prefix_caching: bool | None = None
+    cpu_offload_gb: float = 0.0
+    # GPU compute capability (e.g. 9.0 for Hopper); None: from the GPU catalog or assume Hopper.
+    compute_capability: float | None = None
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+    def with_(self, **changes) -> Deployment:
+        return replace(self, **changes)
+
+    def env_value(self, key: str) -> str | None:
+        for k, v in self.env:
+            if k == key:
+                return v
+        return None

@@ -1,0 +1,232 @@
+"""What a model *is*, independent of any serving engine.
+
+A ModelSpec is a list of layers, each with an attention kind (which decides its KV cache) and a
+parameter inventory (which decides its weights), plus the tensors outside the layers. Adapters in
+`gpuplan.model.adapters` build it from an HF config.json; nothing here knows about vLLM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+# How a tensor is split over tensor-parallel ranks, as vLLM's linear layers do it.
+#   column   : output dim (shape[0]) / tp                 (ColumnParallelLinear, gate_up, q)
+#   row      : input dim (shape[1]) / tp                  (RowParallelLinear, o_proj, down)
+#   kv       : KV-head output dim; heads replicated when tp > kv heads
+#   vocab    : vocabulary padded to 64, then / tp         (VocabParallelEmbedding, ParallelLMHead)
+#   replicated: whole on every rank                       (norms, routers, MLA down-projections)
+#   expert_col / expert_row: fused MoE [E, out, in]; inner dim / tp, or whole experts / ep
+#   head     : per-head vectors (e.g. attention sinks): shape[0] / tp
+PARALLEL_KINDS = ("column", "row", "kv", "vocab", "replicated", "expert_col", "expert_row", "head")
+
+# Parameter groups used in the inventory (and in reports).
+TENSOR_KINDS = (
+    "embedding",
+    "attention",
+    "mlp",
+    "experts",
+    "shared_experts",
+    "router",
+    "norm",
+    "lm_head",
+    "vision",
+    "projector",
+    "mtp",
+    "other",
+)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One parameter tensor. `name` is the HF module path ("{i}" stands for the layer index)."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    parallel: str = "replicated"
+    # A linear weight that a quantization method may pack (as opposed to norms, biases, embeddings).
+    linear: bool = False
+    # For parallel == "kv": number of KV heads in shape[0] (the rest is head_dim).
+    heads: int = 0
+    # Stored dtype override ("float32" for some norms/sinks); None: the model dtype.
+    dtype: str | None = None
+    # True for tensors read from a checkpoint header: bytes are numel x dtype as stored (packed ints,
+    # scales, ...), sharded by `parallel`; no quantization method is applied on top.
+    stored: bool = False
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One per-request recurrent state tensor of a Mamba / linear-attention layer.
+
+    `shape` is the full (tp=1) shape; `tp_dim` is the dimension divided by tp (None: not divided).
+    `dtype` "conv" / "ssm" picks vLLM's mamba_cache_dtype / mamba_ssm_cache_dtype; or a concrete dtype.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    tp_dim: int | None
+    dtype: str = "conv"
+
+
+@dataclass(frozen=True)
+class Attention:
+    """How a layer attends, which is what decides its KV cache.
+
+    kind: full | sliding_window | chunked_local | mla | mamba | none
+    """
+
+    kind: str
+    num_heads: int = 0
+    num_kv_heads: int = 0
+    head_dim: int = 0
+    v_head_dim: int | None = None
+    window: int | None = None  # sliding_window
+    chunk: int | None = None  # chunked_local
+    kv_lora_rank: int = 0  # mla
+    qk_rope_head_dim: int = 0  # mla
+    qk_nope_head_dim: int = 0  # mla
+    state: tuple[StateTensor, ...] = ()  # mamba / linear attention
+    state_kind: str = ""  # mamba1 | mamba2 | gdn | short_conv | linear
+    # Layers that reuse another layer's KV (Gemma-3n style) store nothing.
+    kv_shared: bool = False
+    # DeepSeek-V3.2-style indexer cache per layer (bytes per token, fp8 layout).
+    indexer_head_dim: int = 0
+
+    @property
+    def needs_kv(self) -> bool:
+        return self.kind != "none" and not self.kv_shared
+
+
+@dataclass(frozen=True)
+class Mlp:
+    """The feed-forward part of a layer; used for the activation estimate (weights are in tensors)."""
+
+    kind: str = "dense"  # dense | moe | none
+    intermediate_size: int = 0
+    num_experts: int = 0
+    top_k: int = 0
+    moe_intermediate_size: int = 0
+    shared_intermediate_size: int = 0
+
+
+@dataclass(frozen=True)
+class Layer:
+    attention: Attention
+    mlp: Mlp
+    tensors: tuple[Tensor, ...]
+
+    @property
+    def numel(self) -> int:
+        return sum(t.numel for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class RopeCache:
+    """A rotary cos/sin cache that vLLM builds once and shares: [positions, rotary_dim]."""
+
+    positions: int
+    rotary_dim: int
+    dtype: str | None = None  # None: model dtype
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """A checkpoint's quantization, normalised from config.json's quantization_config."""
+
+    method: str  # fp8 | compressed-tensors | awq | gptq | bitsandbytes | gguf | mxfp4 | nvfp4 | ...
+    bits: int = 16
+    group_size: int = 0  # 0: per-channel / not grouped
+    desc_act: bool = False
+    symmetric: bool = True
+    weight_block: tuple[int, int] | None = None  # FP8 block-wise
+    scheme: str = ""  # compressed-tensors scheme: w8a8_int8 | w8a8_fp8 | w4a16 | w8a16 | nvfp4
+    ignore: tuple[str, ...] = ()  # module names / "re:" regexes that stay unquantized
+    lm_head_quantized: bool = False
+    experts_only: bool = False  # MXFP4: only MoE experts are quantized
+    gguf_types: tuple[tuple[str, str], ...] = ()  # GGUF: (tensor name, ggml type) when known
+    source: str = "checkpoint"  # checkpoint | online (--quantization on an unquantized checkpoint)
+
+
+@dataclass(frozen=True)
+class MultimodalSpec:
+    """Enough about a vision/audio tower to size its weights and its profile-run outputs."""
+
+    params: int
+    tokens_per_item: int
+    hidden_size: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    model_type: str
+    architecture: str
+    hidden_size: int
+    vocab_size: int
+    num_attention_heads: int
+    head_dim: int
+    intermediate_size: int
+    max_position_embeddings: int
+    torch_dtype: str
+    tie_word_embeddings: bool
+    layers: tuple[Layer, ...]
+    embedding: tuple[Tensor, ...]  # tensors of the first PP stage (embedding, its norm)
+    head: tuple[Tensor, ...]  # tensors of the last PP stage (final norm, lm_head)
+    extra: tuple[Tensor, ...] = ()  # vision tower, projector, MTP layers loaded by vLLM
+    extra_not_loaded: tuple[Tensor, ...] = ()  # in the checkpoint, not loaded by vLLM (e.g. MTP)
+    rope_caches: tuple[RopeCache, ...] = ()
+    quant: QuantConfig | None = None
+    multimodal: MultimodalSpec | None = None
+    # A model whose config forces fp32 SSM state, etc.
+    mamba_ssm_dtype: str | None = None
+    generic: bool = False  # built by the generic-decoder fallback
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def num_kv_heads(self) -> int:
+        for layer in self.layers:
+            if layer.attention.num_kv_heads:
+                return layer.attention.num_kv_heads
+        return 0
+
+    def param_counts(self) -> dict[str, int]:
+        """Exact parameter count per tensor kind (the checkpoint's logical parameters)."""
+        counts: dict[str, int] = {}
+        tensors: list[Tensor] = list(self.embedding) + list(self.head) + list(self.extra)
+        for layer in self.layers:
+            tensors.extend(layer.tensors)
+        seen_tied = False
+        for t in tensors:
+            if t.kind == "lm_head" and self.tie_word_embeddings:
+                seen_tied = True
+                continue
+            counts[t.kind] = counts.get(t.kind, 0) + t.numel
+        if seen_tied:
+            counts.setdefault("lm_head", 0)
+        counts["total"] = sum(v for k, v in counts.items())
+        return counts
+
+    @property
+    def total_params(self) -> int:
+        return self.param_counts()["total"]
+
+    @property
+    def is_moe(self) -> bool:
+        return any(layer.mlp.kind == "moe" for layer in self.layers)
+
+    @property
+    def attention_kinds(self) -> dict[str, int]:
+        kinds: dict[str, int] = {}
+        for layer in self.layers:
+            kinds[layer.attention.kind] = kinds.get(layer.attention.kind, 0) + 1
+        return kinds

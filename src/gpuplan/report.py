@@ -1,0 +1,154 @@
+"""The per-GPU memory report: every number gpuplan shows comes from one of these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .units import GiB
+
+
+@dataclass(frozen=True)
+class Component:
+    """One slice of per-GPU memory. `exact` is False for calibrated or estimated figures."""
+
+    name: str
+    bytes: int
+    exact: bool
+    note: str = ""
+
+    @property
+    def gib(self) -> float:
+        return round(self.bytes / GiB, 2)
+
+
+@dataclass(frozen=True)
+class KVGroup:
+    kind: str  # full | sliding_window | chunked_local | mla | mamba
+    num_layers: int  # layers of this kind on the stage (real, not padding)
+    page_bytes: int  # bytes of one block of one layer
+    block_size: int
+    blocks_per_request: int
+
+
+@dataclass(frozen=True)
+class KVCacheReport:
+    kv_cache_dtype: str
+    block_size: int
+    bytes_per_token: int  # per GPU, all layers of the most loaded stage, as if every layer held every token
+    bytes_per_block: int
+    num_groups: int
+    group_size: int
+    groups: tuple[KVGroup, ...]
+    hybrid_manager: bool
+    num_gpu_blocks: int
+    kv_cache_tokens: int
+    max_concurrency: float
+    blocks_per_request: int
+    max_model_len: int
+    padding_layers: int = 0
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    model: str
+    model_type: str
+    engine: str
+    engine_version: str
+    profile: str  # version profile name
+    gpu_name: str | None
+    gpu_memory_bytes: int | None
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    num_gpus: int
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    dtype: str
+    quantization: str | None
+    # per GPU (the worker that limits the engine: min KV over stages)
+    weights_bytes: int
+    activation_peak_bytes: int
+    non_torch_bytes: int
+    cudagraph_bytes: int
+    cudagraph_in_budget: bool
+    budget_bytes: int
+    available_kv_cache_bytes: int
+    kv: KVCacheReport | None
+    components: tuple[Component, ...]
+    fits: bool
+    reason: str | None
+    max_model_len_fit: int | None  # the longest max_model_len that fits (None when nothing fits)
+    total_params: int
+    param_counts: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    per_stage: tuple[dict, ...] = ()
+    # memory actually touched per GPU at steady state: baseline + budget (+ graphs when outside it)
+    peak_process_bytes: int = 0
+
+    @property
+    def kv_cache_tokens(self) -> int:
+        return self.kv.kv_cache_tokens if self.kv else 0
+
+    @property
+    def max_concurrency(self) -> float:
+        return self.kv.max_concurrency if self.kv else 0.0
+
+    @property
+    def num_gpu_blocks(self) -> int:
+        return self.kv.num_gpu_blocks if self.kv else 0
+
+    def to_dict(self) -> dict:
+        def g(b: int | None) -> float | None:
+            return None if b is None else round(b / GiB, 2)
+
+        comps = [
+            {"name": c.name, "bytes": c.bytes, "gib": c.gib, "exact": c.exact, "note": c.note}
+            for c in self.components
+        ]
+        return {
+            "model": self.model,
+            "model_type": self.model_type,
+            "engine": self.engine,
+            "engine_version": self.engine_version,
+            "profile": self.profile,
+            "unit": "GiB",
+            "gpu": {"name": self.gpu_name, "memory_bytes": self.gpu_memory_bytes,
+                    "memory_gib": g(self.gpu_memory_bytes)},
+            "deployment": {
+                "tensor_parallel_size": self.tensor_parallel_size,
+                "pipeline_parallel_size": self.pipeline_parallel_size,
+                "num_gpus": self.num_gpus,
+                "gpu_memory_utilization": self.gpu_memory_utilization,
+                "max_model_len": self.max_model_len,
+                "max_num_seqs": self.max_num_seqs,
+                "max_num_batched_tokens": self.max_num_batched_tokens,
+                "dtype": self.dtype,
+                "quantization": self.quantization,
+                "kv_cache_dtype": self.kv.kv_cache_dtype if self.kv else None,
+            },
+            "per_gpu": {
+                "weights_bytes": self.weights_bytes,
+                "weights_gib": g(self.weights_bytes),
+                "activation_peak_gib": g(self.activation_peak_bytes),
+                "non_torch_gib": g(self.non_torch_bytes),
+                "cudagraph_gib": g(self.cudagraph_bytes),
+                "cudagraph_in_budget": self.cudagraph_in_budget,
+                "budget_gib": g(self.budget_bytes),
+                "available_kv_cache_gib": g(self.available_kv_cache_bytes),
+                "available_kv_cache_bytes": self.available_kv_cache_bytes,
+                "peak_process_gib": g(self.peak_process_bytes),
+            },
+            "components": comps,
+            "kv_cache": None if self.kv is None else {**asdict(self.kv), "groups": [asdict(x) for x in self.kv.groups]},
+            "kv_cache_tokens": self.kv_cache_tokens,
+            "max_concurrency": self.max_concurrency,
+            "num_gpu_blocks": self.num_gpu_blocks,
+            "fits": self.fits,
+            "reason": self.reason,
+            "max_model_len_fit": self.max_model_len_fit,
+            "total_params": self.total_params,
+            "param_counts": self.param_counts,
+            "per_stage": list(self.per_stage),
+            "warnings": list(self.warnings),
+        }
