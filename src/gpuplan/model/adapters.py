@@ -1,0 +1,848 @@
+"""HF config.json -> ModelSpec, one small adapter per model_type.
+
+Each adapter states the model's layers (attention kind, MLP kind) and its exact parameter inventory.
+Unknown model_types with the standard fields fall back to a generic Llama-style decoder and say so;
+a config that cannot be interpreted raises ConfigError (never a guess).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConfigError
+from . import builders as b
+from .quant_config import parse_quant_config
+from .spec import (
+    Attention,
+    Layer,
+    ModelSpec,
+    Mlp,
+    MultimodalSpec,
+    RopeCache,
+    StateTensor,
+    Tensor,
+)
+
+Adapter = Callable[[dict, dict, str], ModelSpec]
+ADAPTERS: dict[str, Adapter] = {}
+
+# Wrapper model_types whose language model lives in text_config.
+MULTIMODAL_WRAPPERS = {"llama4", "gemma3", "mistral3", "llava", "llava_next", "gemma4", "qwen2_vl",
+                       "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "idefics3", "paligemma"}
+
+
+def register(*types: str) -> Callable[[Adapter], Adapter]:
+    def deco(fn: Adapter) -> Adapter:
+        for t in types:
+            ADAPTERS[t] = fn
+        return fn
+
+    return deco
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _req(cfg: dict, *keys: str) -> Any:
+    for k in keys:
+        v = cfg.get(k)
+        if v is not None:
+            return v
+    raise ConfigError("config", f"config.json lacks '{keys[0]}' (model_type {cfg.get('model_type')!r})")
+
+
+def _int(cfg: dict, *keys: str, default: int | None = None) -> int:
+    for k in keys:
+        v = cfg.get(k)
+        if v is not None:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise ConfigError("config", f"'{k}' must be a non-negative number, got {v!r}")
+            return int(v)
+    if default is not None:
+        return default
+    raise ConfigError("config", f"config.json lacks '{keys[0]}' (model_type {cfg.get('model_type')!r})")
+
+
+def _dtype(cfg: dict, outer: dict) -> str:
+    d = cfg.get("torch_dtype") or cfg.get("dtype") or outer.get("torch_dtype") or outer.get("dtype") or "bfloat16"
+    d = str(d).replace("torch.", "")
+    return {"float": "float32", "half": "float16", "bf16": "bfloat16", "fp16": "float16"}.get(d, d)
+
+
+def _head_dim(cfg: dict, hidden: int, heads: int) -> int:
+    hd = cfg.get("head_dim")
+    if hd:
+        return int(hd)
+    if heads <= 0 or hidden % heads:
+        raise ConfigError("config", f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
+    return hidden // heads
+
+
+def _rotary_dim(cfg: dict, head_dim: int) -> int:
+    f = cfg.get("partial_rotary_factor")
+    if f is None:
+        f = cfg.get("rotary_pct")
+    if f is None and isinstance(cfg.get("rope_parameters"), dict):
+        f = cfg["rope_parameters"].get("partial_rotary_factor")
+    return int(head_dim * float(f)) if f else head_dim
+
+
+def _rope(cfg: dict, head_dim: int, dtype: str | None = None) -> tuple[RopeCache, ...]:
+    if cfg.get("position_embedding_type") == "alibi" or cfg.get("alibi") or cfg.get("model_type") == "mpt":
+        return ()
+    pos = _int(cfg, "max_position_embeddings", "n_positions", "max_seq_len", "seq_length", default=2048)
+    scaling = cfg.get("rope_scaling") or {}
+    rtype = scaling.get("rope_type") or scaling.get("type") if isinstance(scaling, dict) else None
+    if rtype in ("yarn", "deepseek_yarn") and scaling.get("original_max_position_embeddings"):
+        # vLLM's YaRN caches original_max_position * factor positions.
+        pos = int(scaling["original_max_position_embeddings"] * scaling.get("factor", 1))
+    return (RopeCache(pos, _rotary_dim(cfg, head_dim), dtype),)
+
+
+def _layer_types(cfg: dict, n: int) -> list[str] | None:
+    lt = cfg.get("layer_types")
+    if isinstance(lt, list) and len(lt) >= n:
+        return [str(x) for x in lt[:n]]
+    return None
+
+
+def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int, vocab: int, heads: int,
+          head_dim: int, inter: int, tie: bool, embedding: tuple[Tensor, ...], head: tuple[Tensor, ...],
+          rope: tuple[RopeCache, ...] = (), extra: tuple[Tensor, ...] = (), not_loaded: tuple[Tensor, ...] = (),
+          multimodal: MultimodalSpec | None = None, notes: tuple[str, ...] = (), generic: bool = False,
+          mamba_ssm_dtype: str | None = None) -> ModelSpec:
+    arch = (outer.get("architectures") or cfg.get("architectures") or [""])[0] or ""
+    qc = outer.get("quantization_config") or cfg.get("quantization_config")
+    return ModelSpec(
+        name=name,
+        model_type=str(outer.get("model_type") or cfg.get("model_type")),
+        architecture=arch,
+        hidden_size=hidden,
+        vocab_size=vocab,
+        num_attention_heads=heads,
+        head_dim=head_dim,
+        intermediate_size=inter,
+        max_position_embeddings=_int(cfg, "max_position_embeddings", "n_positions", "max_seq_len", "seq_length",
+                                     default=2048),
+        torch_dtype=_dtype(cfg, outer),
+        tie_word_embeddings=tie,
+        layers=tuple(layers),
+        embedding=embedding,
+        head=head,
+        extra=extra,
+        extra_not_loaded=not_loaded,
+        rope_caches=rope,
+        quant=parse_quant_config(qc) if qc else None,
+        multimodal=multimodal,
+        mamba_ssm_dtype=mamba_ssm_dtype,
+        generic=generic,
+        notes=notes,
+    )
+
+
+def _tie(cfg: dict, outer: dict, default: bool = False) -> bool:
+    v = cfg.get("tie_word_embeddings")
+    if v is None:
+        v = outer.get("tie_word_embeddings")
+    return default if v is None else bool(v)
+
+
+def _embed_head(vocab: int, hidden: int, tie: bool, *, final_norm: tuple[Tensor, ...],
+                embed_name: str = "model.embed_tokens", head_name: str = "lm_head",
+                head_bias: bool = False, embed_extra: tuple[Tensor, ...] = ()) -> tuple[tuple, tuple]:
+    emb = (b.embedding(vocab, hidden, embed_name),) + embed_extra
+    head = final_norm + b.lm_head(vocab, hidden, head_name, head_bias)
+    return emb, head
+
+
+# ----------------------------------------------------------------------------- Llama family
+
+
+def _llama_like(cfg: dict, outer: dict, name: str, *, qkv_bias: bool | None = None, qk_norm: bool = False,
+                norm_bias: bool = False, generic: bool = False, extra_norms: int = 0,
+                sw_pattern: Callable[[int], bool] | None = None, notes: tuple[str, ...] = ()) -> ModelSpec:
+    hidden = _int(cfg, "hidden_size", "n_embd", "d_model")
+    n = _int(cfg, "num_hidden_layers", "n_layer", "num_layers")
+    heads = _int(cfg, "num_attention_heads", "n_head")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = _head_dim(cfg, hidden, heads)
+    inter = _int(cfg, "intermediate_size", "ffn_hidden_size", default=4 * hidden)
+    vocab = _int(cfg, "vocab_size")
+    if qkv_bias is None:
+        qkv_bias = bool(cfg.get("attention_bias") or cfg.get("qkv_bias") or cfg.get("use_qkv_bias"))
+    o_bias = bool(cfg.get("attention_bias")) if not cfg.get("use_qkv_bias") else False
+    mlp_bias = bool(cfg.get("mlp_bias"))
+    tie = _tie(cfg, outer)
+    window = cfg.get("sliding_window") or cfg.get("sliding_window_size")
+    types = _layer_types(cfg, n)
+    per_layer_norms: tuple[Tensor, ...] = b.norm(b.P + "input_layernorm", hidden, norm_bias) + b.norm(
+        b.P + "post_attention_layernorm", hidden, norm_bias)
+    for k in range(extra_norms):
+        per_layer_norms += b.norm(b.P + f"extra_norm_{k}", hidden, norm_bias)
+    tensors = (b.attention(hidden, heads, kv, hd, qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm)
+               + b.gated_mlp(hidden, inter, bias=mlp_bias) + per_layer_norms)
+    layers = []
+    cache: dict[str, Layer] = {}
+    for i in range(n):
+        sliding = False
+        if types is not None:
+            sliding = types[i] == "sliding_attention"
+        elif sw_pattern is not None:
+            sliding = sw_pattern(i)
+        kind = "sliding_window" if (sliding and window) else "full"
+        if kind not in cache:
+            att = Attention(kind, heads, kv, hd, window=int(window) if kind == "sliding_window" else None)
+            cache[kind] = Layer(att, Mlp("dense", inter), tensors)
+        layers.append(cache[kind])
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden, norm_bias))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), generic=generic, notes=notes)
+
+
+@register("llama", "mistral", "granite", "yi", "internlm2", "olmo2", "exaone", "solar", "deepseek",
+          "cohere", "minicpm", "nemotron", "starcoder2", "ministral")
+def _llama(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    return _llama_like(cfg, outer, name)
+
+
+@register("qwen2")
+def _qwen2(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    # Qwen2 uses sliding window only when use_sliding_window is set (and then above max_window_layers).
+    if not cfg.get("use_sliding_window"):
+        cfg = {**cfg, "layer_types": None, "sliding_window": None}
+    return _llama_like(cfg, outer, name, qkv_bias=True)
+
+
+@register("qwen3")
+def _qwen3(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    if not cfg.get("use_sliding_window"):
+        cfg = {**cfg, "layer_types": None, "sliding_window": None}
+    return _llama_like(cfg, outer, name, qkv_bias=bool(cfg.get("attention_bias")), qk_norm=True)
+
+
+@register("stablelm")
+def _stablelm(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    return _llama_like(cfg, outer, name, qkv_bias=bool(cfg.get("use_qkv_bias")), norm_bias=True)
+
+
+@register("phi3")
+def _phi3(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    # vLLM's Phi-3 is Llama-shaped (fused qkv/gate_up hold the same parameters); it ignores the
+    # config's sliding_window unless layer_types asks for it.
+    cfg = {**cfg, "sliding_window": None} if not cfg.get("layer_types") else cfg
+    return _llama_like(cfg, outer, name)
+
+
+@register("gemma")
+def _gemma(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    cfg = {**cfg, "tie_word_embeddings": cfg.get("tie_word_embeddings", True)}
+    return _llama_like(cfg, outer, name)
+
+
+@register("gemma2")
+def _gemma2(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    cfg = {**cfg, "tie_word_embeddings": cfg.get("tie_word_embeddings", True)}
+    # Gemma-2 alternates local (even layers) and global attention; two extra norms around the MLP.
+    return _llama_like(cfg, outer, name, extra_norms=2, sw_pattern=lambda i: i % 2 == 0)
+
+
+def _gemma3_text(cfg: dict, outer: dict, name: str, extra: tuple = (), mm: MultimodalSpec | None = None,
+                 notes: tuple[str, ...] = ()) -> ModelSpec:
+    cfg = {**cfg, "tie_word_embeddings": _tie(cfg, outer, True)}
+    pattern = int(cfg.get("sliding_window_pattern") or 6)
+    spec = _llama_like(cfg, outer, name, qk_norm=True, extra_norms=2,
+                       sw_pattern=lambda i: (i + 1) % pattern != 0, notes=notes)
+    hd = spec.head_dim
+    # Local layers use their own rope base: a second rotary cache.
+    ropes = spec.rope_caches + (RopeCache(spec.max_position_embeddings, hd),)
+    return _with(spec, extra=extra, multimodal=mm, rope_caches=ropes)
+
+
+@register("gemma3_text")
+def _gemma3t(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    return _gemma3_text(cfg, outer, name)
+
+
+@register("gemma3")
+def _gemma3(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    text = outer.get("text_config") or cfg
+    vis = outer.get("vision_config") or {}
+    extra: tuple[Tensor, ...] = ()
+    mm = None
+    if vis:
+        vh = _int(vis, "hidden_size", default=1152)
+        vparams = _siglip_params(vis)
+        th = _int(text, "hidden_size")
+        proj = vh * th + vh  # mm_input_projection_weight + mm_soft_emb_norm
+        extra = (Tensor("vision_tower", "vision", (vparams,), "replicated"),
+                 Tensor("multi_modal_projector", "projector", (proj,), "replicated"))
+        mm = MultimodalSpec(vparams + proj, int(outer.get("mm_tokens_per_image") or 256), th)
+    return _gemma3_text(text, outer, name, extra, mm)
+
+
+def _siglip_params(vis: dict) -> int:
+    h = _int(vis, "hidden_size", default=1152)
+    n = _int(vis, "num_hidden_layers", default=27)
+    inter = _int(vis, "intermediate_size", default=4304)
+    patch = _int(vis, "patch_size", default=14)
+    img = _int(vis, "image_size", default=896)
+    ch = _int(vis, "num_channels", default=3)
+    per_layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h
+    positions = (img // patch) ** 2
+    return n * per_layer + (ch * patch * patch * h + h) + positions * h + 2 * h
+
+
+# ----------------------------------------------------------------------------- older decoders
+
+
+@register("phi")
+def _phi(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden = _int(cfg, "hidden_size", "n_embd")
+    n = _int(cfg, "num_hidden_layers", "n_layer")
+    heads = _int(cfg, "num_attention_heads", "n_head")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = hidden // heads
+    inter = _int(cfg, "intermediate_size", "n_inner", default=4 * hidden)
+    vocab = _int(cfg, "vocab_size")
+    p = b.P + "self_attn."
+    t = (b.attention(hidden, heads, kv, hd, qkv_bias=True, o_bias=True, o_name="dense")
+         + b.plain_mlp(hidden, inter) + b.norm(b.P + "input_layernorm", hidden, True))
+    del p
+    layer = Layer(Attention("full", heads, kv, hd), Mlp("dense", inter), t)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.final_layernorm", hidden, True),
+                            head_bias=True)
+    return _spec(name, cfg, outer, [layer] * n, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("gpt_neox")
+def _neox(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden = _int(cfg, "hidden_size")
+    n = _int(cfg, "num_hidden_layers")
+    heads = _int(cfg, "num_attention_heads")
+    hd = hidden // heads
+    inter = _int(cfg, "intermediate_size", default=4 * hidden)
+    vocab = _int(cfg, "vocab_size")
+    bias = cfg.get("attention_bias", True)
+    t = (b.attention(hidden, heads, heads, hd, qkv_bias=bias, o_bias=bias, o_name="dense",
+                     prefix="gpt_neox.layers.{i}.attention.")
+         + b.plain_mlp(hidden, inter, up="gpt_neox.layers.{i}.mlp.dense_h_to_4h",
+                       down="gpt_neox.layers.{i}.mlp.dense_4h_to_h")
+         + b.norm("gpt_neox.layers.{i}.input_layernorm", hidden, True)
+         + b.norm("gpt_neox.layers.{i}.post_attention_layernorm", hidden, True))
+    layer = Layer(Attention("full", heads, heads, hd), Mlp("dense", inter), t)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("gpt_neox.final_layer_norm", hidden, True),
+                            embed_name="gpt_neox.embed_in", head_name="embed_out")
+    return _spec(name, cfg, outer, [layer] * n, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("falcon", "RefinedWeb", "RefinedWebModel")
+def _falcon(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden = _int(cfg, "hidden_size", "n_embd")
+    n = _int(cfg, "num_hidden_layers", "n_layer")
+    heads = _int(cfg, "num_attention_heads", "n_head")
+    hd = hidden // heads
+    new_arch = bool(cfg.get("new_decoder_architecture"))
+    if new_arch:
+        kv = _int(cfg, "num_kv_heads", "n_head_kv", default=heads)
+    elif cfg.get("multi_query", True):
+        kv = 1
+    else:
+        kv = heads
+    inter = _int(cfg, "ffn_hidden_size", default=4 * hidden)
+    vocab = _int(cfg, "vocab_size")
+    bias = bool(cfg.get("bias", False))
+    p = "transformer.h.{i}."
+    t = (b.attention(hidden, heads, kv, hd, qkv_bias=bias, o_bias=bias, o_name="dense",
+                     prefix=p + "self_attention.")
+         + b.plain_mlp(hidden, inter, bias=bias, up=p + "mlp.dense_h_to_4h", down=p + "mlp.dense_4h_to_h"))
+    if new_arch and cfg.get("num_ln_in_parallel_attn", 2) == 2:
+        t += b.norm(p + "ln_attn", hidden, True) + b.norm(p + "ln_mlp", hidden, True)
+    else:
+        t += b.norm(p + "input_layernorm", hidden, True)
+        if not cfg.get("parallel_attn", True):
+            t += b.norm(p + "post_attention_layernorm", hidden, True)
+    layer = Layer(Attention("full", heads, kv, hd), Mlp("dense", inter), t)
+    tie = _tie(cfg, outer, True)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("transformer.ln_f", hidden, True),
+                            embed_name="transformer.word_embeddings")
+    rope = () if cfg.get("alibi") else _rope(cfg, hd)
+    return _spec(name, cfg, outer, [layer] * n, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=rope)
+
+
+@register("mpt")
+def _mpt(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden = _int(cfg, "d_model", "hidden_size")
+    n = _int(cfg, "n_layers", "num_hidden_layers")
+    heads = _int(cfg, "n_heads", "num_attention_heads")
+    hd = hidden // heads
+    inter = int(_int(cfg, "expansion_ratio", default=4) * hidden)
+    vocab = _int(cfg, "vocab_size")
+    attn_cfg = cfg.get("attn_config") or {}
+    kv = int(attn_cfg.get("kv_n_heads") or heads)
+    bias = not cfg.get("no_bias", True)
+    p = "transformer.blocks.{i}."
+    t = (b.attention(hidden, heads, kv, hd, qkv_bias=bias, o_bias=bias, o_name="out_proj", prefix=p + "attn.")
+         + b.plain_mlp(hidden, inter, bias=bias, up=p + "ffn.up_proj", down=p + "ffn.down_proj")
+         + b.norm(p + "norm_1", hidden, bias) + b.norm(p + "norm_2", hidden, bias))
+    layer = Layer(Attention("full", heads, kv, hd), Mlp("dense", inter), t)
+    emb, head = _embed_head(vocab, hidden, True, final_norm=b.norm("transformer.norm_f", hidden, bias),
+                            embed_name="transformer.wte")
+    return _spec(name, cfg, outer, [layer] * n, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=True, embedding=emb, head=head, rope=())
+
+
+# ----------------------------------------------------------------------------- MoE
+
+
+def _moe_layers(cfg: dict, n: int, is_moe: Callable[[int], bool], att_for: Callable[[int], Attention],
+                att_tensors: Callable[[Attention], tuple[Tensor, ...]], dense_inter: int, hidden: int,
+                moe: Mlp, moe_tensors: tuple[Tensor, ...], norms: tuple[Tensor, ...]) -> list[Layer]:
+    cache: dict[tuple, Layer] = {}
+    layers = []
+    for i in range(n):
+        att = att_for(i)
+        m = is_moe(i)
+        key = (att, m)
+        if key not in cache:
+            mlp_t = moe_tensors if m else b.gated_mlp(hidden, dense_inter)
+            cache[key] = Layer(att, moe if m else Mlp("dense", dense_inter), att_tensors(att) + mlp_t + norms)
+        layers.append(cache[key])
+    return layers
+
+
+@register("mixtral")
+def _mixtral(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = _head_dim(cfg, hidden, heads)
+    inter = _int(cfg, "intermediate_size")
+    e, k = _int(cfg, "num_local_experts"), _int(cfg, "num_experts_per_tok", default=2)
+    vocab = _int(cfg, "vocab_size")
+    moe = Mlp("moe", 0, e, k, inter)
+    moe_t = b.router(hidden, e, name=b.P + "block_sparse_moe.gate") + b.experts(
+        hidden, inter, e, prefix=b.P + "block_sparse_moe.experts")
+    att = Attention("full", heads, kv, hd)
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    layers = _moe_layers(cfg, n, lambda i: True, lambda i: att,
+                         lambda a: b.attention(hidden, heads, kv, hd), inter, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+def _sparse_step(cfg: dict) -> Callable[[int], bool]:
+    step = int(cfg.get("decoder_sparse_step") or 1)
+    only_mlp = set(cfg.get("mlp_only_layers") or [])
+    num_e = int(cfg.get("num_experts") or 0)
+    return lambda i: num_e > 0 and i not in only_mlp and (i + 1) % step == 0
+
+
+@register("qwen2_moe")
+def _qwen2_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = _head_dim(cfg, hidden, heads)
+    e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
+    mi, si = _int(cfg, "moe_intermediate_size"), _int(cfg, "shared_expert_intermediate_size", default=0)
+    inter = _int(cfg, "intermediate_size", default=mi)
+    vocab = _int(cfg, "vocab_size")
+    moe = Mlp("moe", 0, e, k, mi, si)
+    moe_t = b.router(hidden, e) + b.experts(hidden, mi, e)
+    if si:
+        moe_t += b.gated_mlp(hidden, si, prefix=b.P + "mlp.shared_expert.", kind="shared_experts")
+        moe_t += (Tensor(b.P + "mlp.shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
+    att = Attention("full", heads, kv, hd)
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    layers = _moe_layers(cfg, n, _sparse_step(cfg), lambda i: att,
+                         lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=True), inter, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("qwen3_moe")
+def _qwen3_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = _head_dim(cfg, hidden, heads)
+    e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
+    mi = _int(cfg, "moe_intermediate_size")
+    inter = _int(cfg, "intermediate_size", default=mi)
+    vocab = _int(cfg, "vocab_size")
+    moe = Mlp("moe", 0, e, k, mi)
+    moe_t = b.router(hidden, e) + b.experts(hidden, mi, e)
+    att = Attention("full", heads, kv, hd)
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    bias = bool(cfg.get("attention_bias"))
+    layers = _moe_layers(cfg, n, _sparse_step(cfg), lambda i: att,
+                         lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=bias, qk_norm=True),
+                         inter, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("gpt_oss")
+def _gpt_oss(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = _int(cfg, "head_dim", default=64)
+    e, k = _int(cfg, "num_local_experts", "num_experts"), _int(cfg, "num_experts_per_tok", "experts_per_token")
+    mi = _int(cfg, "intermediate_size")
+    vocab = _int(cfg, "vocab_size")
+    window = _int(cfg, "sliding_window", default=128)
+    types = _layer_types(cfg, n) or ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n)]
+    moe = Mlp("moe", 0, e, k, mi)
+    moe_t = b.router(hidden, e, name=b.P + "mlp.router", bias=True) + b.experts(hidden, mi, e, bias=True)
+    sinks = (Tensor(b.P + "self_attn.sinks", "attention", (heads,), "head", dtype="float32"),)
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    full = Attention("full", heads, kv, hd)
+    swa = Attention("sliding_window", heads, kv, hd, window=window)
+    layers = _moe_layers(cfg, n, lambda i: True, lambda i: swa if types[i] == "sliding_attention" else full,
+                         lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=True, o_bias=True) + sinks,
+                         mi, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd, "float32"))
+
+
+@register("llama4", "llama4_text")
+def _llama4(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    text = outer.get("text_config") or cfg
+    hidden, n, heads = _int(text, "hidden_size"), _int(text, "num_hidden_layers"), _int(text, "num_attention_heads")
+    kv = _int(text, "num_key_value_heads", default=heads)
+    hd = _head_dim(text, hidden, heads)
+    e, k = _int(text, "num_local_experts"), _int(text, "num_experts_per_tok", default=1)
+    mi = _int(text, "intermediate_size")
+    dense_i = _int(text, "intermediate_size_mlp", default=mi)
+    vocab = _int(text, "vocab_size")
+    step = int(text.get("interleave_moe_layer_step") or 1)
+    moe_layers = text.get("moe_layers")
+    moe_set = set(moe_layers) if moe_layers else {i for i in range(n) if (i + 1) % step == 0}
+    chunk = text.get("attention_chunk_size")
+    nope = text.get("no_rope_layers")
+    if not nope:
+        nope = [0 if (i + 1) % 4 == 0 else 1 for i in range(n)]  # every 4th layer is NoPE (global)
+    moe = Mlp("moe", 0, e, k, mi, mi)
+    moe_t = (b.router(hidden, e, name=b.P + "feed_forward.router")
+             + b.experts(hidden, mi, e, prefix=b.P + "feed_forward.experts")
+             + b.gated_mlp(hidden, mi, prefix=b.P + "feed_forward.shared_expert.", kind="shared_experts"))
+    full = Attention("full", heads, kv, hd)
+    local = Attention("chunked_local", heads, kv, hd, chunk=int(chunk)) if chunk else full
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    layers = _moe_layers(text, n, lambda i: i in moe_set, lambda i: local if nope[i] else full,
+                         lambda a: b.attention(hidden, heads, kv, hd), dense_i, hidden, moe, moe_t, norms)
+    tie = _tie(text, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    extra: tuple[Tensor, ...] = ()
+    mm = None
+    vis = outer.get("vision_config")
+    if vis:
+        vp = _llama4_vision_params(vis, hidden)
+        extra = (Tensor("vision_model", "vision", (vp[0],), "replicated"),
+                 Tensor("multi_modal_projector", "projector", (vp[1],), "replicated"))
+        mm = MultimodalSpec(sum(vp), 144, hidden)
+    return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
+                 tie=tie, embedding=emb, head=head, rope=_rope(text, hd), extra=extra, multimodal=mm)
+
+
+def _llama4_vision_params(vis: dict, text_hidden: int) -> tuple[int, int]:
+    h = _int(vis, "hidden_size", default=1408)
+    n = _int(vis, "num_hidden_layers", default=34)
+    inter = _int(vis, "intermediate_size", default=5632)
+    patch = _int(vis, "patch_size", default=14)
+    img = _int(vis, "image_size", default=336)
+    out = _int(vis, "vision_output_dim", default=4096)
+    proj_in = _int(vis, "projector_input_dim", default=4096)
+    proj_out = _int(vis, "projector_output_dim", default=4096)
+    ratio = float(vis.get("pixel_shuffle_ratio") or 0.5)
+    per_layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h
+    patches = (img // patch) ** 2 + 1
+    adapter_in = int(h / (ratio * ratio))
+    vision = (n * per_layer + 3 * patch * patch * h + h + patches * h + 4 * h
+              + adapter_in * proj_in + proj_in * proj_out)
+    del out
+    return vision, proj_out * text_hidden
+
+
+# ----------------------------------------------------------------------------- MLA (DeepSeek)
+
+
+@register("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32")
+def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    qlr = cfg.get("q_lora_rank")
+    kvr = _int(cfg, "kv_lora_rank")
+    rope_d, nope_d, v_d = _int(cfg, "qk_rope_head_dim"), _int(cfg, "qk_nope_head_dim"), _int(cfg, "v_head_dim")
+    inter = _int(cfg, "intermediate_size")
+    e = _int(cfg, "n_routed_experts", default=0)
+    k = _int(cfg, "num_experts_per_tok", default=0)
+    mi = _int(cfg, "moe_intermediate_size", default=0)
+    shared = _int(cfg, "n_shared_experts", default=0)
+    first_dense = _int(cfg, "first_k_dense_replace", default=0)
+    freq = _int(cfg, "moe_layer_freq", default=1)
+    vocab = _int(cfg, "vocab_size")
+    p = b.P + "self_attn."
+    qd = heads * (nope_d + rope_d)
+    att_t: tuple[Tensor, ...] = ()
+    if qlr:
+        att_t += b.linear(p + "q_a_proj", "attention", int(qlr), hidden, "replicated")
+        att_t += b.norm(p + "q_a_layernorm", int(qlr))
+        att_t += b.linear(p + "q_b_proj", "attention", qd, int(qlr), "column")
+    else:
+        att_t += b.linear(p + "q_proj", "attention", qd, hidden, "column")
+    att_t += b.linear(p + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated")
+    att_t += b.norm(p + "kv_a_layernorm", kvr)
+    att_t += b.linear(p + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column")
+    att_t += b.linear(p + "o_proj", "attention", hidden, heads * v_d, "row")
+    index_dim = 0
+    if cfg.get("index_topk") or outer.get("model_type") == "deepseek_v32":
+        index_dim = _int(cfg, "index_head_dim", default=128)
+    att = Attention("mla", heads, 1, kvr + rope_d, kv_lora_rank=kvr, qk_rope_head_dim=rope_d,
+                    qk_nope_head_dim=nope_d, v_head_dim=v_d, indexer_head_dim=index_dim)
+    moe = Mlp("moe", 0, e, k, mi, shared * mi)
+    topk_method = cfg.get("topk_method")
+    moe_t = b.router(hidden, e, correction_bias=topk_method == "noaux_tc") + b.experts(hidden, mi, e)
+    if shared:
+        moe_t += b.gated_mlp(hidden, shared * mi, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    layers = _moe_layers(cfg, n, lambda i: e > 0 and i >= first_dense and i % freq == 0, lambda i: att,
+                         lambda a: att_t, inter, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    mtp = _int(cfg, "num_nextn_predict_layers", default=0)
+    not_loaded: tuple[Tensor, ...] = ()
+    if mtp:
+        # MTP layers ship in the checkpoint; vLLM loads them only for speculative decoding.
+        layer_params = sum(t.numel for t in layers[-1].tensors)
+        mtp_params = mtp * (layer_params + 2 * hidden * hidden + 3 * hidden + vocab * hidden)
+        not_loaded = (Tensor("model.layers.mtp", "mtp", (mtp_params,), "replicated"),)
+    rope = _rope(cfg, rope_d, "float32" if cfg.get("rope_scaling") else None)
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=kvr + rope_d,
+                 inter=inter, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded)
+
+
+# ----------------------------------------------------------------------------- hybrids (Mamba / linear attention)
+
+
+@register("qwen3_next")
+def _qwen3_next(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = _head_dim(cfg, hidden, heads)
+    e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
+    mi, si = _int(cfg, "moe_intermediate_size"), _int(cfg, "shared_expert_intermediate_size", default=0)
+    vocab = _int(cfg, "vocab_size")
+    nk, nv = _int(cfg, "linear_num_key_heads"), _int(cfg, "linear_num_value_heads")
+    dk, dv = _int(cfg, "linear_key_head_dim"), _int(cfg, "linear_value_head_dim")
+    ck = _int(cfg, "linear_conv_kernel_dim", default=4)
+    interval = _int(cfg, "full_attention_interval", default=4)
+    types = _layer_types(cfg, n) or [
+        "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)]
+    conv_dim = 2 * nk * dk + nv * dv
+    state = (StateTensor("conv", (ck - 1, conv_dim), 1, "conv"), StateTensor("ssm", (nv, dk, dv), 0, "ssm"))
+    gdn = Attention("mamba", state=state, state_kind="gdn")
+    full = Attention("full", heads, kv, hd)
+    p = b.P + "linear_attn."
+    gdn_t = (b.linear(p + "in_proj_qkvz", "attention", 2 * nk * dk + 2 * nv * dv, hidden, "column")
+             + b.linear(p + "in_proj_ba", "attention", 2 * nv, hidden, "column")
+             + (Tensor(p + "conv1d.weight", "attention", (conv_dim, ck), "column"),
+                Tensor(p + "dt_bias", "attention", (nv,), "head"), Tensor(p + "A_log", "attention", (nv,), "head",
+                                                                           dtype="float32"))
+             + b.norm(p + "norm", dv) + b.linear(p + "out_proj", "attention", hidden, nv * dv, "row"))
+    moe = Mlp("moe", 0, e, k, mi, si)
+    moe_t = b.router(hidden, e) + b.experts(hidden, mi, e)
+    if si:
+        moe_t += b.gated_mlp(hidden, si, prefix=b.P + "mlp.shared_expert.", kind="shared_experts")
+        moe_t += (Tensor(b.P + "mlp.shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    att_t = b.attention(hidden, heads, kv, hd, qk_norm=True, q_mult=2)
+    layers = _moe_layers(cfg, n, _sparse_step(cfg), lambda i: full if types[i] == "full_attention" else gdn,
+                         lambda a: att_t if a.kind == "full" else gdn_t, mi, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("jamba")
+def _jamba(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = hidden // heads
+    inter = _int(cfg, "intermediate_size")
+    vocab = _int(cfg, "vocab_size")
+    e, k = _int(cfg, "num_experts", default=1), _int(cfg, "num_experts_per_tok", default=1)
+    a_period, a_off = _int(cfg, "attn_layer_period", default=8), _int(cfg, "attn_layer_offset", default=4)
+    e_period, e_off = _int(cfg, "expert_layer_period", default=2), _int(cfg, "expert_layer_offset", default=1)
+    d_state = _int(cfg, "mamba_d_state", default=16)
+    d_conv = _int(cfg, "mamba_d_conv", default=4)
+    mi = int(_int(cfg, "mamba_expand", default=2) * hidden)
+    dt_rank = cfg.get("mamba_dt_rank") or "auto"
+    dt_rank = -(-hidden // 16) if dt_rank == "auto" else int(dt_rank)
+    mbias = bool(cfg.get("mamba_proj_bias"))
+    p = b.P + "mamba."
+    mamba_t = (b.linear(p + "in_proj", "attention", 2 * mi, hidden, "column", mbias)
+               + (Tensor(p + "conv1d.weight", "attention", (mi, d_conv), "column"),
+                  Tensor(p + "conv1d.bias", "attention", (mi, 1), "column"))
+               + b.linear(p + "x_proj", "attention", dt_rank + 2 * d_state, mi, "row")
+               + b.linear(p + "dt_proj", "attention", mi, dt_rank, "column", True)
+               + (Tensor(p + "A_log", "attention", (mi, d_state), "column"), Tensor(p + "D", "attention", (mi, 1),
+                                                                                   "column"))
+               + b.linear(p + "out_proj", "attention", hidden, mi, "row", mbias)
+               + b.norm(p + "dt_layernorm", dt_rank) + b.norm(p + "b_layernorm", d_state)
+               + b.norm(p + "c_layernorm", d_state))
+    state = (StateTensor("conv", (mi, d_conv - 1), 0, "conv"), StateTensor("ssm", (mi, d_state), 0, "ssm"))
+    mamba = Attention("mamba", state=state, state_kind="mamba1")
+    full = Attention("full", heads, kv, hd)
+    moe = Mlp("moe", 0, e, k, inter)
+    moe_t = b.router(hidden, e, name=b.P + "feed_forward.router") + b.experts(
+        hidden, inter, e, prefix=b.P + "feed_forward.experts")
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "pre_ff_layernorm", hidden)
+    att_t = b.attention(hidden, heads, kv, hd)
+    layers = _moe_layers(cfg, n, lambda i: e > 1 and i % e_period == e_off,
+                         lambda i: full if i % a_period == a_off else mamba,
+                         lambda a: att_t if a.kind == "full" else mamba_t, inter, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.final_layernorm", hidden))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=(), mamba_ssm_dtype="float32"
+                 if cfg.get("mamba_ssm_dtype") == "float32" else None)
+
+
+# ----------------------------------------------------------------------------- multimodal wrappers
+
+
+@register("mistral3", "llava", "llava_next", "pixtral")
+def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    text = dict(outer.get("text_config") or {})
+    if not text:
+        raise ConfigError("config", f"{outer.get('model_type')} config lacks text_config")
+    text.setdefault("model_type", "mistral")
+    inner = build_spec({**text, "architectures": outer.get("architectures")}, name)
+    vis = outer.get("vision_config") or {}
+    extra: tuple[Tensor, ...] = ()
+    mm = None
+    if vis:
+        vh = _int(vis, "hidden_size", default=1024)
+        vn = _int(vis, "num_hidden_layers", default=24)
+        vi = _int(vis, "intermediate_size", default=4 * vh)
+        patch = _int(vis, "patch_size", default=14)
+        ch = _int(vis, "num_channels", default=3)
+        # Pixtral-style: attention q/k/v/o, gated MLP, two RMSNorms per layer, patch conv + ln_pre.
+        vparams = vn * (4 * vh * vh + 3 * vh * vi + 2 * vh) + ch * patch * patch * vh + vh
+        merge = int(outer.get("spatial_merge_size") or 2)
+        th = inner.hidden_size
+        proj = (vh * merge * merge) * vh + vh + vh * th + th * th + (th if outer.get("multimodal_projector_bias") else 0)
+        extra = (Tensor("vision_tower", "vision", (vparams,), "replicated"),
+                 Tensor("multi_modal_projector", "projector", (proj,), "replicated"))
+        mm = MultimodalSpec(vparams + proj, 1024, th)
+    return _with(inner, extra=inner.extra + extra, multimodal=mm, model_type=str(outer.get("model_type")),
+                 architecture=(outer.get("architectures") or [inner.architecture])[0],
+                 quant=inner.quant or (parse_quant_config(outer["quantization_config"])
+                                       if outer.get("quantization_config") else None))
+
+
+@register("gemma4", "gemma4_text")
+def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    text = outer.get("text_config") or cfg
+    hidden, n, heads = _int(text, "hidden_size"), _int(text, "num_hidden_layers"), _int(text, "num_attention_heads")
+    kv, gkv = _int(text, "num_key_value_heads", default=heads), _int(text, "num_global_key_value_heads", default=0)
+    hd, ghd = _int(text, "head_dim"), _int(text, "global_head_dim", default=0) or _int(text, "head_dim")
+    gkv = gkv or kv
+    inter = _int(text, "intermediate_size")
+    vocab = _int(text, "vocab_size")
+    window = _int(text, "sliding_window", default=1024)
+    types = _layer_types(text, n) or ["sliding_attention"] * n
+    e, k = _int(text, "num_experts", default=0), _int(text, "top_k_experts", "num_experts_per_tok", default=0)
+    mi = _int(text, "moe_intermediate_size", default=0)
+    k_eq_v = bool(text.get("attention_k_eq_v"))
+    local = Attention("sliding_window", heads, kv, hd, window=window)
+    glob = Attention("full", heads, gkv, ghd)
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden) + b.norm(
+        b.P + "pre_feedforward_layernorm", hidden) + b.norm(b.P + "post_feedforward_layernorm", hidden)
+    moe = Mlp("moe", inter, e, k, mi) if e else Mlp("dense", inter)
+    mlp_t = b.gated_mlp(hidden, inter)
+    if e:
+        mlp_t += b.router(hidden, e, name=b.P + "router") + b.experts(hidden, mi, e)
+
+    def att_t(a: Attention) -> tuple[Tensor, ...]:
+        return b.attention(hidden, heads, a.num_kv_heads, a.head_dim, qk_norm=True,
+                           k_eq_v=k_eq_v and a.kind == "full")
+
+    cache: dict[str, Layer] = {}
+    layers = []
+    for i in range(n):
+        a = local if types[i] == "sliding_attention" else glob
+        if a.kind not in cache:
+            cache[a.kind] = Layer(a, moe, att_t(a) + mlp_t + norms)
+        layers.append(cache[a.kind])
+    emb, head = _embed_head(vocab, hidden, True, final_norm=b.norm("model.norm", hidden))
+    vis = outer.get("vision_config") or {}
+    extra: tuple[Tensor, ...] = ()
+    if vis:
+        vparams = _siglip_params({**vis, "image_size": 0})
+        extra = (Tensor("vision_tower", "vision", (vparams,), "replicated"),
+                 Tensor("embed_vision", "projector", (_int(vis, "hidden_size") * hidden,), "replicated"))
+    return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=True, embedding=emb, head=head, rope=_rope(text, hd) + (RopeCache(
+                     _int(text, "max_position_embeddings", default=131072), ghd // 4),), extra=extra,
+                 notes=("Gemma-4 layout reconstructed from its config; weights and KV are estimates until "
+                        "checked against a vLLM log.",))
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def _with(spec: ModelSpec, **changes: Any) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+def text_config(cfg: dict) -> dict:
+    """The language-model part of a config (nested text_config / llm_config), else the config itself."""
+    for key in ("text_config", "llm_config", "language_config"):
+        inner = cfg.get(key)
+        if isinstance(inner, dict) and inner.get("hidden_size"):
+            return inner
+    return cfg
+
+
+def build_spec(config: dict, name: str | None = None) -> ModelSpec:
+    """Build a ModelSpec from an HF config.json dict (never executes remote code)."""
+    if not isinstance(config, dict):
+        raise ConfigError("config", "config.json must be a JSON object")
+    name = name or str(config.get("_name_or_path") or config.get("model_id") or config.get("model_type") or "model")
+    mt = config.get("model_type")
+    if mt in ADAPTERS:
+        return ADAPTERS[mt](config if mt not in MULTIMODAL_WRAPPERS else text_config(config), config, name)
+    text = text_config(config)
+    inner_mt = text.get("model_type")
+    if text is not config and inner_mt in ADAPTERS:
+        spec = ADAPTERS[inner_mt](text, config, name)
+        return _with(spec, notes=spec.notes + (f"model_type {mt!r}: using its text model ({inner_mt}); "
+                                               "any vision tower is not counted",))
+    missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+               if text.get(k) is None]
+    if missing:
+        raise ConfigError("config", f"unsupported model_type {mt!r} and the config lacks {', '.join(missing)}",
+                          accepted=sorted(ADAPTERS))
+    spec = _llama_like(text, config, name, generic=True)
+    return _with(spec, notes=spec.notes + (
+        f"model_type {mt!r} is not known to gpuplan: treated as a generic Llama-style decoder "
+        "(full attention, gated MLP); weights and KV follow from the standard fields.",))
+
+
+def supported_model_types() -> list[str]:
+    return sorted(ADAPTERS)

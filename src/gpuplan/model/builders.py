@@ -1,0 +1,98 @@
+"""Small builders for the parameter inventory of common layer parts.
+
+Names follow the HF module paths ("{i}" is the layer index) so checkpoint ignore lists match them.
+"""
+
+from __future__ import annotations
+
+from .spec import Tensor
+
+P = "model.layers.{i}."
+
+
+def norm(name: str, size: int, bias: bool = False, kind: str = "norm") -> tuple[Tensor, ...]:
+    out = [Tensor(name + ".weight", kind, (size,))]
+    if bias:
+        out.append(Tensor(name + ".bias", kind, (size,)))
+    return tuple(out)
+
+
+def linear(name: str, kind: str, out_f: int, in_f: int, parallel: str, bias: bool = False,
+           heads: int = 0, quantizable: bool = True) -> tuple[Tensor, ...]:
+    """A Linear's weight [out, in] (+ bias [out]). Row-parallel biases are replicated, as in vLLM."""
+    w = Tensor(name, kind, (out_f, in_f), parallel, linear=quantizable, heads=heads)
+    if not bias:
+        return (w,)
+    bias_parallel = {"row": "replicated", "kv": "kv"}.get(parallel, parallel)
+    if bias_parallel in ("column", "kv"):
+        b = Tensor(name + ".bias", kind, (out_f, 1), bias_parallel, heads=heads)
+    else:
+        b = Tensor(name + ".bias", kind, (out_f,), "replicated")
+    return (w, b)
+
+
+def attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = False,
+              o_bias: bool = False, qk_norm: bool = False, q_mult: int = 1, prefix: str = P + "self_attn.",
+              o_name: str = "o_proj", v_head_dim: int | None = None, k_eq_v: bool = False) -> tuple[Tensor, ...]:
+    """q/k/v/o projections. `q_mult` = 2 for gated attention (Qwen3-Next) whose q_proj also emits a gate."""
+    vd = v_head_dim or head_dim
+    t: list[Tensor] = []
+    t += linear(prefix + "q_proj", "attention", heads * head_dim * q_mult, hidden, "column", qkv_bias)
+    t += linear(prefix + "k_proj", "attention", kv_heads * head_dim, hidden, "kv", qkv_bias, heads=kv_heads)
+    if not k_eq_v:
+        t += linear(prefix + "v_proj", "attention", kv_heads * vd, hidden, "kv", qkv_bias, heads=kv_heads)
+    t += linear(prefix + o_name, "attention", hidden, heads * vd, "row", o_bias)
+    if qk_norm:
+        t += norm(prefix + "q_norm", head_dim)
+        t += norm(prefix + "k_norm", head_dim)
+    return tuple(t)
+
+
+def gated_mlp(hidden: int, inter: int, *, bias: bool = False, prefix: str = P + "mlp.",
+              kind: str = "mlp") -> tuple[Tensor, ...]:
+    return (
+        linear(prefix + "gate_proj", kind, inter, hidden, "column", bias)
+        + linear(prefix + "up_proj", kind, inter, hidden, "column", bias)
+        + linear(prefix + "down_proj", kind, hidden, inter, "row", bias)
+    )
+
+
+def plain_mlp(hidden: int, inter: int, *, bias: bool = True, up: str = P + "mlp.fc1",
+              down: str = P + "mlp.fc2") -> tuple[Tensor, ...]:
+    return linear(up, "mlp", inter, hidden, "column", bias) + linear(down, "mlp", hidden, inter, "row", bias)
+
+
+def experts(hidden: int, inter: int, num: int, *, prefix: str = P + "mlp.experts", bias: bool = False,
+            gated: bool = True) -> tuple[Tensor, ...]:
+    """Fused MoE experts as vLLM holds them: w13 [E, 2I, H] and w2 [E, H, I]."""
+    up = 2 * inter if gated else inter
+    t = [
+        Tensor(prefix + ".w13_weight", "experts", (num, up, hidden), "expert_col", linear=True),
+        Tensor(prefix + ".w2_weight", "experts", (num, hidden, inter), "expert_row", linear=True),
+    ]
+    if bias:
+        t.append(Tensor(prefix + ".w13_bias", "experts", (num, up, 1), "expert_col"))
+        t.append(Tensor(prefix + ".w2_bias", "experts", (num, hidden), "replicated"))
+    return tuple(t)
+
+
+def router(hidden: int, num: int, *, name: str = P + "mlp.gate", bias: bool = False,
+           correction_bias: bool = False) -> tuple[Tensor, ...]:
+    # Routers are ReplicatedLinear in vLLM and usually stay unquantized.
+    t = [Tensor(name + ".weight", "router", (num, hidden), "replicated")]
+    if bias:
+        t.append(Tensor(name + ".bias", "router", (num,), "replicated"))
+    if correction_bias:
+        t.append(Tensor(name + ".e_score_correction_bias", "router", (num,), "replicated", dtype="float32"))
+    return tuple(t)
+
+
+def embedding(vocab: int, hidden: int, name: str = "model.embed_tokens") -> Tensor:
+    return Tensor(name + ".weight", "embedding", (vocab, hidden), "vocab")
+
+
+def lm_head(vocab: int, hidden: int, name: str = "lm_head", bias: bool = False) -> tuple[Tensor, ...]:
+    t = [Tensor(name + ".weight", "lm_head", (vocab, hidden), "vocab")]
+    if bias:
+        t.append(Tensor(name + ".bias", "lm_head", (vocab, 1), "vocab"))
+    return tuple(t)

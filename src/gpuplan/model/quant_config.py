@@ -1,0 +1,80 @@
+"""Normalise a checkpoint's quantization_config (config.json) into a QuantConfig."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .spec import QuantConfig
+
+
+def _ignore_list(qc: dict) -> tuple[str, ...]:
+    out: list[str] = []
+    for key in ("ignore", "ignored_layers", "modules_to_not_convert", "not_convert_modules",
+                "llm_int8_skip_modules", "exclude_modules"):
+        v = qc.get(key)
+        if isinstance(v, list):
+            out.extend(str(x) for x in v)
+    return tuple(out)
+
+
+def parse_quant_config(qc: dict) -> QuantConfig:
+    if not isinstance(qc, dict):
+        raise ConfigError("quantization_config", "must be a JSON object")
+    method = str(qc.get("quant_method") or qc.get("quant_algo") or "").lower().replace("_", "-")
+    ignore = _ignore_list(qc)
+    if method in ("awq", "awq-marlin"):
+        return QuantConfig("awq", bits=int(qc.get("bits") or qc.get("w_bit") or 4),
+                           group_size=int(qc.get("group_size") or qc.get("q_group_size") or 128),
+                           symmetric=not qc.get("zero_point", True), ignore=ignore)
+    if method in ("gptq", "gptq-marlin"):
+        return QuantConfig("gptq", bits=int(qc.get("bits") or 4), group_size=max(int(qc.get("group_size") or 128), 0)
+                           if int(qc.get("group_size") or 128) > 0 else 0,
+                           desc_act=bool(qc.get("desc_act")), symmetric=bool(qc.get("sym", True)),
+                           lm_head_quantized=bool(qc.get("lm_head")), ignore=ignore)
+    if method == "fp8":
+        block = qc.get("weight_block_size")
+        return QuantConfig("fp8", bits=8, weight_block=tuple(block) if block else None, ignore=ignore)
+    if method == "mxfp4":
+        return QuantConfig("mxfp4", bits=4, group_size=32, experts_only=True, ignore=ignore)
+    if method in ("bitsandbytes", "bnb"):
+        bits = 4 if qc.get("load_in_4bit") else 8
+        return QuantConfig("bitsandbytes", bits=bits, group_size=64,
+                           symmetric=bool(qc.get("bnb_4bit_use_double_quant", False)), ignore=ignore)
+    if method in ("compressed-tensors", "compressed_tensors"):
+        return _compressed_tensors(qc, ignore)
+    if method in ("modelopt", "nvfp4", "modelopt-fp4"):
+        algo = str(qc.get("quant_algo") or (qc.get("quantization") or {}).get("quant_algo") or "").upper()
+        if "FP8" in algo:
+            return QuantConfig("fp8", bits=8, ignore=ignore)
+        return QuantConfig("nvfp4", bits=4, group_size=16, ignore=ignore, scheme="nvfp4")
+    if method == "gguf":
+        return QuantConfig("gguf", bits=4, ignore=ignore)
+    if method in ("experts-int8", "fbgemm-fp8"):
+        return QuantConfig("fp8" if "fp8" in method else "int8", bits=8, ignore=ignore)
+    raise ConfigError("quantization_config", f"unsupported quant_method {qc.get('quant_method')!r}",
+                      accepted=["awq", "gptq", "fp8", "mxfp4", "bitsandbytes", "compressed-tensors", "modelopt",
+                                "gguf"])
+
+
+def _compressed_tensors(qc: dict, ignore: tuple[str, ...]) -> QuantConfig:
+    groups = qc.get("config_groups") or {}
+    fmt = str(qc.get("format") or "")
+    for g in groups.values():
+        w = (g or {}).get("weights") or {}
+        a = (g or {}).get("input_activations") or {}
+        bits = int(w.get("num_bits") or 8)
+        wtype = str(w.get("type") or "int")
+        gs = int(w.get("group_size") or 0)
+        strategy = str(w.get("strategy") or "")
+        sym = bool(w.get("symmetric", True))
+        if wtype == "float" and bits == 4:
+            return QuantConfig("compressed-tensors", bits=4, group_size=gs or 16, scheme="nvfp4", ignore=ignore)
+        if wtype == "float":
+            block = w.get("block_structure")
+            return QuantConfig("compressed-tensors", bits=8, scheme="w8a8_fp8", ignore=ignore,
+                               weight_block=tuple(block) if block else None,
+                               group_size=0 if strategy != "group" else gs)
+        if a and bits == 8:
+            return QuantConfig("compressed-tensors", bits=8, scheme="w8a8_int8", ignore=ignore, symmetric=sym)
+        return QuantConfig("compressed-tensors", bits=bits, group_size=gs if strategy == "group" else 0,
+                           scheme=f"w{bits}a16", symmetric=sym, ignore=ignore, desc_act="pack" in fmt and False)
+    return QuantConfig("compressed-tensors", bits=8, scheme="w8a8_int8", ignore=ignore)
