@@ -275,8 +275,8 @@ def _gemma3(cfg: dict, outer: dict, name: str) -> ModelSpec:
         vparams = _siglip_params(vis)
         th = _int(text, "hidden_size")
         proj = vh * th + vh  # mm_input_projection_weight + mm_soft_emb_norm
-        extra = (Tensor("vision_tower", "vision", (vparams,), "replicated"),
-                 Tensor("multi_modal_projector", "projector", (proj,), "replicated"))
+        extra = (Tensor("vision_tower", "vision", (vparams,), "column"),
+                 Tensor("multi_modal_projector", "projector", (proj,), "column"))
         mm = MultimodalSpec(vparams + proj, int(outer.get("mm_tokens_per_image") or 256), th)
     return _gemma3_text(text, outer, name, extra, mm)
 
@@ -744,8 +744,8 @@ def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
         merge = int(outer.get("spatial_merge_size") or 2)
         th = inner.hidden_size
         proj = (vh * merge * merge) * vh + vh + vh * th + th * th + (th if outer.get("multimodal_projector_bias") else 0)
-        extra = (Tensor("vision_tower", "vision", (vparams,), "replicated"),
-                 Tensor("multi_modal_projector", "projector", (proj,), "replicated"))
+        extra = (Tensor("vision_tower", "vision", (vparams,), "column"),
+                 Tensor("multi_modal_projector", "projector", (proj,), "column"))
         mm = MultimodalSpec(vparams + proj, 1024, th)
     return _with(inner, extra=inner.extra + extra, multimodal=mm, model_type=str(outer.get("model_type")),
                  architecture=(outer.get("architectures") or [inner.architecture])[0],
@@ -792,7 +792,7 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     extra: tuple[Tensor, ...] = ()
     if vis:
         vparams = _siglip_params({**vis, "image_size": 0})
-        extra = (Tensor("vision_tower", "vision", (vparams,), "replicated"),
+        extra = (Tensor("vision_tower", "vision", (vparams,), "column"),
                  Tensor("embed_vision", "projector", (_int(vis, "hidden_size") * hidden,), "replicated"))
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=True, embedding=emb, head=head, rope=_rope(text, hd) + (RopeCache(

@@ -1,0 +1,125 @@
+"""The measured parts of vLLM's budget: profile-run activation peak, non-torch memory, CUDA graphs.
+
+vLLM *measures* these at start-up; gpuplan models each with a mechanism (what runs in the profile
+pass and its tensor shapes) scaled by constants calibrated on real logs. Every constant lives in
+data/calibration.json with the logs it was fitted on and the versions it applies to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...model.spec import ModelSpec
+from ...units import GiB, cdiv
+from .profiles import Profile
+
+
+@dataclass(frozen=True)
+class Activation:
+    forward: int
+    sampler: int
+    moe_workspace: int
+    multimodal: int
+    peak: int
+
+
+def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, ep: int, act_bytes: int,
+                   quant_method: str | None, profile: Profile) -> int:
+    """Fused-MoE modular-kernel workspaces (kept allocated between layers in V1)."""
+    if quant_method == "mxfp4":
+        return 0  # gpt-oss's MXFP4 path (triton matmul_ogs) has no such persistent workspace
+    best = 0
+    chunk = min(tokens, int(profile.calib.get("moe_chunk_tokens", 65536)))
+    for layer in spec.layers[lo:hi]:
+        m = layer.mlp
+        if m.kind != "moe":
+            continue
+        n = cdiv(m.moe_intermediate_size, moe_tp)
+        ws13 = chunk * m.top_k * max(2 * n, spec.hidden_size)
+        ws2 = chunk * m.top_k * n
+        best = max(best, (ws13 + ws2) * act_bytes)
+    return int(best * profile.calib["moe_workspace_factor"])
+
+
+def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile) -> int:
+    """Eager forward peak at `tokens` tokens: the widest MLP intermediate plus hidden-state buffers."""
+    k = profile.calib["forward_hidden_factor"]
+    widest = 0
+    for layer in spec.layers[lo:hi]:
+        m = layer.mlp
+        inter = m.intermediate_size if m.kind == "dense" else m.shared_intermediate_size
+        widest = max(widest, cdiv(inter, tp))
+        a = layer.attention
+        if a.num_heads:
+            qkv = cdiv(a.num_heads, tp) * a.head_dim + 2 * max(1, a.num_kv_heads // tp) * a.head_dim
+            widest = max(widest, qkv // 3)
+    return int(tokens * act_bytes * (3 * widest + k * spec.hidden_size))
+
+
+def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,
+               moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile) -> Activation:
+    fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile)
+    moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile)
+    sampler = 0
+    if last_stage:
+        c = profile.calib["sampler_bytes_per_logit"][profile.sampler]
+        sampler = int(c * sampler_rows * spec.vocab_size
+                      + profile.calib["sampler_hidden_copies"] * tokens * spec.hidden_size * act_bytes)
+    mm = 0
+    if spec.multimodal and lo == 0:
+        mm = int(profile.calib["multimodal_factor"] * tokens * spec.hidden_size * act_bytes)
+    peak = max(fwd, sampler) + moe + mm
+    return Activation(fwd, sampler, moe, mm, peak)
+
+
+def non_torch(profile: Profile, tp: int, pp: int) -> int:
+    c = profile.calib["non_torch_gib"]
+    if tp > 1:
+        key = "tensor_parallel"
+    elif pp > 1:
+        key = "pipeline_parallel"
+    else:
+        key = "single"
+    return int(c[key] * GiB)
+
+
+def baseline(profile: Profile, tp: int, pp: int) -> int:
+    """Memory in use before the budget snapshot (CUDA context; NCCL from 0.11): outside the budget."""
+    c = profile.calib["baseline_gib"]
+    return int((c["multi_gpu"] if tp * pp > 1 else c["single"]) * GiB)
+
+
+def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
+    """Number of CUDA graph batch sizes vLLM captures."""
+    rule = profile.cudagraph_sizes
+    if rule == "v0":
+        top = min(max_num_seqs, 256)
+        sizes = [1, 2, 4] + list(range(8, top + 8, 8))
+        return len([s for s in sizes if s <= max(top, 1) or s == sizes[-1]])
+    top = min(2 * max_num_seqs, 512, mnbt)
+    if rule == "v1_0.9":
+        return len([s for s in [1, 2, 4] + list(range(8, top + 1, 8)) if s <= top])
+    sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
+    return len([s for s in sizes if s <= top])
+
+
+def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
+              enforce_eager: bool) -> int:
+    """CUDA graph pool estimate: per captured size, per layer, buffers that scale with hidden width."""
+    if enforce_eager:
+        return 0
+    c = profile.calib["cudagraph"]
+    n_graphs = capture_sizes(profile, max_num_seqs, mnbt)
+    layers = hi - lo
+    moe_layers = sum(1 for layer in spec.layers[lo:hi] if layer.mlp.kind == "moe")
+    gib = (c["base_gib"] + n_graphs * (c["per_graph_per_layer_mib"] * layers
+                                       + c["per_graph_per_moe_layer_mib"] * moe_layers) / 1024
+           + c["per_layer_hidden_gib"] * layers * spec.hidden_size / 4096 / max(1, tp) ** 0.5)
+    return int(gib * GiB)
+
+
+def sampler_warmup(spec: ModelSpec, profile: Profile, rows: int, act_bytes: int, quant_method: str | None) -> int:
+    """Memory the sampler warm-up (after KV allocation and graph capture) needs."""
+    c = profile.calib["warmup_bytes_per_logit"]
+    extra = profile.calib["warmup_mxfp4_extra_bytes_per_logit"] if quant_method == "mxfp4" else 0.0
+    return int((c + extra) * rows * spec.vocab_size)

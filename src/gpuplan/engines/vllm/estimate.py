@@ -1,0 +1,377 @@
+"""vLLM's per-GPU memory accounting for one deployment: the single code path every face uses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ...deployment import Deployment
+from ...errors import GpuplanError
+from ...model.spec import ModelSpec, QuantConfig
+from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS
+from ...report import Component, MemoryReport
+from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
+from . import budget as B
+from . import kv as K
+from .profiles import Profile, get_profile
+from .weights import Sharding, pp_partition, stage_weights
+
+DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")
+HOPPER = 9.0
+CHUNKED_ENV = "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A deployment with every vLLM default filled in for this model, GPU and version."""
+
+    dep: Deployment
+    profile: Profile
+    total: int
+    tp: int
+    pp: int
+    dtype: str
+    act_bytes: int
+    quant: QuantConfig | None
+    quant_name: str | None
+    kv_dtype: str
+    utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    mnbt: int
+    cc: float
+    hybrid_manager: bool
+    sharding: Sharding
+    warnings: tuple[str, ...]
+
+
+# ----------------------------------------------------------------------------- resolution of defaults
+
+
+def _resolve_dtype(spec: ModelSpec, dep: Deployment, cc: float) -> str:
+    d = (dep.dtype or "auto").lower()
+    if d not in DTYPES:
+        raise GpuplanError("dtype", f"unsupported dtype {dep.dtype!r}", accepted=DTYPES)
+    if d == "auto":
+        d = spec.torch_dtype if spec.torch_dtype in ("bfloat16", "float16") else "bfloat16"
+        if spec.torch_dtype == "float32":
+            d = "bfloat16"
+    d = {"half": "float16", "float": "float32"}.get(d, d)
+    if d == "bfloat16" and cc < 8.0:
+        d = "float16"  # pre-Ampere GPUs have no bf16
+    return d
+
+
+def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tuple[QuantConfig | None, str | None]:
+    want = (dep.quantization or "").strip().lower() or None
+    have = spec.quant
+    if want in (None, "none", "auto"):
+        return have, (have.method if have else None)
+    aliases = {"awq_marlin": "awq", "gptq_marlin": "gptq", "modelopt": "nvfp4", "gpt_oss_mxfp4": "mxfp4",
+               "bnb": "bitsandbytes", "compressed_tensors": "compressed-tensors"}
+    want = aliases.get(want, want)
+    if have is not None:
+        if want in (have.method, "compressed-tensors") or (have.method == "compressed-tensors"):
+            return have, have.method
+        if want == "fp8" and have.method == "fp8":
+            return have, "fp8"
+        raise GpuplanError("quantization", f"--quantization {want} does not match the checkpoint's "
+                           f"quantization ({have.method})", accepted=[have.method])
+    if want == "compressed-tensors" or want == "gguf":
+        raise GpuplanError("quantization", f"{want} needs a checkpoint that is stored that way; this model's "
+                           "config has no quantization_config", accepted=sorted(ASSUMED_FORMATS))
+    if want not in ASSUMED_FORMATS:
+        raise GpuplanError("quantization", f"unsupported quantization {dep.quantization!r}", accepted=KNOWN_METHODS)
+    q = ASSUMED_FORMATS[want]
+    if q.source == "assumed":
+        warnings.append(f"quantization {want}: this checkpoint is not quantized; sized as a {q.bits}-bit "
+                        f"{q.method} checkpoint of the same model (you need such a checkpoint to serve it)")
+    return q, want
+
+
+def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len: int) -> tuple[int, int]:
+    seqs, mnbt = dep.max_num_seqs, dep.max_num_batched_tokens
+    if profile.engine == "v0":
+        seqs = seqs or 256
+        if mnbt is None:
+            mnbt = max(max_model_len, 2048) if max_model_len <= 32768 else 2048
+        return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
+    big = total >= 70 * GiB and "a100" not in (dep.gpu_name or "").lower()
+    huge = total >= 160 * GiB and profile.flag_from("big_gpu_defaults")
+    if huge:
+        d_mnbt, d_seqs = 16384, 1024
+    elif big:
+        d_mnbt, d_seqs = (8192 if dep.api_server else 16384), 1024
+    else:
+        d_mnbt, d_seqs = (2048 if dep.api_server else 8192), 256
+    return seqs or d_seqs, mnbt or d_mnbt
+
+
+def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
+    profile = get_profile(dep.vllm_version)
+    warnings: list[str] = []
+    if not dep.gpu_memory_bytes or dep.gpu_memory_bytes <= 0:
+        raise GpuplanError("gpu", "a GPU (or its memory in GiB) is needed to size the KV cache")
+    total = int(dep.gpu_memory_bytes)
+    tp, pp = int(dep.tensor_parallel_size or 1), int(dep.pipeline_parallel_size or 1)
+    if tp < 1 or pp < 1 or (dep.data_parallel_size or 1) < 1:
+        raise GpuplanError("tensor_parallel_size", "parallel sizes must be >= 1")
+    cc = dep.compute_capability or HOPPER
+    u = dep.gpu_memory_utilization if dep.gpu_memory_utilization is not None else profile.default_utilization
+    if not 0 < u <= 1:
+        raise GpuplanError("gpu_memory_utilization", f"must be in (0, 1], got {u}")
+    L = dep.max_model_len or spec.max_position_embeddings
+    if L <= 0:
+        raise GpuplanError("max_model_len", f"must be positive, got {L}")
+    if dep.max_model_len and dep.max_model_len > spec.max_position_embeddings:
+        warnings.append(f"max_model_len {L} exceeds the model's max_position_embeddings "
+                        f"({spec.max_position_embeddings}); vLLM refuses this unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")
+    kv_dtype = (dep.kv_cache_dtype or "auto").lower()
+    if kv_dtype not in K.KV_DTYPES:
+        raise GpuplanError("kv_cache_dtype", f"unsupported KV cache dtype {dep.kv_cache_dtype!r}",
+                           accepted=K.KV_DTYPES)
+    if kv_dtype == "fp8_ds_mla" and not any(layer.attention.kind == "mla" for layer in spec.layers):
+        raise GpuplanError("kv_cache_dtype", "fp8_ds_mla applies to MLA models only",
+                           accepted=[x for x in K.KV_DTYPES if x != "fp8_ds_mla"])
+    dtype = _resolve_dtype(spec, dep, cc)
+    quant, qname = _resolve_quant(spec, dep, warnings)
+    seqs, mnbt = _batch_defaults(profile, dep, total, L)
+    for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
+        if v <= 0:
+            raise GpuplanError(name, f"must be positive, got {v}")
+    _check_parallel(spec, tp, pp)
+    ep = tp * (dep.data_parallel_size or 1) if dep.enable_expert_parallel else 1
+    moe_tp = 1 if dep.enable_expert_parallel else tp * (dep.data_parallel_size or 1)
+    manager = bool(profile.hybrid_manager) and dep.disable_hybrid_kv_cache_manager is not True
+    if manager and any(layer.attention.kind == "chunked_local" for layer in spec.layers):
+        env = dep.env_value(CHUNKED_ENV)
+        allowed = env == "1" if env is not None else profile.flag_from("chunked_hybrid_default")
+        if not allowed:
+            manager = False
+            warnings.append("chunked local attention: vLLM keeps the hybrid KV cache manager off by default in "
+                            f"this version; every layer is charged full length (set {CHUNKED_ENV}=1 to change it)")
+    return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
+                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings))
+
+
+def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
+    heads = spec.num_attention_heads
+    if heads and heads % tp:
+        raise GpuplanError("tensor_parallel_size", f"{spec.num_attention_heads} attention heads cannot be split "
+                           f"over {tp} GPUs", accepted=[str(d) for d in _divisors(heads)])
+    kv = spec.num_kv_heads
+    if kv and tp % kv and kv % tp:
+        raise GpuplanError("tensor_parallel_size", f"{kv} KV heads and TP={tp}: one must divide the other",
+                           accepted=[str(d) for d in _divisors(heads) if kv % d == 0 or d % kv == 0])
+    if round_up(spec.vocab_size, 64) % tp:
+        raise GpuplanError("tensor_parallel_size", f"the padded vocabulary ({round_up(spec.vocab_size, 64)}) "
+                           f"cannot be split over {tp} GPUs")
+    if pp > spec.num_layers:
+        raise GpuplanError("pipeline_parallel_size", f"{pp} stages for {spec.num_layers} layers",
+                           accepted=[f"1..{spec.num_layers}"])
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, min(n, 64) + 1) if n % d == 0]
+
+
+# ----------------------------------------------------------------------------- the estimate
+
+
+def _mxfp4_pad(r: Resolved) -> tuple[int, int] | None:
+    if r.quant is None or r.quant.method != "mxfp4":
+        return None
+    if r.cc < 9.0:
+        return (128, 256)  # Marlin (Ampere): I to 128, H to 256
+    if r.cc >= 10.0:
+        return (256, 256)  # FlashInfer on Blackwell
+    return (64, 1)  # Triton on Hopper: I to 64
+
+
+def _kv_context(r: Resolved) -> K.KVContext:
+    in_flight = r.profile.sw_in_flight_factor if r.pp == 1 else max(r.pp, r.profile.sw_in_flight_factor)
+    return K.KVContext(tp=r.tp, kv_bytes=K.kv_element_bytes(r.kv_dtype, r.act_bytes), kv_cache_dtype=r.kv_dtype,
+                       model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
+                       mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
+                       compute_capability=r.cc)
+
+
+def estimate(spec: ModelSpec, dep: Deployment, stored=None) -> MemoryReport:
+    r = resolve(spec, dep)
+    p = r.profile
+    parts = pp_partition(spec.num_layers, r.pp)
+    weights = stage_weights(spec, r.sharding, r.quant, r.act_bytes, r.pp,
+                            mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored)
+    ctx = _kv_context(r)
+    ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
+    budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
+    n_torch = B.non_torch(p, r.tp, r.pp)
+    base = B.baseline(p, r.tp, r.pp)
+    rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
+    qm = r.quant.method if r.quant else None
+    stages = []
+    for s, (lo, hi) in enumerate(parts):
+        last = s == len(parts) - 1
+        act = B.activation(spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
+                           moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
+                           profile=p)
+        graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
+                             enforce_eager=r.dep.enforce_eager or p.engine == "v0" and False)
+        if r.dep.enforce_eager:
+            graphs = 0
+        w = weights[s].total
+        graphs_in = graphs if p.cudagraph_subtracted else 0
+        extra = 0
+        if p.formula == "v1_absolute_peak":
+            extra = base  # 0.8's V1 counted all used memory, the CUDA context included
+        elif p.formula == "consumed_plus_transient":
+            extra = int(p.calib.get("runner_buffers_gib", 0) * GiB)
+        if r.dep.kv_cache_memory_bytes is not None:
+            avail = int(r.dep.kv_cache_memory_bytes)
+        else:
+            avail = budget - (w + act.peak + n_torch + graphs_in + extra)
+        specs = K.stage_specs(spec, lo, hi, ctx, ssm_bytes)
+        plan = K.plan_stage(specs, ctx, p)
+        blocks = max(0, avail // plan.bytes_per_block) if plan.bytes_per_block else 0
+        stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": act.peak,
+                       "activation": act, "cudagraph_bytes": graphs, "available_bytes": avail, "plan": plan,
+                       "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
+                       "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})
+    # All stages share one block table: the engine gets the smallest block count.
+    lim = min(stages, key=lambda st: (st["num_blocks"] if st["plan"].bytes_per_block else math.inf,
+                                      st["available_bytes"]))
+    plan = lim["plan"]
+    num_blocks = lim["num_blocks"]
+    has_kv = bool(plan.bytes_per_block)
+    kvr = K.kv_report(plan, num_blocks, ctx, p, r.kv_dtype, lim["bytes_per_token"]) if has_kv else None
+    fits, reason, fit_len = _verdict(spec, r, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm)
+    comps = _components(spec, r, lim, n_torch, budget, stored is not None)
+    warnings = list(r.warnings) + list(spec.notes)
+    if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
+        warnings.append("V0 engine: windowed layers are allocated full length")
+    used = lim["weights_bytes"]
+    graphs_outside = 0 if p.cudagraph_subtracted else lim["cudagraph_bytes"]
+    return MemoryReport(
+        model=spec.name, model_type=spec.model_type, engine="vllm", engine_version=p.version, profile=p.name,
+        gpu_name=r.dep.gpu_name, gpu_memory_bytes=r.total, tensor_parallel_size=r.tp, pipeline_parallel_size=r.pp,
+        num_gpus=r.tp * r.pp * (r.dep.data_parallel_size or 1), gpu_memory_utilization=r.utilization,
+        max_model_len=r.max_model_len, max_num_seqs=r.max_num_seqs, max_num_batched_tokens=r.mnbt, dtype=r.dtype,
+        quantization=r.quant_name, weights_bytes=used, activation_peak_bytes=lim["activation_bytes"],
+        non_torch_bytes=n_torch, cudagraph_bytes=lim["cudagraph_bytes"], cudagraph_in_budget=bool(
+            p.cudagraph_subtracted), budget_bytes=budget, available_kv_cache_bytes=max(0, lim["available_bytes"]),
+        kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len,
+        total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
+        per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation")} for st in stages),
+        peak_process_bytes=base + budget + graphs_outside,
+    )
+
+
+def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm):
+    """Does vLLM start? The first failing check, phrased as vLLM would, and the longest length that fits."""
+    p = r.profile
+    T = r.total
+    gib = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
+    heaviest = max(stages, key=lambda st: st["weights_bytes"])
+    if heaviest["weights_bytes"] > T - base:
+        return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
+                       f"{gib(T - base)} a {gib(T)} GPU has free: CUDA out of memory while loading"), None
+    if heaviest["weights_bytes"] > budget:
+        return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
+                       f"{gib(budget)} budget (gpu_memory_utilization {r.utilization} x {gib(T)})"), None
+    if p.engine == "v1" and p.at_least("0.9") and T - base < budget and r.dep.kv_cache_memory_bytes is None:
+        return False, (f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than desired GPU "
+                       f"memory utilization ({r.utilization}, {gib(budget)}): lower gpu_memory_utilization"), None
+    if lim["available_bytes"] <= 0 or not kvr:
+        if not plan.bytes_per_block:
+            return True, None, None
+        worst = lim
+        return False, (f"no memory left for the KV cache: weights {gib(worst['weights_bytes'])} + activation peak "
+                       f"{gib(worst['activation_bytes'])} + non-torch {gib(n_torch)} exceed the "
+                       f"{gib(budget)} budget"), None
+    null = p.flag_from("null_block_in_fit")
+    avail = min(st["available_bytes"] for st in stages if st["plan"].bytes_per_block)
+    upper = max(r.max_model_len, spec.max_position_embeddings)
+    fit_len = K.max_fitting_len(plan, avail, ctx, p, upper, null)
+    if p.engine == "v0":
+        cap = kvr.kv_cache_tokens
+        if r.max_model_len > cap:
+            return False, (f"The model's max seq len ({r.max_model_len}) is larger than the maximum number of "
+                           f"tokens that can be stored in KV cache ({cap})"), min(cap, upper)
+    else:
+        needed = K.needed_bytes(plan, r.max_model_len, ctx, p) + (plan.bytes_per_block if null else 0)
+        if needed > avail:
+            return False, (f"To serve at least one request with the model's max seq len ({r.max_model_len}), "
+                           f"{gib(needed)} KV cache is needed, which is larger than the available KV cache memory "
+                           f"({gib(avail)}); the estimated maximum model length is {fit_len}"), fit_len
+    # After the KV cache fills the budget: CUDA graphs (when outside it) and the sampler warm-up.
+    if p.engine == "v1" and r.dep.kv_cache_memory_bytes is None:
+        free = T - base - (budget - lim["activation_bytes"])
+        graphs = 0 if p.cudagraph_subtracted else lim["cudagraph_bytes"]
+        if graphs and free < graphs:
+            return False, (f"CUDA out of memory capturing CUDA graphs: ~{gib(graphs)} needed, ~{gib(free)} left "
+                           "outside the budget (lower gpu_memory_utilization or use --enforce-eager)"), fit_len
+        if p.at_least("0.11"):
+            warm = B.sampler_warmup(spec, p, rows, r.act_bytes, qm)
+            if free - graphs < warm:
+                return False, (f"CUDA out of memory warming up the sampler with {rows} dummy requests: "
+                               f"~{gib(warm)} needed, ~{gib(free - graphs)} left (lower max_num_seqs or "
+                               "gpu_memory_utilization)"), fit_len
+    return True, None, max(fit_len, r.max_model_len) if fit_len else None
+
+
+def _components(spec: ModelSpec, r: Resolved, lim: dict, n_torch: int, budget: int, stored: bool) -> tuple:
+    p = r.profile
+    by = lim["weights_by_kind"]
+    w_note = "computed from the checkpoint's tensors" if stored else "computed from the config (exact for the " \
+        "listed dtype/quantization)"
+    if r.quant and r.quant.source == "assumed":
+        w_note = f"computed for an assumed {r.quant.method} {r.quant.bits}-bit checkpoint"
+    exact_w = not spec.generic and spec.model_type not in ("gemma4",)
+    act: B.Activation = lim["activation"]
+    comps = [
+        Component("weights", lim["weights_bytes"], exact_w,
+                  w_note + "; " + ", ".join(f"{k} {v / GiB:.2f} GiB" for k, v in by.items() if v >= 10 * MiB)),
+        Component("activation_peak", lim["activation_bytes"], False,
+                  f"profile run at {r.mnbt} tokens: forward {act.forward / GiB:.2f} GiB, sampler "
+                  f"{act.sampler / GiB:.2f} GiB ({p.sampler}), MoE workspace {act.moe_workspace / GiB:.2f} GiB; "
+                  "calibrated on vLLM logs"),
+        Component("non_torch", n_torch, False, "NCCL/cuBLAS/allocator memory outside torch; calibrated"),
+        Component("cudagraph", lim["cudagraph_bytes"], False,
+                  "CUDA graph pool; " + ("subtracted from the KV budget" if p.cudagraph_subtracted else
+                                         "captured after the KV cache, outside the budget")),
+        Component("kv_cache", max(0, lim["available_bytes"]), False,
+                  "budget minus the above; the block layout inside it is exact"),
+    ]
+    return tuple(comps)
+
+
+# ----------------------------------------------------------------------------- helpers for the faces
+
+
+def request_kv_bytes(spec: ModelSpec, dep: Deployment, seq_len: int) -> int:
+    """Per-GPU KV bytes one request of seq_len tokens holds (windows respected, whole blocks)."""
+    r = resolve(spec, replace(dep, max_model_len=max(seq_len, 1)))
+    ctx = _kv_context(r)
+    ssm = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
+    best = 0
+    for lo, hi in pp_partition(spec.num_layers, r.pp):
+        plan = K.plan_stage(K.stage_specs(spec, lo, hi, ctx, ssm), ctx, r.profile)
+        best = max(best, K.needed_bytes(plan, seq_len, ctx, r.profile))
+    return best
+
+
+def curve(spec: ModelSpec, dep: Deployment, lengths: list[int], concurrency: int) -> list[dict]:
+    """Per-GPU memory needed for `concurrency` requests of each length, and vLLM's max concurrency."""
+    out = []
+    for L in lengths:
+        rep = estimate(spec, replace(dep, max_model_len=L))
+        kv = request_kv_bytes(spec, dep, L) * concurrency
+        fixed = rep.weights_bytes + rep.activation_peak_bytes + rep.non_torch_bytes + (
+            rep.cudagraph_bytes if rep.cudagraph_in_budget else 0)
+        out.append({"max_model_len": L, "per_gpu_required_bytes": fixed + kv, "kv_bytes": kv,
+                    "per_gpu_required_gib": round((fixed + kv) / GiB, 2), "budget_gib": round(rep.budget_bytes / GiB, 2),
+                    "max_concurrency": rep.max_concurrency, "fits": rep.fits and rep.max_concurrency >= concurrency})
+    return out
+
+
+__all__ = ["estimate", "resolve", "request_kv_bytes", "curve", "cdiv"]

@@ -1,0 +1,266 @@
+"""KV cache as vLLM plans it: per-layer specs and page sizes, hybrid grouping, block counts, and the
+"GPU KV cache size: N tokens" / "Maximum concurrency for L tokens per request" lines.
+
+Exact (computed from vLLM's kv_cache_interface / kv_cache_utils rules), per version profile; see
+../shared/reference/vllm-memory-model.md §2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import GpuplanError
+from ...model.spec import Attention, ModelSpec
+from ...report import KVCacheReport, KVGroup
+from ...units import cdiv
+from .profiles import Profile
+
+FP8_DS_MLA_BYTES_PER_TOKEN = 656  # 512 fp8 NoPE + 4 fp32 tile scales + 64 bf16 RoPE values
+INDEXER_BYTES_PER_TOKEN = 132  # DeepSeek-V3.2 indexer: 128 fp8 values + one fp32 scale
+
+KV_DTYPES = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla")
+
+
+@dataclass(frozen=True)
+class LayerKV:
+    """One attention layer's KV cache spec on one GPU."""
+
+    kind: str  # full | sliding_window | chunked_local | mla | mamba
+    bytes_per_token: int  # attention kinds: per token per layer; mamba: whole state
+    window: int = 0
+    chunk: int = 0
+    is_state: bool = False
+
+    def key(self) -> tuple:
+        return (self.kind, self.bytes_per_token, self.window, self.chunk)
+
+
+@dataclass(frozen=True)
+class KVContext:
+    tp: int
+    kv_bytes: float  # bytes per element of the KV cache
+    kv_cache_dtype: str
+    model_dtype_bytes: int
+    block_size: int | None  # user's --block-size
+    max_model_len: int
+    mnbt: int
+    in_flight_factor: int
+    hybrid_manager: bool
+    compute_capability: float
+
+
+def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
+    if kv_cache_dtype == "auto":
+        return model_dtype_bytes
+    if kv_cache_dtype in ("bfloat16", "float16", "half"):
+        return 2
+    if kv_cache_dtype.startswith("fp8"):
+        return 1
+    raise GpuplanError("kv_cache_dtype", f"unsupported KV cache dtype {kv_cache_dtype!r}", accepted=KV_DTYPES)
+
+
+def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | None:
+    """The spec of one layer on one GPU (None: the layer stores no KV)."""
+    if not a.needs_kv:
+        return None
+    b = ctx.kv_bytes
+    if a.kind == "mla":
+        per_tok = FP8_DS_MLA_BYTES_PER_TOKEN if ctx.kv_cache_dtype == "fp8_ds_mla" else int(
+            (a.kv_lora_rank + a.qk_rope_head_dim) * b)
+        if a.indexer_head_dim:
+            per_tok += INDEXER_BYTES_PER_TOKEN
+        return LayerKV("mla", per_tok)
+    if a.kind == "mamba":
+        total = 0
+        for st in a.state:
+            n = 1
+            for d, size in enumerate(st.shape):
+                n *= cdiv(size, ctx.tp) if d == st.tp_dim else size
+            dt = ssm_dtype_bytes if st.dtype == "ssm" else ctx.model_dtype_bytes
+            total += n * dt
+        return LayerKV("mamba", total, is_state=True)
+    heads = max(1, a.num_kv_heads // ctx.tp)
+    per_tok = int(heads * (a.head_dim + (a.v_head_dim or a.head_dim)) * b)
+    if a.kind == "sliding_window":
+        return LayerKV("sliding_window", per_tok, window=a.window or 0)
+    if a.kind == "chunked_local":
+        return LayerKV("chunked_local", per_tok, chunk=a.chunk or 0)
+    return LayerKV("full", per_tok)
+
+
+def default_block_size(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> int:
+    if ctx.block_size:
+        return ctx.block_size
+    if any(s.kind == "mla" for s in specs) and profile.engine == "v1":
+        cc = ctx.compute_capability
+        return 128 if cc >= 10 else 64 if cc >= 9 else 16
+    return 16
+
+
+def request_blocks(s: LayerKV, seq_len: int, bs: int, ctx: KVContext, profile: Profile) -> int:
+    """Blocks one request of seq_len tokens needs in a group of this spec (vLLM's max_memory_usage)."""
+    if s.is_state:
+        return 1
+    in_flight = ctx.mnbt * ctx.in_flight_factor
+    if s.kind == "sliding_window" and ctx.hybrid_manager:
+        return cdiv(min(s.window - 1 + in_flight, seq_len), bs) + 1
+    if s.kind == "chunked_local" and ctx.hybrid_manager:
+        return cdiv(min(s.chunk + in_flight, seq_len), bs)
+    return cdiv(seq_len, bs)
+
+
+@dataclass(frozen=True)
+class KVPlan:
+    """Grouping of one pipeline stage's layers."""
+
+    block_size: int
+    types: tuple[tuple[LayerKV, int, int], ...]  # (spec, real layer count, groups of this spec)
+    group_size: int
+    page_bytes: int  # unified page per layer per block
+    bytes_per_block: int
+    hybrid: bool
+    min_block_size: int
+    padding_layers: int
+
+    @property
+    def num_groups(self) -> int:
+        return sum(g for _, _, g in self.types) if self.hybrid else 1
+
+
+def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan:
+    if not specs:
+        return KVPlan(16, (), 0, 0, 0, False, 16, 0)
+    has_state = any(s.is_state for s in specs)
+    manager = ctx.hybrid_manager or has_state
+    if not manager:
+        # Every windowed layer is allocated full length; all layers form one group.
+        specs = [LayerKV("full" if s.kind in ("sliding_window", "chunked_local") else s.kind, s.bytes_per_token)
+                 for s in specs]
+    bs = default_block_size(specs, ctx, profile)
+    attn = [s for s in specs if not s.is_state]
+    if has_state and attn and not ctx.block_size:
+        # Hybrid attention + Mamba: raise the attention block so one attention page covers the state.
+        state_page = max(s.bytes_per_token for s in specs if s.is_state)
+        per_tok = max(s.bytes_per_token for s in attn)
+        bs = bs * cdiv(state_page, bs * per_tok)
+    counts: dict[tuple, tuple[LayerKV, int]] = {}
+    for s in specs:
+        k = s.key()
+        counts[k] = (s, counts[k][1] + 1 if k in counts else 1)
+    distinct = list(counts.values())
+    if len(distinct) == 1 or (not has_state and len({s.kind for s, _ in distinct}) == 1
+                              and profile.at_least("0.11")):
+        # Uniform spec, or one attention type with different shapes (UniformTypeKVCacheSpecs):
+        # one group, each layer its own page.
+        spec0 = distinct[0][0]
+        total = sum(s.bytes_per_token * n for s, n in distinct) * bs
+        n_layers = sum(n for _, n in distinct)
+        return KVPlan(bs, tuple((s, n, 1) for s, n in distinct), n_layers, spec0.bytes_per_token * bs, total,
+                      False, bs, 0)
+    # Hybrid: unify page sizes, then cut each type into groups of group_size layers.
+    attn_pages = [s.bytes_per_token * bs for s, _ in distinct if not s.is_state]
+    page = max(attn_pages) if attn_pages else max(s.bytes_per_token for s, _ in distinct)
+    if has_state:
+        state_max = max(s.bytes_per_token for s, _ in distinct if s.is_state)
+        page = max(page, state_max)
+    block_sizes = []
+    for s, _ in distinct:
+        if s.is_state:
+            continue
+        p = s.bytes_per_token * bs
+        if page % p:
+            raise GpuplanError("model", "KV page sizes of this model's layer types cannot be unified "
+                               f"({p} vs {page} bytes per block)")
+        block_sizes.append(bs * (page // p))
+    n_min = min(n for _, n in distinct)
+    n_max = max(n for _, n in distinct)
+    group_size = n_min
+    if profile.group_size_rule == "min_or_max" and n_max < 1.5 * n_min:
+        group_size = n_max
+    types = tuple((s, n, cdiv(n, group_size)) for s, n in distinct)
+    padding = sum(g * group_size - n for _, n, g in types)
+    return KVPlan(bs, types, group_size, page, group_size * page, True,
+                  min(block_sizes) if block_sizes else bs, padding)
+
+
+def stage_specs(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int) -> list[LayerKV]:
+    out = []
+    for layer in spec.layers[lo:hi]:
+        s = layer_kv(layer.attention, ctx, ssm_bytes)
+        if s is not None:
+            out.append(s)
+    return out
+
+
+def blocks_per_request(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
+    total = 0
+    for s, _n, groups in plan.types:
+        bs = plan.block_size * (plan.page_bytes // (s.bytes_per_token * plan.block_size)) \
+            if (plan.hybrid and not s.is_state and s.bytes_per_token) else plan.block_size
+        total += groups * request_blocks(s, seq_len, bs, ctx, profile)
+    return total
+
+
+def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
+    """vLLM's check_enough_kv_cache_memory: sum over real layers of each layer's max memory usage."""
+    total = 0
+    for s, n, _g in plan.types:
+        if plan.hybrid:
+            page = plan.page_bytes
+            bs = plan.block_size * (page // (s.bytes_per_token * plan.block_size)) if not s.is_state else 0
+        else:
+            bs = plan.block_size
+            page = s.bytes_per_token * bs
+        total += n * request_blocks(s, seq_len, bs, ctx, profile) * page
+    return total
+
+
+def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, kv_dtype: str,
+              bytes_per_token: int) -> KVCacheReport:
+    L = ctx.max_model_len
+    need = blocks_per_request(plan, L, ctx, profile)
+    conc = num_blocks / need if need else 0.0
+    if not plan.types:
+        tokens = 0
+    elif profile.tokens_formula == "concurrency_x_len":
+        tokens = int(conc * L)
+    elif plan.hybrid and profile.tokens_formula == "groups_min_bs":
+        tokens = (num_blocks // plan.num_groups) * plan.min_block_size
+    else:
+        tokens = num_blocks * plan.block_size
+    if profile.concurrency_formula == "tokens_over_len":
+        conc = tokens / L if L else 0.0
+    groups = []
+    for s, n, g in plan.types:
+        bs = plan.block_size
+        if plan.hybrid and not s.is_state and s.bytes_per_token:
+            bs = plan.block_size * (plan.page_bytes // (s.bytes_per_token * plan.block_size))
+        groups.append(KVGroup(s.kind, n, plan.page_bytes if plan.hybrid else s.bytes_per_token * plan.block_size,
+                              bs, g * request_blocks(s, L, bs, ctx, profile)))
+    return KVCacheReport(
+        kv_cache_dtype=kv_dtype, block_size=plan.block_size, bytes_per_token=bytes_per_token,
+        bytes_per_block=plan.bytes_per_block, num_groups=plan.num_groups, group_size=plan.group_size,
+        groups=tuple(groups), hybrid_manager=plan.hybrid, num_gpu_blocks=num_blocks, kv_cache_tokens=tokens,
+        max_concurrency=round(conc, 2), blocks_per_request=need, max_model_len=L,
+        padding_layers=plan.padding_layers)
+
+
+def max_fitting_len(plan: KVPlan, available: int, ctx: KVContext, profile: Profile, upper: int,
+                    null_block: bool) -> int:
+    """Longest max_model_len whose one request fits the available KV memory (vLLM's estimate)."""
+    budget = available - (plan.bytes_per_block if null_block else 0)
+    lo, hi = 0, upper
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if needed_bytes(plan, mid, ctx, profile) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def request_kv_bytes(spec: ModelSpec, dep, seq_len: int) -> int:
+    """Per-GPU KV bytes one request of seq_len tokens holds (see estimate.request_kv_bytes)."""
+    from .estimate import request_kv_bytes as _impl
+
+    return _impl(spec, dep, seq_len)

@@ -1,0 +1,77 @@
+"""vLLM version profiles: behaviour that changed between releases, read from data files."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ...errors import GpuplanError
+
+
+def parse_version(v: str) -> tuple[int, ...]:
+    m = re.match(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(v))
+    if not m:
+        raise GpuplanError("vllm_version", f"cannot read vLLM version {v!r}", accepted=["e.g. 0.19.0", "0.12", "0.6.6"])
+    return tuple(int(x) if x is not None else 0 for x in m.groups())
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    version: str
+    version_tuple: tuple[int, ...]
+    flags: dict[str, Any] = field(hash=False, compare=False)
+    calib: dict[str, Any] = field(hash=False, compare=False)
+
+    def __getattr__(self, item: str) -> Any:  # flags read as attributes: profile.engine, profile.formula
+        flags = self.__dict__.get("flags") or {}
+        if item in flags:
+            return flags[item]
+        raise AttributeError(item)
+
+    def at_least(self, v: str) -> bool:
+        return self.version_tuple >= parse_version(v)
+
+    def flag_from(self, flag: str) -> bool:
+        """A boolean flag that turned on at a version inside this profile (e.g. budget_ceil_from)."""
+        since = self.flags.get(flag + "_from")
+        if since is not None:
+            return self.at_least(since)
+        return bool(self.flags.get(flag))
+
+
+def _load(name: str) -> dict:
+    return json.loads(resources.files("gpuplan.data").joinpath(name).read_text())
+
+
+@cache
+def _profiles() -> tuple[dict, list[dict], dict]:
+    data = _load("vllm_profiles.json")
+    calib = _load("calibration.json")
+    return data, data["profiles"], calib
+
+
+def newest_version() -> str:
+    return _profiles()[0]["newest"]
+
+
+@cache
+def get_profile(version: str | None) -> Profile:
+    data, profiles, calib = _profiles()
+    v = version or data["newest"]
+    vt = parse_version(v)
+    for p in profiles:
+        lo, hi = (parse_version(x) for x in p["versions"])
+        if lo <= vt <= hi:
+            cal = {**calib.get("defaults", {}), **calib.get("profiles", {}).get(p["name"], {})}
+            return Profile(p["name"], v, vt, p, cal)
+    raise GpuplanError("vllm_version", f"no profile for vLLM {v}", accepted=[p["name"] for p in profiles])
+
+
+def known_versions() -> list[str]:
+    return ["0.33.0", "0.28.0", "0.25.0", "0.22.0", "0.21.0", "0.20.0", "0.19.0", "0.18.0", "0.17.0", "0.16.0",
+            "0.12.0", "0.11.0", "0.10.2", "0.9.2", "0.8.5", "0.6.6", "0.5.0"]

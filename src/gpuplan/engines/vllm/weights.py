@@ -1,0 +1,229 @@
+"""Weights per GPU as vLLM allocates them ("Model loading took ..."), per pipeline stage.
+
+Computed, not fitted: every tensor at its vLLM shape and dtype, sharded over tensor-parallel ranks
+(vocabulary padded to 64, KV heads replicated when tp > kv heads, MoE experts split by TP or owned
+whole under expert parallelism), plus the persistent buffers vLLM creates while loading (rotary
+caches, MLA's absorbed matrices).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ...model.spec import Layer, ModelSpec, QuantConfig, Tensor
+from ...quant.methods import expert_bytes, linear_bytes, stored_bytes
+from ...units import DTYPE_BYTES, cdiv, round_up
+
+VOCAB_PAD = 64
+
+
+@dataclass(frozen=True)
+class Sharding:
+    tp: int
+    moe_tp: int  # inner-dimension split of experts (tp x dp without EP; 1 with EP)
+    ep: int  # expert-parallel ranks (1 without EP)
+    num_experts_pad: int = 0
+
+
+@dataclass(frozen=True)
+class StageWeights:
+    stage: int
+    layers: tuple[int, int]  # [start, end)
+    by_kind: tuple[tuple[str, int], ...]
+    total: int
+
+
+def pp_partition(num_layers: int, pp: int) -> list[tuple[int, int]]:
+    """vLLM's get_pp_indices: the remainder goes one layer each to stages pp-2, pp-3, ..."""
+    sizes = [num_layers // pp] * pp
+    for i in range(num_layers % pp):
+        sizes[pp - 2 - i if pp >= 2 else 0] += 1
+    out, start = [], 0
+    for s in sizes:
+        out.append((start, start + s))
+        start += s
+    return out
+
+
+def shard_numel(t: Tensor, sh: Sharding) -> int:
+    """Elements of `t` held by one rank."""
+    s = t.shape
+    p = t.parallel
+    if p == "replicated":
+        return t.numel
+    if p == "column" or p == "head":
+        return cdiv(s[0], sh.tp) * _rest(s, 1)
+    if p == "row":
+        return s[0] * cdiv(s[1], sh.tp) * _rest(s, 2) if len(s) > 1 else cdiv(s[0], sh.tp)
+    if p == "kv":
+        heads = t.heads or 1
+        per_rank = max(1, heads // sh.tp)
+        return (s[0] // heads) * per_rank * _rest(s, 1)
+    if p == "vocab":
+        return cdiv(round_up(s[0], VOCAB_PAD), sh.tp) * _rest(s, 1)
+    if p in ("expert_col", "expert_row"):
+        e = cdiv(s[0], sh.ep)
+        if p == "expert_col":
+            return e * cdiv(s[1], sh.moe_tp) * _rest(s, 2)
+        return e * s[1] * cdiv(s[2], sh.moe_tp) * _rest(s, 3) if len(s) > 2 else e * cdiv(s[1], sh.moe_tp)
+    raise ValueError(f"unknown parallel kind {p!r}")
+
+
+def _rest(shape: tuple[int, ...], start: int) -> int:
+    n = 1
+    for d in shape[start:]:
+        n *= d
+    return n
+
+
+def _ignored(name: str, ignore: tuple[str, ...]) -> bool:
+    for pat in ignore:
+        if pat.startswith("re:"):
+            if re.match(pat[3:], name):
+                return True
+        elif name == pat or name.endswith("." + pat) or name.startswith(pat + ".") or pat.endswith("." + name):
+            return True
+    return False
+
+
+def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | None:
+    """The quantization that applies to tensor `t`, or None when vLLM keeps it unquantized."""
+    if q is None:
+        return None
+    if t.kind in ("embedding", "lm_head"):
+        return q if (q.method == "gguf" or (q.lm_head_quantized and t.kind == "lm_head")) else None
+    if not t.linear:
+        return None
+    if q.experts_only and t.kind != "experts":
+        return None
+    if t.kind in ("vision", "projector"):
+        return None
+    if q.ignore and _ignored(name, q.ignore):
+        return None
+    return q
+
+
+def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int, name: str,
+                 mxfp4_pad: tuple[int, int] | None = None) -> int:
+    """Bytes of tensor `t` on one rank."""
+    if t.stored:
+        return stored_bytes(t.dtype or "bfloat16", shard_numel(t, sh))
+    tq = _quant_for(t, q, name)
+    dtype_bytes = DTYPE_BYTES.get(t.dtype or "", act_bytes)
+    if tq is None or len(t.shape) < 2:
+        return shard_numel(t, sh) * dtype_bytes
+    if t.parallel in ("expert_col", "expert_row"):
+        e = cdiv(t.shape[0], sh.ep)
+        out_f, in_f = t.shape[1], t.shape[2]
+        if t.parallel == "expert_col":
+            out_f = cdiv(out_f, sh.moe_tp)
+        else:
+            in_f = cdiv(in_f, sh.moe_tp)
+        pad = None
+        if tq.method == "mxfp4" and mxfp4_pad:
+            # w13 [E, 2I, H]: pad I and H; w2 [E, H, I]: pad H and I (backend-specific alignment).
+            ip, hp = mxfp4_pad
+            if t.parallel == "expert_col":
+                out_f, in_f = 2 * round_up(out_f // 2, ip), round_up(in_f, hp)
+            else:
+                out_f, in_f = round_up(out_f, hp), round_up(in_f, ip)
+        return expert_bytes(tq, e, out_f, in_f, act_bytes, mxfp4_pad=pad)
+    out_f, in_f = t.shape[0], _rest(t.shape, 1)
+    if t.parallel == "column":
+        out_f = cdiv(out_f, sh.tp)
+    elif t.parallel == "row":
+        in_f = cdiv(in_f, sh.tp)
+    elif t.parallel == "kv":
+        heads = t.heads or 1
+        out_f = (out_f // heads) * max(1, heads // sh.tp)
+    return linear_bytes(tq, out_f, in_f, act_bytes, in_full=_rest(t.shape, 1), row_parallel=t.parallel == "row")
+
+
+def _needs_per_layer_names(q: QuantConfig | None) -> bool:
+    return bool(q and q.ignore and any(re.search(r"layers\.\d", p) or p.startswith("re:") for p in q.ignore))
+
+
+@lru_cache(maxsize=4096)
+def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: int, index: int,
+                 mxfp4_pad: tuple[int, int] | None) -> tuple[tuple[str, int], ...]:
+    by: dict[str, int] = {}
+    for t in layer.tensors:
+        name = t.name.replace("{i}", str(index)).removesuffix(".weight")
+        by[t.kind] = by.get(t.kind, 0) + tensor_bytes(t, sh, q, act_bytes, name, mxfp4_pad)
+    return tuple(by.items())
+
+
+def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int, pp: int, *,
+                  mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
+                  stored: tuple[Tensor, ...] | None = None) -> list[StageWeights]:
+    """Per-stage weight bytes on one rank of each stage."""
+    parts = pp_partition(spec.num_layers, pp)
+    per_layer_names = _needs_per_layer_names(q)
+    out = []
+    for s, (lo, hi) in enumerate(parts):
+        by: dict[str, int] = {}
+
+        def add(kind: str, n: int) -> None:
+            by[kind] = by.get(kind, 0) + n
+
+        first, last = s == 0, s == len(parts) - 1
+        for i in range(lo, hi):
+            layer = spec.layers[i]
+            for kind, n in _layer_bytes(layer, sh, q, act_bytes, i if per_layer_names else -1, mxfp4_pad):
+                add(kind, n)
+            a = layer.attention
+            if mla_absorbed and a.kind == "mla":
+                # W_UK_T / W_UV: kv_b_proj dequantized to bf16 and kept beside the original.
+                add("mla_absorbed", cdiv(a.num_heads, sh.tp) * (a.qk_nope_head_dim + (a.v_head_dim or 0))
+                    * a.kv_lora_rank * 2)
+        if first:
+            for t in spec.embedding:
+                add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
+            for t in spec.extra:
+                # Vision towers and projectors are tensor-parallel in vLLM.
+                n = cdiv(t.numel, sh.tp) if t.kind in ("vision", "projector") else t.numel
+                add(t.kind, n * DTYPE_BYTES.get(t.dtype or "", act_bytes))
+        if last:
+            for t in spec.head:
+                if t.kind == "lm_head" and spec.tie_word_embeddings and first:
+                    continue  # the LM head is the embedding tensor
+                add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
+        seen = set()
+        for r in spec.rope_caches:
+            key = (r.positions, r.rotary_dim, r.dtype)
+            if key not in seen:
+                seen.add(key)
+                add("rope_cache", r.positions * r.rotary_dim * DTYPE_BYTES.get(r.dtype or "", act_bytes))
+        out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
+    if stored is not None:
+        out = _stored_stages(spec, stored, sh, parts, out)
+    return out
+
+
+def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, parts: list[tuple[int, int]],
+                   computed: list[StageWeights]) -> list[StageWeights]:
+    """Exact bytes from the checkpoint's own tensors, keeping the computed runtime buffers (rope, MLA)."""
+    layer_re = re.compile(r"layers\.(\d+)\.")
+    out = []
+    for s, (lo, hi) in enumerate(parts):
+        by: dict[str, int] = {}
+        for k, v in computed[s].by_kind:
+            if k in ("rope_cache", "mla_absorbed"):
+                by[k] = v
+        first, last = s == 0, s == len(parts) - 1
+        for t in stored:
+            m = layer_re.search(t.name)
+            if m:
+                i = int(m.group(1))
+                if not lo <= i < hi:
+                    continue
+            elif t.kind == "lm_head":
+                if not last:
+                    continue
+            elif not first:
+                continue
+            by[t.kind] = by.get(t.kind, 0) + stored_bytes(t.dtype or "bfloat16", shard_numel(t, sh))
+        out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
+    return out

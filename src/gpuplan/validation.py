@@ -1,0 +1,210 @@
+"""The validation harness: predict real vLLM start-ups (records in the schema of
+../shared/data/vllm-logs/) and compare with what vLLM logged."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .deployment import Deployment
+from .errors import GpuplanError
+from .model.adapters import build_spec
+from .units import GiB
+
+FIELDS = ("weights_gib", "activation_peak_gib", "non_torch_gib", "cudagraph_gib", "available_kv_cache_gib",
+          "kv_cache_tokens", "max_concurrency", "num_gpu_blocks")
+# Fields that need the GPU's memory: unpredictable when a record does not say which GPU it ran on.
+BUDGET_FIELDS = ("available_kv_cache_gib", "kv_cache_tokens", "max_concurrency", "num_gpu_blocks")
+
+
+def _gpu_bytes(dep: dict) -> tuple[str | None, int | None, float | None]:
+    """The CUDA-visible total: the catalog's exact figure when the logged total matches it, else the log's."""
+    name = dep.get("gpu_name")
+    logged = dep.get("gpu_total_memory_gib")
+    cat_bytes, cc = None, None
+    if name:
+        try:
+            from .gpus import find_gpu
+
+            g = find_gpu(name)
+            cat_bytes, cc = g.memory_bytes, g.compute_capability
+        except (GpuplanError, ImportError):
+            pass
+    if logged:
+        b = int(round(float(logged) * GiB))
+        if cat_bytes and abs(cat_bytes - b) < 0.011 * GiB:
+            b = cat_bytes
+        return name, b, cc
+    return name, cat_bytes, cc
+
+
+def deployment_of(rec: dict) -> Deployment:
+    d = rec.get("deployment") or {}
+    name, total, cc = _gpu_bytes(d)
+    env = tuple(sorted((str(k), str(v)) for k, v in (d.get("env") or {}).items()))
+    q = d.get("quantization")
+    cfg_q = (rec.get("hf_config") or {}).get("quantization_config")
+    if q and cfg_q:
+        q = None  # the checkpoint's own quantization_config decides
+    return Deployment(
+        gpu_name=name, gpu_memory_bytes=total, compute_capability=cc,
+        tensor_parallel_size=d.get("tensor_parallel_size") or 1,
+        pipeline_parallel_size=d.get("pipeline_parallel_size") or 1,
+        data_parallel_size=d.get("data_parallel_size") or 1,
+        enable_expert_parallel=bool(d.get("enable_expert_parallel")),
+        gpu_memory_utilization=d.get("gpu_memory_utilization"), max_model_len=d.get("max_model_len"),
+        max_num_seqs=d.get("max_num_seqs"), max_num_batched_tokens=d.get("max_num_batched_tokens"),
+        dtype=d.get("dtype") or "auto", kv_cache_dtype=d.get("kv_cache_dtype") or "auto", quantization=q,
+        enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
+        api_server=d.get("api_server") is not False, vllm_version=rec.get("engine_version"), env=env,
+        disable_hybrid_kv_cache_manager=None,
+    )
+
+
+def predict(rec: dict) -> dict[str, Any]:
+    from .engines.vllm.estimate import estimate
+
+    spec = build_spec(rec["hf_config"], rec.get("model_id"))
+    dep = deployment_of(rec)
+    out: dict[str, Any] = {"weights_gib": None}
+    if not dep.gpu_memory_bytes:
+        # Weights do not depend on the GPU: estimate them on a nominal card, leave the rest unpredicted.
+        rep = estimate(spec, dep.with_(gpu_memory_bytes=1 << 50))
+        out["weights_gib"] = round(rep.weights_bytes / GiB, 2)
+        out.update({"fits": None, "reason": "GPU not stated: memory budget unknown", "gpu_known": False})
+        return out
+    rep = estimate(spec, dep)
+    out.update({
+        "weights_gib": round(rep.weights_bytes / GiB, 2),
+        "activation_peak_gib": round(rep.activation_peak_bytes / GiB, 2),
+        "non_torch_gib": round(rep.non_torch_bytes / GiB, 2),
+        "cudagraph_gib": round(rep.cudagraph_bytes / GiB, 2),
+        "available_kv_cache_gib": round(rep.available_kv_cache_bytes / GiB, 2),
+        "kv_cache_tokens": rep.kv_cache_tokens,
+        "max_concurrency": rep.max_concurrency,
+        "num_gpu_blocks": rep.num_gpu_blocks,
+        "fits": rep.fits, "reason": rep.reason, "gpu_known": True,
+        "engine_version": rep.engine_version, "profile": rep.profile,
+    })
+    return out
+
+
+def _pct(pred: float | None, logged: float | None) -> float | None:
+    if pred is None or logged is None or logged == 0:
+        return None
+    return round(abs(pred - logged) / abs(logged) * 100, 3)
+
+
+def _p90(xs: list[float]) -> float:
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(round(0.9 * (len(s) - 1)))))
+    return s[k]
+
+
+def validate_records(records: list[dict]) -> dict[str, Any]:
+    rows = []
+    errs: dict[str, list[float]] = {f: [] for f in FIELDS}
+    failed_total = failed_agree = ok_total = ok_agree = 0
+    unpredictable: list[str] = []
+    for rec in records:
+        logged = rec.get("logged") or {}
+        try:
+            pred = predict(rec)
+        except GpuplanError as e:
+            pred = {"fits": None, "reason": f"cannot predict: {e}", "gpu_known": False, "error": str(e)}
+        ape: dict[str, float | None] = {}
+        for f in FIELDS:
+            if f == "weights_gib" and rec.get("config_complete") is False:
+                continue  # the record's config lacks the checkpoint's quantization_config
+            if f in BUDGET_FIELDS and not pred.get("gpu_known"):
+                continue
+            if rec.get("outcome") == "failed" and f in BUDGET_FIELDS:
+                continue  # figures printed before a failed start are fit/no-fit evidence, not capacity
+            e = _pct(pred.get(f), logged.get(f))
+            if e is not None:
+                ape[f] = e
+                errs[f].append(e)
+        if rec.get("outcome") == "failed":
+            if pred.get("fits") is None:
+                unpredictable.append(rec["id"])
+            else:
+                failed_total += 1
+                failed_agree += pred.get("fits") is False
+        elif pred.get("fits") is not None:
+            ok_total += 1
+            ok_agree += pred.get("fits") is True
+        rows.append({"id": rec.get("id"), "model_id": rec.get("model_id"), "engine_version": rec.get("engine_version"),
+                     "outcome": rec.get("outcome"), "predicted": pred,
+                     "logged": {f: logged.get(f) for f in FIELDS if logged.get(f) is not None},
+                     "abs_pct_error": ape})
+    summary: dict[str, Any] = {}
+    for f, xs in errs.items():
+        if xs:
+            summary[f] = {"n": len(xs), "median_abs_pct": round(statistics.median(xs), 2),
+                          "p90_abs_pct": round(_p90(xs), 2)}
+        else:
+            summary[f] = {"n": 0, "median_abs_pct": None, "p90_abs_pct": None}
+    summary["failed_outcome_agreement"] = {
+        "n": failed_total, "agree": failed_agree,
+        "rate": round(failed_agree / failed_total, 3) if failed_total else None,
+        "not_predictable": unpredictable}
+    summary["ok_outcome_agreement"] = {"n": ok_total, "agree": ok_agree,
+                                       "rate": round(ok_agree / ok_total, 3) if ok_total else None}
+    return {"records": rows, "summary": summary}
+
+
+def load_records(path: str | Path) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        raise GpuplanError("file", f"no such file: {path}")
+    out = []
+    for i, line in enumerate(p.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GpuplanError("file", f"line {i} is not JSON: {e.msg}") from e
+        if not isinstance(rec, dict) or "hf_config" not in rec:
+            raise GpuplanError("file", f"line {i} lacks hf_config (schema of shared/data/vllm-logs)")
+        out.append(rec)
+    return out
+
+
+def validate_file(path: str | Path) -> dict[str, Any]:
+    return validate_records(load_records(path))
+
+
+def render(result: dict[str, Any]) -> str:
+    """A plain-text table: per record predicted vs logged, then the per-field summary."""
+    lines = []
+    short = {"weights_gib": "weights", "activation_peak_gib": "act", "non_torch_gib": "nontorch",
+             "cudagraph_gib": "graphs", "available_kv_cache_gib": "kv_gib", "kv_cache_tokens": "tokens",
+             "max_concurrency": "conc", "num_gpu_blocks": "blocks"}
+    for row in result["records"]:
+        pred, logged = row["predicted"], row["logged"]
+        cells = []
+        for f in FIELDS:
+            if f in logged:
+                pv = pred.get(f)
+                e = row["abs_pct_error"].get(f)
+                cells.append(f"{short[f]} {pv}/{logged[f]}" + (f" ({e:.1f}%)" if e is not None else ""))
+        verdict = "fits" if pred.get("fits") else ("no-fit" if pred.get("fits") is False else "?")
+        lines.append(f"{row['id']:<7} {str(row['model_id'])[:40]:<40} {str(row['engine_version'] or '-'):<8} "
+                     f"{row['outcome']:<6} pred={verdict:<6} " + "; ".join(cells))
+    lines.append("")
+    lines.append(f"{'field':<24}{'n':>4}{'median|err|%':>14}{'p90|err|%':>12}")
+    for f in FIELDS:
+        s = result["summary"][f]
+        med = "-" if s["median_abs_pct"] is None else f"{s['median_abs_pct']:.2f}"
+        p90 = "-" if s["p90_abs_pct"] is None else f"{s['p90_abs_pct']:.2f}"
+        lines.append(f"{f:<24}{s['n']:>4}{med:>14}{p90:>12}")
+    fa = result["summary"]["failed_outcome_agreement"]
+    oa = result["summary"]["ok_outcome_agreement"]
+    lines.append(f"failed_outcome_agreement: {fa['agree']}/{fa['n']} predicted as failing"
+                 + (f"; not predictable (GPU not stated): {', '.join(fa['not_predictable'])}"
+                    if fa["not_predictable"] else ""))
+    lines.append(f"ok_outcome_agreement: {oa['agree']}/{oa['n']} predicted as starting")
+    return "\n".join(lines)
