@@ -41,9 +41,7 @@ def test_params_from_name_none_without_size(name: str) -> None:
 
 def _llama_like_exact_entries():
     return [
-        e
-        for e in list_models()
-        if e.exact and e.total_params and e.hf_config.get("model_type") in LLAMA_LIKE
+        e for e in list_models() if e.exact and e.total_params and e.hf_config.get("model_type") in LLAMA_LIKE
     ]
 
 
@@ -60,7 +58,9 @@ def test_config_from_true_total_is_within_10_percent(entry) -> None:
     assert llama_param_count(config) == pytest.approx(entry.total_params, rel=0.10)
 
 
-@pytest.mark.parametrize("params", [70e6, 350e6, 1e9, 3e9, 7e9, 13e9, 34e9, 70e9, 123e9, 180e9, 405e9, 1.8e12])
+@pytest.mark.parametrize(
+    "params", [70e6, 350e6, 1e9, 3e9, 7e9, 13e9, 34e9, 70e9, 123e9, 180e9, 405e9, 1.8e12]
+)
 def test_config_shape_is_sane(params: float) -> None:
     c = config_from_params(params, "x")
     assert c["model_type"] == "llama"

@@ -90,7 +90,9 @@ def _kv_heads(heads: int) -> int:
     return max(k for k in range(1, min(heads, _MAX_KV_HEADS) + 1) if heads % k == 0)
 
 
-def _non_ffn_params(h: int, layers: int, heads: int, kv_heads: int, head_dim: int, vocab: int, tied: bool) -> int:
+def _non_ffn_params(
+    h: int, layers: int, heads: int, kv_heads: int, head_dim: int, vocab: int, tied: bool
+) -> int:
     attn = h * heads * head_dim * 2 + 2 * h * kv_heads * head_dim  # q and o, then k and v
     per_layer = attn + 2 * h  # two RMSNorm weights
     return layers * per_layer + vocab * h * (1 if tied else 2) + h
