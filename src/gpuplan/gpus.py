@@ -1,0 +1,148 @@
+"""The GPU catalog, read once from gpuplan/data/gpus.json.
+
+memory_bytes is the CUDA-visible total (torch.cuda.mem_get_info()[1]) because that, not the marketing
+size, is what vLLM multiplies by gpu_memory_utilization. Each figure carries where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from .errors import GpuplanError
+
+__all__ = ["GPU", "list_gpus", "find_gpu", "resolve_gpu_memory", "normalize_gpu_name"]
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    aliases: tuple[str, ...]
+    vendor: str
+    memory_bytes: int
+    memory_source: str
+    bandwidth_gbps: float | None
+    bf16_tflops: float | None
+    fp8_tflops: float | None
+    fp8_support: bool
+    compute_capability: float | None
+    price_usd_per_hour: float | None
+    price_source: str
+    price_date: str | None
+    note: str = ""
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_bytes / GIB
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GPU:
+        return cls(
+            name=data["name"],
+            aliases=tuple(data.get("aliases", ())),
+            vendor=data["vendor"],
+            memory_bytes=int(data["memory_bytes"]),
+            memory_source=data["memory_source"],
+            bandwidth_gbps=data.get("bandwidth_gbps"),
+            bf16_tflops=data.get("bf16_tflops"),
+            fp8_tflops=data.get("fp8_tflops"),
+            fp8_support=bool(data.get("fp8_support", False)),
+            compute_capability=data.get("compute_capability"),
+            price_usd_per_hour=data.get("price_usd_per_hour"),
+            price_source=data.get("price_source", ""),
+            price_date=data.get("price_date"),
+            note=data.get("note", ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "vendor": self.vendor,
+            "memory_bytes": self.memory_bytes,
+            "memory_gib": round(self.memory_gib, 2),
+            "memory_source": self.memory_source,
+            "bandwidth_gbps": self.bandwidth_gbps,
+            "bf16_tflops": self.bf16_tflops,
+            "fp8_tflops": self.fp8_tflops,
+            "fp8_support": self.fp8_support,
+            "compute_capability": self.compute_capability,
+            "price_usd_per_hour": self.price_usd_per_hour,
+            "price_source": self.price_source,
+            "price_date": self.price_date,
+            "note": self.note,
+        }
+
+
+# Brand words people add or leave out ("NVIDIA GeForce RTX 4090" vs "RTX 4090" vs "Tesla T4").
+_BRAND_WORDS = re.compile(r"\b(nvidia|geforce|amd|instinct|tesla|intel)\b")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def normalize_gpu_name(name: str) -> str:
+    """Key for loose matching: lower case, brand words dropped, only letters and digits kept."""
+    return _NON_ALNUM.sub("", _BRAND_WORDS.sub("", name.lower()))
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple[tuple[GPU, ...], dict[str, GPU]]:
+    raw = json.loads((resources.files("gpuplan") / "data" / "gpus.json").read_text(encoding="utf-8"))
+    gpus = tuple(GPU.from_dict(d) for d in raw["gpus"])
+    index: dict[str, GPU] = {}
+    for gpu in gpus:
+        for name in (gpu.name, *gpu.aliases):
+            index.setdefault(normalize_gpu_name(name), gpu)
+    return gpus, index
+
+
+def list_gpus() -> list[GPU]:
+    """All catalog GPUs, in data-file order (vendor and generation grouped)."""
+    return list(_load()[0])
+
+
+def find_gpu(name: str) -> GPU:
+    """The GPU for a name or alias, matched loosely; unknown names raise GpuplanError(field="gpu")."""
+    gpus, index = _load()
+    gpu = index.get(normalize_gpu_name(name or ""))
+    if gpu is None:
+        raise GpuplanError(
+            field="gpu",
+            message=f"unknown GPU {name!r}; use one of the accepted names, or give gpu_memory_gib",
+            accepted=[g.name for g in gpus],
+        )
+    return gpu
+
+
+def resolve_gpu_memory(
+    gpu: str | None, gpu_memory_gib: float | None
+) -> tuple[str | None, int | None, float | None]:
+    """(GPU name, CUDA-visible total bytes, compute capability) for the request.
+
+    gpu alone: the catalog figures. gpu_memory_gib alone: an anonymous card of that size (name and
+    compute capability unknown). Both: the named GPU with the stated memory, for cards whose driver or
+    MIG slice shows a different total. Neither: (None, None, None); the caller decides what that means.
+    """
+    memory: int | None = None
+    if gpu_memory_gib is not None:
+        try:
+            value = float(gpu_memory_gib)
+        except (TypeError, ValueError) as exc:
+            raise GpuplanError(
+                field="gpu_memory_gib", message=f"must be a number, got {gpu_memory_gib!r}"
+            ) from exc
+        if not math.isfinite(value) or value <= 0:
+            raise GpuplanError(
+                field="gpu_memory_gib", message=f"must be a positive number of GiB, got {gpu_memory_gib!r}"
+            )
+        memory = round(value * GIB)
+    if gpu is None or not str(gpu).strip():
+        return None, memory, None
+    found = find_gpu(gpu)
+    return found.name, memory if memory is not None else found.memory_bytes, found.compute_capability
