@@ -7,7 +7,10 @@ a config that cannot be interpreted raises ConfigError (never a guess).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from functools import cache
+from importlib import resources
 from typing import Any
 
 from ..errors import ConfigError
@@ -819,10 +822,26 @@ def text_config(cfg: dict) -> dict:
     return cfg
 
 
+@cache
+def _defaults() -> dict:
+    return json.loads(resources.files("gpuplan.data").joinpath("config_defaults.json").read_text())
+
+
+def with_defaults(cfg: dict) -> dict:
+    """Fill fields a config omits with transformers' class defaults for its model_type (nested too)."""
+    d = _defaults().get(str(cfg.get("model_type")), {})
+    out = {**d, **{k: v for k, v in cfg.items() if v is not None or k not in d}}
+    for key in ("text_config", "vision_config"):
+        if isinstance(out.get(key), dict):
+            out[key] = with_defaults(out[key])
+    return out
+
+
 def build_spec(config: dict, name: str | None = None) -> ModelSpec:
     """Build a ModelSpec from an HF config.json dict (never executes remote code)."""
     if not isinstance(config, dict):
         raise ConfigError("config", "config.json must be a JSON object")
+    config = with_defaults(config)
     name = name or str(config.get("_name_or_path") or config.get("model_id") or config.get("model_type") or "model")
     mt = config.get("model_type")
     if mt in ADAPTERS:

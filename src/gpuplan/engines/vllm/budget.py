@@ -105,17 +105,18 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
 
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
               enforce_eager: bool) -> int:
-    """CUDA graph pool estimate: per captured size, per layer, buffers that scale with hidden width."""
+    """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
+    and scale with the number of captured sizes (fitted on the logged captures, see calibration.json)."""
     if enforce_eager:
         return 0
     c = profile.calib["cudagraph"]
     n_graphs = capture_sizes(profile, max_num_seqs, mnbt)
+    scale = c.get("scale", 1.0) * n_graphs / c["reference_graphs"]
     layers = hi - lo
     moe_layers = sum(1 for layer in spec.layers[lo:hi] if layer.mlp.kind == "moe")
-    gib = (c["base_gib"] + n_graphs * (c["per_graph_per_layer_mib"] * layers
-                                       + c["per_graph_per_moe_layer_mib"] * moe_layers) / 1024
-           + c["per_layer_hidden_gib"] * layers * spec.hidden_size / 4096 / max(1, tp) ** 0.5)
-    return int(gib * GiB)
+    per_layer = (c["per_layer_gib"] + c["per_layer_per_4096_hidden_gib"] * spec.hidden_size / 4096) * layers
+    gib = c["base_gib"] + scale * (per_layer * tp ** -c["tp_exponent"] + c["per_moe_layer_gib"] * moe_layers)
+    return int(max(gib, 0.05) * GiB)
 
 
 def sampler_warmup(spec: ModelSpec, profile: Profile, rows: int, act_bytes: int, quant_method: str | None) -> int:

@@ -91,9 +91,10 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
 def default_block_size(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> int:
     if ctx.block_size:
         return ctx.block_size
-    if any(s.kind == "mla" for s in specs) and profile.engine == "v1":
+    if any(s.kind == "mla" for s in specs):
         cc = ctx.compute_capability
-        return 128 if cc >= 10 else 64 if cc >= 9 else 16
+        sizes = profile.mla_block_size
+        return sizes["blackwell"] if cc >= 10 else sizes["hopper"] if cc >= 9 else sizes["other"]
     return 16
 
 

@@ -8,6 +8,7 @@ caches, MLA's absorbed matrices).
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,9 +79,21 @@ def _rest(shape: tuple[int, ...], start: int) -> int:
     return n
 
 
+def _norm_module(name: str) -> str:
+    # Multimodal checkpoints name the text model "model.language_model.*" or "language_model.model.*".
+    for prefix in ("model.language_model.", "language_model.model.", "language_model."):
+        if name.startswith(prefix):
+            return "model." + name[len(prefix):]
+    return name
+
+
 def _ignored(name: str, ignore: tuple[str, ...]) -> bool:
-    for pat in ignore:
-        if pat.startswith("re:"):
+    for raw in ignore:
+        pat = raw if raw.startswith("re:") else _norm_module(raw)
+        if "*" in pat and not pat.startswith("re:"):
+            if fnmatch.fnmatchcase(name, pat) or fnmatch.fnmatchcase(name, pat + ".*"):
+                return True
+        elif pat.startswith("re:"):
             if re.match(pat[3:], name):
                 return True
         elif name == pat or name.endswith("." + pat) or name.startswith(pat + ".") or pat.endswith("." + name):
@@ -142,7 +155,8 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
 
 
 def _needs_per_layer_names(q: QuantConfig | None) -> bool:
-    return bool(q and q.ignore and any(re.search(r"layers\.\d", p) or p.startswith("re:") for p in q.ignore))
+    return bool(q and q.ignore and any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
+                                       for p in q.ignore))
 
 
 @lru_cache(maxsize=4096)
