@@ -37,6 +37,7 @@ class GPU:
     price_source: str
     price_date: str | None
     note: str = ""
+    fabric: str = "pcie"  # nvswitch | pcie: decides NCCL's multi-GPU buffers
 
     @property
     def memory_gib(self) -> float:
@@ -48,6 +49,7 @@ class GPU:
             name=data["name"],
             aliases=tuple(data.get("aliases", ())),
             vendor=data["vendor"],
+            fabric=data.get("fabric", "pcie"),
             memory_bytes=int(data["memory_bytes"]),
             memory_source=data["memory_source"],
             bandwidth_gbps=data.get("bandwidth_gbps"),

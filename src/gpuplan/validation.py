@@ -48,6 +48,13 @@ def deployment_of(rec: dict) -> Deployment:
     cfg_q = (rec.get("hf_config") or {}).get("quantization_config")
     if q and cfg_q:
         q = None  # the checkpoint's own quantization_config decides
+    if not q and not cfg_q and rec.get("config_complete") is False:
+        # Schema rule: such records hold the base architecture only; the checkpoint's format is then
+        # named in deployment.quantization or, failing that, in the model id ("...-AWQ", "...-w8a8").
+        q = quant_from_model_id(str(rec.get("model_id") or ""))
+    if q == "compressed-tensors" and not cfg_q:
+        q = quant_from_model_id(str(rec.get("model_id") or "")) or q
+        q = "fp8_per_channel" if q == "fp8" else q
     return Deployment(
         gpu_name=name, gpu_memory_bytes=total, compute_capability=cc,
         tensor_parallel_size=d.get("tensor_parallel_size") or 1,
@@ -61,6 +68,18 @@ def deployment_of(rec: dict) -> Deployment:
         api_server=d.get("api_server") is not False, vllm_version=rec.get("engine_version"), env=env,
         disable_hybrid_kv_cache_manager=None,
     )
+
+
+_ID_QUANT = (("awq", "awq"), ("gptq", "gptq"), ("w8a8", "w8a8"), ("int8", "w8a8"), ("fp8", "fp8"),
+             ("nvfp4", "nvfp4"), ("w4a16", "w4a16"), ("bnb-4bit", "bitsandbytes"))
+
+
+def quant_from_model_id(model_id: str) -> str | None:
+    low = model_id.lower()
+    for token, method in _ID_QUANT:
+        if token in low:
+            return method
+    return None
 
 
 def predict(rec: dict) -> dict[str, Any]:

@@ -72,10 +72,11 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     return Activation(fwd, sampler, moe, mm, peak)
 
 
-def non_torch(profile: Profile, tp: int, pp: int) -> int:
+def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:
     c = profile.calib["non_torch_gib"]
     if tp > 1:
-        key = "tensor_parallel"
+        # NCCL's NVLS/symmetric-memory buffers exist on NVSwitch boards only.
+        key = "tensor_parallel" if fabric == "nvswitch" else "tensor_parallel_pcie"
     elif pp > 1:
         key = "pipeline_parallel"
     else:
@@ -96,6 +97,8 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
         top = min(max_num_seqs, 256)
         sizes = [1, 2, 4] + list(range(8, top + 8, 8))
         return len([s for s in sizes if s <= max(top, 1) or s == sizes[-1]])
+    if rule == "v1_0.8":
+        return len([s for s in [1, 2, 4] + list(range(8, 513, 8)) if s <= mnbt])
     top = min(2 * max_num_seqs, 512, mnbt)
     if rule == "v1_0.9":
         return len([s for s in [1, 2, 4] + list(range(8, top + 1, 8)) if s <= top])

@@ -185,7 +185,18 @@ def _mxfp4_pad(r: Resolved) -> tuple[int, int] | None:
         return (128, 256)  # Marlin (Ampere): I to 128, H to 256
     if r.cc >= 10.0:
         return (256, 256)  # FlashInfer on Blackwell
-    return (64, 1)  # Triton on Hopper: I to 64
+    return (128, 256)  # Hopper's triton swizzle: inferred from gt118 (13.64 GiB logged for gpt-oss-20b)
+
+
+def _fabric(dep: Deployment) -> str:
+    if not dep.gpu_name:
+        return "nvswitch"
+    from ...gpus import find_gpu
+
+    try:
+        return find_gpu(dep.gpu_name).fabric
+    except GpuplanError:
+        return "nvswitch"
 
 
 def _kv_context(r: Resolved) -> K.KVContext:
@@ -205,7 +216,7 @@ def estimate(spec: ModelSpec, dep: Deployment, stored=None) -> MemoryReport:
     ctx = _kv_context(r)
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
-    n_torch = B.non_torch(p, r.tp, r.pp)
+    n_torch = B.non_torch(p, r.tp, r.pp, _fabric(r.dep))
     base = B.baseline(p, r.tp, r.pp)
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
@@ -245,20 +256,23 @@ def estimate(spec: ModelSpec, dep: Deployment, stored=None) -> MemoryReport:
     has_kv = bool(plan.bytes_per_block)
     kvr = K.kv_report(plan, num_blocks, ctx, p, r.kv_dtype, lim["bytes_per_token"]) if has_kv else None
     fits, reason, fit_len = _verdict(spec, r, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm)
-    comps = _components(spec, r, lim, n_torch, budget, stored is not None)
+    comps = _components(spec, r, stages[0], n_torch, budget, stored is not None)
     warnings = list(r.warnings) + list(spec.notes)
     if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
         warnings.append("V0 engine: windowed layers are allocated full length")
-    used = lim["weights_bytes"]
-    graphs_outside = 0 if p.cudagraph_subtracted else lim["cudagraph_bytes"]
+    # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
+    # over stages, and per_stage lists every stage.
+    first = stages[0]
+    used = first["weights_bytes"]
+    graphs_outside = 0 if p.cudagraph_subtracted else first["cudagraph_bytes"]
     return MemoryReport(
         model=spec.name, model_type=spec.model_type, engine="vllm", engine_version=p.version, profile=p.name,
         gpu_name=r.dep.gpu_name, gpu_memory_bytes=r.total, tensor_parallel_size=r.tp, pipeline_parallel_size=r.pp,
         num_gpus=r.tp * r.pp * (r.dep.data_parallel_size or 1), gpu_memory_utilization=r.utilization,
         max_model_len=r.max_model_len, max_num_seqs=r.max_num_seqs, max_num_batched_tokens=r.mnbt, dtype=r.dtype,
-        quantization=r.quant_name, weights_bytes=used, activation_peak_bytes=lim["activation_bytes"],
-        non_torch_bytes=n_torch, cudagraph_bytes=lim["cudagraph_bytes"], cudagraph_in_budget=bool(
-            p.cudagraph_subtracted), budget_bytes=budget, available_kv_cache_bytes=max(0, lim["available_bytes"]),
+        quantization=r.quant_name, weights_bytes=used, activation_peak_bytes=first["activation_bytes"],
+        non_torch_bytes=n_torch, cudagraph_bytes=first["cudagraph_bytes"], cudagraph_in_budget=bool(
+            p.cudagraph_subtracted), budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
         kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len,
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation")} for st in stages),
@@ -278,9 +292,12 @@ def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, c
     if heaviest["weights_bytes"] > budget:
         return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
                        f"{gib(budget)} budget (gpu_memory_utilization {r.utilization} x {gib(T)})"), None
-    if p.engine == "v1" and p.at_least("0.9") and T - base < budget and r.dep.kv_cache_memory_bytes is None:
-        return False, (f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than desired GPU "
-                       f"memory utilization ({r.utilization}, {gib(budget)}): lower gpu_memory_utilization"), None
+    if T - base < budget and r.dep.kv_cache_memory_bytes is None:
+        if p.engine == "v1" and p.at_least("0.9"):
+            return False, (f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than desired GPU "
+                           f"memory utilization ({r.utilization}, {gib(budget)}): lower gpu_memory_utilization"), None
+        return False, (f"CUDA out of memory: the budget ({r.utilization} x {gib(T)} = {gib(budget)}) plus the "
+                       f"CUDA context and communication buffers (~{gib(base)}) exceed the GPU"), None
     if lim["available_bytes"] <= 0 or not kvr:
         if not plan.bytes_per_block:
             return True, None, None
