@@ -830,7 +830,7 @@ def _defaults() -> dict:
 def with_defaults(cfg: dict) -> dict:
     """Fill fields a config omits with transformers' class defaults for its model_type (nested too)."""
     d = _defaults().get(str(cfg.get("model_type")), {})
-    out = {**d, **{k: v for k, v in cfg.items() if v is not None or k not in d}}
+    out = {**d, **cfg}  # an explicit null in the config stays null (e.g. DeepSeek-V2-Lite's q_lora_rank)
     for key in ("text_config", "vision_config"):
         if isinstance(out.get(key), dict):
             out[key] = with_defaults(out[key])
