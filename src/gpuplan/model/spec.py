@@ -187,6 +187,9 @@ class ModelSpec:
     mamba_ssm_dtype: str | None = None
     generic: bool = False  # built by the generic-decoder fallback
     notes: tuple[str, ...] = field(default=())
+    # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
+    checkpoint: tuple[Tensor, ...] | None = None
+    source: str = "config"  # catalog | catalog-estimated | config | local | hub | gguf
 
     @property
     def num_layers(self) -> int:

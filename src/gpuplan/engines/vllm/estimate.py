@@ -207,7 +207,8 @@ def _kv_context(r: Resolved) -> K.KVContext:
                        compute_capability=r.cc)
 
 
-def estimate(spec: ModelSpec, dep: Deployment, stored=None) -> MemoryReport:
+def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
+    stored = spec.checkpoint
     r = resolve(spec, dep)
     p = r.profile
     parts = pp_partition(spec.num_layers, r.pp)

@@ -212,14 +212,27 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add("rope_cache", r.positions * r.rotary_dim * DTYPE_BYTES.get(r.dtype or "", act_bytes))
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     if stored is not None:
-        out = _stored_stages(spec, stored, sh, parts, out)
+        out = _stored_stages(spec, stored, sh, parts, out, act_bytes)
     return out
 
 
+_FLOAT = ("float32", "float16", "bfloat16")
+
+
+def _stored_tensor_bytes(t: Tensor, sh: Sharding, act_bytes: int) -> int:
+    """Checkpoint tensors as vLLM holds them: parameters in float formats are cast to the serving dtype;
+    packed integers, fp8 weights, scales and zero points stay as stored."""
+    n = shard_numel(t, sh)
+    dtype = t.dtype or "bfloat16"
+    if dtype in _FLOAT and t.name.endswith((".weight", ".bias")) and "scale" not in t.name:
+        return n * act_bytes
+    return stored_bytes(dtype, n)
+
+
 def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, parts: list[tuple[int, int]],
-                   computed: list[StageWeights]) -> list[StageWeights]:
+                   computed: list[StageWeights], act_bytes: int) -> list[StageWeights]:
     """Exact bytes from the checkpoint's own tensors, keeping the computed runtime buffers (rope, MLA)."""
-    layer_re = re.compile(r"layers\.(\d+)\.")
+    layer_re = re.compile(r"(?:layers|blk|h|blocks)\.(\d+)\.")
     out = []
     for s, (lo, hi) in enumerate(parts):
         by: dict[str, int] = {}
@@ -238,6 +251,6 @@ def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, pa
                     continue
             elif not first:
                 continue
-            by[t.kind] = by.get(t.kind, 0) + stored_bytes(t.dtype or "bfloat16", shard_numel(t, sh))
+            by[t.kind] = by.get(t.kind, 0) + _stored_tensor_bytes(t, sh, act_bytes)
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     return out
