@@ -19,8 +19,8 @@ from .quant_config import parse_quant_config
 from .spec import (
     Attention,
     Layer,
-    ModelSpec,
     Mlp,
+    ModelSpec,
     MultimodalSpec,
     RopeCache,
     StateTensor,

@@ -179,7 +179,7 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
     for s, (lo, hi) in enumerate(parts):
         by: dict[str, int] = {}
 
-        def add(kind: str, n: int) -> None:
+        def add(kind: str, n: int, by: dict[str, int] = by) -> None:
             by[kind] = by.get(kind, 0) + n
 
         first, last = s == 0, s == len(parts) - 1
