@@ -8,6 +8,7 @@ parameter inventory (which decides its weights), plus the tensors outside the la
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 
 # How a tensor is split over tensor-parallel ranks, as vLLM's linear layers do it.
@@ -115,7 +116,7 @@ class Mlp:
     shared_intermediate_size: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: layers are shared objects and cache keys
 class Layer:
     attention: Attention
     mlp: Mlp
@@ -204,10 +205,19 @@ class ModelSpec:
 
     def param_counts(self) -> dict[str, int]:
         """Exact parameter count per tensor kind (the checkpoint's logical parameters)."""
+        return dict(self._param_counts)
+
+    @cached_property
+    def _param_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         tensors: list[Tensor] = list(self.embedding) + list(self.head) + list(self.extra)
+        per_layer: dict[int, int] = {}
         for layer in self.layers:
-            tensors.extend(layer.tensors)
+            per_layer[id(layer)] = per_layer.get(id(layer), 0) + 1
+        uniq = {id(layer): layer for layer in self.layers}
+        for key, n in per_layer.items():
+            for t in uniq[key].tensors:
+                counts[t.kind] = counts.get(t.kind, 0) + t.numel * n
         seen_tied = False
         for t in tensors:
             if t.kind == "lm_head" and self.tie_word_embeddings:
@@ -221,7 +231,7 @@ class ModelSpec:
 
     @property
     def total_params(self) -> int:
-        return self.param_counts()["total"]
+        return self._param_counts["total"]
 
     @property
     def is_moe(self) -> bool:

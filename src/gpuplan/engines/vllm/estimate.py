@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from ...deployment import Deployment
 from ...errors import GpuplanError
@@ -188,15 +189,20 @@ def _mxfp4_pad(r: Resolved) -> tuple[int, int] | None:
     return (128, 256)  # Hopper's triton swizzle: inferred from gt118 (13.64 GiB logged for gpt-oss-20b)
 
 
-def _fabric(dep: Deployment) -> str:
-    if not dep.gpu_name:
+@lru_cache(maxsize=256)
+def _fabric_of(name: str | None) -> str:
+    if not name:
         return "nvswitch"
     from ...gpus import find_gpu
 
     try:
-        return find_gpu(dep.gpu_name).fabric
+        return find_gpu(name).fabric
     except GpuplanError:
         return "nvswitch"
+
+
+def _fabric(dep: Deployment) -> str:
+    return _fabric_of(dep.gpu_name)
 
 
 def _kv_context(r: Resolved) -> K.KVContext:

@@ -186,8 +186,12 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
 
 def stage_specs(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int) -> list[LayerKV]:
     out = []
+    seen: dict[int, LayerKV | None] = {}
     for layer in spec.layers[lo:hi]:
-        s = layer_kv(layer.attention, ctx, ssm_bytes)
+        a = layer.attention
+        if id(a) not in seen:
+            seen[id(a)] = layer_kv(a, ctx, ssm_bytes)
+        s = seen[id(a)]
         if s is not None:
             out.append(s)
     return out

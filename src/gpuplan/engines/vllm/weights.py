@@ -183,14 +183,22 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             by[kind] = by.get(kind, 0) + n
 
         first, last = s == 0, s == len(parts) - 1
+        # Layers are shared objects: size each distinct one once, unless names matter (per-layer ignores).
+        groups: dict[int, list] = {}
         for i in range(lo, hi):
             layer = spec.layers[i]
-            for kind, n in _layer_bytes(layer, sh, q, act_bytes, i if per_layer_names else -1, mxfp4_pad):
-                add(kind, n)
+            key = i if per_layer_names else id(layer)
+            if key in groups:
+                groups[key][1] += 1
+            else:
+                groups[key] = [layer, 1, i if per_layer_names else -1]
+        for layer, count, index in groups.values():
+            for kind, n in _layer_bytes(layer, sh, q, act_bytes, index, mxfp4_pad):
+                add(kind, n * count)
             a = layer.attention
             if mla_absorbed and a.kind == "mla":
                 # W_UK_T / W_UV: kv_b_proj dequantized to bf16 and kept beside the original.
-                add("mla_absorbed", cdiv(a.num_heads, sh.tp) * (a.qk_nope_head_dim + (a.v_head_dim or 0))
+                add("mla_absorbed", count * cdiv(a.num_heads, sh.tp) * (a.qk_nope_head_dim + (a.v_head_dim or 0))
                     * a.kv_lora_rank * 2)
         if first:
             for t in spec.embedding:

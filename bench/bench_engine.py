@@ -1,0 +1,72 @@
+"""Engine benchmark: single-estimate latency (in-process) and accuracy against real vLLM logs.
+
+    python bench/bench_engine.py [--logs ../shared/data/vllm-logs/dev.jsonl] [--n 2000]
+
+Latency: the engine's estimate() on an already resolved ModelSpec, for a spread of models and
+deployments (a new max_model_len each call, so nothing is served from a cache of identical calls),
+and the full Python API call with catalog lookup. Accuracy: `gpuplan validate` on the log file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import gpuplan
+from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.estimate import estimate
+from gpuplan.gpus import find_gpu
+
+CASES = [
+    ("meta-llama/Llama-3.1-8B", "H100", 1),
+    ("Qwen/Qwen3-30B-A3B", "H100", 1),
+    ("google/gemma-3-27b-it", "H100", 1),
+    ("meta-llama/Llama-4-Scout-17B-16E-Instruct", "H200", 8),
+    ("deepseek-ai/DeepSeek-V3", "H200", 8),
+    ("Qwen/Qwen3-Next-80B-A3B-Instruct", "H200", 2),
+    ("openai/gpt-oss-120b", "H100", 2),
+]
+
+
+def latency(n: int) -> dict:
+    specs = [(gpuplan.load_model(m), find_gpu(g), tp) for m, g, tp in CASES]
+    times = []
+    for i in range(n):
+        spec, gpu, tp = specs[i % len(specs)]
+        dep = Deployment(gpu_name=gpu.name, gpu_memory_bytes=gpu.memory_bytes, tensor_parallel_size=tp,
+                         compute_capability=gpu.compute_capability, max_model_len=1024 + 37 * i)
+        t0 = time.perf_counter()
+        estimate(spec, dep)
+        times.append(time.perf_counter() - t0)
+    api_times = []
+    for i in range(max(50, n // 10)):
+        m, g, tp = CASES[i % len(CASES)]
+        t0 = time.perf_counter()
+        gpuplan.estimate(m, gpu=g, tensor_parallel_size=tp, max_model_len=2048 + i)
+        api_times.append(time.perf_counter() - t0)
+    q = statistics.quantiles(times, n=100)
+    return {"n": n, "engine_median_ms": round(statistics.median(times) * 1e3, 3), "engine_p90_ms": round(q[89] * 1e3, 3),
+            "api_median_ms": round(statistics.median(api_times) * 1e3, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--logs", default=str(Path(__file__).resolve().parents[2] / "shared/data/vllm-logs/dev.jsonl"))
+    ap.add_argument("--n", type=int, default=2000)
+    args = ap.parse_args()
+    lat = latency(args.n)
+    print(f"single estimate (engine, resolved spec): median {lat['engine_median_ms']} ms, p90 {lat['engine_p90_ms']} ms "
+          f"over {lat['n']} calls")
+    print(f"single estimate (Python API incl. catalog lookup): median {lat['api_median_ms']} ms")
+    if Path(args.logs).is_file():
+        from gpuplan.validation import render, validate_file
+
+        text = render(validate_file(args.logs))
+        print("\naccuracy against", args.logs)
+        print("\n".join(text.splitlines()[-12:]))
+
+
+if __name__ == "__main__":
+    main()
