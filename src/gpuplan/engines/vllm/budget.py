@@ -65,6 +65,15 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
         c = profile.calib["sampler_bytes_per_logit"][profile.sampler]
         sampler = int(c * sampler_rows * spec.vocab_size
                       + profile.calib["sampler_hidden_copies"] * tokens * spec.hidden_size * act_bytes)
+    if quant_method == "awq" and profile.flags.get("awq_split_k_workspace"):
+        # vLLM <=0.2.x ran every AWQ GEMM through awq_gemm, whose output is an [8, M, N] fp16 split-k buffer;
+        # in the profile run M is the whole dummy batch.
+        widest = 0
+        for layer in spec.layers[lo:hi]:
+            m = layer.mlp
+            n = cdiv(2 * m.intermediate_size, tp) if m.kind == "dense" else cdiv(m.moe_intermediate_size, moe_tp)
+            widest = max(widest, n)
+        fwd += 8 * tokens * widest * 2
     mm = 0
     if spec.multimodal and lo == 0:
         mm = int(profile.calib["multimodal_factor"] * tokens * spec.hidden_size * act_bytes)
