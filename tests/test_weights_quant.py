@@ -8,8 +8,8 @@ from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.estimate import estimate
 from gpuplan.model.adapters import build_spec
 
-H, I, V, L = 256, 512, 1000, 2  # hidden, intermediate, vocab, layers
-TINY = {"model_type": "llama", "hidden_size": H, "intermediate_size": I, "num_hidden_layers": L,
+H, INTER, V, L = 256, 512, 1000, 2  # hidden, intermediate, vocab, layers
+TINY = {"model_type": "llama", "hidden_size": H, "intermediate_size": INTER, "num_hidden_layers": L,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": V, "max_position_embeddings": 64,
         "torch_dtype": "bfloat16", "tie_word_embeddings": False}
 # per layer: q 256x256, k 128x256, v 128x256, o 256x256, gate/up 512x256, down 256x512 (out x in)
