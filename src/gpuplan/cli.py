@@ -1,0 +1,389 @@
+"""The `gpuplan` command line: estimate, models, gpus, plan, validate, serve.
+
+Options carry vLLM's own names (`--max-model-len`, `-tp`, `--kv-cache-dtype`, ...), are validated by the
+same pydantic models as the REST API, and run the same core. Any bad input ends as one line
+`error: <field>: <message>` on stderr with exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .errors import GpuplanError
+from .units import GiB
+
+app = typer.Typer(
+    name="gpuplan",
+    help="How much GPU memory an LLM needs on vLLM, per GPU, as vLLM itself will log it. Memory in GiB.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False)
+BAR_WIDTH = 24
+
+
+class CliError(Exception):
+    """A problem to report as one line (field, message) and exit code 2."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _validation_line(exc: ValidationError) -> CliError:
+    from .api.service import is_union_tag
+
+    err = exc.errors()[0]
+    ctx = err.get("ctx") or {}
+    field = ctx.get("field") if isinstance(ctx.get("field"), str) else ".".join(
+        str(p) for p in err.get("loc", ()) if not (isinstance(p, str) and is_union_tag(p))
+    )
+    return CliError(field or "input", str(err.get("msg", "invalid value")))
+
+
+def _network() -> bool:
+    from .api.service import network_allowed_by_env
+
+    return network_allowed_by_env()
+
+
+def parse_length(text: str | None, field: str) -> int | None:
+    """Token counts as vLLM parses them: 8192, 8k (x1000), 8K (x1024), 1m (x10^6), 1M (x2^20)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
+    if not m:
+        raise CliError(field, f"{text!r} is not a token count (e.g. 8192, 8k, 32K)")
+    scale = {"": 1, "k": 10**3, "K": 2**10, "m": 10**6, "M": 2**20, "g": 10**9, "G": 2**30}[m.group(2)]
+    value = float(m.group(1)) * scale
+    if value != int(value) or value <= 0:
+        raise CliError(field, f"{text!r} must be a positive whole number of tokens")
+    return int(value)
+
+
+def _bar(n_bytes: int, total: int | None) -> Text:
+    if not total:
+        return Text("")
+    frac = max(0.0, min(1.0, n_bytes / total))
+    filled = round(frac * BAR_WIDTH)
+    return Text("█" * filled, style="cyan") + Text("░" * (BAR_WIDTH - filled), style="dim") + Text(f" {frac:5.1%}")
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / GiB:,.2f}"
+
+
+def render_report(report: Any) -> None:
+    """The per-GPU breakdown, then the lines vLLM prints, then the verdict."""
+    gpu = report.gpu_name or "GPU"
+    total = report.gpu_memory_bytes
+    head = (
+        f"{report.model} on {report.num_gpus}x {gpu} ({_gib(total)} GiB visible each)  "
+        f"vLLM {report.engine_version}  TP={report.tensor_parallel_size} PP={report.pipeline_parallel_size}  "
+        f"dtype={report.dtype} quantization={report.quantization or 'none'}"
+    )
+    table = Table(title=head, title_justify="left", show_lines=False)
+    table.add_column("per GPU", no_wrap=True)
+    table.add_column("GiB", justify="right")
+    table.add_column(f"share of {gpu}", no_wrap=True)
+    table.add_column("how known")
+    table.add_column("note", overflow="fold")
+    for c in report.components:
+        table.add_row(c.name, _gib(c.bytes), _bar(c.bytes, total), "exact" if c.exact else "estimated", c.note)
+    table.add_section()
+    util = report.gpu_memory_utilization
+    table.add_row(f"budget ({util:g} x GPU)", _gib(report.budget_bytes), _bar(report.budget_bytes, total), "", "")
+    out.print(table)
+
+    out.print(f"Model loading took {_gib(report.weights_bytes)} GiB")
+    out.print(f"Available KV cache memory: {_gib(report.available_kv_cache_bytes)} GiB")
+    out.print(f"GPU KV cache size: {report.kv_cache_tokens:,} tokens")
+    out.print(
+        f"Maximum concurrency for {report.max_model_len:,} tokens per request: {report.max_concurrency:.2f}x"
+    )
+    if report.fits:
+        out.print(Text(f"fits: max_model_len={report.max_model_len:,}, max_num_seqs={report.max_num_seqs}", style="bold green"))
+    else:
+        out.print(Text(f"does not fit: {report.reason}", style="bold red"))
+        if report.max_model_len_fit:
+            out.print(f"longest max_model_len that fits: {report.max_model_len_fit:,}")
+        else:
+            out.print("no max_model_len fits this deployment")
+    for w in report.warnings:
+        out.print(Text(f"warning: {w}", style="yellow"))
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def estimate(
+    model: Annotated[str, typer.Argument(help="catalog name, HF id[@rev], local dir, config.json or .gguf")],
+    gpu: Annotated[str | None, typer.Option("--gpu", help="GPU catalog name, e.g. H100, A100-80GB")] = None,
+    gpu_memory_gib: Annotated[float | None, typer.Option("--gpu-memory-gib", help="CUDA-visible GiB per GPU")] = None,
+    tensor_parallel_size: Annotated[int, typer.Option("--tensor-parallel-size", "-tp")] = 1,
+    pipeline_parallel_size: Annotated[int, typer.Option("--pipeline-parallel-size", "-pp")] = 1,
+    gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization")] = None,
+    max_model_len: Annotated[str | None, typer.Option("--max-model-len", help="tokens: 8192, 8k, 32K")] = None,
+    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs")] = None,
+    max_num_batched_tokens: Annotated[str | None, typer.Option("--max-num-batched-tokens")] = None,
+    dtype: Annotated[str, typer.Option("--dtype")] = "auto",
+    kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype")] = "auto",
+    quantization: Annotated[str | None, typer.Option("--quantization", "-q")] = None,
+    enforce_eager: Annotated[bool, typer.Option("--enforce-eager")] = False,
+    block_size: Annotated[int | None, typer.Option("--block-size")] = None,
+    vllm_version: Annotated[str | None, typer.Option("--vllm-version")] = None,
+    kv_cache_memory_bytes: Annotated[int | None, typer.Option("--kv-cache-memory-bytes")] = None,
+    disable_hybrid_kv_cache_manager: Annotated[bool, typer.Option("--disable-hybrid-kv-cache-manager")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline/--no-offline", help="offline LLM() instead of `vllm serve` (API server)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print MemoryReport.to_dict() as JSON")] = False,
+) -> None:
+    """Per-GPU memory for MODEL served by vLLM: weights, activations, CUDA graphs, KV cache, verdict."""
+    from . import estimate as run_estimate
+    from . import load_model
+    from .api.schemas import DeploymentFields
+    from .api.service import deployment_on_gpu
+
+    try:
+        fields = DeploymentFields(
+            gpu=gpu,
+            gpu_memory_gib=gpu_memory_gib,
+            tensor_parallel_size=tensor_parallel_size,
+            pipeline_parallel_size=pipeline_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=parse_length(max_model_len, "max_model_len"),
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=parse_length(max_num_batched_tokens, "max_num_batched_tokens"),
+            dtype=dtype,
+            kv_cache_dtype=kv_cache_dtype,
+            quantization=quantization,
+            enforce_eager=enforce_eager,
+            block_size=block_size,
+            vllm_version=vllm_version,
+            kv_cache_memory_bytes=kv_cache_memory_bytes,
+            # Absent flag: vLLM's default for the version (None), not "enabled".
+            disable_hybrid_kv_cache_manager=True if disable_hybrid_kv_cache_manager else None,
+            api_server=not offline,
+        )
+    except ValidationError as exc:
+        raise _validation_line(exc) from exc
+    spec = load_model(model, allow_network=_network())
+    if gpu is None and gpu_memory_gib is None and not as_json:
+        out.print(Text("no --gpu given: assuming the largest GPU in the catalog", style="dim"))
+    dep = deployment_on_gpu(fields.deployment(), fields.gpu, fields.gpu_memory_gib)
+    report = run_estimate(spec, deployment=dep)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        render_report(report)
+
+
+@app.command()
+def models(
+    filter_text: Annotated[str | None, typer.Argument(metavar="[FILTER]", help="substring of id, alias or family")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The model catalog: which models are known exactly and which are estimated."""
+    from .api.service import models_listing
+
+    items = models_listing(filter_text)
+    if as_json:
+        _echo_json(items)
+        return
+    table = Table(title=f"{len(items)} models")
+    for col in ("id", "family", "params (B)", "architecture", "source"):
+        table.add_column(col)
+    for m in items:
+        params = "-" if m["total_params"] is None else f"{m['total_params'] / 1e9:,.2f}"
+        table.add_row(m["id"], m["family"] or "", params, "exact" if m["exact"] else "estimated", m["params_source"] or "")
+    out.print(table)
+
+
+@app.command()
+def gpus(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The GPU catalog: CUDA-visible memory (GiB), bandwidth, compute, price."""
+    from .api.service import gpus_listing
+
+    items = gpus_listing()
+    if as_json:
+        _echo_json(items)
+        return
+    table = Table(title=f"{len(items)} GPUs (memory: CUDA-visible GiB)")
+    for col in ("name", "vendor", "GiB", "GB/s", "bf16 TFLOPS", "fp8", "cc", "USD/h"):
+        table.add_column(col)
+    for g in items:
+        price = g.get("price_usd_per_hour")
+        table.add_row(
+            str(g["name"]), str(g.get("vendor", "")), f"{g['memory_gib']:.2f}", str(g.get("bandwidth_gbps", "")),
+            str(g.get("bf16_tflops", "")), "yes" if g.get("fp8_support") else "no", str(g.get("compute_capability", "")),
+            "-" if price is None else f"{price:.2f}",
+        )
+    out.print(table)
+
+
+def _parse_prices(prices: list[str]) -> dict[str, float]:
+    parsed: dict[str, float] = {}
+    for item in prices:
+        name, sep, value = item.partition("=")
+        try:
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            raise CliError("price", f"{item!r} is not GPU=USD (e.g. H100=2.49)") from None
+        if not sep or not name.strip():
+            raise CliError("price", f"{item!r} is not GPU=USD (e.g. H100=2.49)")
+    return parsed
+
+
+@app.command()
+def plan(
+    model: Annotated[str, typer.Argument(help="catalog name, HF id, local dir or config.json")],
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="GPU to consider (repeatable); default: all")] = None,
+    num_gpus: Annotated[int | None, typer.Option("--num-gpus", help="exactly this many GPUs")] = None,
+    max_gpus: Annotated[int, typer.Option("--max-gpus")] = 8,
+    quantization: Annotated[str | None, typer.Option("--quantization", "-q")] = None,
+    kv_cache_dtype: Annotated[str | None, typer.Option("--kv-cache-dtype")] = None,
+    max_model_len: Annotated[str | None, typer.Option("--max-model-len")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency")] = None,
+    vllm_version: Annotated[str | None, typer.Option("--vllm-version")] = None,
+    price: Annotated[list[str] | None, typer.Option("--price", help="GPU=USD per hour (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Which GPUs, how many, and which quantization fit MODEL; cheapest first."""
+    from . import load_model
+    from .api.schemas import V1PlanRequest
+    from .api.service import PlannerMissing, get_planner, plan_kwargs, to_jsonable
+
+    try:
+        req = V1PlanRequest(
+            model=model, gpus=gpu or None, num_gpus=num_gpus, max_gpus=max_gpus, quantization=quantization,
+            kv_cache_dtype=kv_cache_dtype, max_model_len=parse_length(max_model_len, "max_model_len"),
+            concurrency=concurrency, vllm_version=vllm_version, prices=_parse_prices(price or []),
+        )
+    except ValidationError as exc:
+        raise _validation_line(exc) from exc
+    try:
+        planner = get_planner()
+    except PlannerMissing as exc:
+        raise CliError("plan", str(exc)) from exc
+    spec = load_model(model, allow_network=_network())
+    result = planner(spec, **plan_kwargs(req))
+    if as_json:
+        _echo_json(to_jsonable(result))
+        return
+    try:
+        from .planner import render  # type: ignore[attr-defined]
+    except ImportError:
+        _echo_json(to_jsonable(result))
+    else:
+        _print_rendered(render(result))
+
+
+def _print_rendered(rendered: Any) -> None:
+    if rendered is None:  # the renderer printed by itself
+        return
+    if isinstance(rendered, str):
+        typer.echo(rendered)
+    else:
+        out.print(rendered)
+
+
+@app.command()
+def validate(
+    file: Annotated[str, typer.Argument(help="JSONL of vLLM start-up logs with their configurations")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Compare gpuplan with real vLLM start-up logs, per field."""
+    try:
+        from .validation import render, validate_file  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise CliError("validate", f"the validation module is not available in this build ({exc})") from exc
+    if not os.path.isfile(file):
+        raise CliError("file", f"{file!r} does not exist")
+    result = validate_file(file)
+    if as_json:
+        _echo_json(result)
+    else:
+        _print_rendered(render(result))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+) -> None:
+    """Run the REST API and the web page (/ui) with uvicorn."""
+    import uvicorn
+
+    uvicorn.run("gpuplan.api.app:app", host=host, port=port, log_level="info")
+
+
+def _one_line(field: str, message: str) -> None:
+    # One line, whatever the message held: a multi-line error would read like a traceback.
+    text = f"error: {field}: {message}" if field else f"error: {message}"
+    sys.stderr.write(" ".join(text.split()) + "\n")
+
+
+def _is(exc: BaseException, name: str) -> bool:
+    # Typer >= 0.20 ships its own copy of click, so match click's exception classes by name.
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the Typer app and turns every failure into one line on stderr."""
+    try:
+        app(args=argv, prog_name="gpuplan", standalone_mode=False)
+    except GpuplanError as exc:
+        _one_line(exc.field, exc.message + (f" (accepted: {', '.join(exc.accepted[:25])})" if exc.accepted else ""))
+        sys.exit(2)
+    except CliError as exc:
+        _one_line(exc.field, exc.message)
+        sys.exit(2)
+    except ValidationError as exc:
+        err = _validation_line(exc)
+        _one_line(err.field, err.message)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if _is(exc, "NoArgsIsHelpError"):  # bare `gpuplan`: the help is the answer
+            typer.echo(exc.format_message())  # type: ignore[attr-defined]
+            sys.exit(0)
+        if _is(exc, "Exit"):
+            sys.exit(getattr(exc, "exit_code", 0))
+        if _is(exc, "Abort"):
+            _one_line("", "aborted")
+            sys.exit(130)
+        if _is(exc, "BadParameter"):
+            hint = getattr(exc, "param_hint", None)
+            param = getattr(exc, "param", None)
+            name = hint if isinstance(hint, str) else (param.opts[0] if param is not None and param.opts else "option")
+            message = "is required" if _is(exc, "MissingParameter") else getattr(exc, "message", str(exc))
+            _one_line(name.strip("'\""), message or str(exc))
+            sys.exit(2)
+        if _is(exc, "ClickException"):  # usage errors: unknown option, missing argument
+            _one_line("usage", exc.format_message())  # type: ignore[attr-defined]
+            sys.exit(2)
+        if os.environ.get("GPUPLAN_DEBUG"):  # a bug: still one line; the traceback only on request
+            raise
+        _one_line("internal", f"{type(exc).__name__}: {exc} (a bug in gpuplan; GPUPLAN_DEBUG=1 shows the traceback)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The `gpuplan` command line, as a person deploying a model would use it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from faces_support import needs_core
+from typer.testing import CliRunner
+
+from gpuplan.cli import app, main, parse_length
+
+runner = CliRunner()
+MODEL = "meta-llama/Llama-3.1-8B"
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+        raise SystemExit(0)  # main returns normally on success
+    captured = capsys.readouterr()
+    return int(exit_info.value.code or 0), captured.out, captured.err
+
+
+# ------------------------------------------------------------------------------ answers (need the core)
+
+
+@needs_core
+def test_estimate_json_has_the_documented_keys() -> None:
+    result = runner.invoke(app, ["estimate", MODEL, "--gpu", "H100", "--max-model-len", "8192", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"model", "unit", "gpu", "deployment", "per_gpu", "components", "kv_cache_tokens", "max_concurrency",
+            "num_gpu_blocks", "fits", "reason", "max_model_len_fit", "warnings"} <= report.keys()
+    assert {"weights_bytes", "weights_gib", "activation_peak_gib", "non_torch_gib", "cudagraph_gib",
+            "available_kv_cache_gib"} <= report["per_gpu"].keys()
+    assert report["unit"] == "GiB" and report["deployment"]["max_model_len"] == 8192
+
+
+@needs_core
+def test_estimate_prints_the_lines_vllm_prints() -> None:
+    result = runner.invoke(app, ["estimate", MODEL, "--gpu", "H100", "--max-model-len", "8k"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "GPU KV cache size:" in text and " tokens" in text
+    assert "Maximum concurrency for 8,000 tokens per request:" in text
+    assert "fits" in text
+    assert "exact" in text  # each component says how it is known
+
+
+@needs_core
+def test_a_deployment_that_does_not_fit_says_why_and_what_would() -> None:
+    result = runner.invoke(app, ["estimate", MODEL, "--gpu-memory-gib", "20", "--max-model-len", "131072"])
+    assert result.exit_code == 0, result.output
+    assert "does not fit" in result.stdout
+
+
+@needs_core
+def test_models_and_gpus_list_the_catalogs() -> None:
+    models = runner.invoke(app, ["models", "--json", "llama"])
+    assert models.exit_code == 0 and all("llama" in json.dumps(m).lower() for m in json.loads(models.stdout))
+    gpus = runner.invoke(app, ["gpus", "--json"])
+    assert gpus.exit_code == 0 and any(g["name"].upper().startswith("H100") for g in json.loads(gpus.stdout))
+
+
+@needs_core
+@pytest.mark.parametrize(("argv", "field"), [
+    (["estimate", MODEL, "--gpu", "RTX-9999"], "gpu"),
+    (["estimate", "acme/nothing-here"], "model"),
+])
+def test_core_errors_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], field: str) -> None:
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"error: {field}: ")
+
+
+# ---------------------------------------------------------------------- input errors (run without the core)
+
+BAD = [
+    (["estimate", MODEL, "--gpu-memory-utilization", "1.5"], "gpu_memory_utilization"),
+    (["estimate", MODEL, "--gpu-memory-utilization", "lots"], "--gpu-memory-utilization"),
+    (["estimate", MODEL, "-tp", "0"], "tensor_parallel_size"),
+    (["estimate", MODEL, "--max-model-len", "long"], "max_model_len"),
+    (["estimate", MODEL, "--max-model-len", "0"], "max_model_len"),
+    (["estimate", MODEL, "--kv-cache-dtype", "int4"], "kv_cache_dtype"),
+    (["estimate", MODEL, "--dtype", "int8"], "dtype"),
+    (["estimate", MODEL, "--quantization", "Q4"], "quantization"),
+    (["estimate", MODEL, "--gpu", "H100", "--gpu-memory-gib", "80"], "gpu_memory_gib"),
+    (["estimate", MODEL, "--no-such-flag"], "usage"),
+    (["estimate"], "model"),
+    (["plan", MODEL, "--price", "H100:2"], "price"),
+    (["plan", MODEL, "--num-gpus", "9", "--max-gpus", "8"], "num_gpus"),
+    (["serve", "--port", "0"], "--port"),
+]
+
+
+@pytest.mark.parametrize(("argv", "field"), BAD, ids=[" ".join(a[1:]) or a[0] for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], field: str) -> None:
+    code, _, err = run_main(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert err.startswith(f"error: {field}: "), err
+
+
+def test_validate_without_a_file_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "validate", "/nonexistent/logs.jsonl")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_bare_gpuplan_shows_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys)
+    assert code == 0 and "estimate" in out
+
+
+@pytest.mark.parametrize(("text", "tokens"), [("8192", 8192), ("8k", 8000), ("8K", 8192), ("1m", 10**6), ("1M", 2**20)])
+def test_lengths_are_parsed_as_vllm_parses_them(text: str, tokens: int) -> None:
+    assert parse_length(text, "max_model_len") == tokens
