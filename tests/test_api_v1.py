@@ -82,7 +82,7 @@ def test_catalog_listings(client: TestClient) -> None:
     assert {"id", "family", "exact", "total_params"} <= models["models"][0].keys()
     gpus = client.get("/v1/gpus").json()
     assert gpus["unit"] == "GiB" and gpus["count"] > 0
-    h100 = [g for g in gpus["gpus"] if g["name"].upper().startswith("H100")]
+    h100 = [g for g in gpus["gpus"] if "H100 SXM" in g["name"].upper()]
     assert h100 and 78 < h100[0]["memory_gib"] < 81  # CUDA-visible, not the marketing 80 GB
 
 

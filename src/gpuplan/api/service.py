@@ -267,9 +267,11 @@ def resolve_seed_model(req: SeedEstimateRequest, allow_network: bool) -> SeedMod
         if lookup_error is not None and not isinstance(lookup_error, ModelNotFound):
             raise _renamed(lookup_error, "model_name")
         where = "the catalog or the Hugging Face Hub" if allow_network else "the catalog (Hub lookups are off)"
+        why = f" ({lookup_error.message})" if lookup_error is not None else ""
         raise GpuplanError(
             "model_name",
-            f"unknown model {name!r}: not found in {where}; give params_billions or a name with the size (e.g. 'my-model-7b')",
+            f"unknown model {name!r}: not found in {where}{why}; give params_billions or a name with the size "
+            "(e.g. 'my-model-7b')",
         )
     config = config_from_params(params, name)
     if dims:

@@ -20,8 +20,10 @@ class ConfigMissing(ConfigError):
     """The repository or directory has no config.json, so there is nothing to build the model from."""
 
 
-class NetworkUnavailable(GpuplanError):
-    """The Hub could not be reached (no connection, time-out, HF_HUB_OFFLINE) and nothing is cached."""
+class NetworkUnavailable(ModelNotFound):
+    """The Hub could not be reached (no connection, time-out, HF_HUB_OFFLINE) and nothing is cached.
+
+    A kind of "not found": callers that fall back (catalog, estimation from a size) treat it as such."""
 
 
 class HubError(GpuplanError):
