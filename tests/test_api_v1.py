@@ -158,3 +158,21 @@ def test_plan_says_501_while_the_planner_is_absent(client: TestClient) -> None:
     r = client.post("/v1/plan", json={"model": MODEL})
     assert r.status_code == 501
     assert "planner" in r.json()["detail"]
+
+
+def test_local_checkpoints_are_read_only_inside_operator_allowed_dirs(monkeypatch) -> None:
+    from pathlib import Path
+
+    from gpuplan.api.app import create_app
+
+    fixtures = Path(__file__).parent / "fixtures" / "hub"
+    c = TestClient(create_app(allow_network=False))
+    body = {"model": str(fixtures / "tiny-llama"), "gpu": "H100", "max_model_len": 128}
+    refused = c.post("/v1/estimate", json=body)
+    assert refused.status_code == 400 and refused.json()["field"] == "model"
+    monkeypatch.setenv("GPUPLAN_MODEL_DIRS", str(fixtures))
+    for ref in ("tiny-llama", "tiny-llama/config.json", "gguf/tiny-llama-q8_0.gguf"):
+        ok = c.post("/v1/estimate", json={**body, "model": str(fixtures / ref)})
+        assert ok.status_code == 200, ok.text
+    escape = c.post("/v1/estimate", json={**body, "model": str(fixtures / "tiny-llama" / ".." / ".." / "..")})
+    assert escape.status_code == 400

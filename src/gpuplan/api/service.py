@@ -63,8 +63,29 @@ def is_union_tag(part: str) -> bool:
         "str", "int", "float", "bool", "dict", "list", "none", "json-or-python")
 
 
+def _allowed_local(ref: str) -> str | None:
+    """A path inside a directory the operator allowed with GPUPLAN_MODEL_DIRS (os.pathsep-separated), else None.
+
+    Paths are resolved (symlinks, ..) before the check, so nothing outside those roots is ever read."""
+    roots = [r for r in os.environ.get("GPUPLAN_MODEL_DIRS", "").split(os.pathsep) if r.strip()]
+    if not roots or "://" in ref:
+        return None
+    try:
+        real = os.path.realpath(ref)
+    except (OSError, ValueError):
+        return None
+    for root in roots:
+        base = os.path.realpath(root)
+        if (real == base or real.startswith(base.rstrip(os.sep) + os.sep)) and os.path.exists(real):
+            return real
+    return None
+
+
 def check_remote_ref(ref: str, field_name: str) -> str:
     ref = ref.strip()
+    local = _allowed_local(ref)
+    if local is not None:
+        return local
     bad = (
         "://" in ref
         or ref.startswith(("/", ".", "~", "\\"))
@@ -77,7 +98,8 @@ def check_remote_ref(ref: str, field_name: str) -> str:
         raise GpuplanError(
             field_name,
             f"{ref[:80]!r} is not a catalog name or a Hugging Face id (org/name[@revision]); "
-            "URLs and file paths are not accepted over HTTP",
+            "URLs are never fetched, and file paths are read only inside the directories the operator lists "
+            "in GPUPLAN_MODEL_DIRS",
         )
     return ref
 
