@@ -101,3 +101,19 @@ def test_a_config_that_cannot_be_interpreted_is_an_error_not_a_guess():
 
     with pytest.raises(ConfigError):
         build_spec({"model_type": "mystery", "hidden_size": 1024})
+
+
+def test_layers_that_share_another_layers_kv_store_nothing():
+    from gpuplan.catalog import find_model
+
+    rec = find_model("google/gemma-4-26B-A4B")
+    if rec is None:
+        pytest.skip("gemma-4 not in the catalog")
+    cfg = dict(rec.hf_config)
+    text = dict(cfg["text_config"])
+    n = text["num_hidden_layers"]
+    shared = {**cfg, "text_config": {**text, "num_kv_shared_layers": 10}}
+    dep = Deployment(**H100, max_model_len=8192, kv_cache_memory_bytes=10 * GiB, vllm_version="0.19.0")
+    full = estimate(build_spec(cfg), dep)
+    less = estimate(build_spec(shared), dep)
+    assert sum(g.num_layers for g in less.kv.groups) == sum(g.num_layers for g in full.kv.groups) - 10 < n

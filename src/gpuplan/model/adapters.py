@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -783,13 +784,17 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
         return b.attention(hidden, heads, a.num_kv_heads, a.head_dim, qk_norm=True,
                            k_eq_v=k_eq_v and a.kind == "full")
 
-    cache: dict[str, Layer] = {}
+    # The last num_kv_shared_layers layers reuse an earlier layer's KV (Gemma-3n style) and store none.
+    shared_from = n - _int(text, "num_kv_shared_layers", default=0)
+    cache: dict[tuple[str, bool], Layer] = {}
     layers = []
     for i in range(n):
         a = local if types[i] == "sliding_attention" else glob
-        if a.kind not in cache:
-            cache[a.kind] = Layer(a, moe, att_t(a) + mlp_t + norms)
-        layers.append(cache[a.kind])
+        key = (a.kind, i >= shared_from)
+        if key not in cache:
+            att = replace(a, kv_shared=True) if key[1] else a
+            cache[key] = Layer(att, moe, att_t(a) + mlp_t + norms)
+        layers.append(cache[key])
     emb, head = _embed_head(vocab, hidden, True, final_norm=b.norm("model.norm", hidden))
     vis = outer.get("vision_config") or {}
     extra: tuple[Tensor, ...] = ()
