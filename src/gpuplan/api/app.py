@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -218,24 +219,24 @@ def create_app(*, allow_network: bool | None = None, max_body_bytes: int = MAX_B
         summary="GPU memory needed for a model (seed 002)",
         description="Weights, activation, min/max KV cache and CUDA overhead per GPU, in GiB.",
     )
-    def estimate_gpu_memory(req: SeedEstimateRequest) -> dict[str, Any]:
-        return service.seed_estimate(req, network)
+    async def estimate_gpu_memory(req: SeedEstimateRequest) -> dict[str, Any]:
+        return await _call(req.model_name, service.seed_estimate, req, network)
 
     @app.get("/known-architectures", summary="Models in the catalog and their architectures")
     def known_architectures() -> dict[str, Any]:
         return service.known_architectures()
 
     @app.post("/v1/estimate", response_model=V1EstimateResponse, summary="Per-GPU memory report (vLLM options)")
-    def v1_estimate(req: V1EstimateRequest) -> dict[str, Any]:
-        return service.v1_estimate(req, req.model, network)
+    async def v1_estimate(req: V1EstimateRequest) -> dict[str, Any]:
+        return await _call(req.model, service.v1_estimate, req, req.model, network)
 
     @app.post(
         "/v1/curve",
         response_model=V1CurveResponse,
         summary=f"Memory and concurrency for up to {MAX_CURVE_POINTS} max_model_len values",
     )
-    def v1_curve(req: V1CurveRequest) -> dict[str, Any]:
-        return service.v1_curve(req, network)
+    async def v1_curve(req: V1CurveRequest) -> dict[str, Any]:
+        return await _call(req.model, service.v1_curve, req, network)
 
     @app.post(
         "/v1/plan",
@@ -261,6 +262,14 @@ def create_app(*, allow_network: bool | None = None, max_body_bytes: int = MAX_B
 
     app.mount("/ui", _UiFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
     return app
+
+
+async def _call(model: Any, fn: Any, *args: Any) -> Any:
+    """Run a CPU-only estimate on the event loop (it takes well under a millisecond); hand it to the
+    threadpool only when resolving the model may read the Hub or the disk."""
+    if service.resolves_offline(model):
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
 
 
 app = create_app()

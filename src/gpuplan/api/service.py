@@ -104,6 +104,17 @@ def check_remote_ref(ref: str, field_name: str) -> str:
     return ref
 
 
+def resolves_offline(model: Any) -> bool:
+    """True when the model reference needs no I/O: a config object, or a catalog name."""
+    if isinstance(model, dict):
+        return True
+    if not isinstance(model, str):
+        return False
+    from ..catalog import find_model
+
+    return find_model(model.strip()) is not None
+
+
 @lru_cache(maxsize=512)
 def _load_ref(ref: str, allow_network: bool) -> ModelSpec:
     # ModelSpec is frozen, so one resolution can serve every request for the same model.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 from importlib import resources
-from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError
