@@ -121,6 +121,19 @@ class Layer:
     mlp: Mlp
     tensors: tuple[Tensor, ...]
 
+    def __hash__(self) -> int:
+        # The engine memoizes per-layer weight bytes keyed by the layer; hashing dozens of tensors on every
+        # lookup dominated the planner's hundreds of estimates. Frozen, so the hash never changes.
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.attention, self.mlp, self.tensors))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict:
+        # str hashes differ between processes: a pickled layer must not carry this one's.
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     @property
     def numel(self) -> int:
         return sum(t.numel for t in self.tensors)
@@ -204,6 +217,14 @@ class ModelSpec:
 
     def param_counts(self) -> dict[str, int]:
         """Exact parameter count per tensor kind (the checkpoint's logical parameters)."""
+        # Frozen, so computed once per spec (every estimate asks twice; the planner runs hundreds).
+        cached = self.__dict__.get("_param_counts")
+        if cached is None:
+            cached = self._count_params()
+            object.__setattr__(self, "_param_counts", cached)
+        return dict(cached)
+
+    def _count_params(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         tensors: list[Tensor] = list(self.embedding) + list(self.head) + list(self.extra)
         for layer in self.layers:
