@@ -334,7 +334,7 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
     if any(o.assumed_checkpoint for o in options):
         notes.append("int4/int8 options marked 'assumed pre-quantized checkpoint' are sized for such a checkpoint "
                      "of this model; vLLM cannot quantize to them at start-up")
-    return PlanResult(model=ctx.spec.name, vllm_version=get_profile(vllm_version).version,
+    return PlanResult(model=ctx.model_ref, vllm_version=get_profile(vllm_version).version,
                       max_model_len=max_model_len, concurrency=concurrency, options=tuple(options),
                       requested=requested, skipped=tuple(dict.fromkeys(skipped)), notes=tuple(notes))
 

@@ -61,7 +61,7 @@ def context_table(model: str | dict | ModelSpec, gpus: Sequence[str] | str | Non
                     on = Candidate(gpu, n, s[0], s[1], fmt, kv.lower(),
                                    tuple(sorted({**dict(ctx.env), CHUNKED_ENV: "1"}.items())))
                     rows.append(_row(ctx, on, lens))
-    return ContextTable(model=spec.name, vllm_version=get_profile(vllm_version).version, lengths=lens,
+    return ContextTable(model=ctx.model_ref, vllm_version=get_profile(vllm_version).version, lengths=lens,
                         rows=tuple(rows))
 
 
