@@ -1,0 +1,347 @@
+"""The planner: search GPUs x GPU counts x weight formats x KV dtypes, run the engine on each, rank.
+
+Every memory figure, verdict and context length is the engine's (`engines.vllm.estimate`), re-run per
+option; this module only chooses what to run and orders the results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from ..deployment import Deployment
+from ..engines.vllm.estimate import CHUNKED_ENV, estimate, request_kv_bytes, resolve
+from ..engines.vllm.profiles import get_profile
+from ..errors import GpuplanError
+from ..gpus import GPU, find_gpu
+from ..model.spec import ModelSpec
+from ..quant.methods import ASSUMED_FORMATS
+from ..report import MemoryReport
+from .commands import LaunchSpec, launch_commands
+from .config import WeightFormat, data, normalize_quantization, weight_formats
+from .cost import normalize_prices, price_of
+from .throughput import ActiveParams, active_params, cost_per_1m_tokens, estimate_throughput
+from .types import Option, PlanResult, Throughput
+
+LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    gpu: GPU
+    num_gpus: int
+    tp: int
+    pp: int
+    fmt: WeightFormat
+    kv: str
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What stays fixed over one search: the model (resolved once) and the user's requirements."""
+
+    spec: ModelSpec
+    model_ref: str  # what the commands name
+    vllm_version: str | None
+    utilization: float | None
+    prices: Mapping[str, float]
+    concurrency: int
+    env: tuple[tuple[str, str], ...]
+    params: ActiveParams
+
+
+@lru_cache(maxsize=32)
+def _load_cached(ref: str) -> ModelSpec:
+    from ..api_python import load_model
+
+    return load_model(ref)
+
+
+def load_spec(model: str | dict | ModelSpec) -> ModelSpec:
+    """Resolve a model once per process for string references (the search runs hundreds of estimates)."""
+    if isinstance(model, str):
+        return _load_cached(model.strip())
+    from ..api_python import load_model
+
+    return load_model(model)
+
+
+def _command_ref(model: str | dict | ModelSpec, spec: ModelSpec) -> str:
+    # The user's own HF id names the checkpoint they will serve (the catalog may map "-Instruct" to its base).
+    if isinstance(model, str) and "/" in model and not model.endswith((".json", ".gguf")):
+        return model.strip().split("@", 1)[0]
+    return spec.name
+
+
+def make_context(model: str | dict | ModelSpec, *, vllm_version: str | None, utilization: float | None,
+                 prices: Mapping[str, float] | None, concurrency: int,
+                 env: Mapping[str, str] | None) -> Context:
+    if concurrency < 1:
+        raise GpuplanError("concurrency", f"must be >= 1, got {concurrency}")
+    get_profile(vllm_version)  # an unknown version fails here, once, with the accepted list
+    spec = load_spec(model)
+    return Context(spec=spec, model_ref=_command_ref(model, spec), vllm_version=vllm_version,
+                   utilization=utilization, prices=normalize_prices(prices), concurrency=concurrency,
+                   env=tuple(sorted((env or {}).items())), params=active_params(spec))
+
+
+# ----------------------------------------------------------------------------- the search space
+
+
+def resolve_gpus(gpus: Sequence[str] | str | None) -> list[GPU]:
+    names = [gpus] if isinstance(gpus, str) else list(gpus or data()["default_gpus"])
+    out: list[GPU] = []
+    for name in names:
+        g = find_gpu(name)
+        if g not in out:
+            out.append(g)
+    return out
+
+
+def split(spec: ModelSpec, n: int, cache: dict[int, tuple[int, int] | None]) -> tuple[int, int] | None:
+    """(TP, PP) for n GPUs: all TP when the model splits that way, else the widest TP with PP stages."""
+    if n in cache:
+        return cache[n]
+    found = None
+    pp = 1
+    while pp <= n and found is None:
+        if n % pp == 0:
+            try:  # the engine's own rules: heads divisible, KV heads divide or are divided, padded vocab
+                resolve(spec, Deployment(gpu_memory_bytes=1 << 30, tensor_parallel_size=n // pp,
+                                         pipeline_parallel_size=pp, max_model_len=1))
+                found = (n // pp, pp)
+            except GpuplanError as exc:
+                if exc.field not in ("tensor_parallel_size", "pipeline_parallel_size"):
+                    raise
+        pp *= 2
+    cache[n] = found
+    return found
+
+
+def formats_for(spec: ModelSpec, quantization: str | None) -> list[WeightFormat]:
+    """The weight formats to try: the checkpoint's own when it is quantized, else every format in the data
+    file (or only the one asked for)."""
+    min_cc = data()["checkpoint_min_cc"]
+    native = next(f for f in weight_formats() if f.key is None)
+    if spec.quant is not None:
+        own = WeightFormat(key=None, label=f"{spec.quant.method} {spec.quant.bits}-bit (checkpoint)",
+                           bits=spec.quant.bits, kind="checkpoint", flag=None,
+                           min_cc=min_cc.get(spec.quant.method, 0.0))
+        if quantization is None:
+            return [own]
+        key = normalize_quantization(quantization)
+        if key is None or key == spec.quant.method:
+            return [own]
+        raise GpuplanError("quantization", f"this checkpoint is already quantized ({spec.quant.method}); vLLM "
+                           "serves it in that format", accepted=[spec.quant.method])
+    if quantization is None:
+        return list(weight_formats())
+    key = normalize_quantization(quantization)
+    if key is None:
+        return [native]
+    for f in weight_formats():
+        if f.key == key:
+            return [f]
+    if key not in ASSUMED_FORMATS:
+        raise GpuplanError("quantization", f"unsupported quantization {quantization!r}",
+                           accepted=sorted({*ASSUMED_FORMATS, "bf16", "int4"}))
+    q = ASSUMED_FORMATS[key]
+    online = q.source == "online"
+    return [WeightFormat(key=key, label=f"{key} ({'online' if online else 'assumed pre-quantized checkpoint'})",
+                         bits=q.bits, kind="online" if online else "assumed", flag=key if online else None,
+                         min_cc=0.0)]
+
+
+def kv_allowed(gpu: GPU, kv: str) -> bool:
+    if kv == "auto" or not kv.startswith("fp8"):
+        return True
+    cc = gpu.compute_capability
+    return gpu.fp8_support if cc is None else cc >= data()["kv_fp8_min_cc"]
+
+
+def format_allowed(gpu: GPU, fmt: WeightFormat) -> bool:
+    cc = gpu.compute_capability
+    return cc is None or cc >= fmt.min_cc
+
+
+# ----------------------------------------------------------------------------- one option
+
+
+def _deployment(ctx: Context, c: Candidate, max_model_len: int | None) -> Deployment:
+    return Deployment(gpu_name=c.gpu.name, gpu_memory_bytes=c.gpu.memory_bytes,
+                      compute_capability=c.gpu.compute_capability, tensor_parallel_size=c.tp,
+                      pipeline_parallel_size=c.pp, gpu_memory_utilization=ctx.utilization,
+                      max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
+                      vllm_version=ctx.vllm_version, env=c.env)
+
+
+def run_engine(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[Deployment, MemoryReport]:
+    dep = _deployment(ctx, c, max_model_len)
+    rep = estimate(ctx.spec, dep)
+    if rep.max_num_seqs < ctx.concurrency:
+        # vLLM's default batch is smaller than the requirement: raise it (and the token budget, which vLLM
+        # requires to be at least max_num_seqs) and let the engine re-price the larger batch.
+        dep = dep.with_(max_num_seqs=ctx.concurrency,
+                        max_num_batched_tokens=max(rep.max_num_batched_tokens, ctx.concurrency))
+        rep = estimate(ctx.spec, dep)
+    return dep, rep
+
+
+def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: bool) -> Option:
+    """Run the engine on one candidate. With `shrink` and no target length, a deployment whose KV cache
+    cannot hold the model's full context is re-run at the longest length the engine says fits."""
+    dep, rep = run_engine(ctx, c, max_model_len)
+    floor = min(data()["min_context"], ctx.spec.max_position_embeddings)
+    if shrink and max_model_len is None and not rep.fits and rep.max_model_len_fit and \
+            rep.max_model_len_fit >= floor:
+        dep, rep = run_engine(ctx, c, rep.max_model_len_fit)
+    return _option(ctx, c, dep, rep)
+
+
+def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport) -> Option:
+    L = rep.max_model_len
+    conc = rep.max_concurrency
+    fits = rep.fits and conc >= ctx.concurrency
+    reason = rep.reason
+    if rep.fits and not fits:
+        reason = (f"vLLM starts, but its KV cache holds {conc:.2f} requests of {L} tokens at once, fewer than "
+                  f"the {ctx.concurrency} asked for")
+    env = c.env
+    if L > ctx.spec.max_position_embeddings and not dep.env_value(LONG_LEN_ENV):
+        env = (*env, (LONG_LEN_ENV, "1"))
+    price, source, _ = price_of(c.gpu, ctx.prices)
+    per_hour = None if price is None else round(price * c.num_gpus, 4)
+    throughput = Throughput(None, None, None, 0, data()["throughput"]["label"])
+    if fits:
+        batch = max(1, min(math.floor(conc), rep.max_num_seqs))
+        kv_req = request_kv_bytes(ctx.spec, dep, L) if rep.kv else 0
+        fp8_compute = c.fmt.key == "fp8" and (c.gpu.compute_capability or 0) >= (c.fmt.native_cc or 0)
+        throughput = estimate_throughput(c.gpu, num_gpus=c.num_gpus, pp=c.pp, weights_bytes=rep.weights_bytes,
+                                         kv_request_bytes=kv_req, batch=batch, params=ctx.params,
+                                         fp8_compute=fp8_compute)
+    warnings = list(rep.warnings)
+    if c.fmt.assumed:
+        warnings.append(f"{c.fmt.label}: serve a {c.fmt.key} checkpoint of this model; the commands name a "
+                        "placeholder path (/path/to/...) for it")
+    cc = c.gpu.compute_capability
+    if c.kv != "auto" and cc is not None and cc < data()["kv_fp8_native_cc"]:
+        warnings.append(data()["kv_fp8_note"])
+    if price is None:
+        warnings.append(f"{c.gpu.name}: {source}")
+    default_seqs = dep.max_num_seqs is None
+    launch = LaunchSpec(model=ctx.model_ref, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
+                        max_model_len=L, gpu_memory_utilization=rep.gpu_memory_utilization, kv_cache_dtype=c.kv,
+                        quantization_flag=c.fmt.flag, assumed_quantization=c.fmt.key if c.fmt.assumed else None,
+                        max_num_seqs=None if default_seqs else rep.max_num_seqs,
+                        max_num_batched_tokens=rep.max_num_batched_tokens,
+                        pin_max_num_batched_tokens=not default_seqs, vllm_version=rep.engine_version, env=env)
+    return Option(
+        gpu=c.gpu.name, num_gpus=c.num_gpus, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
+        quantization=c.fmt.key, quantization_label=c.fmt.label_for(cc, rep.dtype),
+        assumed_checkpoint=c.fmt.assumed, kv_cache_dtype=c.kv, env=env, fits=fits, reason=reason,
+        launch_max_model_len=L, max_model_len=rep.max_model_len_fit, max_concurrency=conc,
+        max_num_seqs=rep.max_num_seqs, kv_cache_tokens=rep.kv_cache_tokens, weights_bytes=rep.weights_bytes,
+        activation_bytes=rep.activation_peak_bytes, non_torch_bytes=rep.non_torch_bytes,
+        cudagraph_bytes=rep.cudagraph_bytes, kv_cache_bytes=rep.available_kv_cache_bytes, gpu_memory_bytes=rep.gpu_memory_bytes or 0,
+        gpu_memory_utilization=rep.gpu_memory_utilization, vllm_version=rep.engine_version,
+        throughput=throughput, cost_per_hour_usd=per_hour,
+        cost_per_1m_output_tokens_usd=cost_per_1m_tokens(per_hour, throughput.decode_tokens_per_s),
+        price_source=source, commands=launch_commands(launch), warnings=tuple(dict.fromkeys(warnings)),
+    )
+
+
+# ----------------------------------------------------------------------------- ranking
+
+
+def rank_key(o: Option) -> tuple:
+    """Fitting first, fewest GPUs, cheapest per hour (unknown price last), then the longest context and the
+    most concurrency; ties go to the more precise weights and KV cache."""
+    bits = 16 if o.quantization is None else (ASSUMED_FORMATS[o.quantization].bits
+                                               if o.quantization in ASSUMED_FORMATS else 8)
+    return (not o.fits, o.num_gpus, o.cost_per_hour_usd is None, o.cost_per_hour_usd or 0.0,
+            -(o.max_model_len or 0), -o.max_concurrency, -bits, o.kv_cache_dtype != "auto", o.gpu)
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def candidates(ctx: Context, gpus: Iterable[GPU], counts: Iterable[int], formats: Sequence[WeightFormat],
+               kv_dtypes: Sequence[str], splits: dict[int, tuple[int, int] | None],
+               skipped: list[str]) -> list[Candidate]:
+    out = []
+    counts = list(counts)
+    for n in counts:
+        if split(ctx.spec, n, splits) is None:
+            skipped.append(f"{n} GPUs: no tensor/pipeline split of this model over {n} GPUs is valid")
+    for gpu in gpus:
+        for n in counts:
+            s = splits[n]
+            if s is None:
+                continue
+            for fmt in formats:
+                if not format_allowed(gpu, fmt):
+                    skipped.append(f"{gpu.name}: {fmt.key or fmt.label} needs compute capability >= "
+                                   f"{fmt.min_cc} (vLLM has no kernel below it)")
+                    continue
+                for kv in kv_dtypes:
+                    if not kv_allowed(gpu, kv):
+                        skipped.append(f"{gpu.name}: {kv} KV cache needs compute capability >= "
+                                       f"{data()['kv_fp8_min_cc']}")
+                        continue
+                    out.append(Candidate(gpu, n, s[0], s[1], fmt, kv, ctx.env))
+    return out
+
+
+def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = None, num_gpus: int | None = None,
+         max_gpus: int = 8, quantization: str | None = None, kv_cache_dtype: str | None = None,
+         max_model_len: int | None = None, concurrency: int = 1, vllm_version: str | None = None,
+         prices: Mapping[str, float] | None = None, gpu_memory_utilization: float | None = None,
+         env: Mapping[str, str] | None = None) -> PlanResult:
+    """Which GPUs, how many, in what weight format and KV dtype serve `model` at `max_model_len` for
+    `concurrency` requests; each option re-run through the engine, ranked, with commands and costs.
+
+    `num_gpus` with a single GPU names a deployment: `requested` judges it and lists the nearest options
+    that fit. `env` passes vLLM environment variables (e.g. the Llama-4 hybrid-KV switch) to the engine
+    and the commands. `prices` (GPU name -> USD per GPU-hour) override the catalog's.
+    """
+    if max_gpus < 1:
+        raise GpuplanError("max_gpus", f"must be >= 1, got {max_gpus}")
+    if num_gpus is not None and num_gpus < 1:
+        raise GpuplanError("num_gpus", f"must be >= 1, got {num_gpus}")
+    if max_model_len is not None and max_model_len < 1:
+        raise GpuplanError("max_model_len", f"must be positive, got {max_model_len}")
+    ctx = make_context(model, vllm_version=vllm_version, utilization=gpu_memory_utilization, prices=prices,
+                       concurrency=concurrency, env=env)
+    gpu_list = resolve_gpus(gpus)
+    counts = [num_gpus] if num_gpus is not None else [n for n in data()["gpu_counts"] if n <= max_gpus]
+    formats = formats_for(ctx.spec, quantization)
+    kv_dtypes = [kv_cache_dtype.lower()] if kv_cache_dtype else list(data()["kv_cache_dtypes"])
+    splits: dict[int, tuple[int, int] | None] = {}
+    skipped: list[str] = []
+    options = [evaluate(ctx, c, max_model_len, shrink=True)
+               for c in candidates(ctx, gpu_list, counts, formats, kv_dtypes, splits, skipped)]
+    options.sort(key=rank_key)
+    requested = None
+    if num_gpus is not None and len(gpu_list) == 1:
+        from .nearest import judge
+
+        requested = judge(ctx, gpu_list[0], num_gpus, formats[0], (kv_dtypes[0]), max_model_len,
+                          max_gpus=max(max_gpus, num_gpus), splits=splits)
+    notes = [data()["throughput"]["label"]]
+    if any(o.assumed_checkpoint for o in options):
+        notes.append("int4/int8 options marked 'assumed pre-quantized checkpoint' are sized for such a checkpoint "
+                     "of this model; vLLM cannot quantize to them at start-up")
+    return PlanResult(model=ctx.model_ref, vllm_version=get_profile(vllm_version).version,
+                      max_model_len=max_model_len, concurrency=concurrency, options=tuple(options),
+                      requested=requested, skipped=tuple(dict.fromkeys(skipped)), notes=tuple(notes))
+
+
+def with_env(c: Candidate, key: str, value: str) -> Candidate:
+    return replace(c, env=tuple(sorted({**dict(c.env), key: value}.items())))
+
+
+__all__ = ["plan", "evaluate", "Candidate", "Context", "make_context", "rank_key", "split", "formats_for",
+           "CHUNKED_ENV", "with_env"]
