@@ -176,3 +176,8 @@ def test_local_checkpoints_are_read_only_inside_operator_allowed_dirs(monkeypatc
         assert ok.status_code == 200, ok.text
     escape = c.post("/v1/estimate", json={**body, "model": str(fixtures / "tiny-llama" / ".." / ".." / "..")})
     assert escape.status_code == 400
+
+
+def test_a_name_too_long_for_the_filesystem_is_a_400_not_a_500(client: TestClient) -> None:
+    r = client.post("/v1/estimate", json={"model": "0" * 256, "gpu": "H100"})
+    assert r.status_code == 400 and r.json()["field"] == "model"

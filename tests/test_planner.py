@@ -265,3 +265,19 @@ def test_every_emitted_flag_and_choice_is_valid_for_vllm(model):
         sg = shlex.split(o.commands.sglang)
         if "--kv-cache-dtype" in sg:
             assert sg[sg.index("--kv-cache-dtype") + 1] in ("fp8_e4m3", "fp8_e5m2")
+
+
+@pytest.mark.parametrize("opts", [{}, {"quantization": "fp8", "kv_cache_dtype": "fp8_e4m3"},
+                                  {"tensor_parallel_size": 2, "max_num_seqs": 64, "max_num_batched_tokens": 4096}])
+def test_the_estimate_launch_command_uses_only_flags_vllm_accepts(opts):
+    import shlex
+
+    from fastapi.testclient import TestClient
+
+    from gpuplan.api.app import create_app
+
+    c = TestClient(create_app(allow_network=False))
+    r = c.post("/v1/estimate", json={"model": "meta-llama/Llama-3.1-8B", "gpu": "H100", "max_model_len": 8192, **opts})
+    assert r.status_code == 200, r.text
+    args = shlex.split(r.json()["commands"]["vllm"])
+    assert args[:2] == ["vllm", "serve"] and check_vllm_args(args[3:]) == []

@@ -16,6 +16,14 @@ from .model.adapters import build_spec
 from .model.spec import ModelSpec
 
 
+def _exists(ref: str) -> bool:
+    """Whether ref names an existing path; names too long or malformed for the OS are simply not paths."""
+    try:
+        return Path(ref).expanduser().exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _from_checkpoint(info, source: str) -> ModelSpec:
     from .hub import checkpoint_tensors
 
@@ -61,7 +69,7 @@ def resolve_model(ref: str | dict | ModelSpec, allow_network: bool = True) -> Mo
         raise GpuplanError("model", "model reference is too long (512 characters at most)")
     from . import hub
 
-    if Path(ref).expanduser().exists():
+    if _exists(ref):
         info = hub.load_reference(ref, allow_network=False)
         return _from_checkpoint(info, "gguf" if info.source == "gguf" else "local")
     spec = _from_catalog(ref)

@@ -352,6 +352,11 @@ class V1PlanRequest(BaseModel):
     max_model_len: Annotated[int | None, Field(gt=0, le=MAX_SEQ)] = None
     concurrency: Annotated[int | None, Field(ge=1, le=MAX_SEQS)] = None
     vllm_version: Annotated[str | None, Field(max_length=32, pattern=r"^\d+\.\d+(\.\d+)?[\w.+-]*$")] = None
+    gpu_memory_utilization: Annotated[float | None, Field(gt=0, le=1)] = None
+    env: Annotated[
+        dict[Annotated[str, Field(max_length=80, pattern=r"^VLLM_[A-Z0-9_]+$")], Annotated[str, Field(max_length=16)]],
+        Field(max_length=8, description="vLLM environment variables, e.g. VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE"),
+    ] = Field(default_factory=dict)
     prices: Annotated[
         dict[str, Annotated[float, Field(ge=0, le=10_000)]],
         Field(max_length=64, description="USD per GPU-hour by GPU name, overriding the catalog"),

@@ -551,7 +551,18 @@ def v1_estimate(req: DeploymentFields, model: str | dict[str, Any], allow_networ
         check_remote_ref(model, "model")
     dep = v1_deployment(req)
     spec = load_model_ref(model, "model", allow_network)
-    return estimate(spec, deployment=dep).to_dict()
+    report = estimate(spec, deployment=dep)
+    out = report.to_dict()
+    from ..planner.commands import commands_for_report
+
+    ref = model if isinstance(model, str) else spec.name
+    out["commands"] = to_jsonable(commands_for_report(ref, report, report_deployment(dep, report)))
+    return out
+
+
+def report_deployment(dep: Deployment, report: MemoryReport) -> Deployment:
+    """The deployment with the GPU the report ran on (the default GPU when none was given)."""
+    return dep if dep.gpu_name else dep.with_(gpu_name=report.gpu_name)
 
 
 def v1_curve(req: V1CurveRequest, allow_network: bool) -> dict[str, Any]:
@@ -587,7 +598,8 @@ def get_planner() -> Any:
 
 
 def plan_kwargs(req: V1PlanRequest) -> dict[str, Any]:
-    return {
+    # Unset fields keep the planner's own defaults.
+    kw = {
         "gpus": req.gpus,
         "num_gpus": req.num_gpus,
         "max_gpus": req.max_gpus,
@@ -597,7 +609,10 @@ def plan_kwargs(req: V1PlanRequest) -> dict[str, Any]:
         "concurrency": req.concurrency,
         "vllm_version": req.vllm_version,
         "prices": dict(req.prices),
+        "gpu_memory_utilization": req.gpu_memory_utilization,
+        "env": dict(req.env) or None,
     }
+    return {k: v for k, v in kw.items() if v is not None}
 
 
 def v1_plan(req: V1PlanRequest, allow_network: bool) -> Any:

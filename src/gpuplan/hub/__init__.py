@@ -39,7 +39,11 @@ def load_reference(ref: str, allow_network: bool = True) -> CheckpointInfo:
         raise GpuplanError("model", "empty model reference")
     ref = ref.strip()
     path = Path(ref).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # e.g. a component longer than the OS allows: not a path
+        exists = False
+    if exists:
         from .local import load_local
 
         return load_local(path, ref)

@@ -121,3 +121,28 @@ def docker_command(spec: LaunchSpec) -> str:
 def launch_commands(spec: LaunchSpec) -> Commands:
     return Commands(vllm=vllm_command(spec), python=python_command(spec), sglang=sglang_command(spec),
                     docker=docker_command(spec), env=spec.env)
+
+
+# Methods vLLM applies online to an unquantized checkpoint: the only ones that need --quantization.
+_ONLINE = {"fp8", "bitsandbytes", "experts_int8", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel"}
+
+
+def commands_for_report(model: str, report, dep) -> Commands:
+    """Launch commands for exactly the deployment a MemoryReport describes (the form's, not a planner option)."""
+    q = (dep.quantization or "").lower() or None
+    online = q if q in _ONLINE else None
+    assumed = q if (q and q not in _ONLINE and report.quantization and not _checkpoint_quantized(report)) else None
+    spec = LaunchSpec(model=model, tensor_parallel_size=report.tensor_parallel_size,
+                      pipeline_parallel_size=report.pipeline_parallel_size, max_model_len=report.max_model_len,
+                      gpu_memory_utilization=report.gpu_memory_utilization,
+                      kv_cache_dtype=report.kv.kv_cache_dtype if report.kv else "auto", quantization_flag=online,
+                      assumed_quantization=assumed, max_num_seqs=dep.max_num_seqs,
+                      max_num_batched_tokens=report.max_num_batched_tokens,
+                      pin_max_num_batched_tokens=dep.max_num_batched_tokens is not None,
+                      vllm_version=report.engine_version, env=tuple(dep.env))
+    return launch_commands(spec)
+
+
+def _checkpoint_quantized(report) -> bool:
+    # The engine warns when it sized an assumed (not real) checkpoint of another format.
+    return not any("this checkpoint is not quantized" in w for w in report.warnings)

@@ -371,6 +371,7 @@
     return o.gpu === body.gpu && o.tensor_parallel_size === body.tensor_parallel_size &&
       (o.pipeline_parallel_size || 1) === body.pipeline_parallel_size && (o.quantization || "") === (body.quantization || "");
   }
+  const PLAN_ROWS = 15;
   function renderPlan(body) {
     const table = $("plan"), note = $("plan-note"), tb = table.tBodies[0];
     tb.replaceChildren();
@@ -379,7 +380,15 @@
     table.hidden = false;
     note.textContent = "Cheapest options the planner found for this model, context and concurrency. “Use” copies one into the form.";
     state.chosen = state.options.find((o) => optionMatches(o, body)) || state.options.find((o) => o.fits) || null;
-    state.options.forEach((o, i) => {
+    // The planner ranks every combination; the first rows are the answer, the rest stay one click away.
+    const shown = state.showAllOptions ? state.options : state.options.slice(0, PLAN_ROWS);
+    if (state.options.length > PLAN_ROWS) {
+      const more = el("button", { type: "button", class: "btn", id: "plan-more",
+        text: state.showAllOptions ? "Show the first " + PLAN_ROWS : `Show all ${state.options.length} options` });
+      more.addEventListener("click", () => { state.showAllOptions = !state.showAllOptions; renderPlan(body); });
+      note.append(" ", more);
+    }
+    shown.forEach((o, i) => {
       const use = el("button", { type: "button", class: "btn", "data-option": i,
         "aria-label": `Use ${o.num_gpus} × ${o.gpu}${o.quantization ? " with " + o.quantization : ""}`, text: "Use" });
       use.addEventListener("click", () => applyOption(o));
@@ -475,7 +484,7 @@
     const concurrency = body.max_num_seqs || 1;
     const lengths = curveLengths(modelMaxLen(r, body), r.deployment.max_model_len);
     const curveBody = { ...body, lengths, concurrency };
-    const planBody = { model: body.model, gpus: state.gpus.map((g) => g.name), concurrency, dtype: body.dtype,
+    const planBody = { model: body.model, gpus: planGpus(body.gpu), concurrency,
       gpu_memory_utilization: body.gpu_memory_utilization, vllm_version: body.vllm_version };
     if (body.max_model_len) planBody.max_model_len = body.max_model_len;
     if (body.quantization) planBody.quantization = body.quantization;
@@ -493,6 +502,13 @@
       if (res.ok && res.data && Array.isArray(res.data.points)) renderCurve(res.data.points, r, concurrency);
       else $("curve-note").textContent = `The curve is not available (HTTP ${res.status}${res.data && res.data.detail ? ": " + res.data.detail : ""}).`;
     } catch (e) { if (!aborted(e)) $("curve-note").textContent = "The curve is not available."; }
+  }
+  // The planner's common GPUs plus the one chosen in the form (a full-catalog search lists 1000+ rows).
+  const PLAN_GPUS = ["H100", "H200", "A100-80GB", "A100-40GB", "L40S", "L4", "RTX 4090", "RTX 3090", "B200"];
+  function planGpus(chosen) {
+    const list = PLAN_GPUS.slice();
+    if (chosen && !list.includes(chosen)) list.push(chosen);
+    return list;
   }
   async function updatePlan(planBody, body, seq) {
     const key = JSON.stringify(planBody);
