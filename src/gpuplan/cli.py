@@ -99,14 +99,17 @@ def render_report(report: Any) -> None:
     table.add_column("per GPU", no_wrap=True)
     table.add_column("GiB", justify="right")
     table.add_column(f"share of {gpu}", no_wrap=True)
-    table.add_column("how known")
-    table.add_column("note", overflow="fold")
+    table.add_column("how known", no_wrap=True)
     for c in report.components:
-        table.add_row(c.name, _gib(c.bytes), _bar(c.bytes, total), "exact" if c.exact else "estimated", c.note)
+        table.add_row(c.name, _gib(c.bytes), _bar(c.bytes, total), "exact" if c.exact else "estimated")
     table.add_section()
     util = report.gpu_memory_utilization
-    table.add_row(f"budget ({util:g} x GPU)", _gib(report.budget_bytes), _bar(report.budget_bytes, total), "", "")
+    table.add_row(f"budget ({util:g} x GPU)", _gib(report.budget_bytes), _bar(report.budget_bytes, total), "")
     out.print(table)
+    # Notes under the table, one line each, so the table stays readable in 80 columns.
+    for c in report.components:
+        if c.note:
+            out.print(Text(f"  {c.name}: {c.note}", style="dim"))
 
     out.print(f"Model loading took {_gib(report.weights_bytes)} GiB")
     out.print(f"Available KV cache memory: {_gib(report.available_kv_cache_bytes)} GiB")

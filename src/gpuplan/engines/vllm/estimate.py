@@ -346,25 +346,23 @@ def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, c
 def _components(spec: ModelSpec, r: Resolved, lim: dict, n_torch: int, budget: int, stored: bool) -> tuple:
     p = r.profile
     by = lim["weights_by_kind"]
-    w_note = "computed from the checkpoint's tensors" if stored else "computed from the config (exact for the " \
-        "listed dtype/quantization)"
+    w_note = "from the checkpoint's tensor headers" if stored else "computed from the config"
     if r.quant and r.quant.source == "assumed":
         w_note = f"computed for an assumed {r.quant.method} {r.quant.bits}-bit checkpoint"
     exact_w = not spec.generic and spec.model_type not in ("gemma4",)
     act: B.Activation = lim["activation"]
     comps = [
         Component("weights", lim["weights_bytes"], exact_w,
-                  w_note + "; " + ", ".join(f"{k} {v / GiB:.2f} GiB" for k, v in by.items() if v >= 10 * MiB)),
+                  w_note + " (" + ", ".join(f"{k} {v / GiB:.2f}" for k, v in by.items() if v >= 10 * MiB) + ")"),
         Component("activation_peak", lim["activation_bytes"], False,
-                  f"profile run at {r.mnbt} tokens: forward {act.forward / GiB:.2f} GiB, sampler "
-                  f"{act.sampler / GiB:.2f} GiB ({p.sampler}), MoE workspace {act.moe_workspace / GiB:.2f} GiB; "
-                  "calibrated on vLLM logs"),
-        Component("non_torch", n_torch, False, "NCCL/cuBLAS/allocator memory outside torch; calibrated"),
+                  f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}, sampler "
+                  f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}; calibrated"),
+        Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
         Component("cudagraph", lim["cudagraph_bytes"], False,
-                  "CUDA graph pool; " + ("subtracted from the KV budget" if p.cudagraph_subtracted else
-                                         "captured after the KV cache, outside the budget")),
+                  "CUDA graph pool; " + ("inside the budget" if p.cudagraph_subtracted else
+                                         "outside the budget (captured after the KV cache)")),
         Component("kv_cache", max(0, lim["available_bytes"]), False,
-                  "budget minus the above; the block layout inside it is exact"),
+                  "what the budget leaves; block layout inside it is exact"),
     ]
     return tuple(comps)
 
