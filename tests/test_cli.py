@@ -115,3 +115,33 @@ def test_bare_gpuplan_shows_help(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(("text", "tokens"), [("8192", 8192), ("8k", 8000), ("8K", 8192), ("1m", 10**6), ("1M", 2**20)])
 def test_lengths_are_parsed_as_vllm_parses_them(text: str, tokens: int) -> None:
     assert parse_length(text, "max_model_len") == tokens
+
+
+@needs_core
+def test_gpu_time_cost_for_a_fine_tuning_run_is_price_times_gpus_times_hours() -> None:
+    res = runner.invoke(app, ["cost", "--gpu", "H200", "--num-gpus", "2", "--price", "4.0775", "10", "50", "100",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert [r["total_usd"] for r in rows] == pytest.approx([81.55, 407.75, 815.50])  # seed 001's figures
+
+
+@needs_core
+def test_context_table_shows_scout_reaching_10m_only_with_the_hybrid_manager_on_012() -> None:
+    res = runner.invoke(app, ["context", "meta-llama/Llama-4-Scout-17B-16E-Instruct", "--gpu", "H200", "--counts", "8",
+                              "--kv-cache-dtype", "fp8", "--vllm-version", "0.12.0", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["rows"]
+    off = next(r for r in rows if not r["env"])
+    on = next(r for r in rows if r["env"])
+    assert off["max_model_len"] < 10_000_000 <= on["max_model_len"]
+
+
+@needs_core
+def test_plan_for_seed_000_says_int8_scout_does_not_fit_one_a100_because_of_weights() -> None:
+    res = runner.invoke(app, ["plan", "meta-llama/Llama-4-Scout-17B-16E-Instruct", "--gpu", "A100-80GB", "--num-gpus",
+                              "1", "--quantization", "fp8", "--max-model-len", "16384", "--json"])
+    assert res.exit_code == 0, res.output
+    req = json.loads(res.stdout)["requested"]
+    assert req["fits"] is False and req["reason"].startswith("weights alone")
+    assert req["nearest"] and all(n["fits"] for n in req["nearest"])

@@ -289,12 +289,9 @@ def plan(
     if as_json:
         _echo_json(to_jsonable(result))
         return
-    try:
-        from .planner import render  # type: ignore[attr-defined]
-    except ImportError:
-        _echo_json(to_jsonable(result))
-    else:
-        _print_rendered(render(result))
+    from .planner import render_answer
+
+    _print_rendered(render_answer(result))
 
 
 def _print_rendered(rendered: Any) -> None:
@@ -304,6 +301,57 @@ def _print_rendered(rendered: Any) -> None:
         typer.echo(rendered)
     else:
         out.print(rendered)
+
+
+@app.command()
+def context(
+    model: Annotated[str, typer.Argument(help="catalog name, HF id, local dir, config.json or .gguf")],
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="GPU name (repeatable)")] = None,
+    counts: Annotated[str, typer.Option("--counts", help="GPU counts, comma-separated")] = "1,2,4,8",
+    kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="comma-separated")] = "auto,fp8",
+    vllm_version: Annotated[str | None, typer.Option("--vllm-version")] = None,
+    quantization: Annotated[str | None, typer.Option("--quantization")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Longest context and max concurrency per GPU x count x KV dtype (per layer kind, per vLLM version)."""
+    from . import load_model
+    from .api.service import to_jsonable
+    from .planner import context_table, render_context_table
+
+    try:
+        ns = [int(x) for x in counts.split(",") if x.strip()]
+    except ValueError as exc:
+        raise CliError("counts", f"comma-separated integers, got {counts!r}") from exc
+    spec = load_model(model, allow_network=_network())
+    table = context_table(spec, gpus=gpu or None, counts=ns, kv_dtypes=[k.strip() for k in kv_cache_dtype.split(",")],
+                          vllm_version=vllm_version, quantization=quantization)
+    if as_json:
+        _echo_json(to_jsonable(table))
+    else:
+        out.print(render_context_table(table))
+
+
+@app.command()
+def cost(
+    gpu: Annotated[str, typer.Option("--gpu", help="GPU name")],
+    hours: Annotated[list[float], typer.Argument(help="hours of GPU time, e.g. 10 50 100")],
+    num_gpus: Annotated[int, typer.Option("--num-gpus", min=1)] = 1,
+    price: Annotated[float | None, typer.Option("--price", help="USD per GPU-hour (default: the catalog's)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What N hours of GPU time cost (e.g. a fine-tuning run), from catalog prices or --price."""
+    from .planner import gpu_time_cost
+
+    rows = [gpu_time_cost(gpu, num_gpus, h, price) for h in hours]
+    if as_json:
+        _echo_json([r.to_dict() for r in rows])
+        return
+    for r in rows:
+        total = "unknown (no price in the catalog; pass --price)" if r.total_usd is None else f"${r.total_usd:,.2f}"
+        out.print(f"{r.num_gpus} x {r.gpu} for {r.hours:g} h: {total}")
+    if rows and rows[0].price_usd_per_gpu_hour is not None:
+        out.print(Text(f"at ${rows[0].price_usd_per_gpu_hour:g}/GPU-hour ({rows[0].price_source}"
+                       f"{', ' + rows[0].price_date if rows[0].price_date else ''}); rental only", style="dim"))
 
 
 @app.command()

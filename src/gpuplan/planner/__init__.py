@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from .commands import LaunchSpec, launch_commands
 from .cost import gpu_time_cost
-from .render import render_context_table, render_plan
+from .render import render_answer, render_context_table, render_plan
 from .search import plan
 from .tables import context_table
 from .types import ContextRow, ContextTable, GpuTimeCost, Nearest, Option, PlanResult, Requested, Throughput
 
-__all__ = ["plan", "context_table", "gpu_time_cost", "render_plan", "render_context_table", "launch_commands",
+__all__ = ["plan", "context_table", "gpu_time_cost", "render_plan", "render_answer", "render_context_table", "launch_commands",
            "LaunchSpec", "PlanResult", "Option", "Requested", "Nearest", "Throughput", "ContextTable",
            "ContextRow", "GpuTimeCost"]

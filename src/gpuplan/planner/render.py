@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from .types import ContextTable, PlanResult
 
 
 def _num(x: float | None, fmt: str = "{:,.0f}") -> str:
     return "-" if x is None else fmt.format(x)
+
+
+def render_answer(result: PlanResult, limit: int = 20) -> Group:
+    """What the CLI prints: the verdict on the requested deployment and its nearest fits, the ranked
+    options, and the launch command of the best one."""
+    parts: list = []
+    req = result.requested
+    if req is not None:
+        o = req.option
+        what = (f"requested: {o.num_gpus} x {o.gpu}, {o.quantization_label}, KV {o.kv_cache_dtype}, "
+                f"max_model_len {o.launch_max_model_len:,}")
+        if o.fits:
+            parts.append(Text(f"{what}: fits ({o.max_concurrency:.2f}x concurrency)", style="bold green"))
+        else:
+            parts.append(Text(f"{what}: does not fit: {o.reason}", style="bold red"))
+            if req.nearest:
+                near = Table(title="nearest deployments that fit (each re-checked by the engine)", title_justify="left")
+                for col in ("change", "GPUs", "weights", "KV", "max ctx", "concurrency", "$/h"):
+                    near.add_column(col)
+                for n in req.nearest:
+                    x = n.option
+                    near.add_row(n.change, f"{x.num_gpus} x {x.gpu}", x.quantization_label, x.kv_cache_dtype,
+                                 _num(x.max_model_len), f"{x.max_concurrency:.2f}", _num(x.cost_per_hour_usd, "{:.2f}"))
+                parts.append(near)
+            else:
+                parts.append(Text("no nearby deployment fits", style="red"))
+    parts.append(render_plan(result, limit))
+    best = next((o for o in result.options if o.fits), None)
+    if best is not None:
+        parts.append(Text(f"best option: {best.num_gpus} x {best.gpu}, {best.quantization_label}, KV "
+                          f"{best.kv_cache_dtype}\n{best.commands.vllm}", style="bold"))
+    return Group(*parts)
 
 
 def render_plan(result: PlanResult, limit: int = 20, only_fitting: bool = False) -> Table:
