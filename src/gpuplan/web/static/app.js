@@ -435,7 +435,9 @@
     let list = [];
     if (r && r.commands && typeof r.commands === "object") {
       const names = { vllm: "vllm serve", python: "Python (vllm.LLM)", sglang: "SGLang", docker: "Docker" };
-      list = Object.entries(r.commands).filter(([, v]) => v).map(([k, v]) => [names[k] || k, v, k]);
+      // env holds variables to export before the commands (already in them), not a command of its own
+      list = Object.entries(r.commands).filter(([k, v]) => k !== "env" && v && (!Array.isArray(v) || v.length))
+        .map(([k, v]) => [names[k] || k, v, k]);
     } else if (state.chosen && state.chosen.vllm_command) {
       const o = state.chosen;
       list = [[`vllm serve (planner option: ${o.num_gpus} × ${o.gpu})`, o.vllm_command, "vllm"]];
