@@ -48,8 +48,11 @@ def parse_quant_config(qc: dict) -> QuantConfig:
         return QuantConfig("nvfp4", bits=4, group_size=16, ignore=ignore, scheme="nvfp4")
     if method == "gguf":
         return QuantConfig("gguf", bits=4, ignore=ignore)
-    if method in ("experts-int8", "fbgemm-fp8"):
-        return QuantConfig("fp8" if "fp8" in method else "int8", bits=8, ignore=ignore)
+    if method == "fbgemm-fp8":
+        # per-channel fp8 weights with fp32 scales: the same storage as compressed-tensors' channel FP8
+        return QuantConfig("compressed-tensors", bits=8, scheme="w8a8_fp8", ignore=ignore)
+    if method == "experts-int8":
+        return QuantConfig("int8", bits=8, ignore=ignore)
     raise ConfigError("quantization_config", f"unsupported quant_method {qc.get('quant_method')!r}",
                       accepted=["awq", "gptq", "fp8", "mxfp4", "bitsandbytes", "compressed-tensors", "modelopt",
                                 "gguf"])
