@@ -778,7 +778,15 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     moe = Mlp("moe", inter, e, k, mi) if e else Mlp("dense", inter)
     mlp_t = b.gated_mlp(hidden, inter)
     if e:
-        mlp_t += b.router(hidden, e, name=b.P + "router") + b.experts(hidden, mi, e)
+        # The MoE block runs beside the dense MLP with three norms of its own; the router has a scale over
+        # the hidden size and one per expert (counts equal transformers', see tests/fixtures/oracle).
+        norms += (b.norm(b.P + "pre_feedforward_layernorm_2", hidden)
+                  + b.norm(b.P + "post_feedforward_layernorm_1", hidden)
+                  + b.norm(b.P + "post_feedforward_layernorm_2", hidden))
+        mlp_t += (b.router(hidden, e, name=b.P + "router")
+                  + (Tensor(b.P + "router.scale", "router", (hidden,), "replicated"),
+                     Tensor(b.P + "router.per_expert_scale", "router", (e,), "replicated"))
+                  + b.experts(hidden, mi, e))
 
     def att_t(a: Attention) -> tuple[Tensor, ...]:
         return b.attention(hidden, heads, a.num_kv_heads, a.head_dim, qk_norm=True,
@@ -799,14 +807,26 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     vis = outer.get("vision_config") or {}
     extra: tuple[Tensor, ...] = ()
     if vis:
-        vparams = _siglip_params({**vis, "image_size": 0})
-        extra = (Tensor("vision_tower", "vision", (vparams,), "column"),
-                 Tensor("embed_vision", "projector", (_int(vis, "hidden_size") * hidden,), "replicated"))
+        extra = (Tensor("vision_tower", "vision", (_gemma4_vision_params(vis),), "column"),
+                 Tensor("embed_vision", "projector", (_int(vis, "hidden_size") * hidden,), "column"))
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=True, embedding=emb, head=head, rope=_rope(text, hd) + (RopeCache(
                      _int(text, "max_position_embeddings", default=131072), ghd // 4),), extra=extra,
                  notes=("Gemma-4 layout reconstructed from its config; weights and KV are estimates until "
                         "checked against a vLLM log.",))
+
+
+def _gemma4_vision_params(vis: dict) -> int:
+    """Gemma-4's vision encoder: gated MLP, four norms and q/k norms per layer, a linear patch embedding and a
+    2-D position table (equals transformers' count for gemma-4-26B-A4B)."""
+    h = _int(vis, "hidden_size", default=1152)
+    n = _int(vis, "num_hidden_layers", default=27)
+    inter = _int(vis, "intermediate_size", default=4304)
+    hd = _int(vis, "head_dim", default=72)
+    patch = _int(vis, "patch_size", default=16)
+    pos = _int(vis, "position_embedding_size", default=10240)
+    per_layer = 4 * h * h + 3 * h * inter + 4 * h + 2 * hd
+    return n * per_layer + 3 * patch * patch * h + 2 * pos * h
 
 
 # ----------------------------------------------------------------------------- entry points

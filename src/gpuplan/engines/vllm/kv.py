@@ -139,8 +139,9 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
                  for s in specs]
     bs = default_block_size(specs, ctx, profile)
     attn = [s for s in specs if not s.is_state]
-    if has_state and attn and not ctx.block_size:
-        # Hybrid attention + Mamba: raise the attention block so one attention page covers the state.
+    if has_state and attn:
+        # Hybrid attention + Mamba: vLLM raises the attention block (a user's --block-size too, when smaller)
+        # to a multiple of it whose page covers one request's state.
         state_page = max(s.bytes_per_token for s in specs if s.is_state)
         per_tok = max(s.bytes_per_token for s in attn)
         bs = bs * cdiv(state_page, bs * per_tok)
