@@ -420,21 +420,28 @@ def _moe_layers(cfg: dict, n: int, is_moe: Callable[[int], bool], att_for: Calla
     return layers
 
 
-@register("mixtral")
-def _mixtral(cfg: dict, outer: dict, name: str) -> ModelSpec:
+def _moe_decoder(cfg: dict, outer: dict, name: str, *, experts_key: str, prefix: str, qkv_bias: bool,
+                 qk_norm: bool, is_moe: Callable[[int], bool]) -> ModelSpec:
+    """A Llama-style decoder whose MLP is a routed MoE, optionally with a gated shared expert
+    (Mixtral, Qwen2-MoE, Qwen3-MoE)."""
     hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
     kv = _int(cfg, "num_key_value_heads", default=heads)
     hd = _head_dim(cfg, hidden, heads)
-    inter = _int(cfg, "intermediate_size")
-    e, k = _int(cfg, "num_local_experts"), _int(cfg, "num_experts_per_tok", default=2)
+    e, k = _int(cfg, experts_key), _int(cfg, "num_experts_per_tok", default=2)
+    mi = _int(cfg, "moe_intermediate_size", "intermediate_size")
+    si = _int(cfg, "shared_expert_intermediate_size", default=0)
+    inter = _int(cfg, "intermediate_size", default=mi)
     vocab = _int(cfg, "vocab_size")
-    moe = Mlp("moe", 0, e, k, inter)
-    moe_t = b.router(hidden, e, name=b.P + "block_sparse_moe.gate") + b.experts(
-        hidden, inter, e, prefix=b.P + "block_sparse_moe.experts")
+    moe = Mlp("moe", 0, e, k, mi, si)
+    moe_t = b.router(hidden, e, name=prefix + "gate") + b.experts(hidden, mi, e, prefix=prefix + "experts")
+    if si:
+        moe_t += b.gated_mlp(hidden, si, prefix=prefix + "shared_expert.", kind="shared_experts")
+        moe_t += (Tensor(prefix + "shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
     att = Attention("full", heads, kv, hd)
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    layers = _moe_layers(cfg, n, lambda i: True, lambda i: att,
-                         lambda a: b.attention(hidden, heads, kv, hd), inter, hidden, moe, moe_t, norms)
+    layers = _moe_layers(cfg, n, is_moe, lambda i: att,
+                         lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=qkv_bias, qk_norm=qk_norm),
+                         inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
@@ -448,51 +455,24 @@ def _sparse_step(cfg: dict) -> Callable[[int], bool]:
     return lambda i: num_e > 0 and i not in only_mlp and (i + 1) % step == 0
 
 
+@register("mixtral")
+def _mixtral(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    cfg = {**cfg, "moe_intermediate_size": _int(cfg, "intermediate_size"), "shared_expert_intermediate_size": 0}
+    return _moe_decoder(cfg, outer, name, experts_key="num_local_experts", prefix=b.P + "block_sparse_moe.",
+                        qkv_bias=False, qk_norm=False, is_moe=lambda i: True)
+
+
 @register("qwen2_moe")
 def _qwen2_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads)
-    hd = _head_dim(cfg, hidden, heads)
-    e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
-    mi, si = _int(cfg, "moe_intermediate_size"), _int(cfg, "shared_expert_intermediate_size", default=0)
-    inter = _int(cfg, "intermediate_size", default=mi)
-    vocab = _int(cfg, "vocab_size")
-    moe = Mlp("moe", 0, e, k, mi, si)
-    moe_t = b.router(hidden, e) + b.experts(hidden, mi, e)
-    if si:
-        moe_t += b.gated_mlp(hidden, si, prefix=b.P + "mlp.shared_expert.", kind="shared_experts")
-        moe_t += (Tensor(b.P + "mlp.shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
-    att = Attention("full", heads, kv, hd)
-    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    layers = _moe_layers(cfg, n, _sparse_step(cfg), lambda i: att,
-                         lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=True), inter, hidden, moe, moe_t, norms)
-    tie = _tie(cfg, outer)
-    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
-                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+    return _moe_decoder(cfg, outer, name, experts_key="num_experts", prefix=b.P + "mlp.", qkv_bias=True,
+                        qk_norm=False, is_moe=_sparse_step(cfg))
 
 
 @register("qwen3_moe")
 def _qwen3_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads)
-    hd = _head_dim(cfg, hidden, heads)
-    e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
-    mi = _int(cfg, "moe_intermediate_size")
-    inter = _int(cfg, "intermediate_size", default=mi)
-    vocab = _int(cfg, "vocab_size")
-    moe = Mlp("moe", 0, e, k, mi)
-    moe_t = b.router(hidden, e) + b.experts(hidden, mi, e)
-    att = Attention("full", heads, kv, hd)
-    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    bias = bool(cfg.get("attention_bias"))
-    layers = _moe_layers(cfg, n, _sparse_step(cfg), lambda i: att,
-                         lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=bias, qk_norm=True),
-                         inter, hidden, moe, moe_t, norms)
-    tie = _tie(cfg, outer)
-    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
-                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+    cfg = {**cfg, "shared_expert_intermediate_size": 0}
+    return _moe_decoder(cfg, outer, name, experts_key="num_experts", prefix=b.P + "mlp.",
+                        qkv_bias=bool(cfg.get("attention_bias")), qk_norm=True, is_moe=_sparse_step(cfg))
 
 
 @register("gpt_oss")
