@@ -145,3 +145,15 @@ def test_plan_for_seed_000_says_int8_scout_does_not_fit_one_a100_because_of_weig
     req = json.loads(res.stdout)["requested"]
     assert req["fits"] is False and req["reason"].startswith("weights alone")
     assert req["nearest"] and all(n["fits"] for n in req["nearest"])
+
+
+@needs_core
+@pytest.mark.parametrize("ref", ["tiny-llama", "tiny-llama/config.json", "gguf/tiny-llama-q8_0.gguf", "tiny-awq"])
+def test_estimate_reads_local_checkpoints_configs_and_gguf_files(ref: str) -> None:
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "hub" / ref
+    res = runner.invoke(app, ["estimate", str(path), "--gpu", "H100", "--max-model-len", "64", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["per_gpu"]["weights_bytes"] > 0 and out["fits"] is True

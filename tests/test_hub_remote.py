@@ -223,3 +223,56 @@ def test_bad_ids_never_reach_the_hub(hub: Callable[[Handler], list[str]], ref: s
         load_reference(ref)
     assert e.value.field == "model"
     assert log == []
+
+
+# ---- through the engine and the faces ----------------------------------------------------------------
+
+
+def test_weights_of_a_replayed_hub_repo_are_its_tensor_bytes(hub: Callable[[Handler], list[str]]) -> None:
+    import gpuplan
+
+    hub(recorded_handler)
+    info = load_reference(REPO)
+    mapped = map_checkpoint(info)
+    spec = gpuplan.load_model(REPO)
+    assert spec.source == "hub" and spec.checkpoint
+    r = gpuplan.estimate(spec, gpu="H100", max_model_len=64)
+    loaded = sum(t.nbytes for t in info.tensors if t.name not in {s.name for s in mapped.skipped})
+    pad = (-spec.vocab_size % 64) * spec.hidden_size * 2 * (1 if spec.tie_word_embeddings else 2)
+    rope = sum(c.positions * c.rotary_dim * 2 for c in spec.rope_caches)
+    assert r.weights_bytes == loaded + pad + rope
+
+
+@pytest.mark.parametrize(("case", "words"), [("repo_not_found", "not found"), ("gated_anonymous", "HF_TOKEN"),
+                                             ("no_config", "config.json")])
+def test_cli_and_api_say_which_hub_failure_it_was(hub: Callable[[Handler], list[str]], monkeypatch, capsys,
+                                                  case, words):
+    from fastapi.testclient import TestClient
+
+    from gpuplan.api.app import create_app
+    from gpuplan.cli import main
+
+    monkeypatch.delenv("GPUPLAN_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    hub(answer(case))
+    with pytest.raises(SystemExit) as exit_:
+        main(["estimate", "someone/unknown-model-xyz", "--gpu", "H100"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and words.lower() in err.lower()
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    body = TestClient(create_app(allow_network=True)).post(
+        "/v1/estimate", json={"model": "someone/unknown-model-xyz", "gpu": "H100"})
+    assert body.status_code == 400 and body.json()["field"] == "model"
+    assert words.lower() in body.json()["detail"].lower()
+
+
+def test_unreachable_hub_falls_back_to_the_catalog_and_says_so(hub: Callable[[Handler], list[str]]) -> None:
+    import gpuplan
+
+    def refuse(request: Any) -> Any:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    hub(refuse)
+    spec = gpuplan.load_model("someone-else/Llama-3.1-8B")
+    assert spec.name == "meta-llama/Llama-3.1-8B"
+    assert any("using the catalog" in n for n in spec.notes)
