@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,30 @@ def _gpu_bytes(dep: dict) -> tuple[str | None, int | None, float | None]:
     return name, cat_bytes, cc
 
 
+_VLLM_GITHUB = re.compile(r"github\.com/vllm-project/vllm/(?:issues|pull|discussions)/(\d+)")
+
+
+def inferred_version(rec: dict) -> str | None:
+    """The vLLM release current when the record's vLLM issue/PR was opened (records that do not say)."""
+    m = _VLLM_GITHUB.search(str(rec.get("source_url") or ""))
+    if not m:
+        return None
+    table = json.loads(resources.files("gpuplan.data").joinpath("vllm_github_releases.json").read_text())
+    number, version = int(m.group(1)), None
+    for first, v in table["checkpoints"]:
+        if number >= first:
+            version = v
+    return version
+
+
+def record_version(rec: dict) -> tuple[str | None, bool]:
+    """(version, inferred?): the record's engine_version, else one dated from its source, else None (newest)."""
+    if rec.get("engine_version"):
+        return rec["engine_version"], False
+    v = inferred_version(rec)
+    return v, v is not None
+
+
 def deployment_of(rec: dict) -> Deployment:
     d = rec.get("deployment") or {}
     name, total, cc = _gpu_bytes(d)
@@ -65,7 +91,7 @@ def deployment_of(rec: dict) -> Deployment:
         max_num_seqs=d.get("max_num_seqs"), max_num_batched_tokens=d.get("max_num_batched_tokens"),
         dtype=d.get("dtype") or "auto", kv_cache_dtype=d.get("kv_cache_dtype") or "auto", quantization=q,
         enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
-        api_server=d.get("api_server") is not False, vllm_version=rec.get("engine_version"), env=env,
+        api_server=d.get("api_server") is not False, vllm_version=record_version(rec)[0], env=env,
         disable_hybrid_kv_cache_manager=None,
     )
 
@@ -106,6 +132,7 @@ def predict(rec: dict) -> dict[str, Any]:
         "num_gpu_blocks": rep.num_gpu_blocks,
         "fits": rep.fits, "reason": rep.reason, "gpu_known": True,
         "engine_version": rep.engine_version, "profile": rep.profile,
+        "engine_version_inferred": record_version(rec)[1],
     })
     return out
 

@@ -101,6 +101,9 @@ def _rope(cfg: dict, head_dim: int, dtype: str | None = None) -> tuple[RopeCache
     if rtype in ("yarn", "deepseek_yarn") and scaling.get("original_max_position_embeddings"):
         # vLLM's YaRN caches original_max_position * factor positions.
         pos = int(scaling["original_max_position_embeddings"] * scaling.get("factor", 1))
+    elif rtype in ("linear", "dynamic") and scaling.get("factor"):
+        # Linear and dynamic-NTK scaling cache max_position * factor positions.
+        pos = int(pos * float(scaling["factor"]))
     return (RopeCache(pos, _rotary_dim(cfg, head_dim), dtype),)
 
 
@@ -769,8 +772,12 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
                   + b.experts(hidden, mi, e))
 
     def att_t(a: Attention) -> tuple[Tensor, ...]:
-        return b.attention(hidden, heads, a.num_kv_heads, a.head_dim, qk_norm=True,
-                           k_eq_v=k_eq_v and a.kind == "full")
+        t = b.attention(hidden, heads, a.num_kv_heads, a.head_dim, qk_norm=True, k_eq_v=k_eq_v and a.kind == "full")
+        if k_eq_v and a.kind == "full":
+            # vLLM's fused qkv_proj still allocates the V slot and copies K into it.
+            t += (Tensor(b.P + "self_attn.v_proj", "attention", (a.num_kv_heads * a.head_dim, hidden), "kv",
+                         linear=True, heads=a.num_kv_heads, in_checkpoint=False),)
+        return t
 
     # The last num_kv_shared_layers layers reuse an earlier layer's KV (Gemma-3n style) and store none.
     shared_from = n - _int(text, "num_kv_shared_layers", default=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import ConfigError
 from .spec import QuantConfig
 
@@ -16,9 +18,21 @@ def _ignore_list(qc: dict) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _kv_fp8(qc: dict) -> bool:
+    scheme = qc.get("kv_cache_scheme") or {}
+    algo = str(qc.get("kv_cache_quant_algo") or (qc.get("quantization") or {}).get("kv_cache_quant_algo") or "")
+    return (isinstance(scheme, dict) and scheme.get("num_bits") == 8 and scheme.get("type") == "float") \
+        or algo.upper() == "FP8"
+
+
 def parse_quant_config(qc: dict) -> QuantConfig:
     if not isinstance(qc, dict):
         raise ConfigError("quantization_config", "must be a JSON object")
+    q = _parse(qc)
+    return replace(q, kv_cache_fp8=True) if _kv_fp8(qc) else q
+
+
+def _parse(qc: dict) -> QuantConfig:
     method = str(qc.get("quant_method") or qc.get("quant_algo") or "").lower().replace("_", "-")
     ignore = _ignore_list(qc)
     if method in ("awq", "awq-marlin"):

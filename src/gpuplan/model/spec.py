@@ -55,6 +55,9 @@ class Tensor:
     # True for tensors read from a checkpoint header: bytes are numel x dtype as stored (packed ints,
     # scales, ...), sharded by `parallel`; no quantization method is applied on top.
     stored: bool = False
+    # False for buffers vLLM allocates that the checkpoint does not hold (e.g. Gemma-4's V slot on k_eq_v
+    # layers, filled with K): they count in weights, not in the parameter count.
+    in_checkpoint: bool = True
 
     @property
     def numel(self) -> int:
@@ -152,6 +155,7 @@ class QuantConfig:
     experts_only: bool = False  # MXFP4: only MoE experts are quantized
     gguf_types: tuple[tuple[str, str], ...] = ()  # GGUF: (tensor name, ggml type) when known
     source: str = "checkpoint"  # checkpoint | online (--quantization on an unquantized checkpoint)
+    kv_cache_fp8: bool = False  # the checkpoint declares an FP8 KV cache (kv_cache_scheme / kv_cache_quant_algo)
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,8 @@ class ModelSpec:
         uniq = {id(layer): layer for layer in self.layers}
         for key, n in per_layer.items():
             for t in uniq[key].tensors:
-                counts[t.kind] = counts.get(t.kind, 0) + t.numel * n
+                if t.in_checkpoint:
+                    counts[t.kind] = counts.get(t.kind, 0) + t.numel * n
         seen_tied = False
         for t in tensors:
             if t.kind == "lm_head" and self.tie_word_embeddings:

@@ -136,6 +136,10 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                            accepted=[x for x in K.KV_DTYPES if x != "fp8_ds_mla"])
     dtype = _resolve_dtype(spec, dep, cc)
     quant, qname = _resolve_quant(spec, dep, warnings)
+    if kv_dtype == "auto" and quant is not None and quant.kv_cache_fp8 and profile.at_least("0.16"):
+        # vLLM >= 0.16 maps "auto" to fp8 when the checkpoint declares an FP8 KV cache.
+        kv_dtype = "fp8"
+        warnings.append("the checkpoint declares an FP8 KV cache: vLLM's kv_cache_dtype auto means fp8 here")
     seqs, mnbt = _batch_defaults(profile, dep, total, L)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
         if v <= 0:
