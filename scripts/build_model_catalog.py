@@ -355,6 +355,17 @@ ESTIMATED: list[dict] = [
     },
 ]
 
+# quantization_config of checkpoints whose stored copy lacks it, reconstructed from the documented format.
+QUANT_RECONSTRUCTED = {
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8": (
+        {"quant_method": "fbgemm_fp8", "activation_scale_ub": 1200.0,
+         "modules_to_not_convert": ["re:.*self_attn.*", "re:.*vision.*", "re:.*router.*",
+                                    "re:.*multi_modal_projector.*", "lm_head"]},
+        "quantization_config: quant_method fbgemm_fp8 as documented; its modules_to_not_convert (attention, "
+        "vision tower, routers, projector, lm_head kept in bf16) is reconstructed, not copied from the repo.",
+    ),
+}
+
 # Dev-log records whose checkpoint is quantized but whose quantization_config was not recorded. A
 # catalog entry would silently describe them as BF16, so they are left out.
 SKIP_INCOMPLETE = "config_complete is false in dev.jsonl"
@@ -410,6 +421,9 @@ def main(shared: Path) -> None:
                 "keys " + ", ".join(sorted(fill)) + " were missing from the stored copy and were filled "
                 "from the published config.json as remembered, not verified"
             )
+        if mid in QUANT_RECONSTRUCTED:
+            config["quantization_config"], quant_note = QUANT_RECONSTRUCTED[mid]
+            notes.append(quant_note)
         params = rec["params"]
         entries[mid] = {
             "id": mid,
