@@ -323,3 +323,15 @@ def test_an_architecture_that_differs_from_the_known_model_is_used_and_flagged(c
     assert body["exact"]["architecture"] is False and "overridden" in body["warning"]
     full = post(client, seed())[1]
     assert body["max_kv_cache_memory_gb"] == pytest.approx(full["max_kv_cache_memory_gb"] / 2, abs=0.02)
+
+
+@needs_core
+def test_min_kv_is_one_block_in_every_group_for_a_sliding_window_model(client: TestClient) -> None:
+    import gpuplan
+
+    status, body = post(client, {"model_name": "google/gemma-3-27b-it", "max_seq_len": 4096, "max_batch_size": 2,
+                                 "dtype": "bfloat16", "gpu": "H100"})
+    assert status == 200
+    r = gpuplan.estimate("google/gemma-3-27b-it", gpu="H100", max_model_len=4096, max_num_seqs=2)
+    per_seq = r.kv.bytes_per_block * r.kv.num_groups  # 7 groups x 10 layers x 128 KiB
+    assert body["min_kv_cache_memory_gb"] == round(2 * per_seq / 2**30, 2)

@@ -395,7 +395,9 @@ def seed_estimate(req: SeedEstimateRequest, allow_network: bool) -> dict[str, An
     resolved = resolved_deployment(dep, report)
 
     per_seq_full = request_kv_bytes(spec, resolved, req.max_seq_len)
-    one_block = report.kv.bytes_per_block if report.kv is not None else request_kv_bytes(spec, resolved, 1)
+    # One block per sequence in every KV group (hybrid models keep one group per layer kind and slice).
+    one_block = (report.kv.bytes_per_block * report.kv.num_groups if report.kv is not None
+                 else request_kv_bytes(spec, resolved, 1))
     weights = report.weights_bytes
     activation = report.activation_peak_bytes
     overhead = report.non_torch_bytes + report.cudagraph_bytes
