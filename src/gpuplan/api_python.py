@@ -21,14 +21,20 @@ def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memor
     `options` are Deployment fields with vLLM's names (tensor_parallel_size, max_model_len,
     kv_cache_dtype, quantization, vllm_version, ...). `gpu` is a catalog name ("H100", "A100-80GB").
     """
+    from dataclasses import replace
+
     from .engines.vllm.estimate import estimate as engine_estimate
-    from .gpus import resolve_gpu_memory
+    from .gpus import DEFAULT_GPU, DEFAULT_GPU_NOTE, resolve_gpu_memory
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     dep = deployment or Deployment()
     if options:
         dep = dep.with_(**options)
+    defaulted = gpu is None and gpu_memory_gib is None and not dep.gpu_memory_bytes
+    if defaulted:
+        gpu = DEFAULT_GPU
     if gpu is not None or gpu_memory_gib is not None:
         name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib)
         dep = dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc)
-    return engine_estimate(spec, dep)
+    report = engine_estimate(spec, dep)
+    return replace(report, warnings=(DEFAULT_GPU_NOTE,) + report.warnings) if defaulted else report

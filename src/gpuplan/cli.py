@@ -187,10 +187,14 @@ def estimate(
     except ValidationError as exc:
         raise _validation_line(exc) from exc
     spec = load_model(model, allow_network=_network())
-    if gpu is None and gpu_memory_gib is None and not as_json:
-        out.print(Text("no --gpu given: assuming the largest GPU in the catalog", style="dim"))
     dep = deployment_on_gpu(fields.deployment(), fields.gpu, fields.gpu_memory_gib)
     report = run_estimate(spec, deployment=dep)
+    if gpu is None and gpu_memory_gib is None:
+        from dataclasses import replace
+
+        from .gpus import DEFAULT_GPU_NOTE
+
+        report = replace(report, warnings=(DEFAULT_GPU_NOTE,) + report.warnings)
     if as_json:
         _echo_json(report.to_dict())
     else:

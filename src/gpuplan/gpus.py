@@ -21,6 +21,11 @@ __all__ = ["GPU", "list_gpus", "find_gpu", "resolve_gpu_memory", "normalize_gpu_
 GIB = 1 << 30
 
 
+# The GPU assumed when a request names none: the common cloud H100 80GB (reports say so).
+DEFAULT_GPU = "H100"
+DEFAULT_GPU_NOTE = "no GPU given: assumed one H100 80GB (79.19 GiB CUDA-visible); name yours with --gpu / gpu"
+
+
 @dataclass(frozen=True)
 class GPU:
     name: str

@@ -170,11 +170,11 @@ def largest_gpu_name() -> str:
 
 
 def deployment_on_gpu(dep: Deployment, gpu: str | None, gpu_memory_gib: float | None) -> Deployment:
-    """Attach the GPU to a deployment exactly as `gpuplan.estimate` does, defaulting to the largest GPU."""
-    from ..gpus import resolve_gpu_memory
+    """Attach the GPU to a deployment exactly as `gpuplan.estimate` does (default: gpus.DEFAULT_GPU)."""
+    from ..gpus import DEFAULT_GPU, resolve_gpu_memory
 
     if gpu is None and gpu_memory_gib is None:
-        gpu = largest_gpu_name()
+        gpu = DEFAULT_GPU
     name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib)
     return dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc)
 
@@ -554,6 +554,12 @@ def v1_estimate(req: DeploymentFields, model: str | dict[str, Any], allow_networ
     dep = v1_deployment(req)
     spec = load_model_ref(model, "model", allow_network)
     report = estimate(spec, deployment=dep)
+    if req.gpu is None and req.gpu_memory_gib is None:
+        from dataclasses import replace
+
+        from ..gpus import DEFAULT_GPU_NOTE
+
+        report = replace(report, warnings=(DEFAULT_GPU_NOTE,) + report.warnings)
     out = report.to_dict()
     from ..planner.commands import commands_for_report
 
