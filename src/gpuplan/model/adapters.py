@@ -207,10 +207,21 @@ def _llama_like(cfg: dict, outer: dict, name: str, *, qkv_bias: bool | None = No
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), generic=generic, notes=notes)
 
 
-@register("llama", "mistral", "granite", "yi", "internlm2", "olmo2", "exaone", "solar", "deepseek",
+@register("llama", "mistral", "granite", "yi", "internlm2", "exaone", "solar", "deepseek",
           "cohere", "minicpm", "nemotron", "starcoder2", "ministral")
 def _llama(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _llama_like(cfg, outer, name)
+
+
+@register("olmo2")
+def _olmo2(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    # OLMo-2 normalises the whole q and k projections (not per head): norms of heads*d and kv_heads*d.
+    spec = _llama_like(cfg, outer, name)
+    a = spec.layers[0].attention
+    extra = b.norm(b.P + "self_attn.q_norm", a.num_heads * a.head_dim) + b.norm(
+        b.P + "self_attn.k_norm", a.num_kv_heads * a.head_dim)
+    layer = Layer(a, spec.layers[0].mlp, spec.layers[0].tensors + extra)
+    return _with(spec, layers=tuple(layer for _ in spec.layers))
 
 
 @register("qwen2")
@@ -430,7 +441,9 @@ def _moe_decoder(cfg: dict, outer: dict, name: str, *, experts_key: str, prefix:
     hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
     kv = _int(cfg, "num_key_value_heads", default=heads)
     hd = _head_dim(cfg, hidden, heads)
-    e, k = _int(cfg, experts_key), _int(cfg, "num_experts_per_tok", default=2)
+    # transformers has spelled the expert count several ways across versions
+    e = _int(cfg, experts_key, "num_experts", "num_local_experts", "n_routed_experts")
+    k = _int(cfg, "num_experts_per_tok", default=2)
     mi = _int(cfg, "moe_intermediate_size", "intermediate_size")
     si = _int(cfg, "shared_expert_intermediate_size", default=0)
     inter = _int(cfg, "intermediate_size", default=mi)
@@ -454,7 +467,7 @@ def _moe_decoder(cfg: dict, outer: dict, name: str, *, experts_key: str, prefix:
 def _sparse_step(cfg: dict) -> Callable[[int], bool]:
     step = int(cfg.get("decoder_sparse_step") or 1)
     only_mlp = set(cfg.get("mlp_only_layers") or [])
-    num_e = int(cfg.get("num_experts") or 0)
+    num_e = int(cfg.get("num_experts") or cfg.get("num_local_experts") or 0)
     return lambda i: num_e > 0 and i not in only_mlp and (i + 1) % step == 0
 
 
@@ -869,10 +882,34 @@ def build_spec(config: dict, name: str | None = None) -> ModelSpec:
     if missing:
         raise ConfigError("config", f"unsupported model_type {mt!r} and the config lacks {', '.join(missing)}",
                           accepted=sorted(ADAPTERS))
-    spec = _llama_like(text, config, name, generic=True)
-    return _with(spec, notes=spec.notes + (
-        f"model_type {mt!r} is not known to gpuplan: treated as a generic Llama-style decoder "
-        "(full attention, gated MLP); weights and KV follow from the standard fields.",))
+    experts = next((int(text[k]) for k in _EXPERT_KEYS if text.get(k)), 0)
+    if experts > 1:
+        spec = _generic_moe(text, config, name, experts)
+        what = f"a generic Llama-style MoE decoder ({experts} experts)"
+    else:
+        spec = _llama_like(text, config, name, generic=True)
+        what = "a generic Llama-style decoder (full attention, gated MLP)"
+    return _with(spec, generic=True, notes=spec.notes + (
+        f"model_type {mt!r} is not known to gpuplan: treated as {what}; weights and KV follow from the "
+        "standard fields and are estimates.",))
+
+
+_EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+
+
+def _generic_moe(cfg: dict, outer: dict, name: str, experts: int) -> ModelSpec:
+    """An unknown MoE: routed experts (+ shared experts) on every layer after the first dense ones."""
+    topk = _int(cfg, "num_experts_per_tok", "moe_topk", "top_k", "moe_k", default=2)
+    mi = _int(cfg, "moe_intermediate_size", "expert_intermediate_size", "intermediate_size")
+    shared = _int(cfg, "shared_expert_intermediate_size", default=0) or (
+        _int(cfg, "n_shared_experts", "num_shared_experts", "moe_num_shared_experts", default=0) * mi)
+    first_dense = _int(cfg, "first_k_dense_replace", "moe_layer_start_index", default=0)
+    step = _int(cfg, "decoder_sparse_step", "moe_layer_interval", "moe_layer_freq", default=1) or 1
+    cfg = {**cfg, "moe_intermediate_size": mi, "shared_expert_intermediate_size": shared,
+           "num_experts_per_tok": topk, "_experts": experts}
+    return _moe_decoder(cfg, outer, name, experts_key="_experts", prefix=b.P + "mlp.",
+                        qkv_bias=bool(cfg.get("attention_bias")), qk_norm=False,
+                        is_moe=lambda i: i >= first_dense and (i + 1 - first_dense) % step == 0)
 
 
 def supported_model_types() -> list[str]:

@@ -1,0 +1,25 @@
+"""Model types without an adapter fall back to a generic decoder that says so, and MoE configs stay MoE.
+
+Fixtures: transformers' default configs for MoE model_types gpuplan has no adapter for, with the parameter
+count transformers builds for them (tests/fixtures/oracle/generic, made with the oracle venv).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpuplan.model.adapters import build_spec
+
+GENERIC = sorted((Path(__file__).parent / "fixtures" / "oracle" / "generic").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", GENERIC, ids=[p.stem for p in GENERIC])
+def test_an_unknown_moe_is_sized_as_a_moe_within_two_percent(path: Path) -> None:
+    fx = json.loads(path.read_text())
+    spec = build_spec(fx["config"])
+    assert spec.generic and spec.is_moe
+    assert any("not known to gpuplan" in n for n in spec.notes)
+    assert spec.total_params == pytest.approx(fx["total_params"], rel=0.02)
