@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from dataclasses import replace as _replace_dc
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -121,6 +122,10 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
           mamba_ssm_dtype: str | None = None) -> ModelSpec:
     arch = (outer.get("architectures") or cfg.get("architectures") or [""])[0] or ""
     qc = outer.get("quantization_config") or cfg.get("quantization_config")
+    quant = parse_quant_config(qc) if qc else None
+    if quant is not None and str(outer.get("expert_dtype") or cfg.get("expert_dtype") or "") == "fp4":
+        # DeepSeek-V4-style checkpoints: FP8 block linears, MXFP4 experts (config key expert_dtype).
+        quant = _replace_dc(quant, experts_format="mxfp4")
     return ModelSpec(
         name=name,
         model_type=str(outer.get("model_type") or cfg.get("model_type")),
@@ -140,7 +145,7 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
         extra=extra,
         extra_not_loaded=not_loaded,
         rope_caches=rope,
-        quant=parse_quant_config(qc) if qc else None,
+        quant=quant,
         multimodal=multimodal,
         mamba_ssm_dtype=mamba_ssm_dtype,
         generic=generic,

@@ -156,6 +156,7 @@ class QuantConfig:
     gguf_types: tuple[tuple[str, str], ...] = ()  # GGUF: (tensor name, ggml type) when known
     source: str = "checkpoint"  # checkpoint | online (--quantization on an unquantized checkpoint)
     kv_cache_fp8: bool = False  # the checkpoint declares an FP8 KV cache (kv_cache_scheme / kv_cache_quant_algo)
+    experts_format: str = ""  # MoE experts stored differently from the other linears (e.g. "mxfp4")
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,8 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
         else:
             in_f = cdiv(in_f, sh.moe_tp)
         pad = None
+        if tq.experts_format == "mxfp4":
+            tq = QuantConfig("mxfp4", bits=4, group_size=32, experts_only=True)
         if tq.method == "mxfp4" and mxfp4_pad:
             # w13 [E, 2I, H]: pad I and H; w2 [E, H, I]: pad H and I (backend-specific alignment).
             ip, hp = mxfp4_pad
