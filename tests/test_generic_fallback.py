@@ -17,9 +17,20 @@ GENERIC = sorted((Path(__file__).parent / "fixtures" / "oracle" / "generic").glo
 
 
 @pytest.mark.parametrize("path", GENERIC, ids=[p.stem for p in GENERIC])
-def test_an_unknown_moe_is_sized_as_a_moe_within_two_percent(path: Path) -> None:
+def test_an_unknown_moe_is_sized_as_a_moe_within_a_tenth_of_a_percent(path: Path) -> None:
     fx = json.loads(path.read_text())
     spec = build_spec(fx["config"])
     assert spec.generic and spec.is_moe
     assert any("not known to gpuplan" in n for n in spec.notes)
-    assert spec.total_params == pytest.approx(fx["total_params"], rel=0.02)
+    assert spec.total_params == pytest.approx(fx["total_params"], rel=0.001)
+
+
+DEFAULTS = sorted((Path(__file__).parent / "fixtures" / "oracle" / "defaults").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", DEFAULTS, ids=[p.stem for p in DEFAULTS])
+def test_every_adapter_counts_transformers_default_config_exactly(path: Path) -> None:
+    fx = json.loads(path.read_text())
+    spec = build_spec(fx["config"])
+    assert not spec.generic
+    assert spec.total_params == fx["total_params"]

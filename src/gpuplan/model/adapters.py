@@ -212,10 +212,49 @@ def _llama_like(cfg: dict, outer: dict, name: str, *, qkv_bias: bool | None = No
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), generic=generic, notes=notes)
 
 
-@register("llama", "mistral", "granite", "yi", "internlm2", "exaone", "solar", "deepseek",
-          "cohere", "minicpm", "nemotron", "starcoder2", "ministral")
+@register("llama", "mistral", "granite", "yi", "internlm2", "exaone", "solar", "ministral")
 def _llama(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _llama_like(cfg, outer, name)
+
+
+@register("starcoder2")
+def _starcoder2(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    # Non-gated MLP (c_fc, c_proj) and LayerNorms, all with biases; tied embeddings.
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    kv = _int(cfg, "num_key_value_heads", default=heads)
+    hd = _head_dim(cfg, hidden, heads)
+    inter = _int(cfg, "intermediate_size", default=4 * hidden)
+    vocab = _int(cfg, "vocab_size")
+    bias = bool(cfg.get("use_bias", True))
+    t = (b.attention(hidden, heads, kv, hd, qkv_bias=bias, o_bias=bias)
+         + b.plain_mlp(hidden, inter, bias=bias, up=b.P + "mlp.c_fc", down=b.P + "mlp.c_proj")
+         + b.norm(b.P + "input_layernorm", hidden, True) + b.norm(b.P + "post_attention_layernorm", hidden, True))
+    window = cfg.get("sliding_window")
+    att = Attention("sliding_window", heads, kv, hd, window=int(window)) if window and cfg.get("layer_types") \
+        else Attention("full", heads, kv, hd)
+    layer = Layer(att, Mlp("dense", inter), t)
+    tie = _tie(cfg, outer, True)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden, True))
+    return _spec(name, cfg, outer, [layer] * n, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("cohere", "cohere2")
+def _cohere(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    # Parallel attention + MLP behind one LayerNorm (no bias); optional per-head q/k LayerNorms.
+    spec = _llama_like(cfg, outer, name)
+    a = spec.layers[0].attention
+    keep = tuple(t for t in spec.layers[0].tensors if "post_attention_layernorm" not in t.name)
+    if cfg.get("use_qk_norm"):
+        keep += (Tensor(b.P + "self_attn.q_norm.weight", "norm", (a.num_heads, a.head_dim)),
+                 Tensor(b.P + "self_attn.k_norm.weight", "norm", (a.num_kv_heads, a.head_dim)))
+    cache: dict[int, Layer] = {}
+    layers = []
+    for layer in spec.layers:
+        if id(layer.attention) not in cache:
+            cache[id(layer.attention)] = Layer(layer.attention, layer.mlp, keep)
+        layers.append(cache[id(layer.attention)])
+    return _with(spec, layers=tuple(layers))
 
 
 @register("olmo2")
