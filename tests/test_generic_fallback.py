@@ -34,3 +34,14 @@ def test_every_adapter_counts_transformers_default_config_exactly(path: Path) ->
     spec = build_spec(fx["config"])
     assert not spec.generic
     assert spec.total_params == fx["total_params"]
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "qwen2_5_vl"])
+def test_qwen_vl_flat_configs_count_the_same_as_nested_ones(name: str) -> None:
+    fx = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "defaults" / f"{name}.json").read_text())
+    nested = fx["config"]
+    flat = {**{k: v for k, v in nested.items() if k != "text_config"}, **nested["text_config"],
+            "model_type": name}  # transformers 4 wrote the text fields at the top level
+    spec = build_spec(flat)
+    assert spec.total_params == fx["total_params"]
+    assert spec.param_counts()["vision"] == fx["_meta"]["visual_params"]

@@ -35,6 +35,8 @@ ADAPTERS: dict[str, Adapter] = {}
 # Wrapper model_types whose language model lives in text_config.
 MULTIMODAL_WRAPPERS = {"llama4", "gemma3", "mistral3", "llava", "llava_next", "gemma4", "qwen2_vl",
                        "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "idefics3", "paligemma"}
+# Qwen-VL configs may be flat (the text fields at the top) or nest them in text_config.
+QWEN_VL = {"qwen2_vl", "qwen2_5_vl"}
 
 
 def register(*types: str) -> Callable[[Adapter], Adapter]:
@@ -795,6 +797,42 @@ def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
                  architecture=(outer.get("architectures") or [inner.architecture])[0],
                  quant=inner.quant or (parse_quant_config(outer["quantization_config"])
                                        if outer.get("quantization_config") else None))
+
+
+@register("qwen2_vl", "qwen2_5_vl")
+def _qwen_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    text = dict(outer.get("text_config") or {k: v for k, v in outer.items() if k != "vision_config"})
+    text["model_type"] = "qwen2"
+    if "tie_word_embeddings" not in text and "tie_word_embeddings" in outer:
+        text["tie_word_embeddings"] = outer["tie_word_embeddings"]
+    inner = _qwen2(text, {**outer, "text_config": None, "model_type": outer.get("model_type")}, name)
+    vis = outer.get("vision_config") or {}
+    if not vis:
+        return inner
+    vparams = _qwen_vl_vision_params(vis, inner.hidden_size, outer.get("model_type") == "qwen2_5_vl")
+    extra = (Tensor("visual", "vision", (vparams,), "column"),)
+    return _with(inner, extra=extra, multimodal=MultimodalSpec(vparams, 1024, inner.hidden_size),
+                 model_type=str(outer.get("model_type")))
+
+
+def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:
+    """Qwen2-VL / Qwen2.5-VL vision tower incl. patch embedding and merger (equals transformers' count)."""
+    depth = _int(vis, "depth", default=32)
+    chans, p, tp = _int(vis, "in_channels", default=3), _int(vis, "patch_size", default=14), _int(
+        vis, "temporal_patch_size", default=2)
+    m2 = _int(vis, "spatial_merge_size", default=2) ** 2
+    if v25:  # RMSNorms, gated MLP with biases
+        h, i = _int(vis, "hidden_size", default=1280), _int(vis, "intermediate_size", default=3420)
+        out = _int(vis, "out_hidden_size", default=text_hidden)
+        block = 4 * h * h + 3 * h * i + 7 * h + 2 * i
+        merger = (h * m2) ** 2 + h * m2 + h * m2 * out + out + h
+    else:  # LayerNorms with biases, fc1/fc2 MLP
+        h = _int(vis, "embed_dim", default=1280)
+        i = int(h * float(vis.get("mlp_ratio") or 4))
+        out = _int(vis, "hidden_size", default=text_hidden)
+        block = 4 * h * h + 2 * h * i + 9 * h + i
+        merger = (h * m2) ** 2 + h * m2 + h * m2 * out + out + 2 * h
+    return depth * block + chans * tp * p * p * h + merger
 
 
 @register("gemma4", "gemma4_text")
