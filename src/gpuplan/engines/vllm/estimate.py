@@ -238,9 +238,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
-                             enforce_eager=r.dep.enforce_eager or p.engine == "v0" and False)
-        if r.dep.enforce_eager:
-            graphs = 0
+                             enforce_eager=r.dep.enforce_eager)
         w = weights[s].total
         graphs_in = graphs if p.cudagraph_subtracted else 0
         extra = 0
@@ -347,25 +345,25 @@ def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, c
     return True, None, max(fit_len, r.max_model_len) if fit_len else None
 
 
-def _components(spec: ModelSpec, r: Resolved, lim: dict, n_torch: int, budget: int, stored: bool) -> tuple:
+def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget: int, stored: bool) -> tuple:
     p = r.profile
-    by = lim["weights_by_kind"]
+    by = stage["weights_by_kind"]
     w_note = "from the checkpoint's tensor headers" if stored else "computed from the config"
     if r.quant and r.quant.source == "assumed":
         w_note = f"computed for an assumed {r.quant.method} {r.quant.bits}-bit checkpoint"
     exact_w = not spec.generic and spec.model_type not in ("gemma4",)
-    act: B.Activation = lim["activation"]
+    act: B.Activation = stage["activation"]
     comps = [
-        Component("weights", lim["weights_bytes"], exact_w,
+        Component("weights", stage["weights_bytes"], exact_w,
                   w_note + " (" + ", ".join(f"{k} {v / GiB:.2f}" for k, v in by.items() if v >= 10 * MiB) + ")"),
-        Component("activation_peak", lim["activation_bytes"], False,
+        Component("activation_peak", stage["activation_bytes"], False,
                   f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}, sampler "
                   f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}; calibrated"),
         Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
-        Component("cudagraph", lim["cudagraph_bytes"], False,
+        Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool; " + ("inside the budget" if p.cudagraph_subtracted else
                                          "outside the budget (captured after the KV cache)")),
-        Component("kv_cache", max(0, lim["available_bytes"]), False,
+        Component("kv_cache", max(0, stage["available_bytes"]), False,
                   "what the budget leaves; block layout inside it is exact"),
     ]
     return tuple(comps)
