@@ -86,6 +86,12 @@ def _head_dim(cfg: dict, hidden: int, heads: int) -> int:
     return hidden // heads
 
 
+def _core_dims(cfg: dict) -> tuple[int, int, int, int, int]:
+    """hidden size, layers, attention heads, KV heads, head dim: the prologue of most adapters."""
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    return hidden, n, heads, _int(cfg, "num_key_value_heads", default=heads), _head_dim(cfg, hidden, heads)
+
+
 def _rotary_dim(cfg: dict, head_dim: int) -> int:
     f = cfg.get("partial_rotary_factor")
     if f is None:
@@ -222,9 +228,7 @@ def _llama(cfg: dict, outer: dict, name: str) -> ModelSpec:
 @register("starcoder2")
 def _starcoder2(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # Non-gated MLP (c_fc, c_proj) and LayerNorms, all with biases; tied embeddings.
-    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads)
-    hd = _head_dim(cfg, hidden, heads)
+    hidden, n, heads, kv, hd = _core_dims(cfg)
     inter = _int(cfg, "intermediate_size", default=4 * hidden)
     vocab = _int(cfg, "vocab_size")
     bias = bool(cfg.get("use_bias", True))
@@ -484,9 +488,7 @@ def _moe_decoder(cfg: dict, outer: dict, name: str, *, experts_key: str, prefix:
                  qk_norm: bool, is_moe: Callable[[int], bool]) -> ModelSpec:
     """A Llama-style decoder whose MLP is a routed MoE, optionally with a gated shared expert
     (Mixtral, Qwen2-MoE, Qwen3-MoE)."""
-    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads)
-    hd = _head_dim(cfg, hidden, heads)
+    hidden, n, heads, kv, hd = _core_dims(cfg)
     # transformers has spelled the expert count several ways across versions
     e = _int(cfg, experts_key, "num_experts", "num_local_experts", "n_routed_experts")
     k = _int(cfg, "num_experts_per_tok", default=2)
@@ -683,9 +685,7 @@ def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
 
 @register("qwen3_next")
 def _qwen3_next(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
-    kv = _int(cfg, "num_key_value_heads", default=heads)
-    hd = _head_dim(cfg, hidden, heads)
+    hidden, n, heads, kv, hd = _core_dims(cfg)
     e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
     mi, si = _int(cfg, "moe_intermediate_size"), _int(cfg, "shared_expert_intermediate_size", default=0)
     vocab = _int(cfg, "vocab_size")
