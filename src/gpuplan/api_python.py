@@ -14,27 +14,37 @@ def load_model(ref: str | dict | ModelSpec, *, allow_network: bool = True) -> Mo
     return resolve_model(ref, allow_network=allow_network)
 
 
+def with_gpu(dep: Deployment, gpu: str | None, gpu_memory_gib: float | None) -> tuple[Deployment, bool]:
+    """`dep` on the named GPU (or memory size); on gpus.DEFAULT_GPU when neither is given and `dep` has no
+    memory yet. The flag says whether the default was assumed."""
+    from .gpus import DEFAULT_GPU, resolve_gpu_memory
+
+    defaulted = gpu is None and gpu_memory_gib is None and not dep.gpu_memory_bytes
+    if defaulted:
+        gpu = DEFAULT_GPU
+    if gpu is None and gpu_memory_gib is None:
+        return dep, False
+    name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib)
+    return dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc), defaulted
+
+
 def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memory_gib: float | None = None,
              deployment: Deployment | None = None, **options) -> MemoryReport:
     """Per-GPU memory report for `model` served by vLLM.
 
     `options` are Deployment fields with vLLM's names (tensor_parallel_size, max_model_len,
-    kv_cache_dtype, quantization, vllm_version, ...). `gpu` is a catalog name ("H100", "A100-80GB").
+    kv_cache_dtype, quantization, vllm_version, ...). `gpu` is a catalog name ("H100", "A100-80GB");
+    with no GPU at all, gpus.DEFAULT_GPU is assumed and the report's warnings say so.
     """
     from dataclasses import replace
 
     from .engines.vllm.estimate import estimate as engine_estimate
-    from .gpus import DEFAULT_GPU, DEFAULT_GPU_NOTE, resolve_gpu_memory
+    from .gpus import DEFAULT_GPU_NOTE
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     dep = deployment or Deployment()
     if options:
         dep = dep.with_(**options)
-    defaulted = gpu is None and gpu_memory_gib is None and not dep.gpu_memory_bytes
-    if defaulted:
-        gpu = DEFAULT_GPU
-    if gpu is not None or gpu_memory_gib is not None:
-        name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib)
-        dep = dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc)
+    dep, defaulted = with_gpu(dep, gpu, gpu_memory_gib)
     report = engine_estimate(spec, dep)
     return replace(report, warnings=(DEFAULT_GPU_NOTE,) + report.warnings) if defaulted else report

@@ -161,7 +161,6 @@ def estimate(
     from . import estimate as run_estimate
     from . import load_model
     from .api.schemas import DeploymentFields
-    from .api.service import deployment_on_gpu
 
     try:
         fields = DeploymentFields(
@@ -187,14 +186,7 @@ def estimate(
     except ValidationError as exc:
         raise _validation_line(exc) from exc
     spec = load_model(model, allow_network=_network())
-    dep = deployment_on_gpu(fields.deployment(), fields.gpu, fields.gpu_memory_gib)
-    report = run_estimate(spec, deployment=dep)
-    if gpu is None and gpu_memory_gib is None:
-        from dataclasses import replace
-
-        from .gpus import DEFAULT_GPU_NOTE
-
-        report = replace(report, warnings=(DEFAULT_GPU_NOTE,) + report.warnings)
+    report = run_estimate(spec, gpu=fields.gpu, gpu_memory_gib=fields.gpu_memory_gib, deployment=fields.deployment())
     if as_json:
         _echo_json(report.to_dict())
     else:

@@ -171,12 +171,9 @@ def largest_gpu_name() -> str:
 
 def deployment_on_gpu(dep: Deployment, gpu: str | None, gpu_memory_gib: float | None) -> Deployment:
     """Attach the GPU to a deployment exactly as `gpuplan.estimate` does (default: gpus.DEFAULT_GPU)."""
-    from ..gpus import DEFAULT_GPU, resolve_gpu_memory
+    from ..api_python import with_gpu
 
-    if gpu is None and gpu_memory_gib is None:
-        gpu = DEFAULT_GPU
-    name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib)
-    return dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc)
+    return with_gpu(dep, gpu, gpu_memory_gib)[0]
 
 
 def resolved_deployment(dep: Deployment, report: MemoryReport) -> Deployment:
@@ -547,30 +544,21 @@ def v1_deployment(req: DeploymentFields) -> Deployment:
 
 def v1_estimate(req: DeploymentFields, model: str | dict[str, Any], allow_network: bool) -> dict[str, Any]:
     from .. import estimate
+    from ..gpus import resolve_gpu_memory
 
     # Cheap checks first (the reference's shape, the GPU), then the possibly slow model resolution.
     if isinstance(model, str):
         check_remote_ref(model, "model")
-    dep = v1_deployment(req)
+    resolve_gpu_memory(req.gpu, req.gpu_memory_gib)
+    dep = req.deployment()
     spec = load_model_ref(model, "model", allow_network)
-    report = estimate(spec, deployment=dep)
-    if req.gpu is None and req.gpu_memory_gib is None:
-        from dataclasses import replace
-
-        from ..gpus import DEFAULT_GPU_NOTE
-
-        report = replace(report, warnings=(DEFAULT_GPU_NOTE,) + report.warnings)
+    report = estimate(spec, gpu=req.gpu, gpu_memory_gib=req.gpu_memory_gib, deployment=dep)
     out = report.to_dict()
     from ..planner.commands import commands_for_report
 
     ref = model if isinstance(model, str) else spec.name
-    out["commands"] = to_jsonable(commands_for_report(ref, report, report_deployment(dep, report)))
+    out["commands"] = to_jsonable(commands_for_report(ref, report, dep))
     return out
-
-
-def report_deployment(dep: Deployment, report: MemoryReport) -> Deployment:
-    """The deployment with the GPU the report ran on (the default GPU when none was given)."""
-    return dep if dep.gpu_name else dep.with_(gpu_name=report.gpu_name)
 
 
 def v1_curve(req: V1CurveRequest, allow_network: bool) -> dict[str, Any]:
