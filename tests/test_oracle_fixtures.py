@@ -74,9 +74,9 @@ def test_parameter_count_matches_transformers(path: Path) -> None:
             pytest.skip(f"{spec.model_type} is handled by the generic fallback, not counted exactly")
         counts = spec.param_counts()
         cats = mode["by_category"]
-        # transformers keeps DeepSeek's e_score_correction_bias as a buffer in some versions
+        # transformers keeps DeepSeek's e_score_correction_bias (and V4's hash-routing table) as buffers
         buffers = sum(t.numel for layer in spec.layers for t in layer.tensors
-                      if t.name.endswith("e_score_correction_bias"))
+                      if t.name.endswith(("e_score_correction_bias", "tid2eid")))
         text = counts["total"] - counts.get("vision", 0) - counts.get("projector", 0)
         theirs_text = mode["total_params"] - cats.get("vision", 0) - cats.get("projector", 0)
         if name == "image_text" and not cfg.get("vision_config"):

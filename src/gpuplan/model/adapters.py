@@ -27,6 +27,7 @@ from .spec import (
     RopeCache,
     StateTensor,
     Tensor,
+    TokenBuffer,
 )
 
 Adapter = Callable[[dict, dict, str], ModelSpec]
@@ -127,7 +128,8 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
           head_dim: int, inter: int, tie: bool, embedding: tuple[Tensor, ...], head: tuple[Tensor, ...],
           rope: tuple[RopeCache, ...] = (), extra: tuple[Tensor, ...] = (), not_loaded: tuple[Tensor, ...] = (),
           multimodal: MultimodalSpec | None = None, notes: tuple[str, ...] = (), generic: bool = False,
-          mamba_ssm_dtype: str | None = None) -> ModelSpec:
+          mamba_ssm_dtype: str | None = None, token_buffers: tuple[TokenBuffer, ...] = (),
+          residual_streams: int = 1) -> ModelSpec:
     arch = (outer.get("architectures") or cfg.get("architectures") or [""])[0] or ""
     qc = outer.get("quantization_config") or cfg.get("quantization_config")
     quant = parse_quant_config(qc) if qc else None
@@ -153,6 +155,8 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
         extra=extra,
         extra_not_loaded=not_loaded,
         rope_caches=rope,
+        token_buffers=token_buffers,
+        residual_streams=residual_streams,
         quant=quant,
         multimodal=multimodal,
         mamba_ssm_dtype=mamba_ssm_dtype,
@@ -678,6 +682,99 @@ def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
     rope = _rope(cfg, rope_d, "float32" if cfg.get("rope_scaling") else None)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=kvr + rope_d,
                  inter=inter, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded)
+
+
+@register("deepseek_v4")
+def _deepseek_v4(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """DeepSeek-V4 (vLLM's models/deepseek_v4): compressed sparse MLA with a sliding window, hash-routed first
+    layers, hc_mult residual streams ("hyper-connections"), FP8 block linears and (expert_dtype fp4) MXFP4 experts."""
+    hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
+    hd, rope_d = _int(cfg, "head_dim"), _int(cfg, "qk_rope_head_dim")
+    qlr, olr, groups = _int(cfg, "q_lora_rank"), _int(cfg, "o_lora_rank"), _int(cfg, "o_groups")
+    window = _int(cfg, "sliding_window")
+    e, k, mi = _int(cfg, "n_routed_experts"), _int(cfg, "num_experts_per_tok"), _int(cfg, "moe_intermediate_size")
+    shared = _int(cfg, "n_shared_experts", default=0)
+    vocab = _int(cfg, "vocab_size")
+    ihd, iheads = _int(cfg, "index_head_dim", default=128), _int(cfg, "index_n_heads", default=64)
+    hash_layers = _int(cfg, "num_hash_layers", default=0)
+    hc = _int(cfg, "hc_mult", default=1)
+    ratios = cfg.get("compress_ratios")
+    if not isinstance(ratios, list) or len(ratios) < n:
+        raise ConfigError("compress_ratios", f"deepseek_v4 needs compress_ratios with one entry per layer ({n})")
+    if heads % groups:
+        raise ConfigError("o_groups", f"{heads} heads do not split into {groups} output groups")
+    mix, hc_dim = (2 + hc) * hc, hc * hidden
+    A, F = b.P + "attn.", b.P + "ffn."
+
+    def f32(name: str, *shape: int, parallel: str = "replicated") -> Tensor:
+        return Tensor(name, "other", tuple(shape), parallel, dtype="float32")
+
+    def compressor(prefix: str, ratio: int, dim: int) -> tuple[Tensor, ...]:
+        coff = 2 if ratio == 4 else 1  # ratio-4 compressors overlap windows: twice the state
+        return ((f32(prefix + "ape", ratio, coff * dim),)
+                + b.linear(prefix + "fused_wkv_wgate", "attention", 2 * coff * dim, hidden, "replicated",
+                           quantizable=False)
+                + b.norm(prefix + "norm", dim))
+
+    def tensors(ratio: int, hashed: bool) -> tuple[Tensor, ...]:
+        t = (Tensor(A + "attn_sink", "attention", (heads,), "head", dtype="float32"),)
+        t += b.linear(A + "fused_wqa_wkv", "attention", qlr + hd, hidden, "replicated")
+        t += b.norm(A + "q_norm", qlr) + b.norm(A + "kv_norm", hd)
+        t += b.linear(A + "wq_b", "attention", heads * hd, qlr, "column")
+        t += b.linear(A + "wo_a", "attention", groups * olr, heads * hd // groups, "column")
+        t += b.linear(A + "wo_b", "attention", hidden, groups * olr, "row")
+        if ratio > 1:
+            t += compressor(A + "compressor.", ratio, hd)
+        if ratio == 4:
+            t += b.linear(A + "indexer.wq_b", "attention", iheads * ihd, qlr, "replicated")
+            t += b.linear(A + "indexer.weights_proj", "attention", iheads, hidden, "replicated", quantizable=False)
+            t += compressor(A + "indexer.compressor.", ratio, ihd)
+        t += b.router(hidden, e, name=F + "gate", correction_bias=not hashed and cfg.get("topk_method") == "noaux_tc")
+        if hashed:
+            # Hash-routed layers look experts up by token id: a [vocab, top_k] int32 table.
+            t += (Tensor(F + "gate.tid2eid", "router", (vocab, k), "replicated", dtype="int32"),)
+        t += b.experts(hidden, mi, e, prefix=F + "experts")
+        if shared:
+            t += b.gated_mlp(hidden, shared * mi, prefix=F + "shared_experts.", kind="shared_experts")
+        t += b.norm(b.P + "attn_norm", hidden) + b.norm(b.P + "ffn_norm", hidden)
+        for part in ("attn", "ffn"):
+            t += (f32(b.P + f"hc_{part}_fn", mix, hc_dim), f32(b.P + f"hc_{part}_base", mix),
+                  f32(b.P + f"hc_{part}_scale", 3))
+        return t
+
+    moe = Mlp("moe", 0, e, k, mi, shared * mi)
+    cache: dict[tuple[int, bool], Layer] = {}
+    layers = []
+    for i in range(n):
+        ratio = max(1, int(ratios[i] or 0))
+        if ratio not in (1, 4, 128):
+            raise ConfigError("compress_ratios", f"layer {i}: compress ratio {ratio}; vLLM supports 4 and 128")
+        key = (ratio, i < hash_layers)
+        if key not in cache:
+            att = Attention("dsv4", heads, 1, hd, window=window, kv_lora_rank=hd, qk_rope_head_dim=rope_d,
+                            qk_nope_head_dim=hd - rope_d, indexer_head_dim=ihd if ratio == 4 else 0,
+                            compress_ratio=ratio)
+            cache[key] = Layer(att, moe, tensors(*key))
+        layers.append(cache[key])
+    tie = _tie(cfg, outer)
+    hc_head = (f32("model.hc_head_fn", hc, hc_dim), f32("model.hc_head_base", hc), f32("model.hc_head_scale", 1))
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden) + hc_head)
+    mtp = _int(cfg, "num_nextn_predict_layers", default=0)
+    not_loaded: tuple[Tensor, ...] = ()
+    if mtp:
+        # MTP layers ship in the checkpoint; vLLM loads them only for speculative decoding.
+        mtp_params = mtp * (sum(t.numel for t in tensors(1, False)) + 2 * hidden * hidden + 2 * hidden)
+        not_loaded = (Tensor("model.layers.mtp", "mtp", (mtp_params,), "replicated"),)
+    # Two rotary caches (fp32, YaRN-extended): rope_theta for window-only layers, compress_rope_theta for the rest.
+    base = _rope(cfg, rope_d, "float32")[0]
+    thetas = {float(cfg.get("rope_theta") or 10000) if max(1, int(r or 0)) == 1 else
+              float(cfg.get("compress_rope_theta") or cfg.get("rope_theta") or 10000) for r in ratios[:n]}
+    rope = tuple(replace(base, theta=t) for t in sorted(thetas))
+    buffers = (TokenBuffer("topk_indices_buffer", _int(cfg, "index_topk", default=512), "int32"),
+               TokenBuffer("mtp_hidden_buffer", hc_dim, None, last_stage_only=True))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
+                 tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, token_buffers=buffers,
+                 residual_streams=hc)
 
 
 # ----------------------------------------------------------------------------- hybrids (Mamba / linear attention)

@@ -82,7 +82,11 @@ class StateTensor:
 class Attention:
     """How a layer attends, which is what decides its KV cache.
 
-    kind: full | sliding_window | chunked_local | mla | mamba | none
+    kind: full | sliding_window | chunked_local | mla | mamba | dsv4 | none
+
+    dsv4 is DeepSeek-V4's attention: a sliding-window MLA cache on every layer, plus on compressed layers
+    (compress_ratio 4 or 128) a compressed MLA cache and the compressor's running state, plus on ratio-4
+    layers a lightning-indexer key cache and its compressor state.
     """
 
     kind: str
@@ -101,6 +105,7 @@ class Attention:
     kv_shared: bool = False
     # DeepSeek-V3.2-style indexer cache per layer (bytes per token, fp8 layout).
     indexer_head_dim: int = 0
+    compress_ratio: int = 0  # dsv4: 1 (window only), 4 or 128
 
     @property
     def needs_kv(self) -> bool:
@@ -137,6 +142,18 @@ class RopeCache:
     positions: int
     rotary_dim: int
     dtype: str | None = None  # None: model dtype
+    theta: float | None = None  # caches that differ only in rope base are separate (DeepSeek-V4)
+
+
+@dataclass(frozen=True)
+class TokenBuffer:
+    """A persistent buffer the model allocates at load time, sized by max_num_batched_tokens
+    (counted in vLLM's "Model loading took"): [mnbt, width] of `dtype` (None: model dtype)."""
+
+    name: str
+    width: int
+    dtype: str | None = None
+    last_stage_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +204,8 @@ class ModelSpec:
     extra: tuple[Tensor, ...] = ()  # vision tower, projector, MTP layers loaded by vLLM
     extra_not_loaded: tuple[Tensor, ...] = ()  # in the checkpoint, not loaded by vLLM (e.g. MTP)
     rope_caches: tuple[RopeCache, ...] = ()
+    token_buffers: tuple[TokenBuffer, ...] = ()
+    residual_streams: int = 1  # hyper-connections (DeepSeek-V4's hc_mult): the residual is this many hidden wide
     quant: QuantConfig | None = None
     multimodal: MultimodalSpec | None = None
     # A model whose config forces fp32 SSM state, etc.

@@ -26,8 +26,8 @@ class Activation:
 def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, ep: int, act_bytes: int,
                    quant_method: str | None, profile: Profile) -> int:
     """Fused-MoE modular-kernel workspaces (kept allocated between layers in V1)."""
-    if quant_method == "mxfp4":
-        return 0  # gpt-oss's MXFP4 path (triton matmul_ogs) has no such persistent workspace
+    if quant_method == "mxfp4" or (spec.quant is not None and spec.quant.experts_format == "mxfp4"):
+        return 0  # the MXFP4 MoE path (triton matmul_ogs) has no such persistent workspace
     best = 0
     chunk = min(tokens, int(profile.calib.get("moe_chunk_tokens", 65536)))
     for layer in spec.layers[lo:hi]:
@@ -53,7 +53,8 @@ def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes:
         if a.num_heads:
             qkv = cdiv(a.num_heads, tp) * a.head_dim + 2 * max(1, a.num_kv_heads // tp) * a.head_dim
             widest = max(widest, qkv // 3)
-    return int(tokens * act_bytes * (3 * widest + k * spec.hidden_size))
+    # The hidden-state buffers carry the whole residual: hc_mult streams wide for hyper-connection models.
+    return int(tokens * act_bytes * (3 * widest + k * spec.hidden_size * spec.residual_streams))
 
 
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,

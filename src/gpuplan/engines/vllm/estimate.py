@@ -134,6 +134,9 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if kv_dtype == "fp8_ds_mla" and not any(layer.attention.kind == "mla" for layer in spec.layers):
         raise GpuplanError("kv_cache_dtype", "fp8_ds_mla applies to MLA models only",
                            accepted=[x for x in K.KV_DTYPES if x != "fp8_ds_mla"])
+    if any(layer.attention.kind == "dsv4" for layer in spec.layers) and not profile.at_least("0.20"):
+        raise GpuplanError("vllm_version", f"vLLM {profile.version} cannot serve DeepSeek-V4 (added in 0.20)",
+                           accepted=[">= 0.20"])
     dtype = _resolve_dtype(spec, dep, cc)
     quant, qname = _resolve_quant(spec, dep, warnings)
     if kv_dtype == "auto" and quant is not None and quant.kv_cache_fp8 and profile.at_least("0.16"):
@@ -223,7 +226,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     p = r.profile
     parts = pp_partition(spec.num_layers, r.pp)
     weights = stage_weights(spec, r.sharding, r.quant, r.act_bytes, r.pp,
-                            mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored)
+                            mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored,
+                            mnbt=r.mnbt)
     ctx = _kv_context(r)
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
@@ -251,7 +255,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         else:
             avail = budget - (w + act.peak + n_torch + graphs_in + extra)
         specs = K.stage_specs(spec, lo, hi, ctx, ssm_bytes)
-        plan = K.plan_stage(specs, ctx, p)
+        plan = K.plan_for(spec, lo, hi, ctx, ssm_bytes, p)
         blocks = max(0, avail // plan.bytes_per_block) if plan.bytes_per_block else 0
         stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": act.peak,
                        "activation": act, "cudagraph_bytes": graphs, "available_bytes": avail, "plan": plan,
@@ -294,6 +298,9 @@ def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, c
     p = r.profile
     T = r.total
     gib = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
+    if any(layer.attention.kind == "dsv4" for layer in spec.layers) and not r.kv_dtype.startswith("fp8"):
+        return False, ("vLLM's DeepSeek-V4 attention supports only an fp8 KV cache (it asserts at start-up): "
+                       "add --kv-cache-dtype fp8"), None
     heaviest = max(stages, key=lambda st: st["weights_bytes"])
     if heaviest["weights_bytes"] > T - base:
         return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
@@ -379,7 +386,7 @@ def request_kv_bytes(spec: ModelSpec, dep: Deployment, seq_len: int) -> int:
     ssm = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     best = 0
     for lo, hi in pp_partition(spec.num_layers, r.pp):
-        plan = K.plan_stage(K.stage_specs(spec, lo, hi, ctx, ssm), ctx, r.profile)
+        plan = K.plan_for(spec, lo, hi, ctx, ssm, r.profile)
         best = max(best, K.needed_bytes(plan, seq_len, ctx, r.profile))
     return best
 

@@ -13,6 +13,7 @@ from ...errors import GpuplanError
 from ...model.spec import Attention, ModelSpec
 from ...report import KVCacheReport, KVGroup
 from ...units import cdiv
+from . import kv_dsv4 as D
 from .profiles import Profile
 
 FP8_DS_MLA_BYTES_PER_TOKEN = 656  # 512 fp8 NoPE + 4 fp32 tile scales + 64 bf16 RoPE values
@@ -63,6 +64,8 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     """The spec of one layer on one GPU (None: the layer stores no KV)."""
     if not a.needs_kv:
         return None
+    if a.kind == "dsv4":
+        return LayerKV("dsv4", D.bytes_per_token([a]))
     b = ctx.kv_bytes
     if a.kind == "mla":
         per_tok = FP8_DS_MLA_BYTES_PER_TOKEN if ctx.kv_cache_dtype == "fp8_ds_mla" else int(
@@ -198,7 +201,17 @@ def stage_specs(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: in
     return out
 
 
+def plan_for(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int, profile: Profile):
+    """The stage's KV layout: DeepSeek-V4's own grouping, or the generic one."""
+    attns = [layer.attention for layer in spec.layers[lo:hi]]
+    if any(a.kind == "dsv4" for a in attns):
+        return D.plan(attns, ctx.block_size, ctx.mnbt)
+    return plan_stage(stage_specs(spec, lo, hi, ctx, ssm_bytes), ctx, profile)
+
+
 def blocks_per_request(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
+    if isinstance(plan, D.DSV4Plan):
+        return D.blocks_per_request(plan, seq_len)
     total = 0
     for s, _n, groups in plan.types:
         bs = plan.block_size * (plan.page_bytes // (s.bytes_per_token * plan.block_size)) \
@@ -209,6 +222,8 @@ def blocks_per_request(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Prof
 
 def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
     """vLLM's check_enough_kv_cache_memory: sum over real layers of each layer's max memory usage."""
+    if isinstance(plan, D.DSV4Plan):
+        return D.needed_bytes(plan, seq_len)
     total = 0
     for s, n, _g in plan.types:
         if plan.hybrid:
@@ -223,6 +238,8 @@ def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -
 
 def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, kv_dtype: str,
               bytes_per_token: int) -> KVCacheReport:
+    if isinstance(plan, D.DSV4Plan):
+        return D.kv_report(plan, num_blocks, ctx.max_model_len, kv_dtype, bytes_per_token, profile.tokens_formula)
     L = ctx.max_model_len
     need = blocks_per_request(plan, L, ctx, profile)
     conc = num_blocks / need if need else 0.0
@@ -254,6 +271,8 @@ def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, k
 def max_fitting_len(plan: KVPlan, available: int, ctx: KVContext, profile: Profile, upper: int,
                     null_block: bool) -> int:
     """Longest max_model_len whose one request fits the available KV memory (vLLM's estimate)."""
+    if isinstance(plan, D.DSV4Plan):
+        return D.max_fitting_len(plan, available - (plan.bytes_per_block if null_block else 0), upper)
     budget = available - (plan.bytes_per_block if null_block else 0)
     lo, hi = 0, upper
     while lo < hi:

@@ -3,7 +3,7 @@
 Computed, not fitted: every tensor at its vLLM shape and dtype, sharded over tensor-parallel ranks
 (vocabulary padded to 64, KV heads replicated when tp > kv heads, MoE experts split by TP or owned
 whole under expert parallelism), plus the persistent buffers vLLM creates while loading (rotary
-caches, MLA's absorbed matrices).
+caches, MLA's absorbed matrices, token-sized buffers such as DeepSeek-V4's).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: i
 
 def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int, pp: int, *,
                   mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
-                  stored: tuple[Tensor, ...] | None = None) -> list[StageWeights]:
+                  stored: tuple[Tensor, ...] | None = None, mnbt: int = 0) -> list[StageWeights]:
     """Per-stage weight bytes on one rank of each stage."""
     parts = pp_partition(spec.num_layers, pp)
     per_layer_names = _needs_per_layer_names(q)
@@ -216,10 +216,13 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
         seen = set()
         for r in spec.rope_caches:
-            key = (r.positions, r.rotary_dim, r.dtype)
+            key = (r.positions, r.rotary_dim, r.dtype, r.theta)
             if key not in seen:
                 seen.add(key)
                 add("rope_cache", r.positions * r.rotary_dim * DTYPE_BYTES.get(r.dtype or "", act_bytes))
+        for buf in spec.token_buffers:
+            if last or not buf.last_stage_only:
+                add("buffers", mnbt * buf.width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     if stored is not None:
         out = _stored_stages(spec, stored, sh, parts, out, act_bytes)
@@ -247,7 +250,7 @@ def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, pa
     for s, (lo, hi) in enumerate(parts):
         by: dict[str, int] = {}
         for k, v in computed[s].by_kind:
-            if k in ("rope_cache", "mla_absorbed"):
+            if k in ("rope_cache", "mla_absorbed", "buffers"):
                 by[k] = v
         first, last = s == 0, s == len(parts) - 1
         for t in stored:

@@ -1,0 +1,217 @@
+"""DeepSeek-V4's KV cache layout, as vLLM (>= 0.21) plans it.
+
+Every DeepSeek-V4 layer owns several caches (vllm/models/deepseek_v4, v1/kv_cache_interface.py):
+  * a sliding-window MLA cache (block 64, 584 B per token: 448 fp8 NoPE + 64 bf16 RoPE + 8 scale bytes);
+  * on compressed layers (ratio 4 or 128) a compressed MLA cache: block = --block-size, holding
+    block / ratio entries of 584 B, and the compressor's fp32 running state (a small sliding window);
+  * on ratio-4 layers a lightning-indexer key cache (128 fp8 + 4 scale bytes per entry) and its compressor state.
+Every page is padded to FlashMLA's 576-byte alignment. vLLM groups the full-length caches into one group and the
+windowed ones by (block size, window) (kv_cache_utils.group_and_unify_kv_cache_specs), pads the windowed pages up
+to a full-group page size, splits them into sub-groups of `num_layer_tuples` layers
+(_get_kv_cache_groups_uniform_groups), and sizes the pool in layer tuples (_get_kv_cache_config_deepseek_v4).
+All of it is exact arithmetic; nothing here is fitted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from ...errors import GpuplanError
+from ...model.spec import Attention
+from ...report import KVCacheReport, KVGroup
+from ...units import cdiv, round_up
+
+ENTRY_BYTES = 584  # fp8_ds_mla entry of DeepSeek-V4
+ALIGN = 576  # FlashMLA page alignment
+SWA_BLOCK = 64  # the window cache's block, fixed so its page equals a 256-token ratio-4 page
+STATE_BLOCK = {4: 4, 128: 8}  # compressor-state blocks, fixed the same way
+FP32 = 4
+DEFAULT_BLOCK = 256  # DeepseekSparseSWABackend.get_preferred_block_size
+
+
+@dataclass(frozen=True)
+class Cache:
+    """One of vLLM's per-layer KV specs."""
+
+    name: str
+    block_size: int
+    page: int  # bytes per block, padded to the alignment
+    window: int = 0  # 0: full length (an MLAAttentionSpec); else a SlidingWindowMLASpec
+
+    def blocks(self, seq_len: int, mnbt: int) -> int:
+        """max_memory_usage_bytes // page: blocks one request of seq_len tokens holds."""
+        if not self.window:
+            return cdiv(seq_len, self.block_size)
+        return cdiv(min(self.window - 1 + mnbt, seq_len), self.block_size) + 1
+
+
+def layer_caches(a: Attention, block_size: int) -> list[Cache]:
+    r = a.compress_ratio or 1
+    out = [Cache("window", SWA_BLOCK, round_up(SWA_BLOCK * ENTRY_BYTES, ALIGN), a.window or 0)]
+    if r == 1:
+        return out
+    if block_size % r:
+        raise GpuplanError("block_size", f"DeepSeek-V4's compressed layers need a block size divisible by {r}",
+                           accepted=["256", "512"])
+    coff = 2 if r == 4 else 1
+    out.append(Cache(f"compressed_{r}", block_size, round_up(block_size // r * ENTRY_BYTES, ALIGN)))
+    sb = STATE_BLOCK[r]
+    out.append(Cache(f"compressor_state_{r}", sb, round_up(sb * 2 * coff * a.head_dim * FP32, ALIGN), coff * r))
+    if r == 4 and a.indexer_head_dim:
+        idx_entry = a.indexer_head_dim + a.indexer_head_dim // 128 * 4  # fp8 values + one fp32 scale per 128
+        out.append(Cache("indexer", block_size, round_up(block_size // r * idx_entry, ALIGN)))
+        out.append(Cache("indexer_state", sb, round_up(sb * 2 * coff * a.indexer_head_dim * FP32, ALIGN), coff * r))
+    return out
+
+
+@dataclass(frozen=True)
+class Group:
+    """A KV cache group: its layers' caches (one UniformTypeKVCacheSpecs), pages already padded."""
+
+    caches: tuple[Cache, ...]
+
+    @property
+    def page_sum(self) -> int:
+        return sum(c.page for c in self.caches)
+
+    def layer_tuples(self) -> int:
+        return Counter(c.page for c in self.caches).most_common(1)[0][1]
+
+    def pages(self, seq_len: int, mnbt: int) -> int:
+        return max(c.blocks(seq_len, mnbt) for c in self.caches)
+
+
+@dataclass(frozen=True)
+class DSV4Plan:
+    """The grouped layout of one pipeline stage (same attributes the generic KVPlan exposes to the estimate)."""
+
+    block_size: int
+    groups: tuple[Group, ...]
+    tuple_bytes: int  # one block of each distinct full-group page size
+    num_tuples: int
+    mnbt: int
+    hybrid: bool = True
+    padding_layers: int = 0
+
+    @property
+    def bytes_per_block(self) -> int:
+        return self.tuple_bytes * self.num_tuples
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def group_size(self) -> int:
+        return max(len(g.caches) for g in self.groups)
+
+    @property
+    def min_block_size(self) -> int:
+        return min(c.block_size for g in self.groups for c in g.caches)
+
+
+def _approximate_gcd(values: list[int], lower: int) -> int:
+    """vLLM's choice of tuples per group: the d >= lower with least total round-up padding (ties: larger d)."""
+    best_d, best_pad = lower, None
+    for d in range(max(1, lower), max(values) + 1):
+        pad = sum((d - x % d) % d for x in values)
+        if best_pad is None or pad < best_pad or (pad == best_pad and d > best_d):
+            best_d, best_pad = d, pad
+    return best_d
+
+
+def plan(attns: list[Attention], block_size: int | None, mnbt: int) -> DSV4Plan:
+    bs = block_size or DEFAULT_BLOCK
+    full: list[Cache] = []
+    windowed: dict[tuple[int, int], list[Cache]] = {}
+    for a in attns:
+        for c in layer_caches(a, bs):
+            if c.window:
+                windowed.setdefault((c.block_size, c.window), []).append(c)
+            else:
+                full.append(c)
+    if not full:
+        raise GpuplanError("model", "a DeepSeek-V4 stage without compressed layers is not supported by vLLM's "
+                           "grouping (it needs at least one compressed layer per pipeline stage)")
+    full_group = Group(tuple(full))
+    full_pages = sorted({c.page for c in full})
+    counts = [full_group.layer_tuples()] + [Group(tuple(cs)).layer_tuples() for cs in windowed.values()]
+    n_tuples = _approximate_gcd(counts, counts[0])
+    groups = [full_group]
+    padding = 0
+    for cs in windowed.values():
+        by_page: dict[int, list[Cache]] = {}
+        for c in cs:
+            larger = [p for p in full_pages if p >= c.page]
+            if not larger:
+                raise GpuplanError("block_size", f"block size {bs} leaves DeepSeek-V4's window caches larger "
+                                   "than its compressed pages; vLLM needs --block-size 256 or more",
+                                   accepted=["256", "512"])
+            by_page.setdefault(min(larger), []).append(Cache(c.name, c.block_size, min(larger), c.window))
+        sizes = {len(v) for v in by_page.values()}
+        if len(sizes) != 1:  # vLLM asserts the same too
+            raise GpuplanError("model", "DeepSeek-V4 window caches of one group have unequal layer counts per "
+                               "page size; vLLM cannot lay them out")
+        per_size = sizes.pop()
+        n_sub = cdiv(per_size, n_tuples)
+        tuples = list(zip(*by_page.values(), strict=True))
+        for i in range(n_sub):
+            groups.append(Group(tuple(c for t in tuples[i::n_sub] for c in t)))
+        padding += n_sub * n_tuples - per_size
+    num_tuples = max(g.layer_tuples() for g in groups)
+    return DSV4Plan(bs, tuple(groups), sum(full_pages), num_tuples, mnbt, padding_layers=padding)
+
+
+def needed_bytes(p: DSV4Plan, seq_len: int) -> int:
+    """_max_memory_usage_bytes_from_groups: every group reserves the global tuple layout."""
+    return sum(p.num_tuples * g.pages(seq_len, p.mnbt) * p.tuple_bytes for g in p.groups)
+
+
+def blocks_per_request(p: DSV4Plan, seq_len: int) -> int:
+    """get_max_concurrency_for_kv_cache_config: groups' usage over the first group's page."""
+    usage = sum(g.pages(seq_len, p.mnbt) * g.page_sum for g in p.groups)
+    return cdiv(usage, p.groups[0].page_sum)
+
+
+def max_fitting_len(p: DSV4Plan, available: int, upper: int) -> int:
+    lo, hi = 0, upper
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if needed_bytes(p, mid) <= available:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def kv_report(p: DSV4Plan, num_blocks: int, max_model_len: int, kv_dtype: str, bytes_per_token: int,
+              tokens_formula: str) -> KVCacheReport:
+    need = blocks_per_request(p, max_model_len)
+    conc = num_blocks / need if need else 0.0
+    if tokens_formula == "concurrency_x_len":  # >= 0.21
+        tokens = int(conc * max_model_len)
+    else:  # 0.20: blocks per group x the smallest group block size (a compressor state's 4 tokens)
+        tokens = num_blocks // p.num_groups * p.min_block_size
+    groups = tuple(
+        KVGroup("+".join(sorted({c.name for c in g.caches})), len(g.caches), max(c.page for c in g.caches),
+                min(c.block_size for c in g.caches), g.pages(max_model_len, p.mnbt))
+        for g in p.groups)
+    return KVCacheReport(
+        kv_cache_dtype=kv_dtype, block_size=p.block_size, bytes_per_token=bytes_per_token,
+        bytes_per_block=p.bytes_per_block, num_groups=p.num_groups, group_size=p.group_size, groups=groups,
+        hybrid_manager=True, num_gpu_blocks=num_blocks, kv_cache_tokens=tokens,
+        max_concurrency=round(conc, 2), blocks_per_request=need, max_model_len=max_model_len,
+        padding_layers=p.padding_layers)
+
+
+def bytes_per_token(attns: list[Attention]) -> int:
+    """Per-token bytes of the full-length caches (the window and state caches do not grow with the context)."""
+    total = 0
+    for a in attns:
+        r = a.compress_ratio or 1
+        if r > 1:
+            total += ENTRY_BYTES / r
+            if r == 4 and a.indexer_head_dim:
+                total += (a.indexer_head_dim + a.indexer_head_dim // 128 * 4) / r
+    return int(total)
