@@ -131,3 +131,15 @@ def test_every_component_says_whether_it_is_exact():
     names = {c.name: c.exact for c in r.components}
     assert names["weights"] is True
     assert names["activation_peak"] is False and names["non_torch"] is False and names["cudagraph"] is False
+
+
+def test_the_smallest_gpu_for_qwen15_14b_fp16_at_32k_is_larger_than_a_48_gib_card():
+    # gt055 (GPU not stated) failed with 15,248 tokens of KV for a 32,768-token max_model_len.
+    from gpuplan.engines.vllm.estimate import min_gpu_memory
+
+    spec = gpuplan.load_model("Qwen/Qwen1.5-14B-Chat")
+    dep = Deployment(max_model_len=32_768, dtype="float16", compute_capability=8.0, vllm_version="0.6.6")
+    need = min_gpu_memory(spec, dep)
+    assert need > 48 * GiB
+    assert engine_estimate(spec, dep.with_(gpu_memory_bytes=need)).fits
+    assert not engine_estimate(spec, dep.with_(gpu_memory_bytes=need - 2**20)).fits

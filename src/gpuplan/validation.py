@@ -109,7 +109,7 @@ def quant_from_model_id(model_id: str) -> str | None:
 
 
 def predict(rec: dict) -> dict[str, Any]:
-    from .engines.vllm.estimate import estimate
+    from .engines.vllm.estimate import estimate, min_gpu_memory
 
     spec = build_spec(rec["hf_config"], rec.get("model_id"))
     dep = deployment_of(rec)
@@ -118,7 +118,13 @@ def predict(rec: dict) -> dict[str, Any]:
         # Weights do not depend on the GPU: estimate them on a nominal card, leave the rest unpredicted.
         rep = estimate(spec, dep.with_(gpu_memory_bytes=1 << 50))
         out["weights_gib"] = round(rep.weights_bytes / GiB, 2)
-        out.update({"fits": None, "reason": "GPU not stated: memory budget unknown", "gpu_known": False})
+        # What can be said without the GPU: the smallest card (CUDA-visible memory) this deployment starts on.
+        need = min_gpu_memory(spec, dep.with_(compute_capability=dep.compute_capability or 8.0))
+        out["min_gpu_memory_gib"] = round(need / GiB, 2) if need else None
+        reason = "GPU not stated: memory budget unknown"
+        if need:
+            reason += f"; it starts only on GPUs with at least {need / GiB:.1f} GiB visible"
+        out.update({"fits": None, "reason": reason, "gpu_known": False})
         return out
     rep = estimate(spec, dep)
     out.update({
@@ -238,6 +244,8 @@ def render(result: dict[str, Any]) -> str:
                 e = row["abs_pct_error"].get(f)
                 cells.append(f"{short[f]} {pv}/{logged[f]}" + (f" ({e:.1f}%)" if e is not None else ""))
         verdict = "fits" if pred.get("fits") else ("no-fit" if pred.get("fits") is False else "?")
+        if pred.get("min_gpu_memory_gib"):
+            cells.append(f"starts from {pred['min_gpu_memory_gib']} GiB/GPU")
         lines.append(f"{row['id']:<7} {str(row['model_id'])[:40]:<40} {str(row['engine_version'] or '-'):<8} "
                      f"{row['outcome']:<6} pred={verdict:<6} " + "; ".join(cells))
     lines.append("")

@@ -391,6 +391,24 @@ def request_kv_bytes(spec: ModelSpec, dep: Deployment, seq_len: int) -> int:
     return best
 
 
+def min_gpu_memory(spec: ModelSpec, dep: Deployment, upper: int = 4096 * GiB) -> int | None:
+    """The smallest CUDA-visible memory per GPU (to 1 MiB) with which this deployment starts; None if even
+    `upper` does not suffice (or it fails for a reason memory does not change)."""
+    def starts(total: int) -> bool:
+        return estimate(spec, replace(dep, gpu_memory_bytes=total)).fits
+
+    if not starts(upper):
+        return None
+    lo, hi = 0, upper // MiB  # in MiB: lo fails (or is 0), hi starts
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if starts(mid * MiB):
+            hi = mid
+        else:
+            lo = mid
+    return hi * MiB
+
+
 def curve(spec: ModelSpec, dep: Deployment, lengths: list[int], concurrency: int) -> list[dict]:
     """Per-GPU memory needed for `concurrency` requests of each length, and vLLM's max concurrency."""
     out = []
@@ -405,4 +423,4 @@ def curve(spec: ModelSpec, dep: Deployment, lengths: list[int], concurrency: int
     return out
 
 
-__all__ = ["estimate", "resolve", "request_kv_bytes", "curve", "cdiv"]
+__all__ = ["estimate", "resolve", "request_kv_bytes", "curve", "min_gpu_memory", "cdiv"]

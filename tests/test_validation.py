@@ -1,0 +1,64 @@
+"""`gpuplan validate`: predictions against real vLLM start-up logs (tests/fixtures/vllm_logs, and the shared
+dev.jsonl when the checkout has it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpuplan.validation import FIELDS, validate_file
+
+SAMPLE = Path(__file__).parent / "fixtures" / "vllm_logs" / "sample.jsonl"
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "vllm-logs" / "dev.jsonl"
+
+
+@pytest.fixture(scope="module")
+def sample() -> dict:
+    return validate_file(SAMPLE)
+
+
+def _row(result: dict, rid: str) -> dict:
+    return next(r for r in result["records"] if r["id"] == rid)
+
+
+def test_the_json_report_has_every_record_and_a_summary_per_field(sample: dict) -> None:
+    assert len(sample["records"]) == 11
+    for row in sample["records"]:
+        assert {"id", "predicted", "logged", "abs_pct_error"} <= set(row)
+        assert "fits" in row["predicted"] and "reason" in row["predicted"]
+    for f in FIELDS:
+        assert {"n", "median_abs_pct", "p90_abs_pct"} <= set(sample["summary"][f])
+
+
+def test_llama_8b_on_h100_is_predicted_within_a_percent(sample: dict) -> None:
+    row = _row(sample, "gt100")
+    assert row["predicted"]["fits"] is True
+    for f in ("weights_gib", "available_kv_cache_gib", "kv_cache_tokens", "max_concurrency"):
+        assert row["abs_pct_error"][f] < 1.0
+
+
+@pytest.mark.parametrize("rid", ["gt004", "gt019", "gt066", "gt118"])
+def test_failed_start_ups_on_a_known_gpu_are_predicted_as_failing(sample: dict, rid: str) -> None:
+    pred = _row(sample, rid)["predicted"]
+    assert pred["fits"] is False
+    assert pred["reason"]
+
+
+def test_without_a_gpu_the_prediction_names_the_smallest_card_it_starts_on(sample: dict) -> None:
+    # gt054: Qwen1.5-7B at 32K; its (unstated) card held only 7,344 tokens. A 24 GiB card is too small.
+    pred = _row(sample, "gt054")["predicted"]
+    assert pred["fits"] is None
+    assert pred["min_gpu_memory_gib"] > 24
+    assert "at least" in pred["reason"]
+    assert "gt054" in sample["summary"]["failed_outcome_agreement"]["not_predictable"]
+
+
+@pytest.mark.skipif(not DEV.exists(), reason="the shared log set is not in this checkout")
+def test_the_shared_dev_set_meets_the_accuracy_bar() -> None:
+    s = validate_file(DEV)["summary"]
+    assert s["weights_gib"]["median_abs_pct"] <= 1 and s["weights_gib"]["p90_abs_pct"] <= 3
+    assert s["available_kv_cache_gib"]["median_abs_pct"] <= 3 and s["available_kv_cache_gib"]["p90_abs_pct"] <= 8
+    assert s["kv_cache_tokens"]["median_abs_pct"] <= 3
+    assert s["max_concurrency"]["median_abs_pct"] <= 3
+    assert s["ok_outcome_agreement"]["agree"] == s["ok_outcome_agreement"]["n"]
