@@ -100,3 +100,11 @@ def test_weights_count_fp4_experts_fp8_linears_and_runtime_buffers():
 def test_vllm_020_reports_tokens_per_group_at_the_smallest_block():
     r = _gh200(vllm_version="0.20.0", kv_cache_memory_bytes=LOGGED_AVAILABLE)
     assert r.kv_cache_tokens == r.num_gpu_blocks // 5 * 4
+
+
+def test_pipeline_stages_cut_the_model_wide_groups_into_11_tuple_pools():
+    # vLLM groups all 43 layers (22 tuples), then projects the groups on each stage: stage 0 holds layers 0-21
+    # (10 ratio-4, 10 ratio-128, the window sub-groups 11 + 11 layers), so its pool is cut in 11 tuples.
+    r = _gh200(pipeline_parallel_size=2, kv_cache_memory_bytes=LOGGED_AVAILABLE)
+    assert r.kv.bytes_per_block == 11 * 47_808
+    assert r.num_gpu_blocks == LOGGED_AVAILABLE // (11 * 47_808)

@@ -774,7 +774,10 @@ def _deepseek_v4(cfg: dict, outer: dict, name: str) -> ModelSpec:
                TokenBuffer("mtp_hidden_buffer", hc_dim, None, last_stage_only=True))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
                  tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, token_buffers=buffers,
-                 residual_streams=hc)
+                 residual_streams=hc, notes=(
+                     "DeepSeek-V4: weights and the KV layout are computed exactly, but no log calibrates its "
+                     "profile-run activation yet; the one public start-up (vllm#44376, 2x GH200) left ~2.9 GiB less "
+                     "for the KV cache than estimated, so keep that much headroom",))
 
 
 # ----------------------------------------------------------------------------- hybrids (Mamba / linear attention)

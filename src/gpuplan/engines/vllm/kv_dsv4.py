@@ -38,6 +38,7 @@ class Cache:
     block_size: int
     page: int  # bytes per block, padded to the alignment
     window: int = 0  # 0: full length (an MLAAttentionSpec); else a SlidingWindowMLASpec
+    layer: int = 0  # the decoder layer that owns it (pipeline stages own layer ranges)
 
     def blocks(self, seq_len: int, mnbt: int) -> int:
         """max_memory_usage_bytes // page: blocks one request of seq_len tokens holds."""
@@ -46,22 +47,24 @@ class Cache:
         return cdiv(min(self.window - 1 + mnbt, seq_len), self.block_size) + 1
 
 
-def layer_caches(a: Attention, block_size: int) -> list[Cache]:
+def layer_caches(a: Attention, block_size: int, layer: int = 0) -> list[Cache]:
     r = a.compress_ratio or 1
-    out = [Cache("window", SWA_BLOCK, round_up(SWA_BLOCK * ENTRY_BYTES, ALIGN), a.window or 0)]
+    out = [Cache("window", SWA_BLOCK, round_up(SWA_BLOCK * ENTRY_BYTES, ALIGN), a.window or 0, layer)]
     if r == 1:
         return out
     if block_size % r:
         raise GpuplanError("block_size", f"DeepSeek-V4's compressed layers need a block size divisible by {r}",
                            accepted=["256", "512"])
     coff = 2 if r == 4 else 1
-    out.append(Cache(f"compressed_{r}", block_size, round_up(block_size // r * ENTRY_BYTES, ALIGN)))
+    out.append(Cache(f"compressed_{r}", block_size, round_up(block_size // r * ENTRY_BYTES, ALIGN), 0, layer))
     sb = STATE_BLOCK[r]
-    out.append(Cache(f"compressor_state_{r}", sb, round_up(sb * 2 * coff * a.head_dim * FP32, ALIGN), coff * r))
+    out.append(Cache(f"compressor_state_{r}", sb, round_up(sb * 2 * coff * a.head_dim * FP32, ALIGN), coff * r,
+                     layer))
     if r == 4 and a.indexer_head_dim:
         idx_entry = a.indexer_head_dim + a.indexer_head_dim // 128 * 4  # fp8 values + one fp32 scale per 128
-        out.append(Cache("indexer", block_size, round_up(block_size // r * idx_entry, ALIGN)))
-        out.append(Cache("indexer_state", sb, round_up(sb * 2 * coff * a.indexer_head_dim * FP32, ALIGN), coff * r))
+        out.append(Cache("indexer", block_size, round_up(block_size // r * idx_entry, ALIGN), 0, layer))
+        out.append(Cache("indexer_state", sb, round_up(sb * 2 * coff * a.indexer_head_dim * FP32, ALIGN), coff * r,
+                         layer))
     return out
 
 
@@ -87,16 +90,17 @@ class DSV4Plan:
     """The grouped layout of one pipeline stage (same attributes the generic KVPlan exposes to the estimate)."""
 
     block_size: int
-    groups: tuple[Group, ...]
+    groups: tuple[Group, ...]  # projected on the stage; a group with no layer there keeps its global caches
     tuple_bytes: int  # one block of each distinct full-group page size
-    num_tuples: int
+    num_tuples: int  # tuple slots every group reserves (the admission check)
+    pool_tuples: int  # tuple slots the stage's pool is cut into
     mnbt: int
     hybrid: bool = True
     padding_layers: int = 0
 
     @property
     def bytes_per_block(self) -> int:
-        return self.tuple_bytes * self.num_tuples
+        return self.tuple_bytes * self.pool_tuples
 
     @property
     def num_groups(self) -> int:
@@ -121,19 +125,20 @@ def _approximate_gcd(values: list[int], lower: int) -> int:
     return best_d
 
 
-def plan(attns: list[Attention], block_size: int | None, mnbt: int) -> DSV4Plan:
+def plan(attns: list[Attention], block_size: int | None, mnbt: int, lo: int = 0, hi: int | None = None) -> DSV4Plan:
+    """Group the whole model's caches as vLLM does, then project the groups on the stage's layers [lo, hi)."""
     bs = block_size or DEFAULT_BLOCK
+    hi = len(attns) if hi is None else hi
     full: list[Cache] = []
     windowed: dict[tuple[int, int], list[Cache]] = {}
-    for a in attns:
-        for c in layer_caches(a, bs):
+    for i, a in enumerate(attns):
+        for c in layer_caches(a, bs, i):
             if c.window:
                 windowed.setdefault((c.block_size, c.window), []).append(c)
             else:
                 full.append(c)
     if not full:
-        raise GpuplanError("model", "a DeepSeek-V4 stage without compressed layers is not supported by vLLM's "
-                           "grouping (it needs at least one compressed layer per pipeline stage)")
+        raise GpuplanError("model", "DeepSeek-V4 without compressed layers: vLLM's grouping needs at least one")
     full_group = Group(tuple(full))
     full_pages = sorted({c.page for c in full})
     counts = [full_group.layer_tuples()] + [Group(tuple(cs)).layer_tuples() for cs in windowed.values()]
@@ -148,7 +153,7 @@ def plan(attns: list[Attention], block_size: int | None, mnbt: int) -> DSV4Plan:
                 raise GpuplanError("block_size", f"block size {bs} leaves DeepSeek-V4's window caches larger "
                                    "than its compressed pages; vLLM needs --block-size 256 or more",
                                    accepted=["256", "512"])
-            by_page.setdefault(min(larger), []).append(Cache(c.name, c.block_size, min(larger), c.window))
+            by_page.setdefault(min(larger), []).append(Cache(c.name, c.block_size, min(larger), c.window, c.layer))
         sizes = {len(v) for v in by_page.values()}
         if len(sizes) != 1:  # vLLM asserts the same too
             raise GpuplanError("model", "DeepSeek-V4 window caches of one group have unequal layer counts per "
@@ -159,8 +164,16 @@ def plan(attns: list[Attention], block_size: int | None, mnbt: int) -> DSV4Plan:
         for i in range(n_sub):
             groups.append(Group(tuple(c for t in tuples[i::n_sub] for c in t)))
         padding += n_sub * n_tuples - per_size
-    num_tuples = max(g.layer_tuples() for g in groups)
-    return DSV4Plan(bs, tuple(groups), sum(full_pages), num_tuples, mnbt, padding_layers=padding)
+    # Projection on the stage (_project_kv_cache_groups_to_worker).
+    projected, pool = [], 0
+    for g in groups:
+        mine = tuple(c for c in g.caches if lo <= c.layer < hi)
+        projected.append(Group(mine) if mine else g)
+        if mine:
+            pool = max(pool, Group(mine).layer_tuples())
+    first = projected[0]
+    return DSV4Plan(bs, tuple(projected), sum({c.page for c in first.caches}),
+                    max(g.layer_tuples() for g in projected), pool, mnbt, padding_layers=padding)
 
 
 def needed_bytes(p: DSV4Plan, seq_len: int) -> int:
