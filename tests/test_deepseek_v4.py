@@ -108,3 +108,9 @@ def test_pipeline_stages_cut_the_model_wide_groups_into_11_tuple_pools():
     r = _gh200(pipeline_parallel_size=2, kv_cache_memory_bytes=LOGGED_AVAILABLE)
     assert r.kv.bytes_per_block == 11 * 47_808
     assert r.num_gpu_blocks == LOGGED_AVAILABLE // (11 * 47_808)
+
+
+def test_deepseek_v4_does_not_start_on_an_a100():
+    r = gpuplan.estimate(MODEL, gpu="A100-80GB", tensor_parallel_size=8, kv_cache_dtype="fp8", max_model_len=8192)
+    assert not r.fits
+    assert "FlashMLA" in r.reason

@@ -298,9 +298,13 @@ def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, c
     p = r.profile
     T = r.total
     gib = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
-    if any(layer.attention.kind == "dsv4" for layer in spec.layers) and not r.kv_dtype.startswith("fp8"):
-        return False, ("vLLM's DeepSeek-V4 attention supports only an fp8 KV cache (it asserts at start-up): "
-                       "add --kv-cache-dtype fp8"), None
+    if any(layer.attention.kind == "dsv4" for layer in spec.layers):
+        if not r.kv_dtype.startswith("fp8"):
+            return False, ("vLLM's DeepSeek-V4 attention supports only an fp8 KV cache (it asserts at start-up): "
+                           "add --kv-cache-dtype fp8"), None
+        if not 9.0 <= r.cc < 11.0:
+            return False, (f"vLLM's DeepSeek-V4 attention runs on FlashMLA's sparse kernels, built for compute "
+                           f"capability 9.x and 10.x (Hopper, datacenter Blackwell) only; this GPU is {r.cc}"), None
     heaviest = max(stages, key=lambda st: st["weights_bytes"])
     if heaviest["weights_bytes"] > T - base:
         return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
