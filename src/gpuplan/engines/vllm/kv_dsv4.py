@@ -1,4 +1,4 @@
-"""DeepSeek-V4's KV cache layout, as vLLM (>= 0.21) plans it.
+"""DeepSeek-V4's KV cache layout, as vLLM plans it from 0.20 (read in the 0.20, 0.21 and 0.22 wheels).
 
 Every DeepSeek-V4 layer owns several caches (vllm/models/deepseek_v4, v1/kv_cache_interface.py):
   * a sliding-window MLA cache (block 64, 584 B per token: 448 fp8 NoPE + 64 bf16 RoPE + 8 scale bytes);
