@@ -134,7 +134,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if kv_dtype == "fp8_ds_mla" and not any(layer.attention.kind == "mla" for layer in spec.layers):
         raise GpuplanError("kv_cache_dtype", "fp8_ds_mla applies to MLA models only",
                            accepted=[x for x in K.KV_DTYPES if x != "fp8_ds_mla"])
-    if any(layer.attention.kind == "dsv4" for layer in spec.layers) and not profile.at_least("0.20"):
+    if "dsv4" in spec.attention_kinds and not profile.at_least("0.20"):
         raise GpuplanError("vllm_version", f"vLLM {profile.version} cannot serve DeepSeek-V4 (added in 0.20)",
                            accepted=[">= 0.20"])
     dtype = _resolve_dtype(spec, dep, cc)
@@ -298,7 +298,7 @@ def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, c
     p = r.profile
     T = r.total
     gib = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
-    if any(layer.attention.kind == "dsv4" for layer in spec.layers):
+    if "dsv4" in spec.attention_kinds:
         if not r.kv_dtype.startswith("fp8"):
             return False, ("vLLM's DeepSeek-V4 attention supports only an fp8 KV cache (it asserts at start-up): "
                            "add --kv-cache-dtype fp8"), None

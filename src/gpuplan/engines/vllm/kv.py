@@ -203,7 +203,7 @@ def stage_specs(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: in
 
 def plan_for(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int, profile: Profile):
     """The stage's KV layout: DeepSeek-V4's own grouping, or the generic one."""
-    if any(layer.attention.kind == "dsv4" for layer in spec.layers):
+    if "dsv4" in spec.attention_kinds:
         # vLLM groups the whole model's layers, then projects the groups on each stage.
         return D.plan([layer.attention for layer in spec.layers], ctx.block_size, ctx.mnbt, lo, hi)
     return plan_stage(stage_specs(spec, lo, hi, ctx, ssm_bytes), ctx, profile)

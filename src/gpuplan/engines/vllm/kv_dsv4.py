@@ -167,10 +167,10 @@ def plan(attns: list[Attention], block_size: int | None, mnbt: int, lo: int = 0,
     # Projection on the stage (_project_kv_cache_groups_to_worker).
     projected, pool = [], 0
     for g in groups:
-        mine = tuple(c for c in g.caches if lo <= c.layer < hi)
-        projected.append(Group(mine) if mine else g)
-        if mine:
-            pool = max(pool, Group(mine).layer_tuples())
+        mine = Group(tuple(c for c in g.caches if lo <= c.layer < hi))
+        projected.append(mine if mine.caches else g)
+        if mine.caches:
+            pool = max(pool, mine.layer_tuples())
     first = projected[0]
     return DSV4Plan(bs, tuple(projected), sum({c.page for c in first.caches}),
                     max(g.layer_tuples() for g in projected), pool, mnbt, padding_layers=padding)
