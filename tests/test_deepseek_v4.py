@@ -114,3 +114,20 @@ def test_deepseek_v4_does_not_start_on_an_a100():
     r = gpuplan.estimate(MODEL, gpu="A100-80GB", tensor_parallel_size=8, kv_cache_dtype="fp8", max_model_len=8192)
     assert not r.fits
     assert "FlashMLA" in r.reason
+
+
+def test_mxfp4_experts_on_hopper_run_through_marlin_and_its_workspace_counts():
+    # DeepSeek-V4's MXFP4 experts have no Triton path: on Hopper vLLM picks Marlin, whose two shared workspaces are
+    # M*topk*max(N, K) and M*topk*max(2N, K) in bf16 (MarlinExperts.workspace_shapes), M = 16384 profile tokens.
+    r = _gh200()
+    note = next(c.note for c in r.components if c.name == "activation_peak")
+    assert f"MoE workspace {16_384 * 6 * (4096 + 4096) * 2 / GiB:.2f}" in note  # 1.50 GiB
+
+
+def test_flash_at_30k_on_two_gh200_is_predicted_not_to_start_by_a_hair():
+    # vLLM refused (5.44 GiB available, 6.66 needed). gpuplan's budget leaves ~6.6 GiB: the verdict agrees, but by
+    # a margin far inside the uncertainty of the uncalibrated DeepSeek-V4 activation and CUDA-graph terms.
+    r = _gh200()
+    assert not r.fits
+    assert "6.66 GiB KV cache is needed" in r.reason
+    assert 5.44 < r.available_kv_cache_bytes / GiB < 6.66

@@ -143,3 +143,13 @@ def test_the_smallest_gpu_for_qwen15_14b_fp16_at_32k_is_larger_than_a_48_gib_car
     assert need > 48 * GiB
     assert engine_estimate(spec, dep.with_(gpu_memory_bytes=need)).fits
     assert not engine_estimate(spec, dep.with_(gpu_memory_bytes=need - 2**20)).fits
+
+
+def test_gpt_oss_20b_on_an_a100_pays_for_marlins_moe_workspace_but_not_on_an_h100():
+    # No Triton MXFP4 kernels below compute capability 9.0: the A100 runs gpt-oss's experts through Marlin, whose
+    # workspaces sit in the profile peak; the H100's Triton kernels allocate theirs inside the kernel.
+    kw = dict(vllm_version="0.19.0", max_model_len=8192, max_num_batched_tokens=2048, max_num_seqs=256)
+    a100 = gpuplan.estimate("openai/gpt-oss-20b", gpu="A100-80GB", **kw)
+    h100 = gpuplan.estimate("openai/gpt-oss-20b", gpu="H100", **kw)
+    marlin = 2048 * 4 * (3072 + 5888) * 2  # N 2880 -> 2944, K 2880 -> 3072; max(N, K) + max(2N, K)
+    assert a100.activation_peak_bytes - h100.activation_peak_bytes == marlin

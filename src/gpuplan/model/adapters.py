@@ -776,8 +776,8 @@ def _deepseek_v4(cfg: dict, outer: dict, name: str) -> ModelSpec:
                  tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, token_buffers=buffers,
                  residual_streams=hc, notes=(
                      "DeepSeek-V4: weights and the KV layout are computed exactly, but no log calibrates its "
-                     "profile-run activation yet; the one public start-up (vllm#44376, 2x GH200) left ~2.9 GiB less "
-                     "for the KV cache than estimated, so keep that much headroom",))
+                     "profile-run activation or CUDA graphs yet; the one public start-up (vllm#44376, 2x GH200) "
+                     "left ~1.2 GiB less for the KV cache than estimated, so keep that much headroom",))
 
 
 # ----------------------------------------------------------------------------- hybrids (Mamba / linear attention)

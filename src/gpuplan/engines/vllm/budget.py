@@ -23,11 +23,30 @@ class Activation:
     peak: int
 
 
+def mxfp4_moe_kernel(spec: ModelSpec, cc: float) -> str:
+    """Which fused-MoE kernel vLLM picks for MXFP4 experts (fused_moe/oracle/mxfp4.py, 0.20-0.22).
+
+    gpt-oss walks FlashInfer TRT-LLM (10.x), OpenAI's Triton kernels (9.x-10.x), then Marlin; DeepSeek-V4
+    has its own list, FlashInfer TRT-LLM MXFP8 or DeepGEMM on 10.x, else Marlin. Only Marlin draws on the
+    shared workspace; the others size their scratch inside the kernel.
+    """
+    if "dsv4" in spec.attention_kinds:
+        return "flashinfer" if 10.0 <= cc < 11.0 else "marlin"
+    if 10.0 <= cc < 11.0:
+        return "flashinfer"
+    if 9.0 <= cc < 11.0:
+        return "triton"
+    return "flashinfer" if cc >= 12.0 else "marlin"
+
+
 def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, ep: int, act_bytes: int,
-                   quant_method: str | None, profile: Profile) -> int:
-    """Fused-MoE modular-kernel workspaces (kept allocated between layers in V1)."""
+                   quant_method: str | None, profile: Profile, cc: float = 9.0) -> int:
+    """Fused-MoE modular-kernel workspaces (one shared buffer, kept allocated between layers in V1)."""
+    marlin = False
     if quant_method == "mxfp4" or (spec.quant is not None and spec.quant.experts_format == "mxfp4"):
-        return 0  # the MXFP4 MoE path (triton matmul_ogs) has no such persistent workspace
+        if mxfp4_moe_kernel(spec, cc) != "marlin":
+            return 0
+        marlin = True
     best = 0
     chunk = min(tokens, int(profile.calib.get("moe_chunk_tokens", 65536)))
     for layer in spec.layers[lo:hi]:
@@ -35,9 +54,18 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
         if m.kind != "moe":
             continue
         n = cdiv(m.moe_intermediate_size, moe_tp)
-        ws13 = chunk * m.top_k * max(2 * n, spec.hidden_size)
+        k = spec.hidden_size
+        if marlin:
+            # MarlinExperts.workspace_shapes on the padded MXFP4 sizes (I to 128, H to 256):
+            # (M*topk, max(N, K)) shared with the output, plus (M*topk*max(2N, K)).
+            n, k = -(-n // 128) * 128, -(-k // 256) * 256
+            best = max(best, chunk * m.top_k * (max(n, k) + max(2 * n, k)) * act_bytes)
+            continue
+        ws13 = chunk * m.top_k * max(2 * n, k)
         ws2 = chunk * m.top_k * n
         best = max(best, (ws13 + ws2) * act_bytes)
+    if marlin:
+        return int(best)  # shapes read from the source: exact, not scaled
     return int(best * profile.calib["moe_workspace_factor"])
 
 
@@ -58,9 +86,10 @@ def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes:
 
 
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,
-               moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile) -> Activation:
+               moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
+               cc: float = 9.0) -> Activation:
     fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile)
-    moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile)
+    moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     sampler = 0
     if last_stage:
         c = profile.calib["sampler_bytes_per_logit"][profile.sampler]
