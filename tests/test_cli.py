@@ -86,6 +86,7 @@ BAD = [
     (["estimate", MODEL, "--dtype", "int8"], "dtype"),
     (["estimate", MODEL, "--quantization", "Q4"], "quantization"),
     (["estimate", MODEL, "--gpu", "H100", "--gpu-memory-gib", "80"], "gpu_memory_gib"),
+    (["estimate", MODEL, "--cpu-offload-gb", "-1"], "cpu_offload_gb"),
     (["estimate", MODEL, "--no-such-flag"], "usage"),
     (["estimate"], "model"),
     (["plan", MODEL, "--price", "H100:2"], "price"),

@@ -155,6 +155,8 @@ def estimate(
     vllm_version: Annotated[str | None, typer.Option("--vllm-version")] = None,
     kv_cache_memory_bytes: Annotated[int | None, typer.Option("--kv-cache-memory-bytes")] = None,
     disable_hybrid_kv_cache_manager: Annotated[bool, typer.Option("--disable-hybrid-kv-cache-manager")] = False,
+    cpu_offload_gb: Annotated[float, typer.Option("--cpu-offload-gb", help="GiB of weights per GPU kept in CPU memory")
+                              ] = 0.0,
     offline: Annotated[
         bool, typer.Option("--offline/--no-offline", help="offline LLM() instead of `vllm serve` (API server)")
     ] = False,
@@ -186,6 +188,7 @@ def estimate(
             kv_cache_memory_bytes=kv_cache_memory_bytes,
             # Absent flag: vLLM's default for the version (None), not "enabled".
             disable_hybrid_kv_cache_manager=True if disable_hybrid_kv_cache_manager else None,
+            cpu_offload_gb=cpu_offload_gb,
             api_server=not offline,
         )
     except ValidationError as exc:

@@ -121,6 +121,11 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     u = dep.gpu_memory_utilization if dep.gpu_memory_utilization is not None else profile.default_utilization
     if not 0 < u <= 1:
         raise GpuplanError("gpu_memory_utilization", f"must be in (0, 1], got {u}")
+    if not 0 <= dep.cpu_offload_gb < 1 << 14:
+        raise GpuplanError("cpu_offload_gb", f"must be GiB per GPU in [0, 16384), got {dep.cpu_offload_gb}")
+    if dep.cpu_offload_gb:
+        warnings.append(f"--cpu-offload-gb {dep.cpu_offload_gb:g}: the offloaded weights are read from CPU memory "
+                        "over PCIe/C2C on every forward pass; expect much lower throughput")
     L = dep.max_model_len or spec.max_position_embeddings
     if L <= 0:
         raise GpuplanError("max_model_len", f"must be positive, got {L}")
@@ -227,7 +232,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     parts = pp_partition(spec.num_layers, r.pp)
     weights = stage_weights(spec, r.sharding, r.quant, r.act_bytes, r.pp,
                             mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored,
-                            mnbt=r.mnbt)
+                            mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB))
     ctx = _kv_context(r)
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
@@ -366,7 +371,7 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
     act: B.Activation = stage["activation"]
     comps = [
         Component("weights", stage["weights_bytes"], exact_w,
-                  w_note + " (" + ", ".join(f"{k} {v / GiB:.2f}" for k, v in by.items() if v >= 10 * MiB) + ")"),
+                  w_note + " (" + ", ".join(f"{k} {v / GiB:.2f}" for k, v in by.items() if abs(v) >= 10 * MiB) + ")"),
         Component("activation_peak", stage["activation_bytes"], False,
                   f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}, sampler "
                   f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}; calibrated"),

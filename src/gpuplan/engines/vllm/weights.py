@@ -173,8 +173,9 @@ def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: i
 
 def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int, pp: int, *,
                   mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
-                  stored: tuple[Tensor, ...] | None = None, mnbt: int = 0) -> list[StageWeights]:
-    """Per-stage weight bytes on one rank of each stage."""
+                  stored: tuple[Tensor, ...] | None = None, mnbt: int = 0,
+                  cpu_offload_bytes: int = 0) -> list[StageWeights]:
+    """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out)."""
     parts = pp_partition(spec.num_layers, pp)
     per_layer_names = _needs_per_layer_names(q)
     out = []
@@ -226,7 +227,45 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     if stored is not None:
         out = _stored_stages(spec, stored, sh, parts, out, act_bytes)
+    if cpu_offload_bytes > 0:
+        out = [_offload(spec, w, sh, q, act_bytes, mxfp4_pad, cpu_offload_bytes) for w in out]
     return out
+
+
+_PACKED = ((re.compile(r"\.(q|k|v)_proj(?=$|\.)"), ".qkv_proj"), (re.compile(r"\.(gate|up)_proj(?=$|\.)"), ".gate_up_proj"))
+
+
+def _vllm_param(name: str) -> str:
+    """The vLLM parameter an HF tensor lands in (q/k/v and gate/up are packed into one)."""
+    for pat, repl in _PACKED:
+        name = pat.sub(repl, name)
+    return name
+
+
+def offloaded_bytes(spec: ModelSpec, lo: int, hi: int, sh: Sharding, q: QuantConfig | None, act_bytes: int,
+                    mxfp4_pad: tuple[int, int] | None, cap: int) -> int:
+    """What --cpu-offload-gb moves to CPU memory on one rank: vLLM's offloader walks the decoder layers in order
+    and moves whole parameters until the running total reaches the cap (so it overshoots by at most one)."""
+    done = 0
+    for i in range(lo, hi):
+        params: dict[str, int] = {}
+        for t in spec.layers[i].tensors:
+            name = t.name.replace("{i}", str(i)).removesuffix(".weight")
+            key = _vllm_param(name)
+            params[key] = params.get(key, 0) + tensor_bytes(t, sh, q, act_bytes, name, mxfp4_pad)
+        for n in params.values():
+            if done >= cap:
+                return done
+            done += n
+    return done
+
+
+def _offload(spec: ModelSpec, w: StageWeights, sh: Sharding, q: QuantConfig | None, act_bytes: int,
+             mxfp4_pad: tuple[int, int] | None, cap: int) -> StageWeights:
+    moved = offloaded_bytes(spec, w.layers[0], w.layers[1], sh, q, act_bytes, mxfp4_pad, cap)
+    if not moved:
+        return w
+    return StageWeights(w.stage, w.layers, w.by_kind + (("cpu_offload", -moved),), w.total - moved)
 
 
 _FLOAT = ("float32", "float16", "bfloat16")
