@@ -157,6 +157,10 @@ def estimate(
     disable_hybrid_kv_cache_manager: Annotated[bool, typer.Option("--disable-hybrid-kv-cache-manager")] = False,
     cpu_offload_gb: Annotated[float, typer.Option("--cpu-offload-gb", help="GiB of weights per GPU kept in CPU memory")
                               ] = 0.0,
+    enable_prefix_caching: Annotated[
+        bool | None, typer.Option("--enable-prefix-caching/--no-enable-prefix-caching",
+                                  help="hybrid Mamba models: vLLM's default is on from 0.28, off before")
+    ] = None,
     offline: Annotated[
         bool, typer.Option("--offline/--no-offline", help="offline LLM() instead of `vllm serve` (API server)")
     ] = False,
@@ -189,6 +193,7 @@ def estimate(
             # Absent flag: vLLM's default for the version (None), not "enabled".
             disable_hybrid_kv_cache_manager=True if disable_hybrid_kv_cache_manager else None,
             cpu_offload_gb=cpu_offload_gb,
+            enable_prefix_caching=enable_prefix_caching,
             api_server=not offline,
         )
     except ValidationError as exc:

@@ -46,6 +46,7 @@ class KVCacheReport:
     blocks_per_request: int
     max_model_len: int
     padding_layers: int = 0
+    mamba_cache_mode: str = "none"  # hybrid models: vLLM's mamba_cache_mode (align / all when prefix caching is on)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,9 @@ class Resolved:
     hybrid_manager: bool
     sharding: Sharding
     warnings: tuple[str, ...]
+    mamba_mode: str = "none"  # vLLM's mamba_cache_mode: none | align | all
+    mamba_checkpoint: bool = False  # 0.33: one more state block per request for prefill checkpoints
+    mamba_chunk: int = 2048  # the Mamba chunk "all" mode aligns blocks to (Mamba1 has none: vLLM uses 2048)
 
 
 # ----------------------------------------------------------------------------- resolution of defaults
@@ -163,8 +166,47 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
             manager = False
             warnings.append("chunked local attention: vLLM keeps the hybrid KV cache manager off by default in "
                             f"this version; every layer is charged full length (set {CHUNKED_ENV}=1 to change it)")
+    mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, warnings)
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
-                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings))
+                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint,
+                    next((layer.attention.chunk or 2048 for layer in spec.layers if layer.attention.kind == "mamba"),
+                         2048))
+
+
+# Mamba layer kinds whose vLLM models implement SupportsMambaPrefixCaching (Jamba, Mamba, Mamba2, NemotronH,
+# Bamba, FalconH1, GraniteMoeHybrid, Zamba2 in 0.22): they got mamba_cache_mode "all" up to 0.27.
+_ALL_MODE_STATE_KINDS = ("mamba1", "mamba2")
+
+
+def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: float,
+                      warnings: list[str]) -> tuple[str, bool]:
+    """Prefix caching on a model with Mamba / linear-attention state (model_executor/models/config.py,
+    MambaModelConfig): off by default until 0.27, on by default from 0.28 (vllm#50991) in mode "align"."""
+    kinds = {layer.attention.state_kind for layer in spec.layers if layer.attention.kind == "mamba"}
+    if not kinds:
+        return "none", False
+    on = dep.enable_prefix_caching if dep.enable_prefix_caching is not None else profile.at_least("0.28")
+    if not on:
+        return "none", False
+    if not profile.at_least("0.11.1"):
+        warnings.append("enable_prefix_caching: this vLLM has no prefix caching for Mamba / linear-attention "
+                        "layers; sized without it")
+        return "none", False
+    if profile.at_least("0.28"):
+        mode = "align"
+    else:
+        mode = "all" if kinds <= set(_ALL_MODE_STATE_KINDS) else "align"
+    # 0.33 exports prefill checkpoints from FlashInfer's GDN kernel (Hopper; Blackwell with 128-wide keys on
+    # CUDA 13, assumed): one more state block per request, and blocks on its 64-token grid.
+    checkpoint = False
+    if mode == "align" and profile.at_least("0.33") and kinds == {"gdn"}:
+        dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
+        checkpoint = 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128})
+    if dep.enable_prefix_caching is None:  # on by default (0.28+): say what it costs
+        warnings.append(f"prefix caching is on by default for hybrid models from vLLM 0.28: mamba_cache_mode align "
+                        f"keeps {2 + int(checkpoint)} states per request in each Mamba group "
+                        "(--no-enable-prefix-caching keeps one)")
+    return mode, checkpoint
 
 
 def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
@@ -222,7 +264,8 @@ def _kv_context(r: Resolved) -> K.KVContext:
     return K.KVContext(tp=r.tp, kv_bytes=K.kv_element_bytes(r.kv_dtype, r.act_bytes), kv_cache_dtype=r.kv_dtype,
                        model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
-                       compute_capability=r.cc)
+                       compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
+                       mamba_chunk=r.mamba_chunk)
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:

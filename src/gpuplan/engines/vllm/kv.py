@@ -7,6 +7,7 @@ Exact (computed from vLLM's kv_cache_interface / kv_cache_utils rules), per vers
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ...errors import GpuplanError
@@ -48,6 +49,9 @@ class KVContext:
     in_flight_factor: int
     hybrid_manager: bool
     compute_capability: float
+    mamba_mode: str = "none"  # none | align | all (vLLM's mamba_cache_mode, prefix caching on hybrids)
+    mamba_checkpoint: bool = False  # 0.33 align mode: a prefill-checkpoint block per request, 64-token grid
+    mamba_chunk: int = 2048  # "all" mode aligns blocks to it (Mamba1 has no chunk: vLLM uses 2048)
 
 
 def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
@@ -104,6 +108,12 @@ def default_block_size(specs: list[LayerKV], ctx: KVContext, profile: Profile) -
 def request_blocks(s: LayerKV, seq_len: int, bs: int, ctx: KVContext, profile: Profile) -> int:
     """Blocks one request of seq_len tokens needs in a group of this spec (vLLM's max_memory_usage)."""
     if s.is_state:
+        # MambaSpec.max_memory_usage_bytes: one state; with prefix caching ("align") the running state and the
+        # last block-aligned one (+ a prefill checkpoint in 0.33); "all" keeps a state per block.
+        if ctx.mamba_mode == "all":
+            return cdiv(seq_len, bs)
+        if ctx.mamba_mode == "align":
+            return 2 + int(ctx.mamba_checkpoint)
         return 1
     in_flight = ctx.mnbt * ctx.in_flight_factor
     if s.kind == "sliding_window" and ctx.hybrid_manager:
@@ -144,10 +154,16 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
     attn = [s for s in specs if not s.is_state]
     if has_state and attn:
         # Hybrid attention + Mamba: vLLM raises the attention block (a user's --block-size too, when smaller)
-        # to a multiple of it whose page covers one request's state.
+        # to a multiple of it whose page covers one request's state (platforms: _align_hybrid_block_size).
         state_page = max(s.bytes_per_token for s in specs if s.is_state)
         per_tok = max(s.bytes_per_token for s in attn)
-        bs = bs * cdiv(state_page, bs * per_tok)
+        if ctx.mamba_mode == "all":
+            chunk = math.lcm(ctx.mamba_chunk, bs)  # states are cached at chunk boundaries
+            bs = chunk * cdiv(cdiv(state_page, per_tok), chunk)
+        else:
+            if ctx.mamba_checkpoint:
+                bs = math.lcm(bs, 64)  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT
+            bs = bs * cdiv(state_page, bs * per_tok)
     counts: dict[tuple, tuple[LayerKV, int]] = {}
     for s in specs:
         k = s.key()
@@ -228,7 +244,8 @@ def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -
     for s, n, _g in plan.types:
         if plan.hybrid:
             page = plan.page_bytes
-            bs = plan.block_size * (page // (s.bytes_per_token * plan.block_size)) if not s.is_state else 0
+            bs = plan.block_size * (page // (s.bytes_per_token * plan.block_size)) if not s.is_state \
+                else plan.block_size
         else:
             bs = plan.block_size
             page = s.bytes_per_token * bs
@@ -265,7 +282,7 @@ def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, k
         bytes_per_block=plan.bytes_per_block, num_groups=plan.num_groups, group_size=plan.group_size,
         groups=tuple(groups), hybrid_manager=plan.hybrid, num_gpu_blocks=num_blocks, kv_cache_tokens=tokens,
         max_concurrency=round(conc, 2), blocks_per_request=need, max_model_len=L,
-        padding_layers=plan.padding_layers)
+        padding_layers=plan.padding_layers, mamba_cache_mode=ctx.mamba_mode)
 
 
 def max_fitting_len(plan: KVPlan, available: int, ctx: KVContext, profile: Profile, upper: int,
