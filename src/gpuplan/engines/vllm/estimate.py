@@ -46,7 +46,6 @@ class Resolved:
     warnings: tuple[str, ...]
     mamba_mode: str = "none"  # vLLM's mamba_cache_mode: none | align | all
     mamba_checkpoint: bool = False  # 0.33: one more state block per request for prefill checkpoints
-    mamba_chunk: int = 2048  # the Mamba chunk "all" mode aligns blocks to (Mamba1 has none: vLLM uses 2048)
 
 
 # ----------------------------------------------------------------------------- resolution of defaults
@@ -168,9 +167,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                             f"this version; every layer is charged full length (set {CHUNKED_ENV}=1 to change it)")
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, warnings)
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
-                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint,
-                    next((layer.attention.chunk or 2048 for layer in spec.layers if layer.attention.kind == "mamba"),
-                         2048))
+                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint)
 
 
 # Mamba layer kinds whose vLLM models implement SupportsMambaPrefixCaching (Jamba, Mamba, Mamba2, NemotronH,
@@ -264,8 +261,7 @@ def _kv_context(r: Resolved) -> K.KVContext:
     return K.KVContext(tp=r.tp, kv_bytes=K.kv_element_bytes(r.kv_dtype, r.act_bytes), kv_cache_dtype=r.kv_dtype,
                        model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
-                       compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
-                       mamba_chunk=r.mamba_chunk)
+                       compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint)
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:

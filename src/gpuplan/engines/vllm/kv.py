@@ -51,7 +51,6 @@ class KVContext:
     compute_capability: float
     mamba_mode: str = "none"  # none | align | all (vLLM's mamba_cache_mode, prefix caching on hybrids)
     mamba_checkpoint: bool = False  # 0.33 align mode: a prefill-checkpoint block per request, 64-token grid
-    mamba_chunk: int = 2048  # "all" mode aligns blocks to it (Mamba1 has no chunk: vLLM uses 2048)
 
 
 def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
@@ -158,7 +157,9 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
         state_page = max(s.bytes_per_token for s in specs if s.is_state)
         per_tok = max(s.bytes_per_token for s in attn)
         if ctx.mamba_mode == "all":
-            chunk = math.lcm(ctx.mamba_chunk, bs)  # states are cached at chunk boundaries
+            # States are cached at Mamba chunk boundaries; Mamba1 has no chunk and vLLM uses 2048
+            # (our adapters build no Mamba2 hybrid yet, whose config's chunk_size would go here).
+            chunk = math.lcm(2048, bs)
             bs = chunk * cdiv(cdiv(state_page, per_tok), chunk)
         else:
             if ctx.mamba_checkpoint:

@@ -161,12 +161,16 @@ def _needs_per_layer_names(q: QuantConfig | None) -> bool:
                                        for p in q.ignore))
 
 
+def _tensor_name(t: Tensor, index: int) -> str:
+    return t.name.replace("{i}", str(index)).removesuffix(".weight")
+
+
 @lru_cache(maxsize=4096)
 def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: int, index: int,
                  mxfp4_pad: tuple[int, int] | None) -> tuple[tuple[str, int], ...]:
     by: dict[str, int] = {}
     for t in layer.tensors:
-        name = t.name.replace("{i}", str(index)).removesuffix(".weight")
+        name = _tensor_name(t, index)
         by[t.kind] = by.get(t.kind, 0) + tensor_bytes(t, sh, q, act_bytes, name, mxfp4_pad)
     return tuple(by.items())
 
@@ -250,7 +254,7 @@ def offloaded_bytes(spec: ModelSpec, lo: int, hi: int, sh: Sharding, q: QuantCon
     for i in range(lo, hi):
         params: dict[str, int] = {}
         for t in spec.layers[i].tensors:
-            name = t.name.replace("{i}", str(i)).removesuffix(".weight")
+            name = _tensor_name(t, i)
             key = _vllm_param(name)
             params[key] = params.get(key, 0) + tensor_bytes(t, sh, q, act_bytes, name, mxfp4_pad)
         for n in params.values():
