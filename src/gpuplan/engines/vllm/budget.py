@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...model.spec import ModelSpec
-from ...units import GiB, cdiv
+from ...units import GiB, cdiv, round_up
 from .profiles import Profile
 
 
@@ -58,7 +58,7 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
         if marlin:
             # MarlinExperts.workspace_shapes on the padded MXFP4 sizes (I to 128, H to 256):
             # (M*topk, max(N, K)) shared with the output, plus (M*topk*max(2N, K)).
-            n, k = -(-n // 128) * 128, -(-k // 256) * 256
+            n, k = round_up(n, 128), round_up(k, 256)
             best = max(best, chunk * m.top_k * (max(n, k) + max(2 * n, k)) * act_bytes)
             continue
         ws13 = chunk * m.top_k * max(2 * n, k)
