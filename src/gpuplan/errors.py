@@ -28,3 +28,8 @@ class ModelNotFound(GpuplanError):
 
 class ConfigError(GpuplanError):
     """A config.json that cannot be interpreted; never guessed around."""
+
+
+class UnservableDeployment(GpuplanError):
+    """A deployment vLLM itself refuses at start-up (a model that cannot be split over this TP or PP size):
+    bad input to the API and CLI, and a predicted failed start to `gpuplan validate`."""

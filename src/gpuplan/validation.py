@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .deployment import Deployment
-from .errors import GpuplanError
+from .errors import GpuplanError, UnservableDeployment
 from .model.adapters import build_spec
 from .units import GiB
 
@@ -164,6 +164,9 @@ def validate_records(records: list[dict]) -> dict[str, Any]:
         logged = rec.get("logged") or {}
         try:
             pred = predict(rec)
+        except UnservableDeployment as e:
+            # vLLM refuses the same deployment at start-up: that is a prediction, not a gap.
+            pred = {"fits": False, "reason": f"vLLM refuses this deployment: {e}", "gpu_known": False}
         except GpuplanError as e:
             pred = {"fits": None, "reason": f"cannot predict: {e}", "gpu_known": False, "error": str(e)}
         ape: dict[str, float | None] = {}

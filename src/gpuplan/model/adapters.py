@@ -21,6 +21,7 @@ from .quant_config import parse_quant_config
 from .spec import (
     Attention,
     Layer,
+    MaxLenLimit,
     Mlp,
     ModelSpec,
     MultimodalSpec,
@@ -117,6 +118,39 @@ def _rope(cfg: dict, head_dim: int, dtype: str | None = None) -> tuple[RopeCache
     return (RopeCache(pos, _rotary_dim(cfg, head_dim), dtype),)
 
 
+# The config keys vLLM reads a model's length limit from; the smallest one present wins
+# (vllm/transformers_utils/model_arch_config_convertor.py: derive_max_model_len_and_key).
+_MAX_LEN_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+                 "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
+
+
+def _max_len_limit(cfg: dict, outer: dict) -> MaxLenLimit | None:
+    """vLLM's derived max_model_len (vllm/config/model.py: _get_and_verify_max_len); None when no key is set."""
+    found = [(int(cfg[k]), k) for k in _MAX_LEN_KEYS if isinstance(cfg.get(k), (int, float)) and cfg[k] > 0]
+    if not found:
+        return None
+    derived, key = min(found)
+    mml = cfg.get("model_max_length")
+    if isinstance(mml, (int, float)) and mml > 0:  # Command-R / Cohere: this key overrides the others
+        derived, key = int(mml), "model_max_length"
+    rope = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else cfg.get("rope_scaling")
+    longrope = False
+    if isinstance(rope, dict) and "gemma3" not in str(outer.get("model_type") or cfg.get("model_type")):
+        # Gemma 3's max_position_embeddings is already the scaled length; vLLM skips it by name.
+        rtype = rope.get("rope_type") or rope.get("type") or "default"
+        longrope = rtype == "longrope"
+        if rtype not in ("su", "longrope", "llama3"):
+            factor = rope.get("factor") or 1.0
+            if rtype == "yarn" and rope.get("original_max_position_embeddings"):
+                derived = int(rope["original_max_position_embeddings"])
+            derived = int(derived * float(factor))
+    default = derived
+    if longrope and cfg.get("original_max_position_embeddings"):
+        default = int(cfg["original_max_position_embeddings"])  # vLLM's LongRoPE default: the short length
+    return MaxLenLimit(derived=derived, key=key, default=default,
+                       model_max_length=int(mml) if isinstance(mml, (int, float)) and mml > 0 else None)
+
+
 def _layer_types(cfg: dict, n: int) -> list[str] | None:
     lt = cfg.get("layer_types")
     if isinstance(lt, list) and len(lt) >= n:
@@ -147,6 +181,7 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
         intermediate_size=inter,
         max_position_embeddings=_int(cfg, "max_position_embeddings", "n_positions", "max_seq_len", "seq_length",
                                      default=2048),
+        max_len_limit=_max_len_limit(cfg, outer),
         torch_dtype=_dtype(cfg, outer),
         tie_word_embeddings=tie,
         layers=tuple(layers),

@@ -186,6 +186,16 @@ class MultimodalSpec:
 
 
 @dataclass(frozen=True)
+class MaxLenLimit:
+    """The longest max_model_len vLLM accepts for a config, and its default when none is given."""
+
+    derived: int  # from the smallest length key, scaled by RoPE scaling as vLLM does
+    key: str  # the config key it came from, for the error message
+    default: int  # max_model_len when the user gives none (LongRoPE models default to the short length)
+    model_max_length: int | None = None  # a config-level override vLLM also accepts
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     model_type: str
@@ -210,6 +220,7 @@ class ModelSpec:
     multimodal: MultimodalSpec | None = None
     # A model whose config forces fp32 SSM state, etc.
     mamba_ssm_dtype: str | None = None
+    max_len_limit: MaxLenLimit | None = None  # None: the config names no length, vLLM trusts the user's
     generic: bool = False  # built by the generic-decoder fallback
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
@@ -219,6 +230,11 @@ class ModelSpec:
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    @property
+    def max_model_len_limit(self) -> int:
+        """The longest context vLLM accepts without VLLM_ALLOW_LONG_MAX_MODEL_LEN."""
+        return self.max_len_limit.derived if self.max_len_limit else self.max_position_embeddings
 
     @property
     def num_kv_heads(self) -> int:

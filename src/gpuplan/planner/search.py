@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..deployment import Deployment
-from ..engines.vllm.estimate import CHUNKED_ENV, estimate, request_kv_bytes, resolve
+from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, estimate, request_kv_bytes, resolve
 from ..engines.vllm.profiles import get_profile
 from ..errors import GpuplanError
 from ..gpus import GPU, find_gpu
@@ -24,8 +24,6 @@ from .config import WeightFormat, data, normalize_quantization, weight_formats
 from .cost import normalize_prices, price_of
 from .throughput import ActiveParams, active_params, cost_per_1m_tokens, estimate_throughput
 from .types import Option, PlanResult, Throughput
-
-LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
 
 
 @dataclass(frozen=True)
@@ -170,12 +168,20 @@ def format_allowed(gpu: GPU, fmt: WeightFormat) -> bool:
 # ----------------------------------------------------------------------------- one option
 
 
+def _env_for(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[tuple[str, str], ...]:
+    """A context asked beyond the model's own limit needs vLLM's override; the plan says so in its command."""
+    lim = ctx.spec.max_len_limit
+    if max_model_len and lim and max_model_len > lim.derived and not any(k == LONG_LEN_ENV for k, _ in c.env):
+        return (*c.env, (LONG_LEN_ENV, "1"))
+    return c.env
+
+
 def _deployment(ctx: Context, c: Candidate, max_model_len: int | None) -> Deployment:
     return Deployment(gpu_name=c.gpu.name, gpu_memory_bytes=c.gpu.memory_bytes,
                       compute_capability=c.gpu.compute_capability, tensor_parallel_size=c.tp,
                       pipeline_parallel_size=c.pp, gpu_memory_utilization=ctx.utilization,
                       max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
-                      vllm_version=ctx.vllm_version, env=c.env)
+                      vllm_version=ctx.vllm_version, env=_env_for(ctx, c, max_model_len))
 
 
 def run_engine(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[Deployment, MemoryReport]:
@@ -194,7 +200,7 @@ def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: b
     """Run the engine on one candidate. With `shrink` and no target length, a deployment whose KV cache
     cannot hold the model's full context is re-run at the longest length the engine says fits."""
     dep, rep = run_engine(ctx, c, max_model_len)
-    floor = min(data()["min_context"], ctx.spec.max_position_embeddings)
+    floor = min(data()["min_context"], ctx.spec.max_model_len_limit)
     if shrink and max_model_len is None and not rep.fits and rep.max_model_len_fit and \
             rep.max_model_len_fit >= floor:
         dep, rep = run_engine(ctx, c, rep.max_model_len_fit)
@@ -209,9 +215,7 @@ def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport) -> O
     if rep.fits and not fits:
         reason = (f"vLLM starts, but its KV cache holds {conc:.2f} requests of {L} tokens at once, fewer than "
                   f"the {ctx.concurrency} asked for")
-    env = c.env
-    if L > ctx.spec.max_position_embeddings and not dep.env_value(LONG_LEN_ENV):
-        env = (*env, (LONG_LEN_ENV, "1"))
+    env = dep.env
     price, source, _ = price_of(c.gpu, ctx.prices)
     per_hour = None if price is None else round(price * c.num_gpus, 4)
     throughput = Throughput(None, None, None, 0, data()["throughput"]["label"])

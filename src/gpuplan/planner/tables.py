@@ -34,7 +34,7 @@ def context_table(model: str | dict | ModelSpec, gpus: Sequence[str] | str | Non
     ctx = make_context(model, vllm_version=vllm_version, utilization=gpu_memory_utilization, prices=None,
                        concurrency=1, env=env)
     spec = ctx.spec
-    top = spec.max_position_embeddings
+    top = spec.max_model_len_limit
     lens = tuple(sorted({min(x, top) for x in (lengths or data()["context_table_lengths"])}))
     fmt = formats_for(spec, quantization)[0]
     chunked = any(layer.attention.kind == "chunked_local" for layer in spec.layers)

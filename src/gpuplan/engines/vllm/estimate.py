@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ...deployment import Deployment
-from ...errors import GpuplanError
+from ...errors import GpuplanError, UnservableDeployment
 from ...model.spec import ModelSpec, QuantConfig
 from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS
 from ...report import Component, MemoryReport
@@ -128,12 +128,14 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if dep.cpu_offload_gb:
         warnings.append(f"--cpu-offload-gb {dep.cpu_offload_gb:g}: the offloaded weights are read from CPU memory "
                         "over PCIe/C2C on every forward pass; expect much lower throughput")
-    L = dep.max_model_len or spec.max_position_embeddings
+    lim = spec.max_len_limit
+    # vLLM's default: the derived length, or 2048 when the config names none.
+    L = dep.max_model_len or (lim.default if lim else 2048)
     if L <= 0:
         raise GpuplanError("max_model_len", f"must be positive, got {L}")
-    if dep.max_model_len and dep.max_model_len > spec.max_position_embeddings:
-        warnings.append(f"max_model_len {L} exceeds the model's max_position_embeddings "
-                        f"({spec.max_position_embeddings}); vLLM refuses this unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")
+    if dep.max_model_len and lim and L > lim.derived and dep.env_value(LONG_LEN_ENV):
+        warnings.append(f"max_model_len {L} exceeds the model's derived maximum ({lim.key}={lim.derived}); "
+                        f"{LONG_LEN_ENV} lets vLLM start, but positions past {lim.derived} are untrained")
     kv_dtype = (dep.kv_cache_dtype or "auto").lower()
     if kv_dtype not in K.KV_DTYPES:
         raise GpuplanError("kv_cache_dtype", f"unsupported KV cache dtype {dep.kv_cache_dtype!r}",
@@ -209,17 +211,17 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
 def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
     heads = spec.num_attention_heads
     if heads and heads % tp:
-        raise GpuplanError("tensor_parallel_size", f"{spec.num_attention_heads} attention heads cannot be split "
+        raise UnservableDeployment("tensor_parallel_size", f"{spec.num_attention_heads} attention heads cannot be split "
                            f"over {tp} GPUs", accepted=[str(d) for d in _divisors(heads)])
     kv = spec.num_kv_heads
     if kv and tp % kv and kv % tp:
-        raise GpuplanError("tensor_parallel_size", f"{kv} KV heads and TP={tp}: one must divide the other",
+        raise UnservableDeployment("tensor_parallel_size", f"{kv} KV heads and TP={tp}: one must divide the other",
                            accepted=[str(d) for d in _divisors(heads) if kv % d == 0 or d % kv == 0])
     if round_up(spec.vocab_size, 64) % tp:
-        raise GpuplanError("tensor_parallel_size", f"the padded vocabulary ({round_up(spec.vocab_size, 64)}) "
+        raise UnservableDeployment("tensor_parallel_size", f"the padded vocabulary ({round_up(spec.vocab_size, 64)}) "
                            f"cannot be split over {tp} GPUs")
     if pp > spec.num_layers:
-        raise GpuplanError("pipeline_parallel_size", f"{pp} stages for {spec.num_layers} layers",
+        raise UnservableDeployment("pipeline_parallel_size", f"{pp} stages for {spec.num_layers} layers",
                            accepted=[f"1..{spec.num_layers}"])
 
 
@@ -337,8 +339,32 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     )
 
 
-def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm):
+LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def long_len_refusal(spec: ModelSpec, dep: Deployment) -> str | None:
+    """vLLM's config check: a max_model_len above the model's derived length stops start-up unless the env allows it."""
+    lim = spec.max_len_limit
+    L = dep.max_model_len
+    if not L or lim is None or L <= lim.derived or dep.env_value(LONG_LEN_ENV):
+        return None
+    if lim.model_max_length is not None and L <= lim.model_max_length:
+        return None
+    return (f"User-specified max_model_len ({L}) is greater than the derived max_model_len "
+            f"({lim.key}={lim.derived} in the model's config.json): vLLM refuses to start; lower max_model_len "
+            f"to {lim.derived} or set {LONG_LEN_ENV}=1")
+
+
+def _verdict(spec, r: Resolved, *args):
     """Does vLLM start? The first failing check, phrased as vLLM would, and the longest length that fits."""
+    fits, reason, fit_len = _memory_verdict(spec, r, *args)
+    if (too_long := long_len_refusal(spec, r.dep)) is None:
+        return fits, reason, fit_len
+    derived = spec.max_len_limit.derived
+    return False, too_long, min(fit_len, derived) if fit_len else (derived if fits else None)
+
+
+def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm):
     p = r.profile
     T = r.total
     gib = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
@@ -371,7 +397,7 @@ def _verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, c
                        f"{gib(budget)} budget"), None
     null = p.flag_from("null_block_in_fit")
     avail = min(st["available_bytes"] for st in stages if st["plan"].bytes_per_block)
-    upper = max(r.max_model_len, spec.max_position_embeddings)
+    upper = max(r.max_model_len, spec.max_model_len_limit)
     fit_len = K.max_fitting_len(plan, avail, ctx, p, upper, null)
     if p.engine == "v0":
         cap = kvr.kv_cache_tokens
