@@ -810,9 +810,10 @@ def _deepseek_v4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
                  tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, token_buffers=buffers,
                  residual_streams=hc, notes=(
-                     "DeepSeek-V4: weights and the KV layout are computed exactly, but no log calibrates its "
-                     "profile-run activation or CUDA graphs yet; the one public start-up (vllm#44376, 2x GH200) "
-                     "left ~1.2 GiB less for the KV cache than estimated, so keep that much headroom",))
+                     "DeepSeek-V4: weights and the KV layout are computed exactly, and the profile run's padded-head "
+                     "attention buffers are read from vLLM's source, but no log calibrates the rest of its activation "
+                     "or its CUDA graphs; the one public start-up (vllm#44376, 2x GH200) left ~0.4 GiB less for the "
+                     "KV cache than estimated, so keep that much headroom",))
 
 
 # ----------------------------------------------------------------------------- hybrids (Mamba / linear attention)

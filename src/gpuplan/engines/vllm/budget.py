@@ -69,26 +69,45 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
     return int(best * profile.calib["moe_workspace_factor"])
 
 
-def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile) -> int:
-    """Eager forward peak at `tokens` tokens: the widest MLP intermediate plus hidden-state buffers."""
+def _hidden_factor(profile: Profile, *, pipeline: bool, act_bytes: int) -> float:
+    """Hidden-width buffers alive at the forward peak, in units of tokens x hidden x dtype bytes. V1 measures
+    more of them with pipeline parallelism (the stage also holds the hidden/residual it hands on) and in fp32
+    (no FlashAttention); see calibration.json for the logs each was fitted on."""
     k = profile.calib["forward_hidden_factor"]
-    widest = 0
+    if not isinstance(k, dict):
+        return float(k)
+    if pipeline:
+        return float(k["pipeline"])
+    return float(k["float32"] if act_bytes == 4 else k["default"])
+
+
+def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile,
+             pipeline: bool = False) -> int:
+    """Eager forward peak at `tokens` tokens: the widest MLP intermediate plus hidden-state buffers."""
+    k = _hidden_factor(profile, pipeline=pipeline, act_bytes=act_bytes)
+    widest = attn = 0
     for layer in spec.layers[lo:hi]:
         m = layer.mlp
         inter = m.intermediate_size if m.kind == "dense" else m.shared_intermediate_size
         widest = max(widest, cdiv(inter, tp))
         a = layer.attention
-        if a.num_heads:
+        if a.kind == "dsv4":
+            # DeepSeek-V4 attention (vllm/models/deepseek_v4/attention.py): the profile run holds q at the local
+            # head count, q padded to the FlashMLA head count (64 or 128) and the output buffer at that count.
+            local = cdiv(a.num_heads, tp)
+            padded = 64 if local <= 64 else 128
+            attn = max(attn, (local + 2 * padded) * a.head_dim)
+        elif a.num_heads:
             qkv = cdiv(a.num_heads, tp) * a.head_dim + 2 * max(1, a.num_kv_heads // tp) * a.head_dim
             widest = max(widest, qkv // 3)
     # The hidden-state buffers carry the whole residual: hc_mult streams wide for hyper-connection models.
-    return int(tokens * act_bytes * (3 * widest + k * spec.hidden_size * spec.residual_streams))
+    return int(tokens * act_bytes * (max(3 * widest, attn) + k * spec.hidden_size * spec.residual_streams))
 
 
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,
                moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
-               cc: float = 9.0) -> Activation:
-    fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile)
+               cc: float = 9.0, pipeline: bool = False) -> Activation:
+    fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     sampler = 0
     if last_stage:
