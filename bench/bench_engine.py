@@ -1,6 +1,9 @@
 """Engine benchmark: single-estimate latency (in-process) and accuracy against real vLLM logs.
 
-    python bench/bench_engine.py [--logs ../shared/data/vllm-logs/dev.jsonl] [--n 2000]
+    python bench/bench_engine.py [--logs ../shared/data/vllm-logs/dev.jsonl ...] [--n 2000]
+
+By default the accuracy part runs on the shared dev set and on the held-out records of
+tests/fixtures/vllm_logs/heldout_llmd.jsonl (start-ups no constant was fitted on).
 
 Latency: the engine's estimate() on an already resolved ModelSpec, for a spread of models and
 deployments (a new max_model_len each call, so nothing is served from a cache of identical calls),
@@ -53,18 +56,23 @@ def latency(n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--logs", default=str(Path(__file__).resolve().parents[2] / "shared/data/vllm-logs/dev.jsonl"))
+    root = Path(__file__).resolve().parents[1]
+    ap.add_argument("--logs", nargs="+", default=[str(root.parent / "shared/data/vllm-logs/dev.jsonl"),
+                                                  str(root / "tests/fixtures/vllm_logs/heldout_llmd.jsonl")])
     ap.add_argument("--n", type=int, default=2000)
     args = ap.parse_args()
     lat = latency(args.n)
     print(f"single estimate (engine, resolved spec): median {lat['engine_median_ms']} ms, p90 {lat['engine_p90_ms']} ms "
           f"over {lat['n']} calls")
     print(f"single estimate (Python API incl. catalog lookup): median {lat['api_median_ms']} ms")
-    if Path(args.logs).is_file():
-        from gpuplan.validation import render, validate_file
+    from gpuplan.validation import render, validate_file
 
-        text = render(validate_file(args.logs))
-        print("\naccuracy against", args.logs)
+    for logs in args.logs:
+        if not Path(logs).is_file():
+            print(f"\n{logs}: not found, skipped")
+            continue
+        text = render(validate_file(logs))
+        print("\naccuracy against", logs)
         print("\n".join(text.splitlines()[-12:]))
 
 

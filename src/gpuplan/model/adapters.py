@@ -915,7 +915,9 @@ def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
     vis = outer.get("vision_config") or {}
     extra: tuple[Tensor, ...] = ()
     mm = None
-    if vis:
+    if vis and vis.get("model_type") in ("siglip_vision_model", "clip_vision_model"):
+        extra, mm = _llava_clip_tower(vis, outer, inner.hidden_size)
+    elif vis:
         vh = _int(vis, "hidden_size", default=1024)
         vn = _int(vis, "num_hidden_layers", default=24)
         vi = _int(vis, "intermediate_size", default=4 * vh)
@@ -933,6 +935,28 @@ def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
                  architecture=(outer.get("architectures") or [inner.architecture])[0],
                  quant=inner.quant or (parse_quant_config(outer["quantization_config"])
                                        if outer.get("quantization_config") else None))
+
+
+def _llava_clip_tower(vis: dict, outer: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+    """LLaVA / LLaVA-NeXT over a CLIP or SigLIP encoder (vllm/model_executor/models/llava.py): vLLM builds the
+    encoder only up to the deepest feature layer it reads, and a two-layer MLP projector from the concatenated
+    feature layers to the text width (plus LLaVA-NeXT's image_newline vector)."""
+    n = _int(vis, "num_hidden_layers", default=24)
+    feat = outer.get("vision_feature_layer", -2)
+    feats = feat if isinstance(feat, list) else [feat]
+    used = max(int(f) + n + 1 if int(f) < 0 else int(f) for f in feats)
+    vh = _int(vis, "hidden_size", default=1024)
+    if vis.get("model_type") == "clip_vision_model":
+        patch, img = _int(vis, "patch_size", default=14), _int(vis, "image_size", default=336)
+        inter = _int(vis, "intermediate_size", default=4 * vh)
+        per_layer = 4 * (vh * vh + vh) + (vh * inter + inter) + (inter * vh + vh) + 4 * vh
+        # patch conv without bias, class embedding, positions incl. the class token, pre-LayerNorm
+        vparams = used * per_layer + 3 * patch * patch * vh + vh + ((img // patch) ** 2 + 1) * vh + 2 * vh
+    else:
+        vparams = _siglip_params({**vis, "num_hidden_layers": used})
+    proj = len(feats) * vh * th + th + th * th + th + (th if outer.get("model_type") == "llava_next" else 0)
+    return ((Tensor("vision_tower", "vision", (vparams,), "column"),
+             Tensor("multi_modal_projector", "projector", (proj,), "column")), MultimodalSpec(vparams + proj, 1024, th))
 
 
 @register("qwen2_vl", "qwen2_5_vl")
