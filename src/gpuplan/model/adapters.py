@@ -388,6 +388,11 @@ def _gemma3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _gemma3_text(text, outer, name, extra, mm)
 
 
+def _vit_layer(h: int, inter: int) -> int:
+    """One ViT encoder layer with biases: q/k/v/o, fc1/fc2, two LayerNorms (SigLIP, CLIP, Llama 4's encoder)."""
+    return 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h
+
+
 def _siglip_params(vis: dict) -> int:
     h = _int(vis, "hidden_size", default=1152)
     n = _int(vis, "num_hidden_layers", default=27)
@@ -395,7 +400,7 @@ def _siglip_params(vis: dict) -> int:
     patch = _int(vis, "patch_size", default=14)
     img = _int(vis, "image_size", default=896)
     ch = _int(vis, "num_channels", default=3)
-    per_layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h
+    per_layer = _vit_layer(h, inter)
     positions = (img // patch) ** 2
     return n * per_layer + (ch * patch * patch * h + h) + positions * h + 2 * h
 
@@ -653,7 +658,7 @@ def _llama4_vision_params(vis: dict, text_hidden: int) -> tuple[int, int]:
     proj_in = _int(vis, "projector_input_dim", default=4096)
     proj_out = _int(vis, "projector_output_dim", default=4096)
     ratio = float(vis.get("pixel_shuffle_ratio") or 0.5)
-    per_layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 4 * h
+    per_layer = _vit_layer(h, inter)
     patches = (img // patch) ** 2 + 1
     adapter_in = int(h / (ratio * ratio))
     vision = (n * per_layer + 3 * patch * patch * h + h + patches * h + 4 * h
@@ -949,7 +954,7 @@ def _llava_clip_tower(vis: dict, outer: dict, th: int) -> tuple[tuple[Tensor, ..
     if vis.get("model_type") == "clip_vision_model":
         patch, img = _int(vis, "patch_size", default=14), _int(vis, "image_size", default=336)
         inter = _int(vis, "intermediate_size", default=4 * vh)
-        per_layer = 4 * (vh * vh + vh) + (vh * inter + inter) + (inter * vh + vh) + 4 * vh
+        per_layer = _vit_layer(vh, inter)
         # patch conv without bias, class embedding, positions incl. the class token, pre-LayerNorm
         vparams = used * per_layer + 3 * patch * patch * vh + vh + ((img // patch) ** 2 + 1) * vh + 2 * vh
     else:
