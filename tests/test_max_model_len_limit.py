@@ -11,6 +11,7 @@ import copy
 import gpuplan
 from gpuplan.catalog import list_models
 from gpuplan.model.adapters import build_spec
+from gpuplan.planner import plan
 from gpuplan.validation import validate_records
 
 LONG = ("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
@@ -93,3 +94,10 @@ def test_gemma3_12b_it_loads_its_vision_tower():
     # vLLM serves Gemma3ForConditionalGeneration: the SigLIP tower and projector are in "Model loading took".
     counts = build_spec(_config("google/gemma-3-12b-it")).param_counts()
     assert counts["vision"] + counts["projector"] == 421_290_864  # keras-hub: multimodal minus text
+
+
+def test_a_plan_for_a_context_past_the_limit_carries_vllms_override_in_its_command():
+    r = plan("microsoft/phi-2", gpus=["H100"], num_gpus=1, max_model_len=8192)
+    opt = r.requested.option
+    assert opt.fits
+    assert ("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1") in opt.env
