@@ -111,7 +111,8 @@ def _none(v: str | None) -> str | None:
 
 def failure_of(parsed: dict, text: str) -> tuple[str | None, str | None]:
     """(kind, message): kind is 'environment' (left out), 'failed' (kept) or None (started)."""
-    if "Application startup complete" in text or parsed["logged"]["kv_cache_tokens"] and not parsed["errors"]:
+    started = "Application startup complete" in text
+    if started or (parsed["logged"]["kv_cache_tokens"] and not parsed["errors"]):
         return None, None
     for needle, why in ENVIRONMENT_FAILURES.items():
         if needle in text:

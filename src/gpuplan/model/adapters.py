@@ -130,9 +130,9 @@ def _max_len_limit(cfg: dict, outer: dict) -> MaxLenLimit | None:
     if not found:
         return None
     derived, key = min(found)
-    mml = cfg.get("model_max_length")
-    if isinstance(mml, (int, float)) and mml > 0:  # Command-R / Cohere: this key overrides the others
-        derived, key = int(mml), "model_max_length"
+    mml = next((n for n, k in found if k == "model_max_length"), None)
+    if mml is not None:  # Command-R / Cohere: this key overrides the others
+        derived, key = mml, "model_max_length"
     rope = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else cfg.get("rope_scaling")
     longrope = False
     if isinstance(rope, dict) and "gemma3" not in str(outer.get("model_type") or cfg.get("model_type")):
@@ -147,8 +147,7 @@ def _max_len_limit(cfg: dict, outer: dict) -> MaxLenLimit | None:
     default = derived
     if longrope and cfg.get("original_max_position_embeddings"):
         default = int(cfg["original_max_position_embeddings"])  # vLLM's LongRoPE default: the short length
-    return MaxLenLimit(derived=derived, key=key, default=default,
-                       model_max_length=int(mml) if isinstance(mml, (int, float)) and mml > 0 else None)
+    return MaxLenLimit(derived=derived, key=key, default=default, model_max_length=mml)
 
 
 def _layer_types(cfg: dict, n: int) -> list[str] | None:
