@@ -7,6 +7,7 @@ H100 80GB) that the shared dev set did not take, read by bench/heldout/build_llm
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,23 @@ def test_granite_vision_loads_only_the_siglip_layers_it_reads_and_matches_the_lo
     # LLaVA-NeXT over SigLIP (384 px), feature layers [-24, -20, -12, -1]: all 27 layers, a 4x1152 -> 2048 projector.
     row = next(r for r in result["records"] if r["model_id"] == "ibm-granite/granite-vision-3.3-2b")
     assert row["abs_pct_error"]["weights_gib"] < 1.0
+
+
+def test_kimi_vl_counts_moonvit_and_its_projector_and_matches_both_logs(result: dict) -> None:
+    # vllm/model_executor/models/moonvit.py: 27 ViT blocks (fused qkv, wo, fc0, fc1 with biases; two LayerNorms),
+    # a biased 14x14 patch conv, 64x64 learned positions, a final LayerNorm; kimi_vl.py: LayerNorm + 4608->4608
+    # and 4608->2048 linears. Without them Kimi-VL was 2.9% (TP=1) and 3.6% (TP=2) light.
+    from gpuplan.model.adapters import build_spec
+
+    cfg = json.loads((HELDOUT.parent / "configs" / "moonshotai__Kimi-VL-A3B-Instruct.json").read_text())
+    spec = build_spec(cfg)
+    h, i = 1152, 4304
+    block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * i + i) + (i * h + h)
+    tower = 27 * block + 3 * 14 * 14 * h + h + 64 * 64 * h + 2 * h
+    projector = 2 * h + (4 * h) ** 2 + 4 * h + 4 * h * 2048 + 2048
+    assert spec.multimodal is not None and spec.multimodal.params == tower + projector
+    rows = [r for r in result["records"] if r["model_id"] == "moonshotai/Kimi-VL-A3B-Instruct"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["abs_pct_error"]["weights_gib"] < 1.5
+        assert row["abs_pct_error"]["available_kv_cache_gib"] < 1.0

@@ -999,6 +999,51 @@ def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:
     return depth * block + chans * tp * p * p * h + merger
 
 
+@register("kimi_vl")
+def _kimi_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Kimi-VL: a DeepSeek-V3-style MoE text model behind MoonViT and a two-layer projector
+    (vllm/model_executor/models/kimi_vl.py, moonvit.py)."""
+    text = dict(outer.get("text_config") or {})
+    if not text:
+        raise ConfigError("config", "kimi_vl config lacks text_config")
+    text.setdefault("model_type", "deepseek_v3")
+    inner = build_spec({**text, "architectures": outer.get("architectures")}, name)
+    vis = outer.get("vision_config") or {}
+    if not vis:
+        return inner
+    extra, mm = _moonvit(vis, inner.hidden_size)
+    return _with(inner, extra=inner.extra + extra, multimodal=mm, model_type="kimi_vl",
+                 architecture=(outer.get("architectures") or [inner.architecture])[0],
+                 quant=inner.quant or (parse_quant_config(outer["quantization_config"])
+                                       if outer.get("quantization_config") else None))
+
+
+def _moonvit(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+    """MoonViT + KimiVLMultiModalProjector. The encoder's fused qkv/fc0 are column- and wo/fc1 row-parallel
+    under TP (their biases stay whole); patch conv, learned 2-D positions, norms and the projector are
+    replicated."""
+    h, n = _int(vis, "hidden_size", default=1152), _int(vis, "num_hidden_layers", default=27)
+    inter, heads = _int(vis, "intermediate_size", default=4304), _int(vis, "num_attention_heads", default=16)
+    patch = _int(vis, "patch_size", default=14)
+    mh, mw = (vis.get("merge_kernel_size") or [2, 2])[:2]
+    column = n * (3 * h * h + 3 * h + inter * h + inter)
+    row = n * (h * h + h * inter)
+    whole = (n * (2 * h + 4 * h)  # wo/fc1 biases, norm0/norm1
+             + 3 * patch * patch * h + h  # patch conv with bias
+             + _int(vis, "init_pos_emb_height", default=64) * _int(vis, "init_pos_emb_width", default=64) * h
+             + 2 * h)  # final_layernorm
+    m = h * int(mh) * int(mw)
+    proj = 2 * h + m * m + m + m * th + th  # pre_norm, linear_1, linear_2
+    # Rope2DPosEmb caches cis(freqs) for a 512x512 grid as complex64 on first use.
+    rope_table = 512 * 512 * (h // heads // 2) * 8
+    tensors = (Tensor("vision_tower.encoder.column", "vision", (column,), "column"),
+               Tensor("vision_tower.encoder.row", "vision", (row,), "row"),
+               Tensor("vision_tower.replicated", "vision", (whole,)),
+               Tensor("multi_modal_projector", "projector", (proj,)))
+    params = column + row + whole + proj
+    return tensors, MultimodalSpec(params, 1024, th, profile_buffer_bytes=rope_table)
+
+
 @register("gemma4", "gemma4_text")
 def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     text = outer.get("text_config") or cfg

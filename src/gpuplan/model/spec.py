@@ -183,6 +183,9 @@ class MultimodalSpec:
     params: int
     tokens_per_item: int
     hidden_size: int
+    # Tensors the encoder builds lazily in its first forward (the profile run) and keeps: they land in the
+    # profiled peak, not in "Model loading took" (e.g. MoonViT's 512x512 2-D RoPE table).
+    profile_buffer_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,8 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
         fwd += 8 * tokens * widest * 2
     mm = 0
     if spec.multimodal and lo == 0:
-        mm = int(profile.calib["multimodal_factor"] * tokens * spec.hidden_size * act_bytes)
+        mm = int(profile.calib["multimodal_factor"] * tokens * spec.hidden_size * act_bytes
+                 + spec.multimodal.profile_buffer_bytes)
     peak = max(fwd, sampler) + moe + mm
     return Activation(fwd, sampler, moe, mm, peak)
 
