@@ -1,0 +1,65 @@
+"""GLM-4.x: dense glm4 (GLM-4-0414, GLM-Z1) and MoE glm4_moe (GLM-4.5, 4.5-Air, 4.6, 4.7).
+
+Both as vLLM 0.19 builds them (vllm/model_executor/models/glm4.py, glm4_moe.py): biased q/k/v, an unbiased
+o_proj, and RoPE over half of each head unless the config says otherwise.
+"""
+
+from __future__ import annotations
+
+from . import builders as b
+from .adapters import _core_dims, _embed_head, _int, _moe_layers, _rope, _spec, _tie, register
+from .spec import Attention, Layer, Mlp, ModelSpec, Tensor
+
+
+def _half_rotary(cfg: dict) -> dict:
+    # vLLM defaults partial_rotary_factor to 0.5 for GLM-4 attention when the config leaves it out.
+    if cfg.get("partial_rotary_factor") is None and not (
+            isinstance(cfg.get("rope_parameters"), dict) and "partial_rotary_factor" in cfg["rope_parameters"]):
+        return {**cfg, "partial_rotary_factor": 0.5}
+    return cfg
+
+
+@register("glm4")
+def _glm4(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """GLM-4-0414: four RMSNorms per layer (around attention and around the MLP)."""
+    cfg = _half_rotary(cfg)
+    hidden, n, heads, kv, hd = _core_dims(cfg)
+    inter, vocab = _int(cfg, "intermediate_size"), _int(cfg, "vocab_size")
+    norms = sum((b.norm(b.P + k, hidden) for k in ("input_layernorm", "post_self_attn_layernorm",
+                                                    "post_attention_layernorm", "post_mlp_layernorm")), ())
+    tensors = (b.attention(hidden, heads, kv, hd, qkv_bias=bool(cfg.get("attention_bias", True)))
+               + b.gated_mlp(hidden, inter) + norms)
+    layer = Layer(Attention("full", heads, kv, hd), Mlp("dense", inter), tensors)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    return _spec(name, cfg, outer, [layer] * n, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("glm4_moe")
+def _glm4_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """GLM-4.5/4.6/4.7: the first `first_k_dense_replace` layers dense, the rest a sigmoid-routed MoE with
+    n_shared_experts x moe_intermediate_size of shared expert. The router is an fp32 nn.Linear with an fp32
+    correction bias; the MTP layers (num_nextn_predict_layers) are not built by the main model."""
+    cfg = _half_rotary(cfg)
+    hidden, n, heads, kv, hd = _core_dims(cfg)
+    e, k = _int(cfg, "n_routed_experts"), _int(cfg, "num_experts_per_tok", default=8)
+    mi, inter, vocab = _int(cfg, "moe_intermediate_size"), _int(cfg, "intermediate_size"), _int(cfg, "vocab_size")
+    shared = mi * _int(cfg, "n_shared_experts", default=0)
+    first_dense = _int(cfg, "first_k_dense_replace", default=0)
+    moe = Mlp("moe", 0, e, k, mi, shared)
+    moe_t = (Tensor(b.P + "mlp.gate.weight", "router", (e, hidden), "replicated", dtype="float32"),
+             Tensor(b.P + "mlp.gate.e_score_correction_bias", "router", (e,), "replicated", dtype="float32"),
+             *b.experts(hidden, mi, e, prefix=b.P + "mlp.experts"))
+    if shared:
+        moe_t += b.gated_mlp(hidden, shared, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
+    att = Attention("full", heads, kv, hd)
+    qkv_bias, qk_norm = bool(cfg.get("attention_bias")), bool(cfg.get("use_qk_norm"))
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    layers = _moe_layers(cfg, n, lambda i: i >= first_dense, lambda i: att,
+                         lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=qkv_bias, qk_norm=qk_norm),
+                         inter, hidden, moe, moe_t, norms)
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))

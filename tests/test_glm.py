@@ -1,0 +1,61 @@
+"""GLM-4.5 / 4.5-Air / 4.7 (glm4_moe) as vLLM 0.19 builds them (vllm/model_executor/models/glm4_moe.py).
+
+Configs and transformers' exact counts: tests/fixtures/oracle/families/glm4_moe.json (sources inside).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpuplan.api_python import estimate
+from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.estimate import request_kv_bytes
+from gpuplan.model.adapters import build_spec
+
+FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "glm4_moe.json").read_text())
+MODELS = FIXTURE["models"]
+
+
+def _spec(model_id: str):
+    return build_spec(MODELS[model_id]["config"], model_id)
+
+
+@pytest.mark.parametrize("model_id", sorted(MODELS))
+def test_glm_moe_counts_what_transformers_builds_plus_the_router_correction_bias(model_id: str) -> None:
+    # transformers keeps e_score_correction_bias as a buffer; the checkpoint has it and vLLM loads it.
+    cfg = MODELS[model_id]["config"]
+    spec = _spec(model_id)
+    moe_layers = cfg["num_hidden_layers"] - cfg["first_k_dense_replace"]
+    assert not spec.generic
+    assert spec.total_params == MODELS[model_id]["hf_params"] + moe_layers * cfg["n_routed_experts"]
+    assert sum(1 for layer in spec.layers if layer.mlp.kind == "moe") == moe_layers
+
+
+def test_glm_4_5_air_routes_in_fp32_as_vllm_does() -> None:
+    spec = _spec("zai-org/GLM-4.5-Air")
+    router = [t for t in spec.layers[-1].tensors if t.kind == "router"]
+    assert {t.dtype for t in router} == {"float32"}
+    assert {t.name.rsplit(".", 1)[-1] for t in router} == {"weight", "e_score_correction_bias"}
+
+
+def test_glm_4_5_air_kv_cache_is_46_layers_of_8_heads_of_128() -> None:
+    # one 16-token block of bf16 K and V
+    spec = _spec("zai-org/GLM-4.5-Air")
+    assert request_kv_bytes(spec, Deployment(tensor_parallel_size=1, gpu_name="H100", gpu_memory_bytes=80 * 2**30), 16) == 16 * 46 * 2 * 8 * 128 * 2
+
+
+def test_glm_rotates_half_of_each_head_even_when_the_config_is_silent() -> None:
+    cfg = {k: v for k, v in MODELS["zai-org/GLM-4.5-Air"]["config"].items() if k != "partial_rotary_factor"}
+    assert build_spec(cfg).rope_caches[0].rotary_dim == 64
+
+
+def test_glm_4_5_air_in_bf16_does_not_fit_two_h100s_but_starts_on_four() -> None:
+    spec = _spec("zai-org/GLM-4.5-Air")
+    two = estimate(spec, gpu="H100", tensor_parallel_size=2, max_model_len=32768)
+    four = estimate(spec, gpu="H100", tensor_parallel_size=4, max_model_len=32768)
+    assert not two.fits and four.fits
+    # 106.85B bf16 parameters over 4 ranks: ~49.8 GiB of weights per GPU.
+    assert four.weights_bytes / 2**30 == pytest.approx(106.85e9 * 2 / 4 / 2**30, rel=0.01)
