@@ -79,3 +79,14 @@ def test_kimi_vl_counts_moonvit_and_its_projector_and_matches_both_logs(result: 
     for row in rows:
         assert row["abs_pct_error"]["weights_gib"] < 1.5
         assert row["abs_pct_error"]["available_kv_cache_gib"] < 1.0
+
+
+def test_kimi_vl_splits_its_encoder_over_tensor_parallel_ranks_but_not_its_positions_or_projector() -> None:
+    from gpuplan.engines.vllm.weights import Sharding, stage_weights
+    from gpuplan.model.adapters import build_spec
+
+    spec = build_spec(json.loads((HELDOUT.parent / "configs" / "moonshotai__Kimi-VL-A3B-Instruct.json").read_text()))
+    by_tp = [dict(stage_weights(spec, Sharding(tp, tp, 1), None, 2, 1, mla_absorbed=False)[0].by_kind)
+             for tp in (1, 2)]
+    whole = sum(t.numel for t in spec.extra if t.parallel == "replicated") * 2
+    assert by_tp[0]["vision"] + by_tp[0]["projector"] - whole == 2 * (by_tp[1]["vision"] + by_tp[1]["projector"] - whole)

@@ -640,8 +640,8 @@ def _llama4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     vis = outer.get("vision_config")
     if vis:
         vp = _llama4_vision_params(vis, hidden)
-        extra = (Tensor("vision_model", "vision", (vp[0],), "replicated"),
-                 Tensor("multi_modal_projector", "projector", (vp[1],), "replicated"))
+        extra = (Tensor("vision_model", "vision", (vp[0],), "column"),
+                 Tensor("multi_modal_projector", "projector", (vp[1],), "column"))
         mm = MultimodalSpec(sum(vp), 144, hidden)
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
                  tie=tie, embedding=emb, head=head, rope=_rope(text, hd), extra=extra, multimodal=mm)
@@ -1050,7 +1050,11 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     hidden, n, heads = _int(text, "hidden_size"), _int(text, "num_hidden_layers"), _int(text, "num_attention_heads")
     kv, gkv = _int(text, "num_key_value_heads", default=heads), _int(text, "num_global_key_value_heads", default=0)
     hd, ghd = _int(text, "head_dim"), _int(text, "global_head_dim", default=0) or _int(text, "head_dim")
-    gkv = gkv or kv
+    # vLLM (and transformers) use num_global_key_value_heads on full layers only when K doubles as V.
+    gkv = (gkv if text.get("attention_k_eq_v") else 0) or kv
+    plc = {int(str(k)): v for k, v in (text.get("per_layer_config") or {}).items() if isinstance(v, dict)}
+    for v in plc.values():  # transformers 5.23 writes the full-attention overrides per layer
+        ghd, gkv = _int(v, "head_dim", default=ghd), _int(v, "num_key_value_heads", default=gkv)
     inter = _int(text, "intermediate_size")
     vocab = _int(text, "vocab_size")
     window = _int(text, "sliding_window", default=1024)
@@ -1083,8 +1087,13 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
                          linear=True, heads=a.num_kv_heads, in_checkpoint=False),)
         return t
 
-    # The last num_kv_shared_layers layers reuse an earlier layer's KV (Gemma-3n style) and store none.
+    from . import adapters_gemma_ple as ple
+
+    # The last num_kv_shared_layers layers reuse an earlier layer's KV (Gemma-3n style) and store none; with
+    # use_double_wide_mlp their MLP is twice as wide (vllm/model_executor/models/gemma4.py: Gemma4DecoderLayer).
     shared_from = n - _int(text, "num_kv_shared_layers", default=0)
+    wide = Mlp("dense", 2 * inter) if text.get("use_double_wide_mlp") and not e else moe
+    ple_t = ple.ple_layer(text, hidden)
     cache: dict[tuple[str, bool], Layer] = {}
     layers = []
     for i in range(n):
@@ -1092,17 +1101,30 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
         key = (a.kind, i >= shared_from)
         if key not in cache:
             att = replace(a, kv_shared=True) if key[1] else a
-            cache[key] = Layer(att, moe, att_t(a) + mlp_t + norms)
+            mlp, t_mlp = (wide, b.gated_mlp(hidden, 2 * inter)) if key[1] and wide is not moe else (moe, mlp_t)
+            # vLLM keeps K/V projections on shared layers; transformers builds none (adapters_gemma_ple).
+            t_att = ple.shared_kv_tensors(att_t(a)) if key[1] else att_t(a)
+            cache[key] = Layer(att, mlp, t_att + t_mlp + norms + ple_t)
         layers.append(cache[key])
-    emb, head = _embed_head(vocab, hidden, True, final_norm=b.norm("model.norm", hidden))
+    emb, head = _embed_head(vocab, hidden, True, final_norm=b.norm("model.norm", hidden),
+                            embed_extra=ple.ple_embedding(text, hidden, n))
     vis = outer.get("vision_config") or {}
+    aud = outer.get("audio_config") or {}
     extra: tuple[Tensor, ...] = ()
+    # vllm/model_executor/models/gemma4_mm.py builds both towers with transformers' AutoModel and the embedders
+    # as ReplicatedLinear: every TP rank holds them whole.
     if vis:
-        extra = (Tensor("vision_tower", "vision", (_gemma4_vision_params(vis),), "column"),
-                 Tensor("embed_vision", "projector", (_int(vis, "hidden_size") * hidden,), "column"))
+        extra = (Tensor("vision_tower", "vision", (_gemma4_vision_params(vis),)),
+                 Tensor("embed_vision", "projector", (_int(vis, "hidden_size") * hidden,)))
+    if aud:
+        # Loaded whenever audio_config is set; embed_audio projects output_proj_dims to the text width.
+        extra += (Tensor("audio_tower", "vision", (ple.gemma4_audio_params(aud),)),
+                  Tensor("embed_audio", "projector", (_int(aud, "output_proj_dims", default=1536) * hidden,)))
+    buffers = ple.ple_buffer(text, n) if outer.get("text_config") else ()
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=True, embedding=emb, head=head, rope=_rope(text, hd) + (RopeCache(
                      _int(text, "max_position_embeddings", default=131072), ghd // 4),), extra=extra,
+                 token_buffers=buffers,
                  notes=("Gemma-4 layout reconstructed from its config; weights and KV are estimates until "
                         "checked against a vLLM log.",))
 
@@ -1205,3 +1227,7 @@ def _generic_moe(cfg: dict, outer: dict, name: str, experts: int) -> ModelSpec:
 
 def supported_model_types() -> list[str]:
     return sorted(ADAPTERS)
+
+
+# Families kept in their own modules register themselves on import (after everything above is defined).
+from . import adapters_gemma_ple, adapters_glm, adapters_legacy, adapters_mamba2_hybrids, adapters_qwen_next_gen  # noqa: E402,F401,I001

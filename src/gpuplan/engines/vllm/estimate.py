@@ -181,7 +181,7 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
                       warnings: list[str]) -> tuple[str, bool]:
     """Prefix caching on a model with Mamba / linear-attention state (model_executor/models/config.py,
     MambaModelConfig): off by default until 0.27, on by default from 0.28 (vllm#50991) in mode "align"."""
-    kinds = {layer.attention.state_kind for layer in spec.layers if layer.attention.kind == "mamba"}
+    kinds = {layer.attention.state_kind for layer in spec.layers if layer.attention.state}  # Falcon-H1: "full"
     if not kinds:
         return "none", False
     on = dep.enable_prefix_caching if dep.enable_prefix_caching is not None else profile.at_least("0.28")

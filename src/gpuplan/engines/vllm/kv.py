@@ -77,14 +77,7 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
             per_tok += INDEXER_BYTES_PER_TOKEN
         return LayerKV("mla", per_tok)
     if a.kind == "mamba":
-        total = 0
-        for st in a.state:
-            n = 1
-            for d, size in enumerate(st.shape):
-                n *= cdiv(size, ctx.tp) if d == st.tp_dim else size
-            dt = ssm_dtype_bytes if st.dtype == "ssm" else ctx.model_dtype_bytes
-            total += n * dt
-        return LayerKV("mamba", total, is_state=True)
+        return state_kv(a, ctx, ssm_dtype_bytes)
     heads = max(1, a.num_kv_heads // ctx.tp)
     per_tok = int(heads * (a.head_dim + (a.v_head_dim or a.head_dim)) * b)
     if a.kind == "sliding_window":
@@ -92,6 +85,18 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "chunked_local":
         return LayerKV("chunked_local", per_tok, chunk=a.chunk or 0)
     return LayerKV("full", per_tok)
+
+
+def state_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV:
+    """One request's recurrent state of a layer on one GPU (MambaSpec: the sum of its state tensors)."""
+    total = 0
+    for st in a.state:
+        n = 1
+        for d, size in enumerate(st.shape):
+            n *= cdiv(size, ctx.tp) if d == st.tp_dim else size
+        dt = ssm_dtype_bytes if st.dtype == "ssm" else ctx.model_dtype_bytes
+        total += n * dt
+    return LayerKV("mamba", total, chunk=a.chunk or 0, is_state=True)
 
 
 def default_block_size(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> int:
@@ -157,9 +162,9 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
         state_page = max(s.bytes_per_token for s in specs if s.is_state)
         per_tok = max(s.bytes_per_token for s in attn)
         if ctx.mamba_mode == "all":
-            # States are cached at Mamba chunk boundaries; Mamba1 has no chunk and vLLM uses 2048
-            # (our adapters build no Mamba2 hybrid yet, whose config's chunk_size would go here).
-            chunk = math.lcm(2048, bs)
+            # States are cached at Mamba chunk boundaries: the config's Mamba-2 chunk_size; Mamba1 has none
+            # and vLLM uses 2048 (ModelConfig.get_mamba_chunk_size).
+            chunk = math.lcm(max(s.chunk for s in specs if s.is_state) or 2048, bs)
             bs = chunk * cdiv(cdiv(state_page, per_tok), chunk)
         else:
             if ctx.mamba_checkpoint:
@@ -207,14 +212,17 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
 
 def stage_specs(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int) -> list[LayerKV]:
     out = []
-    seen: dict[int, LayerKV | None] = {}
+    seen: dict[int, list[LayerKV]] = {}
     for layer in spec.layers[lo:hi]:
         a = layer.attention
         if id(a) not in seen:
-            seen[id(a)] = layer_kv(a, ctx, ssm_bytes)
-        s = seen[id(a)]
-        if s is not None:
-            out.append(s)
+            s = layer_kv(a, ctx, ssm_bytes)
+            seen[id(a)] = [s] if s is not None else []
+            if a.state and a.kind != "mamba":
+                # Attention and Mamba side by side in one layer (Falcon-H1): vLLM registers the mixer as a cache
+                # layer of its own, so the layer holds a KV page and a state.
+                seen[id(a)].append(state_kv(a, ctx, ssm_bytes))
+        out += seen[id(a)]
     return out
 
 

@@ -211,8 +211,9 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             for t in spec.embedding:
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
             for t in spec.extra:
-                # Vision towers and projectors are tensor-parallel in vLLM.
-                n = cdiv(t.numel, sh.tp) if t.kind in ("vision", "projector") else t.numel
+                # Vision towers and projectors are sharded as their adapters say (most are tensor-parallel
+                # lumps; positions, norms and small projectors can be replicated).
+                n = shard_numel(t, sh) if t.kind in ("vision", "projector") else t.numel
                 add(t.kind, n * DTYPE_BYTES.get(t.dtype or "", act_bytes))
         if last:
             for t in spec.head:

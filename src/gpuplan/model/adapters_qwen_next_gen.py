@@ -1,0 +1,163 @@
+"""Qwen3-VL, Qwen3-VL-MoE and Qwen3.5 (dense and MoE), text towers and vision towers.
+
+vLLM 0.19: models/qwen3_vl.py (Qwen3_VisionTransformer, deepstack buffers), qwen3_vl_moe.py, qwen3_5.py
+(Qwen3.5 = Qwen3-Next's gated attention and Gated-DeltaNet layers, dense or sparse MLP, MTP skipped).
+"""
+
+from __future__ import annotations
+
+from . import builders as b
+from .adapters import (
+    _embed_head,
+    _int,
+    _layer_types,
+    _moe_layers,
+    _qwen3,
+    _qwen3_moe,
+    _rope,
+    _spec,
+    _tie,
+    _with,
+    register,
+)
+from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, StateTensor, Tensor, TokenBuffer
+
+
+def _qwen3_vision(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+    """Qwen3_VisionTransformer as vLLM builds it (models/qwen3_vl.py): Conv3d patch embedding with bias, a learned
+    position table, `depth` LayerNorm blocks (fused qkv and fc1 column-parallel with their biases, proj and fc2
+    row-parallel with whole biases), the merger and one post-shuffle-norm merger per deepstack index. Patch
+    embedding, positions and norms are replicated."""
+    h, n = _int(vis, "hidden_size", default=1152), _int(vis, "depth", default=27)
+    inter = _int(vis, "intermediate_size", default=4304)
+    p, tp, ch = _int(vis, "patch_size", default=16), _int(vis, "temporal_patch_size", default=2), _int(
+        vis, "in_channels", default=3)
+    pos = _int(vis, "num_position_embeddings", default=2304)
+    out = _int(vis, "out_hidden_size", default=th)
+    m = h * _int(vis, "spatial_merge_size", default=2) ** 2
+    deep = len(vis.get("deepstack_visual_indexes") or [])
+    mergers = 1 + deep
+    column = n * (3 * h * h + 3 * h + inter * h + inter) + mergers * (m * m + m)
+    row = n * (h * h + h * inter) + mergers * out * m
+    whole = (ch * tp * p * p * h + h + pos * h  # patch conv + bias, position table
+             + n * (4 * h + 2 * h)  # norm1/norm2 (weight, bias), proj/fc2 biases
+             + 2 * h + deep * 2 * m  # merger norm over h; deepstack norms over the merged width
+             + mergers * out)  # merger fc2 biases
+    tensors = (Tensor("visual.column", "vision", (column,), "column"),
+               Tensor("visual.row", "vision", (row,), "row"),
+               Tensor("visual.replicated", "vision", (whole,)))
+    return tensors, MultimodalSpec(column + row + whole, 1024, th)
+
+
+def _vision_config(outer: dict) -> dict:
+    vis = outer.get("vision_config")
+    return vis if isinstance(vis, dict) else {}
+
+
+@register("qwen3_vl", "qwen3_vl_text")
+def _qwen3_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Qwen3-VL: a Qwen3 text model (qk-norm, no sliding window) behind Qwen3_VisionTransformer."""
+    return _qwen3_vl_like(cfg, outer, name, _qwen3)
+
+
+@register("qwen3_vl_moe", "qwen3_vl_moe_text")
+def _qwen3_vl_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Qwen3-VL-MoE: a Qwen3-MoE text model (models/qwen3_vl_moe.py: Qwen3MoeLLMModel) behind the same ViT."""
+    return _qwen3_vl_like(cfg, outer, name, _qwen3_moe)
+
+
+def _qwen3_vl_like(cfg: dict, outer: dict, name: str, text_adapter) -> ModelSpec:
+    vis = _vision_config(outer)
+    inner = text_adapter(cfg, outer, name)
+    if not vis:
+        return inner
+    extra, mm = _qwen3_vision(vis, inner.hidden_size)
+    # Qwen3VLForConditionalGeneration.__init__ allocates one [max_num_batched_tokens, text hidden] buffer per
+    # deepstack level (deepstack_input_embeds) at load time, in the model dtype.
+    deep = len(vis.get("deepstack_visual_indexes") or [])
+    buffers = (TokenBuffer("deepstack_input_embeds", deep * inner.hidden_size),) if deep else ()
+    return _with(inner, extra=inner.extra + extra, multimodal=mm, token_buffers=inner.token_buffers + buffers)
+
+
+# ----------------------------------------------------------------------------- Qwen3.5
+
+
+@register("qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text")
+def _qwen3_5(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Qwen3.5 (models/qwen3_5.py): Gated-DeltaNet linear attention (the Qwen3-Next layer, split in_proj_qkv /
+    in_proj_z / in_proj_b / in_proj_a in the checkpoint, fused in vLLM) interleaved with gated full attention
+    (q_proj doubled for the output gate, q/k norms); a dense gated MLP (qwen3_5) or Qwen3-Next's sparse MoE block
+    with a gated shared expert (qwen3_5_moe). The checkpoint's mtp.* layers are skipped by the main model."""
+    text = outer.get("text_config") if isinstance(outer.get("text_config"), dict) else cfg
+    vis = _vision_config(outer)
+    hidden, n = _int(text, "hidden_size"), _int(text, "num_hidden_layers")
+    heads = _int(text, "num_attention_heads")
+    kv = _int(text, "num_key_value_heads", default=heads)
+    hd = _int(text, "head_dim", default=hidden // heads if heads else 0)
+    vocab = _int(text, "vocab_size")
+    nk, nv = _int(text, "linear_num_key_heads"), _int(text, "linear_num_value_heads")
+    dk, dv = _int(text, "linear_key_head_dim"), _int(text, "linear_value_head_dim")
+    ck = _int(text, "linear_conv_kernel_dim", default=4)
+    interval = _int(text, "full_attention_interval", default=4)
+    types = _layer_types(text, n) or [
+        "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)]
+    moe_type = str(text.get("model_type") or "").startswith("qwen3_5_moe") or str(
+        outer.get("model_type") or "").startswith("qwen3_5_moe")
+    conv_dim = 2 * nk * dk + nv * dv
+    # MambaStateShapeCalculator.gated_delta_net_state_shape: conv (kernel-1, conv_dim/tp), ssm (nv/tp, dv, dk).
+    state = (StateTensor("conv", (ck - 1, conv_dim), 1, "conv"), StateTensor("ssm", (nv, dv, dk), 0, "ssm"))
+    gdn = Attention("mamba", state=state, state_kind="gdn")
+    full = Attention("full", heads, kv, hd)
+    p = b.P + "linear_attn."
+    gdn_t = (b.linear(p + "in_proj_qkv", "attention", conv_dim, hidden, "column")
+             + b.linear(p + "in_proj_z", "attention", nv * dv, hidden, "column")
+             + b.linear(p + "in_proj_b", "attention", nv, hidden, "column")
+             + b.linear(p + "in_proj_a", "attention", nv, hidden, "column")
+             + (Tensor(p + "conv1d.weight", "attention", (conv_dim, ck), "column"),
+                Tensor(p + "dt_bias", "attention", (nv,), "head"),
+                Tensor(p + "A_log", "attention", (nv,), "head", dtype="float32"))
+             + b.norm(p + "norm", dv) + b.linear(p + "out_proj", "attention", hidden, nv * dv, "row"))
+    att_t = b.attention(hidden, heads, kv, hd, qkv_bias=bool(text.get("qkv_bias")), qk_norm=True,
+                        q_mult=2 if text.get("attn_output_gate", True) else 1)
+    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    if text.get("layer_scale"):
+        norms += (Tensor(b.P + "attn_layer_scale", "norm", (1, 1, hidden)),
+                  Tensor(b.P + "ffn_layer_scale", "norm", (1, 1, hidden)))
+    if moe_type:
+        e, k = _int(text, "num_experts"), _int(text, "num_experts_per_tok")
+        mi, si = _int(text, "moe_intermediate_size"), _int(text, "shared_expert_intermediate_size", default=0)
+        inter = mi
+        mlp = Mlp("moe", 0, e, k, mi, si)
+        # Qwen3NextSparseMoeBlock: ReplicatedLinear router and shared_expert_gate, fused experts, gated shared MLP.
+        mlp_t = b.router(hidden, e) + b.experts(hidden, mi, e)
+        if si:
+            mlp_t += b.gated_mlp(hidden, si, prefix=b.P + "mlp.shared_expert.", kind="shared_experts")
+            mlp_t += (Tensor(b.P + "mlp.shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
+    else:
+        inter = _int(text, "intermediate_size")
+        mlp, mlp_t = Mlp("dense", inter), b.gated_mlp(hidden, inter)
+    layers = _moe_layers(text, n, lambda i: moe_type, lambda i: full if types[i] == "full_attention" else gdn,
+                         lambda a: att_t if a.kind == "full" else gdn_t, inter, hidden, mlp, mlp_t, norms)
+    tie = _tie(text, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    # mtp.*: fc [H, 2H], pre_fc_norm_embedding/hidden, final norm and mtp_num_hidden_layers full-attention
+    # decoder layers. Qwen3_5ForConditionalGeneration.load_weights skips them (skip_prefixes=["mtp."]).
+    n_mtp = _int(text, "mtp_num_hidden_layers", default=0)
+    not_loaded: tuple[Tensor, ...] = ()
+    if n_mtp:
+        full_layer = next((x for x in layers if x.attention.kind == "full"), None)
+        per = sum(t.numel for t in full_layer.tensors) if full_layer else sum(t.numel for t in att_t + mlp_t + norms)
+        mtp = n_mtp * per + 2 * hidden * hidden + 3 * hidden
+        if text.get("mtp_use_dedicated_embeddings"):
+            mtp += vocab * hidden
+        not_loaded = (Tensor("mtp", "mtp", (mtp,), "replicated"),)
+    extra: tuple[Tensor, ...] = ()
+    mm = None
+    if vis:
+        extra, mm = _qwen3_vision(vis, hidden)
+    # Qwen3_5ForConditionalGenerationConfig (models/config.py) sets mamba_ssm_cache_dtype from the config's
+    # mamba_ssm_dtype unless the user passes --mamba-ssm-cache-dtype.
+    ssm_dtype = text.get("mamba_ssm_dtype") if isinstance(text.get("mamba_ssm_dtype"), str) else None
+    return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+                 tie=tie, embedding=emb, head=head, rope=_rope(text, hd), extra=extra, not_loaded=not_loaded,
+                 multimodal=mm, mamba_ssm_dtype=ssm_dtype)

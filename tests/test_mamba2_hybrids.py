@@ -1,0 +1,166 @@
+"""Mamba-2 hybrids (Granite-4.0-H, Nemotron-H, Bamba, Falcon-H1): exact weights, and one recurrent state per
+request in place of per-token KV on their Mamba layers.
+
+Fixtures: tests/fixtures/oracle/families/{granitemoehybrid,nemotron_h,bamba,falcon_h1}.json hold real configs
+(sources in each entry) and transformers defaults, transformers 5.23's exact parameter count for each
+(`hf_params`, meta device) and, where vLLM 0.32's meta-device oracle could build the model, what vLLM loads and
+the per-layer Mamba state it allocates (`vllm_meta`). State sizes follow vLLM 0.19's
+vllm/model_executor/layers/mamba/mamba_utils.py (MambaStateShapeCalculator.mamba2_state_shape).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.estimate import estimate
+from gpuplan.engines.vllm.weights import Sharding, shard_numel
+from gpuplan.model.adapters import build_spec
+from gpuplan.units import GiB, cdiv
+
+FAMILIES = Path(__file__).parent / "fixtures" / "oracle" / "families"
+TYPES = ("granitemoehybrid", "nemotron_h", "bamba", "falcon_h1")
+CASES = [(mt, key, entry) for mt in TYPES
+         for key, entry in json.loads((FAMILIES / f"{mt}.json").read_text())["models"].items()]
+VLLM = [c for c in CASES if "vllm_meta" in c[2]]
+H100 = dict(gpu_name="H100", gpu_memory_bytes=85_029_158_912)
+KV = dict(**H100, max_model_len=32_768, kv_cache_memory_bytes=20 * GiB, vllm_version="0.19.0")
+
+
+def _config(key: str) -> dict:
+    return dict(next(e["config"] for _, k, e in CASES if k == key))
+
+
+def _run(cfg: dict, **kw):
+    return estimate(build_spec(cfg), Deployment(**{**KV, **kw}))
+
+
+def mamba2_state_bytes(tp: int, inner: int, groups: int, heads: int, head_dim: int, d_state: int, d_conv: int,
+                       conv_bytes: int = 2, ssm_bytes: int = 2) -> int:
+    """mamba_utils.py: groups are padded to tp when tp does not divide them; conv (d_conv - 1, conv_dim / tp),
+    ssm (heads / tp, head_dim, d_state)."""
+    if groups % tp:
+        groups += tp - groups
+    conv = (d_conv - 1) * (inner + 2 * groups * d_state) // tp
+    return conv * conv_bytes + heads // tp * head_dim * d_state * ssm_bytes
+
+
+@pytest.mark.parametrize(("model_type", "key", "entry"), CASES, ids=[c[1] for c in CASES])
+def test_each_config_counts_exactly_what_transformers_builds(model_type: str, key: str, entry: dict) -> None:
+    spec = build_spec(entry["config"])
+    assert spec.model_type == model_type and not spec.generic
+    assert spec.total_params == entry["hf_params"]
+
+
+@pytest.mark.parametrize(("model_type", "key", "entry"), VLLM, ids=[c[1] for c in VLLM])
+def test_weights_and_mamba_state_equal_what_vllm_builds(model_type: str, key: str, entry: dict) -> None:
+    spec = build_spec(entry["config"])
+    r = estimate(spec, Deployment(**H100, max_model_len=8192, kv_cache_memory_bytes=GiB, vllm_version="0.19.0",
+                                  enable_prefix_caching=False))
+    v = entry["vllm_meta"]
+    # vLLM's weights_meta counts parameters only; Falcon-H1 also holds its rotary cos/sin cache buffer.
+    rope = sum(c.positions * c.rotary_dim * 2 for c in spec.rope_caches)
+    assert r.weights_bytes == v["bytes"] + rope
+    mamba = next(g for g in r.kv.groups if g.kind == "mamba")
+    assert sum(g.num_layers for g in r.kv.groups if g.kind == "mamba") == v["mamba_layers"]
+    assert sum(g.num_layers for g in r.kv.groups if g.kind == "full") == v.get("attention_layers", 0)
+    assert r.kv.num_groups == len(v["groups"]) and r.kv.group_size == max(v["groups"])
+    # the page is the attention block's page, padded up from the state (vLLM: mamba_page_size_padded)
+    assert mamba.page_bytes >= v["state_bytes_tp1"]
+    if "attention_layers" in v:
+        per_token = v["num_kv_heads"] * v["head_size"] * 2 * 2
+        assert r.kv.block_size == 16 * cdiv(v["state_bytes_tp1"], 16 * per_token)
+
+
+def test_granite_4_h_small_keeps_one_mamba2_state_per_sequence_not_per_token() -> None:
+    r = _run(_config("ibm-granite/granite-4.0-h-small"), enable_prefix_caching=False)
+    state = mamba2_state_bytes(1, 8192, 1, 128, 64, 128, 4)
+    assert state == 3 * 8448 * 2 + 128 * 64 * 128 * 2 == 2_147_840  # vLLM 0.32's MambaSpec for this config
+    # 4 NoPE attention layers of 8 KV heads x 128: 4 KiB a token each; the block grows until its page holds a state
+    assert r.kv.block_size == 16 * cdiv(state, 16 * 4096) == 528
+    assert {g.kind: g.num_layers for g in r.kv.groups} == {"mamba": 36, "full": 4}
+    mamba = next(g for g in r.kv.groups if g.kind == "mamba")
+    full = next(g for g in r.kv.groups if g.kind == "full")
+    assert mamba.blocks_per_request == 9  # 36 Mamba layers in 9 groups of 4: one state block each, at any length
+    assert full.blocks_per_request == cdiv(32_768, 528)
+    assert not build_spec(_config("ibm-granite/granite-4.0-h-small")).rope_caches  # position_embedding_type nope
+
+
+def test_granite_4_h_small_at_tp2_replicates_its_single_group_on_each_rank() -> None:
+    r = _run(_config("ibm-granite/granite-4.0-h-small"), tensor_parallel_size=2, enable_prefix_caching=False)
+    state = mamba2_state_bytes(2, 8192, 1, 128, 64, 128, 4)
+    assert state == 3 * (8192 // 2 + 2 * 128) * 2 + 64 * 64 * 128 * 2
+    attn_per_token = 4 * 128 * 2 * 2
+    assert r.kv.block_size == 16 * cdiv(state, 16 * attn_per_token)
+    # in_proj: z, x and dt split by heads; the B/C rows of the one group stay whole on every rank
+    spec = build_spec(_config("ibm-granite/granite-4.0-h-small"))
+    mixer = {t.name.rsplit("mamba.", 1)[1]: t for t in spec.layers[0].tensors if ".mamba." in t.name}
+    sh = Sharding(tp=2, moe_tp=2, ep=1)
+    assert shard_numel(mixer["in_proj"], sh) == (2 * 8192 + 128) // 2 * 4096
+    assert shard_numel(mixer["in_proj.bc"], sh) == 2 * 128 * 4096
+    assert mixer["A_log"].dtype == "float32"  # MambaMixer2.A is an fp32 parameter
+
+
+def test_nemotron_nano_9b_v2_splits_its_eight_groups_and_keeps_the_configs_fp32_ssm_state() -> None:
+    cfg = _config("nvidia/NVIDIA-Nemotron-Nano-9B-v2")
+    assert build_spec(cfg).mamba_ssm_dtype == "float32"  # mamba_ssm_cache_dtype (NemotronHForCausalLMConfig)
+    r = _run(cfg, tensor_parallel_size=2, enable_prefix_caching=False)
+    state = mamba2_state_bytes(2, 10240, 8, 128, 80, 128, 4, ssm_bytes=4)
+    assert state == 3 * (10240 + 2 * 8 * 128) // 2 * 2 + 64 * 80 * 128 * 4
+    assert r.kv.block_size == 16 * cdiv(state, 16 * (4 * 128 * 2 * 2))
+    # M, *, - and E are separate layers: only the 27 M and 4 * layers hold cache
+    assert {g.kind: g.num_layers for g in r.kv.groups} == {"mamba": 27, "full": 4}
+    assert build_spec(cfg).num_layers == 56
+
+
+def test_nemotron_h_without_an_ssm_cache_dtype_in_its_config_gets_float16() -> None:
+    cfg = {k: v for k, v in _config("nvidia/NVIDIA-Nemotron-Nano-9B-v2").items() if k != "mamba_ssm_cache_dtype"}
+    assert build_spec(cfg).mamba_ssm_dtype == "float16"
+
+
+def test_nemotron_3_nano_counts_non_gated_experts_and_the_shared_expert() -> None:
+    spec = build_spec(_config("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"))
+    counts = spec.param_counts()
+    # 23 MoE layers of 128 ReLU^2 experts, up [1856, 2688] and down [2688, 1856], no gate
+    assert counts["experts"] == 23 * 128 * 2 * 1856 * 2688
+    assert counts["shared_experts"] == 23 * 2 * 3712 * 2688
+    assert spec.is_moe and spec.attention_kinds == {"mamba": 23, "none": 23, "full": 6}
+
+
+def test_bamba_9b_v2_puts_attention_only_at_its_attn_layer_indices() -> None:
+    spec = build_spec(_config("ibm-ai-platform/Bamba-9B-v2"))
+    assert [i for i, layer in enumerate(spec.layers) if layer.attention.kind == "full"] == [9, 18, 27]
+    assert spec.rope_caches[0].rotary_dim == 64  # attn_rotary_emb of the 128-wide head
+    r = _run(_config("ibm-ai-platform/Bamba-9B-v2"), enable_prefix_caching=False)
+    state = mamba2_state_bytes(1, 8192, 1, 128, 64, 128, 4)
+    assert r.kv.block_size == 16 * cdiv(state, 16 * (8 * 128 * 2 * 2))
+    assert sum(g.num_layers for g in r.kv.groups if g.kind == "mamba") == 29
+
+
+def test_falcon_h1_layers_hold_a_kv_page_and_a_mamba_state_side_by_side() -> None:
+    cfg = _config("falcon_h1/default")
+    r = _run(cfg, enable_prefix_caching=False)
+    # vLLM registers each layer's mixer as a cache layer of its own: 32 attention + 32 Mamba, two groups of 32
+    assert {g.kind: g.num_layers for g in r.kv.groups} == {"full": 32, "mamba": 32}
+    assert r.kv.num_groups == 2 and r.kv.group_size == 32
+    state = mamba2_state_bytes(1, 1024, 1, 128, 8, 256, 4)
+    assert state == 533_504  # vLLM 0.32's MambaSpec for this config
+    assert r.kv.block_size == 16 * cdiv(state, 16 * (8 * 128 * 2 * 2))
+    assert r.kv.blocks_per_request == cdiv(32_768, r.kv.block_size) + 1
+
+
+def test_falcon_h1_prefix_caching_from_0_28_keeps_two_states_per_request() -> None:
+    off = _run(_config("falcon_h1/default"), vllm_version="0.28.0", enable_prefix_caching=False)
+    on = _run(_config("falcon_h1/default"), vllm_version="0.28.0")
+    assert on.kv.mamba_cache_mode == "align" and off.kv.mamba_cache_mode == "none"
+    assert on.kv.blocks_per_request == off.kv.blocks_per_request + 1
+
+
+def test_prefix_caching_in_mode_all_aligns_blocks_to_the_mamba2_chunk_not_2048() -> None:
+    # 0.22 with --enable-prefix-caching: a state per block, blocks a multiple of the config's mamba_chunk_size
+    r = _run(_config("ibm-granite/granite-4.0-h-small"), vllm_version="0.22.0", enable_prefix_caching=True)
+    assert r.kv.mamba_cache_mode == "all"
+    assert r.kv.block_size == 256 * cdiv(cdiv(2_147_840, 4096), 256) == 768
