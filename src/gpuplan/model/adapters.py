@@ -823,12 +823,10 @@ def _deepseek_v4(cfg: dict, outer: dict, name: str) -> ModelSpec:
 # ----------------------------------------------------------------------------- hybrids (Mamba / linear attention)
 
 
-@register("qwen3_next")
-def _qwen3_next(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    hidden, n, heads, kv, hd = _core_dims(cfg)
-    e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
-    mi, si = _int(cfg, "moe_intermediate_size"), _int(cfg, "shared_expert_intermediate_size", default=0)
-    vocab = _int(cfg, "vocab_size")
+def _gated_deltanet(cfg: dict, hidden: int, n: int, *, split_in_proj: bool) -> tuple[Attention, tuple, list[str]]:
+    """Qwen3-Next / Qwen3.5 Gated-DeltaNet linear attention: its per-request state
+    (MambaStateShapeCalculator.gated_delta_net_state_shape: conv (kernel-1, conv_dim/tp), ssm (nv/tp, dk, dv)),
+    its tensors (vLLM fuses the in_proj; Qwen3.5 checkpoints split it into qkv/z/b/a), and the layer types."""
     nk, nv = _int(cfg, "linear_num_key_heads"), _int(cfg, "linear_num_value_heads")
     dk, dv = _int(cfg, "linear_key_head_dim"), _int(cfg, "linear_value_head_dim")
     ck = _int(cfg, "linear_conv_kernel_dim", default=4)
@@ -837,22 +835,44 @@ def _qwen3_next(cfg: dict, outer: dict, name: str) -> ModelSpec:
         "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)]
     conv_dim = 2 * nk * dk + nv * dv
     state = (StateTensor("conv", (ck - 1, conv_dim), 1, "conv"), StateTensor("ssm", (nv, dk, dv), 0, "ssm"))
-    gdn = Attention("mamba", state=state, state_kind="gdn")
-    full = Attention("full", heads, kv, hd)
     p = b.P + "linear_attn."
-    gdn_t = (b.linear(p + "in_proj_qkvz", "attention", 2 * nk * dk + 2 * nv * dv, hidden, "column")
-             + b.linear(p + "in_proj_ba", "attention", 2 * nv, hidden, "column")
-             + (Tensor(p + "conv1d.weight", "attention", (conv_dim, ck), "column"),
-                Tensor(p + "dt_bias", "attention", (nv,), "head"), Tensor(p + "A_log", "attention", (nv,), "head",
-                                                                           dtype="float32"))
-             + b.norm(p + "norm", dv) + b.linear(p + "out_proj", "attention", hidden, nv * dv, "row"))
-    moe = Mlp("moe", 0, e, k, mi, si)
+    if split_in_proj:
+        in_proj = (b.linear(p + "in_proj_qkv", "attention", conv_dim, hidden, "column")
+                   + b.linear(p + "in_proj_z", "attention", nv * dv, hidden, "column")
+                   + b.linear(p + "in_proj_b", "attention", nv, hidden, "column")
+                   + b.linear(p + "in_proj_a", "attention", nv, hidden, "column"))
+    else:
+        in_proj = (b.linear(p + "in_proj_qkvz", "attention", 2 * nk * dk + 2 * nv * dv, hidden, "column")
+                   + b.linear(p + "in_proj_ba", "attention", 2 * nv, hidden, "column"))
+    tensors = (in_proj
+               + (Tensor(p + "conv1d.weight", "attention", (conv_dim, ck), "column"),
+                  Tensor(p + "dt_bias", "attention", (nv,), "head"),
+                  Tensor(p + "A_log", "attention", (nv,), "head", dtype="float32"))
+               + b.norm(p + "norm", dv) + b.linear(p + "out_proj", "attention", hidden, nv * dv, "row"))
+    return Attention("mamba", state=state, state_kind="gdn"), tensors, types
+
+
+def _qwen_next_moe(cfg: dict, hidden: int) -> tuple[Mlp, tuple[Tensor, ...]]:
+    """Qwen3NextSparseMoeBlock: replicated router, fused experts, a gated shared expert with its sigmoid gate."""
+    e, k = _int(cfg, "num_experts"), _int(cfg, "num_experts_per_tok")
+    mi, si = _int(cfg, "moe_intermediate_size"), _int(cfg, "shared_expert_intermediate_size", default=0)
     moe_t = b.router(hidden, e) + b.experts(hidden, mi, e)
     if si:
         moe_t += b.gated_mlp(hidden, si, prefix=b.P + "mlp.shared_expert.", kind="shared_experts")
         moe_t += (Tensor(b.P + "mlp.shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
+    return Mlp("moe", 0, e, k, mi, si), moe_t
+
+
+@register("qwen3_next")
+def _qwen3_next(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, n, heads, kv, hd = _core_dims(cfg)
+    vocab = _int(cfg, "vocab_size")
+    gdn, gdn_t, types = _gated_deltanet(cfg, hidden, n, split_in_proj=False)
+    full = Attention("full", heads, kv, hd)
+    moe, moe_t = _qwen_next_moe(cfg, hidden)
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
     att_t = b.attention(hidden, heads, kv, hd, qk_norm=True, q_mult=2)
+    mi = moe.moe_intermediate_size
     layers = _moe_layers(cfg, n, _sparse_step(cfg), lambda i: full if types[i] == "full_attention" else gdn,
                          lambda a: att_t if a.kind == "full" else gdn_t, mi, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)

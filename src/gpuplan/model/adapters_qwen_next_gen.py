@@ -9,18 +9,19 @@ from __future__ import annotations
 from . import builders as b
 from .adapters import (
     _embed_head,
+    _gated_deltanet,
     _int,
-    _layer_types,
     _moe_layers,
     _qwen3,
     _qwen3_moe,
+    _qwen_next_moe,
     _rope,
     _spec,
     _tie,
     _with,
     register,
 )
-from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, StateTensor, Tensor, TokenBuffer
+from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, Tensor, TokenBuffer
 
 
 def _qwen3_vision(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
@@ -95,28 +96,10 @@ def _qwen3_5(cfg: dict, outer: dict, name: str) -> ModelSpec:
     kv = _int(text, "num_key_value_heads", default=heads)
     hd = _int(text, "head_dim", default=hidden // heads if heads else 0)
     vocab = _int(text, "vocab_size")
-    nk, nv = _int(text, "linear_num_key_heads"), _int(text, "linear_num_value_heads")
-    dk, dv = _int(text, "linear_key_head_dim"), _int(text, "linear_value_head_dim")
-    ck = _int(text, "linear_conv_kernel_dim", default=4)
-    interval = _int(text, "full_attention_interval", default=4)
-    types = _layer_types(text, n) or [
-        "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)]
     moe_type = str(text.get("model_type") or "").startswith("qwen3_5_moe") or str(
         outer.get("model_type") or "").startswith("qwen3_5_moe")
-    conv_dim = 2 * nk * dk + nv * dv
-    # MambaStateShapeCalculator.gated_delta_net_state_shape: conv (kernel-1, conv_dim/tp), ssm (nv/tp, dv, dk).
-    state = (StateTensor("conv", (ck - 1, conv_dim), 1, "conv"), StateTensor("ssm", (nv, dv, dk), 0, "ssm"))
-    gdn = Attention("mamba", state=state, state_kind="gdn")
+    gdn, gdn_t, types = _gated_deltanet(text, hidden, n, split_in_proj=True)
     full = Attention("full", heads, kv, hd)
-    p = b.P + "linear_attn."
-    gdn_t = (b.linear(p + "in_proj_qkv", "attention", conv_dim, hidden, "column")
-             + b.linear(p + "in_proj_z", "attention", nv * dv, hidden, "column")
-             + b.linear(p + "in_proj_b", "attention", nv, hidden, "column")
-             + b.linear(p + "in_proj_a", "attention", nv, hidden, "column")
-             + (Tensor(p + "conv1d.weight", "attention", (conv_dim, ck), "column"),
-                Tensor(p + "dt_bias", "attention", (nv,), "head"),
-                Tensor(p + "A_log", "attention", (nv,), "head", dtype="float32"))
-             + b.norm(p + "norm", dv) + b.linear(p + "out_proj", "attention", hidden, nv * dv, "row"))
     att_t = b.attention(hidden, heads, kv, hd, qkv_bias=bool(text.get("qkv_bias")), qk_norm=True,
                         q_mult=2 if text.get("attn_output_gate", True) else 1)
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
@@ -124,15 +107,8 @@ def _qwen3_5(cfg: dict, outer: dict, name: str) -> ModelSpec:
         norms += (Tensor(b.P + "attn_layer_scale", "norm", (1, 1, hidden)),
                   Tensor(b.P + "ffn_layer_scale", "norm", (1, 1, hidden)))
     if moe_type:
-        e, k = _int(text, "num_experts"), _int(text, "num_experts_per_tok")
-        mi, si = _int(text, "moe_intermediate_size"), _int(text, "shared_expert_intermediate_size", default=0)
-        inter = mi
-        mlp = Mlp("moe", 0, e, k, mi, si)
-        # Qwen3NextSparseMoeBlock: ReplicatedLinear router and shared_expert_gate, fused experts, gated shared MLP.
-        mlp_t = b.router(hidden, e) + b.experts(hidden, mi, e)
-        if si:
-            mlp_t += b.gated_mlp(hidden, si, prefix=b.P + "mlp.shared_expert.", kind="shared_experts")
-            mlp_t += (Tensor(b.P + "mlp.shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
+        mlp, mlp_t = _qwen_next_moe(text, hidden)
+        inter = mlp.moe_intermediate_size
     else:
         inter = _int(text, "intermediate_size")
         mlp, mlp_t = Mlp("dense", inter), b.gated_mlp(hidden, inter)
