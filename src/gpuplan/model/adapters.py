@@ -929,13 +929,26 @@ def _jamba(cfg: dict, outer: dict, name: str) -> ModelSpec:
 # ----------------------------------------------------------------------------- multimodal wrappers
 
 
-@register("mistral3", "llava", "llava_next", "pixtral")
-def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
+def _text_model(outer: dict, name: str, default_type: str) -> ModelSpec:
+    """The language model of a vision wrapper whose text fields live in text_config."""
     text = dict(outer.get("text_config") or {})
     if not text:
         raise ConfigError("config", f"{outer.get('model_type')} config lacks text_config")
-    text.setdefault("model_type", "mistral")
-    inner = build_spec({**text, "architectures": outer.get("architectures")}, name)
+    text.setdefault("model_type", default_type)
+    return build_spec({**text, "architectures": outer.get("architectures")}, name)
+
+
+def _with_tower(inner: ModelSpec, outer: dict, extra: tuple[Tensor, ...], mm: MultimodalSpec | None) -> ModelSpec:
+    """The text model plus its vision tower, under the wrapper's model_type, architecture and quantization."""
+    return _with(inner, extra=inner.extra + extra, multimodal=mm, model_type=str(outer.get("model_type")),
+                 architecture=(outer.get("architectures") or [inner.architecture])[0],
+                 quant=inner.quant or (parse_quant_config(outer["quantization_config"])
+                                       if outer.get("quantization_config") else None))
+
+
+@register("mistral3", "llava", "llava_next", "pixtral")
+def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    inner = _text_model(outer, name, "mistral")
     vis = outer.get("vision_config") or {}
     extra: tuple[Tensor, ...] = ()
     mm = None
@@ -955,10 +968,7 @@ def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
         extra = (Tensor("vision_tower", "vision", (vparams,), "column"),
                  Tensor("multi_modal_projector", "projector", (proj,), "column"))
         mm = MultimodalSpec(vparams + proj, 1024, th)
-    return _with(inner, extra=inner.extra + extra, multimodal=mm, model_type=str(outer.get("model_type")),
-                 architecture=(outer.get("architectures") or [inner.architecture])[0],
-                 quant=inner.quant or (parse_quant_config(outer["quantization_config"])
-                                       if outer.get("quantization_config") else None))
+    return _with_tower(inner, outer, extra, mm)
 
 
 def _llava_clip_tower(vis: dict, outer: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
@@ -1023,19 +1033,11 @@ def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:
 def _kimi_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     """Kimi-VL: a DeepSeek-V3-style MoE text model behind MoonViT and a two-layer projector
     (vllm/model_executor/models/kimi_vl.py, moonvit.py)."""
-    text = dict(outer.get("text_config") or {})
-    if not text:
-        raise ConfigError("config", "kimi_vl config lacks text_config")
-    text.setdefault("model_type", "deepseek_v3")
-    inner = build_spec({**text, "architectures": outer.get("architectures")}, name)
+    inner = _text_model(outer, name, "deepseek_v3")
     vis = outer.get("vision_config") or {}
     if not vis:
         return inner
-    extra, mm = _moonvit(vis, inner.hidden_size)
-    return _with(inner, extra=inner.extra + extra, multimodal=mm, model_type="kimi_vl",
-                 architecture=(outer.get("architectures") or [inner.architecture])[0],
-                 quant=inner.quant or (parse_quant_config(outer["quantization_config"])
-                                       if outer.get("quantization_config") else None))
+    return _with_tower(inner, outer, *_moonvit(vis, inner.hidden_size))
 
 
 def _moonvit(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
