@@ -164,3 +164,24 @@ def test_prefix_caching_in_mode_all_aligns_blocks_to_the_mamba2_chunk_not_2048()
     r = _run(_config("ibm-granite/granite-4.0-h-small"), vllm_version="0.22.0", enable_prefix_caching=True)
     assert r.kv.mamba_cache_mode == "all"
     assert r.kv.block_size == 256 * cdiv(cdiv(2_147_840, 4096), 256) == 768
+
+
+def test_nemotron_3_nano_refuses_tp16_because_its_eight_mamba_groups_cannot_be_split_sixteen_ways() -> None:
+    # mamba_mixer2.py asserts n_groups % tp == 0 or n_groups == 1; attention (32 heads, 2 KV heads) would allow 16.
+    from gpuplan.errors import UnservableDeployment
+
+    with pytest.raises(UnservableDeployment) as err:
+        _run(_config("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"), tensor_parallel_size=16)
+    assert err.value.field == "tensor_parallel_size" and "8 Mamba-2 groups" in str(err.value)
+    assert "8" in err.value.accepted and "16" not in err.value.accepted
+
+
+def test_granite_4_h_single_group_still_serves_at_tp8_but_48_mamba_heads_refuse_tp32() -> None:
+    cfg = _config("ibm-granite/granite-4.0-h-small")
+    assert _run(cfg, tensor_parallel_size=8).fits is not None
+    from gpuplan.errors import UnservableDeployment
+
+    odd = {**cfg, "mamba_n_heads": 48, "num_attention_heads": 32, "num_key_value_heads": 8,
+           "mamba_d_head": cfg["hidden_size"] * 2 // 48}
+    with pytest.raises(UnservableDeployment, match="48 Mamba-2 heads"):
+        _run(odd, tensor_parallel_size=32)

@@ -834,7 +834,7 @@ def _gated_deltanet(cfg: dict, hidden: int, n: int, *, split_in_proj: bool) -> t
     types = _layer_types(cfg, n) or [
         "full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n)]
     conv_dim = 2 * nk * dk + nv * dv
-    state = (StateTensor("conv", (ck - 1, conv_dim), 1, "conv"), StateTensor("ssm", (nv, dk, dv), 0, "ssm"))
+    state = (StateTensor("conv", (ck - 1, conv_dim), 1, "conv"), StateTensor("ssm", (nv, dk, dv), 0, "ssm", "value heads"))
     p = b.P + "linear_attn."
     if split_in_proj:
         in_proj = (b.linear(p + "in_proj_qkv", "attention", conv_dim, hidden, "column")

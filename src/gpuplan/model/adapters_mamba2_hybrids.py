@@ -45,8 +45,8 @@ def _mamba2(prefix: str, hidden: int, inner: int, heads: int, head_dim: int, gro
         t.append(Tensor(prefix + "norm.weight", "norm", (inner,), "column"))
     t += b.linear(prefix + "out_proj", "attention", hidden, inner, "row", out_bias)
     state = (StateTensor("conv", (d_conv - 1, inner), 1, "conv"),
-             StateTensor("conv_bc", (d_conv - 1, 2 * d_state, groups), 2, "conv"),
-             StateTensor("ssm", (heads, head_dim, d_state), 0, "ssm"))
+             StateTensor("conv_bc", (d_conv - 1, 2 * d_state, groups), 2, "conv", "groups", whole_when_one=True),
+             StateTensor("ssm", (heads, head_dim, d_state), 0, "ssm", "heads"))
     return tuple(t), state
 
 

@@ -70,12 +70,17 @@ class StateTensor:
 
     `shape` is the full (tp=1) shape; `tp_dim` is the dimension divided by tp (None: not divided).
     `dtype` "conv" / "ssm" picks vLLM's mamba_cache_dtype / mamba_ssm_cache_dtype; or a concrete dtype.
+    `split_unit` names what the split dimension counts (heads, groups, channels) for error messages;
+    `whole_when_one`: a split dimension of size 1 is kept whole on every rank instead of refusing the TP size
+    (Mamba-2's single B/C group); any other split dimension must divide by tp, as vLLM asserts.
     """
 
     name: str
     shape: tuple[int, ...]
     tp_dim: int | None
     dtype: str = "conv"
+    split_unit: str = "channels"
+    whole_when_one: bool = False
 
 
 @dataclass(frozen=True)

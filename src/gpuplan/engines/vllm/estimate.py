@@ -220,9 +220,27 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
     if round_up(spec.vocab_size, 64) % tp:
         raise UnservableDeployment("tensor_parallel_size", f"the padded vocabulary ({round_up(spec.vocab_size, 64)}) "
                            f"cannot be split over {tp} GPUs")
+    _check_state_split(spec, tp)
     if pp > spec.num_layers:
         raise UnservableDeployment("pipeline_parallel_size", f"{pp} stages for {spec.num_layers} layers",
                            accepted=[f"1..{spec.num_layers}"])
+
+
+def _check_state_split(spec: ModelSpec, tp: int) -> None:
+    """Mamba / linear-attention layers shard heads (and groups) over TP; vLLM asserts they divide evenly."""
+    seen: set[tuple[str, int]] = set()
+    for layer in {id(x): x for x in spec.layers}.values():
+        for st in layer.attention.state:
+            if st.tp_dim is None or (st.name, st.shape[st.tp_dim]) in seen:
+                continue
+            size = st.shape[st.tp_dim]
+            seen.add((st.name, size))
+            if size % tp and not (st.whole_when_one and size == 1):
+                kind = {"mamba1": "Mamba", "mamba2": "Mamba-2", "gdn": "Gated-DeltaNet"}.get(
+                    layer.attention.state_kind, "recurrent-state")
+                raise UnservableDeployment(
+                    "tensor_parallel_size", f"{size} {kind} {st.split_unit} cannot be split over {tp} GPUs",
+                    accepted=[str(d) for d in _divisors(size) if d == 1 or not size % d])
 
 
 def _divisors(n: int) -> list[int]:
