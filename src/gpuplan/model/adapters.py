@@ -1197,10 +1197,19 @@ def with_defaults(cfg: dict) -> dict:
     return out
 
 
+# Remote-code checkpoints whose config.json copies sometimes lack model_type; vLLM picks its class by
+# architecture, so gpuplan may too.
+_ARCH_MODEL_TYPES = {"ChatGLMModel": "chatglm", "ChatGLMForConditionalGeneration": "chatglm",
+                     "QWenLMHeadModel": "qwen", "BaichuanForCausalLM": "baichuan", "BaiChuanForCausalLM": "baichuan"}
+
+
 def build_spec(config: dict, name: str | None = None) -> ModelSpec:
     """Build a ModelSpec from an HF config.json dict (never executes remote code)."""
     if not isinstance(config, dict):
         raise ConfigError("config", "config.json must be a JSON object")
+    archs = config.get("architectures")
+    if not config.get("model_type") and isinstance(archs, list) and archs and archs[0] in _ARCH_MODEL_TYPES:
+        config = {**config, "model_type": _ARCH_MODEL_TYPES[archs[0]]}
     config = with_defaults(config)
     name = name or str(config.get("_name_or_path") or config.get("model_id") or config.get("model_type") or "model")
     mt = config.get("model_type")
@@ -1252,4 +1261,5 @@ def supported_model_types() -> list[str]:
 
 
 # Families kept in their own modules register themselves on import (after everything above is defined).
-from . import adapters_gemma_ple, adapters_glm, adapters_legacy, adapters_mamba2_hybrids, adapters_qwen_next_gen  # noqa: E402,F401,I001
+from . import adapters_gemma_ple, adapters_glm, adapters_legacy, adapters_mamba2_hybrids  # noqa: E402,F401,I001
+from . import adapters_qwen_next_gen, adapters_remote_code  # noqa: E402,F401,I001
