@@ -114,10 +114,56 @@ def list_gpus() -> list[GPU]:
     return list(_load()[0])
 
 
+def _tokens(name: str) -> list[str]:
+    return [t for t in _NON_ALNUM.split(_BRAND_WORDS.sub(" ", name.lower())) if t]
+
+
+def _contains(tokens: list[str], part: list[str]) -> bool:
+    n = len(part)
+    return any(tokens[i:i + n] == part for i in range(len(tokens) - n + 1))
+
+
+@lru_cache(maxsize=512)
+def _within(name: str) -> GPU | None:
+    """The GPU whose longest name or alias appears as whole words inside a longer description, as logs and
+    reports write them ("RTX 5090 (32,607 MiB)", "2x NVIDIA A10G 24GB", "H100 NVL, driver 550"); None when
+    nothing appears or two different GPUs tie for the longest match."""
+    tokens = _tokens(name)
+    best: list[tuple[int, GPU]] = []
+    for gpu in _load()[0]:
+        for alias in (gpu.name, *gpu.aliases):
+            part = _tokens(alias)
+            if part and _contains(tokens, part):
+                best.append((len("".join(part)), gpu))
+    if not best:
+        return None
+    top = max(n for n, _ in best)
+    winners = {g.name for n, g in best if n == top}
+    if len(winners) != 1:
+        return None
+    return _sized(next(g for n, g in best if n == top), name)
+
+
+_SIZE = re.compile(r"\b(\d{2,3})\s*gi?b?\b")
+
+
+def _sized(gpu: GPU, name: str) -> GPU:
+    """A memory size in the description ("A100 40G", "Tesla V100-PCIE-32GB") picks the sibling of that size."""
+    m = _SIZE.search(name.lower())
+    if not m or f"{m.group(1)}gb" in _tokens(gpu.name):
+        return gpu
+    model = next((t for t in _tokens(gpu.name) if any(c.isdigit() for c in t)), None)
+    for other in _load()[0]:
+        toks = _tokens(other.name)
+        if model in toks and f"{m.group(1)}gb" in toks:
+            return other
+    return gpu
+
+
 def find_gpu(name: str) -> GPU:
     """The GPU for a name or alias, matched loosely; unknown names raise GpuplanError(field="gpu")."""
     gpus, index = _load()
-    gpu = index.get(normalize_gpu_name(name or ""))
+    gpu = index.get(normalize_gpu_name(name or "")) or _within(name or "")
     if gpu is None:
         raise GpuplanError(
             field="gpu",
