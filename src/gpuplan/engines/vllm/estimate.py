@@ -281,7 +281,8 @@ def _kv_context(r: Resolved) -> K.KVContext:
     return K.KVContext(tp=r.tp, kv_bytes=K.kv_element_bytes(r.kv_dtype, r.act_bytes), kv_cache_dtype=r.kv_dtype,
                        model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
-                       compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint)
+                       compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
+                       mla_cache=r.profile.flag_from("mla_cache"))
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:

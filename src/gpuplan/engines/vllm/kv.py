@@ -21,6 +21,7 @@ FP8_DS_MLA_BYTES_PER_TOKEN = 656  # 512 fp8 NoPE + 4 fp32 tile scales + 64 bf16 
 INDEXER_BYTES_PER_TOKEN = 132  # DeepSeek-V3.2 indexer: 128 fp8 values + one fp32 scale
 
 KV_DTYPES = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla")
+PRE_MLA_HEAD_SIZE = 256  # before 0.7.1 an MLA layer's q/k/v were padded to this head size
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class KVContext:
     compute_capability: float
     mamba_mode: str = "none"  # none | align | all (vLLM's mamba_cache_mode, prefix caching on hybrids)
     mamba_checkpoint: bool = False  # 0.33 align mode: a prefill-checkpoint block per request, 64-token grid
+    mla_cache: bool = True  # False before vLLM 0.7.1: MLA layers cached per-head K/V, padded to 256
 
 
 def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
@@ -70,6 +72,9 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "dsv4":
         return LayerKV("dsv4", D.bytes_per_token([a]))
     b = ctx.kv_bytes
+    if a.kind == "mla" and not ctx.mla_cache:
+        # deepseek_v2.py before 0.7.1 padded q, k and v to 256 and attended with num_heads KV heads.
+        return LayerKV("full", int(2 * max(1, a.num_heads // ctx.tp) * PRE_MLA_HEAD_SIZE * b))
     if a.kind == "mla":
         per_tok = FP8_DS_MLA_BYTES_PER_TOKEN if ctx.kv_cache_dtype == "fp8_ds_mla" else int(
             (a.kv_lora_rank + a.qk_rope_head_dim) * b)
