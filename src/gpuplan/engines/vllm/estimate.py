@@ -97,7 +97,9 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
     if profile.engine == "v0":
         seqs = seqs or 256
         if mnbt is None:
-            mnbt = max(max_model_len, 2048) if max_model_len <= 32768 else 2048
+            # above 32K tokens chunked prefill (2048-token chunks) is on by default, from 0.5.3
+            chunked = max_model_len > 32768 and profile.flag_from("long_context_chunked_prefill")
+            mnbt = 2048 if chunked else max(max_model_len, 2048)
         return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
     big = total >= 70 * GiB and "a100" not in (dep.gpu_name or "").lower()
     huge = total >= 160 * GiB and profile.flag_from("big_gpu_defaults")
