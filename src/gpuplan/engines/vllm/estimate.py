@@ -242,7 +242,7 @@ def _check_state_split(spec: ModelSpec, tp: int) -> None:
                     layer.attention.state_kind, "recurrent-state")
                 raise UnservableDeployment(
                     "tensor_parallel_size", f"{size} {kind} {st.split_unit} cannot be split over {tp} GPUs",
-                    accepted=[str(d) for d in _divisors(size) if d == 1 or not size % d])
+                    accepted=[str(d) for d in _divisors(size)])
 
 
 def _divisors(n: int) -> list[int]:
