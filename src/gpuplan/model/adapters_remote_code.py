@@ -13,13 +13,6 @@ from .adapters import _embed_head, _int, _spec, _tie, register
 from .spec import Attention, Layer, Mlp, ModelSpec, RopeCache
 
 
-def _merged_mlp(hidden: int, inter: int, *, up: str, down: str, bias: bool = False) -> tuple:
-    # MergedColumnParallelLinear [inter] * 2 (gate and up) and a RowParallelLinear back: a gated MLP.
-    return (b.linear(up + ".gate", "mlp", inter, hidden, "column", bias)
-            + b.linear(up + ".up", "mlp", inter, hidden, "column", bias)
-            + b.linear(down, "mlp", hidden, inter, "row", bias))
-
-
 @register("qwen")
 def _qwen(cfg: dict, outer: dict, name: str) -> ModelSpec:
     """Qwen 1.0 (QWenLMHeadModel, vllm/model_executor/models/qwen.py). Its intermediate_size counts both MLP
@@ -34,7 +27,7 @@ def _qwen(cfg: dict, outer: dict, name: str) -> ModelSpec:
     vocab = _int(cfg, "vocab_size", "padded_vocab_size")
     p = "transformer.h.{i}."
     t = (b.attention(hidden, heads, heads, hd, qkv_bias=True, prefix=p + "attn.", o_name="c_proj")
-         + _merged_mlp(hidden, inter, up=p + "mlp.w1w2", down=p + "mlp.c_proj")
+         + b.gated_mlp(hidden, inter, prefix=p + "mlp.", names=("w1", "w2", "c_proj"))
          + b.norm(p + "ln_1", hidden) + b.norm(p + "ln_2", hidden))
     layer = Layer(Attention("full", heads, heads, hd), Mlp("dense", inter), t)
     tie = _tie(cfg, outer)
@@ -70,7 +63,8 @@ def _chatglm(cfg: dict, outer: dict, name: str) -> ModelSpec:
     p = "transformer.encoder.layers.{i}."
     attn = b.attention(hidden, heads, kv, hd, qkv_bias=qkv_bias, o_bias=lin_bias, o_name="dense",
                        prefix=p + "self_attention.")
-    t = (attn + _merged_mlp(hidden, inter, up=p + "mlp.dense_h_to_4h", down=p + "mlp.dense_4h_to_h", bias=lin_bias)
+    t = (attn + b.gated_mlp(hidden, inter, bias=lin_bias, prefix=p + "mlp.",
+                                names=("dense_h_to_4h.gate", "dense_h_to_4h.up", "dense_4h_to_h"))
          + b.norm(p + "input_layernorm", hidden, ln_bias) + b.norm(p + "post_attention_layernorm", hidden, ln_bias))
     layer = Layer(Attention("full", heads, kv, hd), Mlp("dense", inter), t)
     tie = _tie(cfg, outer)

@@ -49,11 +49,14 @@ def attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias
 
 
 def gated_mlp(hidden: int, inter: int, *, bias: bool = False, prefix: str = P + "mlp.",
-              kind: str = "mlp") -> tuple[Tensor, ...]:
+              kind: str = "mlp", names: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj")
+              ) -> tuple[Tensor, ...]:
+    """Gate and up (column-parallel) and down (row-parallel); `names` for checkpoints that call them otherwise."""
+    gate, up, down = names
     return (
-        linear(prefix + "gate_proj", kind, inter, hidden, "column", bias)
-        + linear(prefix + "up_proj", kind, inter, hidden, "column", bias)
-        + linear(prefix + "down_proj", kind, hidden, inter, "row", bias)
+        linear(prefix + gate, kind, inter, hidden, "column", bias)
+        + linear(prefix + up, kind, inter, hidden, "column", bias)
+        + linear(prefix + down, kind, hidden, inter, "row", bias)
     )
 
 
