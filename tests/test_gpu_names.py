@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpuplan.errors import GpuplanError
-from gpuplan.gpus import find_gpu
+from gpuplan.gpus import find_gpu, size_ambiguity
 
 
 @pytest.mark.parametrize(("written", "card"), [
@@ -35,3 +35,32 @@ def test_words_that_name_no_catalog_card_are_still_refused() -> None:
     with pytest.raises(GpuplanError) as err:
         find_gpu("AMD Strix Halo iGPU (unified memory)")
     assert err.value.field == "gpu"
+
+
+@pytest.mark.parametrize(("instance", "card"), [
+    ("p4d.24xlarge", "NVIDIA A100 SXM4 40GB"),
+    ("p4de.24xlarge", "NVIDIA A100 SXM4 80GB"),
+    ("p3dn.24xlarge", "NVIDIA V100 SXM2 32GB"),
+    ("g6e.12xlarge", "NVIDIA L40S 48GB"),
+    ("a2-highgpu-1g", "NVIDIA A100 SXM4 40GB"),  # not the A2, though "a2" is a word of it
+    ("A100 (GCE a2-ultragpu-8g)", "NVIDIA A100 SXM4 80GB"),
+    ("a3-ultragpu-8g", "NVIDIA H200 141GB"),
+    ("Standard_NC24ads_A100_v4", "NVIDIA A100 PCIe 80GB"),
+    ("Standard_ND96asr_v4", "NVIDIA A100 SXM4 40GB"),
+])
+def test_a_cloud_instance_type_names_its_gpu_and_memory_size(instance: str, card: str) -> None:
+    assert find_gpu(instance).name == card
+
+
+def test_an_a100_without_a_size_is_estimated_on_80gb_and_the_report_says_40gb_exists() -> None:
+    import gpuplan
+
+    report = gpuplan.estimate("meta-llama/Llama-3.1-8B-Instruct", gpu="A100")
+    assert report.gpu_name == "NVIDIA A100 SXM4 80GB"
+    assert any("40GB and 80GB" in w and "'A100 40GB'" in w for w in report.warnings)
+
+
+def test_a_name_that_pins_the_size_carries_no_size_warning() -> None:
+    for name in ("A100 40GB", "p4d.24xlarge", "H100", "RTX 4090"):
+        assert size_ambiguity(name) is None, name
+    assert "32GB" in (size_ambiguity("Tesla V100") or "")

@@ -14,18 +14,20 @@ def load_model(ref: str | dict | ModelSpec, *, allow_network: bool = True) -> Mo
     return resolve_model(ref, allow_network=allow_network)
 
 
-def with_gpu(dep: Deployment, gpu: str | None, gpu_memory_gib: float | None) -> tuple[Deployment, bool]:
+def with_gpu(dep: Deployment, gpu: str | None, gpu_memory_gib: float | None) -> tuple[Deployment, str | None]:
     """`dep` on the named GPU (or memory size); on gpus.DEFAULT_GPU when neither is given and `dep` has no
-    memory yet. The flag says whether the default was assumed."""
-    from .gpus import DEFAULT_GPU, resolve_gpu_memory
+    memory yet. The note says what was assumed: the default GPU, or one size of a GPU sold in several."""
+    from .gpus import DEFAULT_GPU, DEFAULT_GPU_NOTE, resolve_gpu_memory, size_ambiguity
 
-    defaulted = gpu is None and gpu_memory_gib is None and not dep.gpu_memory_bytes
-    if defaulted:
-        gpu = DEFAULT_GPU
+    note = None
+    if gpu is None and gpu_memory_gib is None and not dep.gpu_memory_bytes:
+        gpu, note = DEFAULT_GPU, DEFAULT_GPU_NOTE
     if gpu is None and gpu_memory_gib is None:
-        return dep, False
+        return dep, None
     name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib)
-    return dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc), defaulted
+    if note is None and gpu is not None and gpu_memory_gib is None:
+        note = size_ambiguity(gpu)
+    return dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc), note
 
 
 def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memory_gib: float | None = None,
@@ -39,12 +41,11 @@ def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memor
     from dataclasses import replace
 
     from .engines.vllm.estimate import estimate as engine_estimate
-    from .gpus import DEFAULT_GPU_NOTE
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     dep = deployment or Deployment()
     if options:
         dep = dep.with_(**options)
-    dep, defaulted = with_gpu(dep, gpu, gpu_memory_gib)
+    dep, note = with_gpu(dep, gpu, gpu_memory_gib)
     report = engine_estimate(spec, dep)
-    return replace(report, warnings=(DEFAULT_GPU_NOTE,) + report.warnings) if defaulted else report
+    return replace(report, warnings=(note,) + report.warnings) if note else report

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import GpuplanError
 
-__all__ = ["GPU", "list_gpus", "find_gpu", "resolve_gpu_memory", "normalize_gpu_name"]
+__all__ = ["GPU", "list_gpus", "find_gpu", "resolve_gpu_memory", "normalize_gpu_name", "size_ambiguity"]
 
 GIB = 1 << 30
 
@@ -101,7 +101,12 @@ def normalize_gpu_name(name: str) -> str:
 @lru_cache(maxsize=1)
 def _load() -> tuple[tuple[GPU, ...], dict[str, GPU]]:
     raw = json.loads((resources.files("gpuplan") / "data" / "gpus.json").read_text(encoding="utf-8"))
-    gpus = tuple(GPU.from_dict(d) for d in raw["gpus"])
+    # A cloud instance family is one more name for its GPU: it pins the memory size a bare "A100" leaves open.
+    families: dict[str, list[str]] = {}
+    for inst in raw.get("cloud_instances", ()):
+        families.setdefault(inst["gpu"], []).append(inst["family"])
+    gpus = tuple(GPU.from_dict({**d, "aliases": [*d.get("aliases", ()), *families.get(d["name"], ())]})
+                 for d in raw["gpus"])
     index: dict[str, GPU] = {}
     for gpu in gpus:
         for name in (gpu.name, *gpu.aliases):
@@ -158,6 +163,35 @@ def _sized(gpu: GPU, name: str) -> GPU:
         if model in toks and f"{m.group(1)}gb" in toks:
             return other
     return gpu
+
+
+# Words that name a board's form factor, not its memory: "A100 SXM4" is still either A100.
+_FORM_WORDS = frozenset({"sxm", "sxm2", "sxm4", "sxm5", "pcie", "hbm2", "hbm2e", "hbm3"})
+
+
+def _family(gpu_name: str) -> tuple[str | None, str | None]:
+    """(model word, size word) of a catalog name: ("a100", "40gb") for "NVIDIA A100 SXM4 40GB"."""
+    tokens = _tokens(gpu_name)
+    model = next((t for t in tokens if any(c.isdigit() for c in t) and not t.endswith("gb")), None)
+    size = next((t for t in tokens if re.fullmatch(r"\d+gb", t)), None)
+    rest = set(tokens) - _FORM_WORDS - {model, size}
+    return (model, size) if not rest else (None, None)
+
+
+def size_ambiguity(name: str) -> str | None:
+    """A warning when `name` picks a GPU sold in several memory sizes without saying which ("A100", "V100")."""
+    gpu = find_gpu(name)
+    model, _ = _family(gpu.name)
+    # A size, an instance family or any other word in the name already decided which card it is.
+    if model is None or set(_tokens(name)) - _FORM_WORDS - {model}:
+        return None
+    sizes = sorted({size for g in _load()[0] for m, size in [_family(g.name)] if m == model and size},
+                   key=lambda s: int(s[:-2]))
+    if len(sizes) < 2:
+        return None
+    other = next(s for s in sizes if s != _family(gpu.name)[1]).upper()
+    return (f"{name!r} comes as {' and '.join(s.upper() for s in sizes)}; assumed {gpu.name}. "
+            f"Name the size (e.g. '{name} {other}') if yours differs.")
 
 
 def find_gpu(name: str) -> GPU:
