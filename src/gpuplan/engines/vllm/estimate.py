@@ -113,7 +113,7 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
 
 
 def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
-    profile = get_profile(dep.vllm_version)
+    profile = get_profile(dep.vllm_version, dep.env_value("VLLM_USE_V1"))
     warnings: list[str] = []
     if not dep.gpu_memory_bytes or dep.gpu_memory_bytes <= 0:
         raise GpuplanError("gpu", "a GPU (or its memory in GiB) is needed to size the KV cache")

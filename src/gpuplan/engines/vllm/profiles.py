@@ -60,16 +60,24 @@ def newest_version() -> str:
 
 
 @cache
-def get_profile(version: str | None) -> Profile:
+def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
+    """The profile for `version`; `use_v1` is the deployment's VLLM_USE_V1 value, which picks the V0 engine
+    in the releases that still shipped it beside V1."""
     data, profiles, calib = _profiles()
     v = version or data["newest"]
     vt = parse_version(v)
-    for p in profiles:
-        lo, hi = (parse_version(x) for x in p["versions"])
-        if lo <= vt <= hi:
-            cal = {**calib.get("defaults", {}), **calib.get("profiles", {}).get(p["name"], {})}
-            return Profile(p["name"], v, vt, p, cal)
-    raise GpuplanError("vllm_version", f"no profile for vLLM {v}", accepted=[p["name"] for p in profiles])
+    def within(versions: list[str]) -> bool:
+        return parse_version(versions[0]) <= vt <= parse_version(versions[1])
+
+    choice = data.get("engine_env", {}).get(f"VLLM_USE_V1={use_v1}")
+    if choice and within(choice["versions"]):
+        found = next(p for p in profiles if p["name"] == choice["profile"])
+    else:
+        found = next((p for p in profiles if within(p["versions"])), None)
+    if found is None:
+        raise GpuplanError("vllm_version", f"no profile for vLLM {v}", accepted=[p["name"] for p in profiles])
+    cal = {**calib.get("defaults", {}), **calib.get("profiles", {}).get(found["name"], {})}
+    return Profile(found["name"], v, vt, found, cal)
 
 
 def known_versions() -> list[str]:
