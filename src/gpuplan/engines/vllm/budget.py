@@ -21,6 +21,7 @@ class Activation:
     moe_workspace: int
     multimodal: int
     peak: int
+    sampler_state: int = 0  # the V2 model runner's per-request penalty buffers, held through the profile
 
 
 def mxfp4_moe_kernel(spec: ModelSpec, cc: float) -> str:
@@ -106,14 +107,21 @@ def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes:
 
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,
                moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
-               cc: float = 9.0, pipeline: bool = False) -> Activation:
+               cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
+               max_num_reqs: int = 0) -> Activation:
     fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
-    sampler = 0
+    sampler = state = 0
     if last_stage:
-        c = profile.calib["sampler_bytes_per_logit"][profile.sampler]
+        # The V2 runner samples from the logits and one float32 copy of them (sample/sampler.py), a computed
+        # figure; the V1 samplers' transient peaks are calibrated.
+        c = act_bytes + 4 if runner_v2 else profile.calib["sampler_bytes_per_logit"][profile.sampler]
         sampler = int(c * sampler_rows * spec.vocab_size
                       + profile.calib["sampler_hidden_copies"] * tokens * spec.hidden_size * act_bytes)
+        if runner_v2:
+            # sample/penalties.py: output_bin_counts [max_num_reqs, vocab] and prompt_bin_mask
+            # [max_num_reqs, vocab/32], both int32, allocated before the profile run.
+            state = max_num_reqs * 4 * (spec.vocab_size + cdiv(spec.vocab_size, 32))
     if quant_method == "awq" and profile.flags.get("awq_split_k_workspace"):
         # vLLM <=0.2.x ran every AWQ GEMM through awq_gemm, whose output is an [8, M, N] fp16 split-k buffer;
         # in the profile run M is the whole dummy batch.
@@ -127,8 +135,8 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     if spec.multimodal and lo == 0:
         mm = int(profile.calib["multimodal_factor"] * tokens * spec.hidden_size * act_bytes
                  + spec.multimodal.profile_buffer_bytes)
-    peak = max(fwd, sampler) + moe + mm
-    return Activation(fwd, sampler, moe, mm, peak)
+    peak = max(fwd, sampler) + moe + mm + state
+    return Activation(fwd, sampler, moe, mm, peak, state)
 
 
 def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:

@@ -14,7 +14,7 @@ from ...report import Component, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
 from . import kv as K
-from .profiles import Profile, get_profile
+from .profiles import Profile, get_profile, model_runner_v2_profiles_cudagraphs, uses_model_runner_v2
 from .weights import Sharding, pp_partition, stage_weights
 
 DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")
@@ -46,6 +46,13 @@ class Resolved:
     warnings: tuple[str, ...]
     mamba_mode: str = "none"  # vLLM's mamba_cache_mode: none | align | all
     mamba_checkpoint: bool = False  # 0.33: one more state block per request for prefill checkpoints
+    runner_v2: bool = False  # vLLM's second GPU model runner (vllm/v1/worker/gpu/)
+
+    @property
+    def cudagraph_in_budget(self) -> bool:
+        """Whether the CUDA-graph estimate is subtracted before the KV cache is sized."""
+        return bool(self.profile.cudagraph_subtracted) and (
+            not self.runner_v2 or model_runner_v2_profiles_cudagraphs(self.profile))
 
 
 # ----------------------------------------------------------------------------- resolution of defaults
@@ -170,8 +177,9 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
             warnings.append("chunked local attention: vLLM keeps the hybrid KV cache manager off by default in "
                             f"this version; every layer is charged full length (set {CHUNKED_ENV}=1 to change it)")
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, warnings)
+    runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
-                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint)
+                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint, runner_v2)
 
 
 # Mamba layer kinds whose vLLM models implement SupportsMambaPrefixCaching (Jamba, Mamba, Mamba2, NemotronH,
@@ -307,11 +315,12 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         last = s == len(parts) - 1
         act = B.activation(spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
-                           profile=p, cc=r.cc, pipeline=len(parts) > 1)
+                           profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
+                           max_num_reqs=r.max_num_seqs)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager)
         w = weights[s].total
-        graphs_in = graphs if p.cudagraph_subtracted else 0
+        graphs_in = graphs if r.cudagraph_in_budget else 0
         extra = 0
         if p.formula == "v1_absolute_peak":
             extra = base  # 0.8's V1 counted all used memory, the CUDA context included
@@ -344,15 +353,15 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     # over stages, and per_stage lists every stage.
     first = stages[0]
     used = first["weights_bytes"]
-    graphs_outside = 0 if p.cudagraph_subtracted else first["cudagraph_bytes"]
+    graphs_outside = 0 if r.cudagraph_in_budget else first["cudagraph_bytes"]
     return MemoryReport(
         model=spec.name, model_type=spec.model_type, engine="vllm", engine_version=p.version, profile=p.name,
         gpu_name=r.dep.gpu_name, gpu_memory_bytes=r.total, tensor_parallel_size=r.tp, pipeline_parallel_size=r.pp,
         num_gpus=r.tp * r.pp * (r.dep.data_parallel_size or 1), gpu_memory_utilization=r.utilization,
         max_model_len=r.max_model_len, max_num_seqs=r.max_num_seqs, max_num_batched_tokens=r.mnbt, dtype=r.dtype,
         quantization=r.quant_name, weights_bytes=used, activation_peak_bytes=first["activation_bytes"],
-        non_torch_bytes=n_torch, cudagraph_bytes=first["cudagraph_bytes"], cudagraph_in_budget=bool(
-            p.cudagraph_subtracted), budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
+        non_torch_bytes=n_torch, cudagraph_bytes=first["cudagraph_bytes"],
+        cudagraph_in_budget=r.cudagraph_in_budget, budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
         kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len,
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation")} for st in stages),
@@ -434,7 +443,7 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     # After the KV cache fills the budget: CUDA graphs (when outside it) and the sampler warm-up.
     if p.engine == "v1" and r.dep.kv_cache_memory_bytes is None:
         free = T - base - (budget - lim["activation_bytes"])
-        graphs = 0 if p.cudagraph_subtracted else lim["cudagraph_bytes"]
+        graphs = 0 if r.cudagraph_in_budget else lim["cudagraph_bytes"]
         if graphs and free < graphs:
             return False, (f"CUDA out of memory capturing CUDA graphs: ~{gib(graphs)} needed, ~{gib(free)} left "
                            "outside the budget (lower gpu_memory_utilization or use --enforce-eager)"), fit_len
@@ -460,11 +469,15 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   w_note + " (" + ", ".join(f"{k} {v / GiB:.2f}" for k, v in by.items() if abs(v) >= 10 * MiB) + ")"),
         Component("activation_peak", stage["activation_bytes"], False,
                   f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}, sampler "
-                  f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}; calibrated"),
+                  f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}"
+                  + (f" + V2 runner sampler state {act.sampler_state / GiB:.2f}" if r.runner_v2 else "")
+                  + "; calibrated"),
         Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
         Component("cudagraph", stage["cudagraph_bytes"], False,
-                  "CUDA graph pool; " + ("inside the budget" if p.cudagraph_subtracted else
-                                         "outside the budget (captured after the KV cache)")),
+                  "CUDA graph pool; " + ("inside the budget" if r.cudagraph_in_budget else
+                                         "outside the budget (captured after the KV cache)")
+                  + ("; vLLM's V2 model runner, which does not estimate graphs before sizing the KV cache"
+                     if r.runner_v2 and not r.cudagraph_in_budget and p.cudagraph_subtracted else "")),
         Component("kv_cache", max(0, stage["available_bytes"]), False,
                   "what the budget leaves; block layout inside it is exact"),
     ]

@@ -80,6 +80,26 @@ def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
     return Profile(found["name"], v, vt, found, cal)
 
 
+def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, mamba_mode: str) -> bool:
+    """Whether this start-up runs vLLM's second GPU model runner (config/vllm.py use_v2_model_runner)."""
+    mr = _profiles()[0].get("model_runner_v2", {})
+    if profile.engine != "v1" or not mr or not profile.at_least(mr["env_from"]):
+        return False
+    if env is not None and env.strip().lower() in ("0", "1", "true", "false"):
+        return env.strip().lower() in ("1", "true")
+    if mamba_mode == "align":  # not supported by the V2 runner: vLLM falls back to V1
+        return False
+    if profile.at_least(mr["all_from"]):
+        return True
+    vt = profile.version_tuple
+    return any(parse_version(e["versions"][0]) <= vt <= parse_version(e["versions"][1])
+               and architecture in e["architectures"] for e in mr["default_architectures"])
+
+
+def model_runner_v2_profiles_cudagraphs(profile: Profile) -> bool:
+    return profile.at_least(_profiles()[0]["model_runner_v2"]["cudagraph_profiled_from"])
+
+
 def known_versions() -> list[str]:
     return ["0.33.0", "0.28.0", "0.25.0", "0.22.0", "0.21.0", "0.20.0", "0.19.0", "0.18.0", "0.17.0", "0.16.0",
             "0.12.0", "0.11.0", "0.10.2", "0.9.2", "0.8.5", "0.6.6", "0.5.0"]

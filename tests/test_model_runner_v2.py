@@ -1,0 +1,58 @@
+"""vLLM's second GPU model runner (vllm/v1/worker/gpu/) became the default for a few architectures in 0.22
+and for every model in 0.29. Until 0.29 it did not estimate CUDA-graph memory before sizing the KV cache
+(profile_cudagraph_memory returned 0), and its sampler keeps max_num_seqs x vocab int32 penalty counters on
+the GPU. So Qwen3-8B on a 24 GB RTX 4090 with vLLM 0.24 keeps roughly a CUDA-graph pool more KV cache than the
+V1 runner would give it (heldout_public.jsonl ghd-005 logged 6.03 GiB)."""
+
+from __future__ import annotations
+
+from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.estimate import estimate, resolve
+from gpuplan.model.adapters import build_spec
+
+QWEN3_8B = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 4096,
+            "intermediate_size": 12288, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+            "num_hidden_layers": 36, "max_position_embeddings": 40960, "vocab_size": 151936,
+            "tie_word_embeddings": False, "torch_dtype": "bfloat16", "rms_norm_eps": 1e-6}
+LLAMA = {**QWEN3_8B, "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 128256}
+RTX_4090 = dict(gpu_name="RTX 4090", gpu_memory_bytes=25_386_352_640, max_model_len=32768,
+                gpu_memory_utilization=0.92)
+
+
+def _dep(version: str, **env: str) -> Deployment:
+    return Deployment(**RTX_4090, vllm_version=version, env=tuple(env.items()))
+
+
+def test_qwen3_runs_the_v2_runner_on_0_22_to_0_24_and_again_from_0_29() -> None:
+    spec = build_spec(QWEN3_8B)
+    on = {v: resolve(spec, _dep(v)).runner_v2 for v in ("0.21.0", "0.22.0", "0.24.0", "0.25.0", "0.28.0", "0.29.0")}
+    assert on == {"0.21.0": False, "0.22.0": True, "0.24.0": True, "0.25.0": False, "0.28.0": False,
+                  "0.29.0": True}
+
+
+def test_llama_joined_in_0_23_and_the_environment_variable_overrides_the_default() -> None:
+    spec = build_spec(LLAMA)
+    assert not resolve(spec, _dep("0.22.0")).runner_v2
+    assert resolve(spec, _dep("0.23.0")).runner_v2
+    assert not resolve(spec, _dep("0.23.0", VLLM_USE_V2_MODEL_RUNNER="0")).runner_v2
+    assert resolve(spec, _dep("0.21.0", VLLM_USE_V2_MODEL_RUNNER="1")).runner_v2
+
+
+def test_before_0_29_the_v2_runner_leaves_cuda_graphs_out_of_the_kv_budget() -> None:
+    spec = build_spec(QWEN3_8B)
+    v2, v1 = estimate(spec, _dep("0.24.0")), estimate(spec, _dep("0.24.0", VLLM_USE_V2_MODEL_RUNNER="0"))
+    assert not v2.cudagraph_in_budget and v1.cudagraph_in_budget
+    assert v2.available_kv_cache_bytes > v1.available_kv_cache_bytes + v1.cudagraph_bytes // 2
+    assert estimate(spec, _dep("0.29.0")).cudagraph_in_budget
+
+
+def test_the_v2_sampler_state_is_max_num_seqs_by_vocab_int32_counters_plus_a_bit_mask() -> None:
+    spec = build_spec(QWEN3_8B)
+    report = estimate(spec, _dep("0.24.0"))
+    assert report.max_num_seqs == 256  # a 24 GB card: vLLM's small-GPU defaults
+    expected = 256 * 4 * (151936 + 151936 // 32 + 1) / 2**30
+    note = next(c.note for c in report.components if c.name == "activation_peak")
+    assert f"V2 runner sampler state {expected:.2f}" in note
+    # The V1 runner of the same release holds no such state.
+    v1 = estimate(spec, _dep("0.24.0", VLLM_USE_V2_MODEL_RUNNER="0"))
+    assert "sampler state" not in next(c.note for c in v1.components if c.name == "activation_peak")
