@@ -178,6 +178,7 @@ def _family(gpu_name: str) -> tuple[str | None, str | None]:
     return (model, size) if not rest else (None, None)
 
 
+@lru_cache(maxsize=256)
 def size_ambiguity(name: str) -> str | None:
     """A warning when `name` picks a GPU sold in several memory sizes without saying which ("A100", "V100")."""
     gpu = find_gpu(name)

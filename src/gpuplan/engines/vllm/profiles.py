@@ -80,6 +80,7 @@ def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
     return Profile(found["name"], v, vt, found, cal)
 
 
+@cache
 def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, mamba_mode: str) -> bool:
     """Whether this start-up runs vLLM's second GPU model runner (config/vllm.py use_v2_model_runner)."""
     mr = _profiles()[0].get("model_runner_v2", {})
