@@ -64,6 +64,22 @@ def test_models_and_gpus_list_the_catalogs() -> None:
 
 
 @needs_core
+def test_a_vllm_environment_variable_changes_the_engine_it_models() -> None:
+    base = ["estimate", MODEL, "--gpu", "RTX 3090", "--max-model-len", "8192", "--vllm-version", "0.8.5", "--json"]
+    v1 = json.loads(runner.invoke(app, base).stdout)
+    v0 = json.loads(runner.invoke(app, [*base, "--env", "VLLM_USE_V1=0"]).stdout)
+    assert (v1["profile"], v0["profile"]) == ("v1-0.8", "v0")
+
+
+@needs_core
+def test_an_instance_type_is_a_gpu_name_and_a_bare_family_warns_about_its_size() -> None:
+    p4d = json.loads(runner.invoke(app, ["estimate", MODEL, "--gpu", "p4d.24xlarge", "--json"]).stdout)
+    assert p4d["gpu"]["name"] == "NVIDIA A100 SXM4 40GB"
+    bare = runner.invoke(app, ["estimate", MODEL, "--gpu", "A100", "--max-model-len", "8192"])
+    assert "40GB and 80GB" in " ".join(bare.stdout.split())
+
+
+@needs_core
 @pytest.mark.parametrize(("argv", "field"), [
     (["estimate", MODEL, "--gpu", "RTX-9999"], "gpu"),
     (["estimate", "acme/nothing-here"], "model"),
@@ -87,6 +103,7 @@ BAD = [
     (["estimate", MODEL, "--quantization", "Q4"], "quantization"),
     (["estimate", MODEL, "--gpu", "H100", "--gpu-memory-gib", "80"], "gpu_memory_gib"),
     (["estimate", MODEL, "--cpu-offload-gb", "-1"], "cpu_offload_gb"),
+    (["estimate", MODEL, "--env", "VLLM_USE_V1"], "env"),
     (["estimate", MODEL, "--no-such-flag"], "usage"),
     (["estimate"], "model"),
     (["plan", MODEL, "--price", "H100:2"], "price"),

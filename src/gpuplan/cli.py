@@ -74,6 +74,20 @@ def parse_length(text: str | None, field: str) -> int | None:
     return int(value)
 
 
+_ENV_ITEM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
+
+
+def parse_env(items: list[str] | None) -> dict[str, str]:
+    """`--env KEY=VALUE` options (vLLM's environment variables) as a dict."""
+    env: dict[str, str] = {}
+    for item in items or ():
+        m = _ENV_ITEM.fullmatch(item.strip())
+        if not m:
+            raise CliError("env", f"{item!r} is not KEY=VALUE (e.g. VLLM_USE_V1=0)")
+        env[m.group(1)] = m.group(2)
+    return env
+
+
 def _bar(n_bytes: int, total: int | None) -> Text:
     if not total:
         return Text("")
@@ -164,6 +178,9 @@ def estimate(
     offline: Annotated[
         bool, typer.Option("--offline/--no-offline", help="offline LLM() instead of `vllm serve` (API server)")
     ] = False,
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
+                      "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print MemoryReport.to_dict() as JSON")] = False,
 ) -> None:
     """Per-GPU memory for MODEL served by vLLM: weights, activations, CUDA graphs, KV cache, verdict."""
@@ -195,6 +212,7 @@ def estimate(
             cpu_offload_gb=cpu_offload_gb,
             enable_prefix_caching=enable_prefix_caching,
             api_server=not offline,
+            env=parse_env(env),
         )
     except ValidationError as exc:
         raise _validation_line(exc) from exc
