@@ -97,6 +97,7 @@ def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, m
                and architecture in e["architectures"] for e in mr["default_architectures"])
 
 
+@cache
 def model_runner_v2_profiles_cudagraphs(profile: Profile) -> bool:
     return profile.at_least(_profiles()[0]["model_runner_v2"]["cudagraph_profiled_from"])
 
