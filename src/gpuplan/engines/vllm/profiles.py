@@ -86,8 +86,8 @@ def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, m
     mr = _profiles()[0].get("model_runner_v2", {})
     if profile.engine != "v1" or not mr or not profile.at_least(mr["env_from"]):
         return False
-    if env is not None and env.strip().lower() in ("0", "1", "true", "false"):
-        return env.strip().lower() in ("1", "true")
+    if env is not None and env.strip() in ("0", "1"):  # vLLM reads it as an int
+        return env.strip() == "1"
     if mamba_mode == "align":  # not supported by the V2 runner: vLLM falls back to V1
         return False
     if profile.at_least(mr["all_from"]):
