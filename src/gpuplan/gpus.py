@@ -182,7 +182,7 @@ def _family(gpu_name: str) -> tuple[str | None, str | None]:
 def size_ambiguity(name: str) -> str | None:
     """A warning when `name` picks a GPU sold in several memory sizes without saying which ("A100", "V100")."""
     gpu = find_gpu(name)
-    model, _ = _family(gpu.name)
+    model, own_size = _family(gpu.name)
     # A size, an instance family or any other word in the name already decided which card it is.
     if model is None or set(_tokens(name)) - _FORM_WORDS - {model}:
         return None
@@ -190,7 +190,7 @@ def size_ambiguity(name: str) -> str | None:
                    key=lambda s: int(s[:-2]))
     if len(sizes) < 2:
         return None
-    other = next(s for s in sizes if s != _family(gpu.name)[1]).upper()
+    other = next(s for s in sizes if s != own_size).upper()
     return (f"{name!r} comes as {' and '.join(s.upper() for s in sizes)}; assumed {gpu.name}. "
             f"Name the size (e.g. '{name} {other}') if yours differs.")
 

@@ -59,6 +59,11 @@ def newest_version() -> str:
     return _profiles()[0]["newest"]
 
 
+def _within(vt: tuple[int, ...], versions: list[str]) -> bool:
+    """Whether version `vt` lies in a data file's inclusive [first, last] version pair."""
+    return parse_version(versions[0]) <= vt <= parse_version(versions[1])
+
+
 @cache
 def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
     """The profile for `version`; `use_v1` is the deployment's VLLM_USE_V1 value, which picks the V0 engine
@@ -66,14 +71,11 @@ def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
     data, profiles, calib = _profiles()
     v = version or data["newest"]
     vt = parse_version(v)
-    def within(versions: list[str]) -> bool:
-        return parse_version(versions[0]) <= vt <= parse_version(versions[1])
-
     choice = data.get("engine_env", {}).get(f"VLLM_USE_V1={use_v1}")
-    if choice and within(choice["versions"]):
+    if choice and _within(vt, choice["versions"]):
         found = next(p for p in profiles if p["name"] == choice["profile"])
     else:
-        found = next((p for p in profiles if within(p["versions"])), None)
+        found = next((p for p in profiles if _within(vt, p["versions"])), None)
     if found is None:
         raise GpuplanError("vllm_version", f"no profile for vLLM {v}", accepted=[p["name"] for p in profiles])
     cal = {**calib.get("defaults", {}), **calib.get("profiles", {}).get(found["name"], {})}
@@ -92,9 +94,8 @@ def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, m
         return False
     if profile.at_least(mr["all_from"]):
         return True
-    vt = profile.version_tuple
-    return any(parse_version(e["versions"][0]) <= vt <= parse_version(e["versions"][1])
-               and architecture in e["architectures"] for e in mr["default_architectures"])
+    return any(_within(profile.version_tuple, e["versions"]) and architecture in e["architectures"]
+               for e in mr["default_architectures"])
 
 
 @cache
