@@ -59,3 +59,13 @@ def test_glm_4_5_air_in_bf16_does_not_fit_two_h100s_but_starts_on_four() -> None
     assert not two.fits and four.fits
     # 106.85B bf16 parameters over 4 ranks: ~49.8 GiB of weights per GPU.
     assert four.weights_bytes / 2**30 == pytest.approx(106.85e9 * 2 / 4 / 2**30, rel=0.01)
+
+
+def test_glm_4_7_flash_is_mla_and_matches_vllms_own_build() -> None:
+    # GLM-4.7-Flash (glm4_moe_lite) caches DeepSeek's latent: 512 + 64 values per token per layer, one "head".
+    fx = MODELS["zai-org/GLM-4.7-Flash"]
+    spec = _spec("zai-org/GLM-4.7-Flash")
+    assert spec.attention_kinds == {"mla": 47}
+    assert spec.total_params == fx["vllm_meta"]["params"]  # vLLM 0.32's own module count
+    per_token = request_kv_bytes(spec, Deployment(gpu_name="H100", gpu_memory_bytes=80 * 2**30, block_size=16), 16)
+    assert per_token == fx["vllm_meta"]["bytes_per_block"] == 16 * 47 * 576 * 2

@@ -671,6 +671,12 @@ def _llama4_vision_params(vis: dict, text_hidden: int) -> tuple[int, int]:
 
 @register("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32")
 def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    return mla_moe_decoder(cfg, outer, name)
+
+
+def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = False) -> ModelSpec:
+    """DeepSeek-V2/V3-style decoder: MLA attention, routed + shared experts after the first dense layers.
+    `fp32_router`: the gate is an fp32 Linear with an fp32 correction bias (GLM-4 MoE's router)."""
     hidden, n, heads = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers"), _int(cfg, "num_attention_heads")
     qlr = cfg.get("q_lora_rank")
     kvr = _int(cfg, "kv_lora_rank")
@@ -702,13 +708,23 @@ def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
     att = Attention("mla", heads, 1, kvr + rope_d, kv_lora_rank=kvr, qk_rope_head_dim=rope_d,
                     qk_nope_head_dim=nope_d, v_head_dim=v_d, indexer_head_dim=index_dim)
     moe = Mlp("moe", 0, e, k, mi, shared * mi)
-    topk_method = cfg.get("topk_method")
-    moe_t = b.router(hidden, e, correction_bias=topk_method == "noaux_tc") + b.experts(hidden, mi, e)
+    if fp32_router:
+        moe_t = (Tensor(b.P + "mlp.gate.weight", "router", (e, hidden), "replicated", dtype="float32"),
+                 Tensor(b.P + "mlp.gate.e_score_correction_bias", "router", (e,), "replicated", dtype="float32"))
+    else:
+        moe_t = b.router(hidden, e, correction_bias=cfg.get("topk_method") == "noaux_tc")
+    moe_t += b.experts(hidden, mi, e)
     if shared:
         moe_t += b.gated_mlp(hidden, shared * mi, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    layers = _moe_layers(cfg, n, lambda i: e > 0 and i >= first_dense and i % freq == 0, lambda i: att,
-                         lambda a: att_t, inter, hidden, moe, moe_t, norms)
+    mlp_types = cfg.get("mlp_layer_types")  # transformers 5 spells the dense/sparse layout per layer
+    if isinstance(mlp_types, list) and len(mlp_types) >= n:
+        def is_moe(i: int) -> bool:
+            return e > 0 and mlp_types[i] == "sparse"
+    else:
+        def is_moe(i: int) -> bool:
+            return e > 0 and i >= first_dense and i % freq == 0
+    layers = _moe_layers(cfg, n, is_moe, lambda i: att, lambda a: att_t, inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     mtp = _int(cfg, "num_nextn_predict_layers", default=0)
@@ -898,14 +914,7 @@ def _jamba(cfg: dict, outer: dict, name: str) -> ModelSpec:
     dt_rank = -(-hidden // 16) if dt_rank == "auto" else int(dt_rank)
     mbias = bool(cfg.get("mamba_proj_bias"))
     p = b.P + "mamba."
-    mamba_t = (b.linear(p + "in_proj", "attention", 2 * mi, hidden, "column", mbias)
-               + (Tensor(p + "conv1d.weight", "attention", (mi, d_conv), "column"),
-                  Tensor(p + "conv1d.bias", "attention", (mi, 1), "column"))
-               + b.linear(p + "x_proj", "attention", dt_rank + 2 * d_state, mi, "row")
-               + b.linear(p + "dt_proj", "attention", mi, dt_rank, "column", True)
-               + (Tensor(p + "A_log", "attention", (mi, d_state), "column"), Tensor(p + "D", "attention", (mi, 1),
-                                                                                   "column"))
-               + b.linear(p + "out_proj", "attention", hidden, mi, "row", mbias)
+    mamba_t = (b.mamba1_mixer(p, hidden, mi, d_state, d_conv, dt_rank, conv_bias=True, bias=mbias)
                + b.norm(p + "dt_layernorm", dt_rank) + b.norm(p + "b_layernorm", d_state)
                + b.norm(p + "c_layernorm", d_state))
     state = (StateTensor("conv", (mi, d_conv - 1), 0, "conv"), StateTensor("ssm", (mi, d_state), 0, "ssm"))
@@ -1262,4 +1271,4 @@ def supported_model_types() -> list[str]:
 
 # Families kept in their own modules register themselves on import (after everything above is defined).
 from . import adapters_gemma_ple, adapters_glm, adapters_legacy, adapters_mamba2_hybrids  # noqa: E402,F401,I001
-from . import adapters_qwen_next_gen, adapters_remote_code  # noqa: E402,F401,I001
+from . import adapters_qwen_next_gen, adapters_remote_code, adapters_ssm  # noqa: E402,F401,I001

@@ -1,4 +1,5 @@
-"""GLM-4.x: dense glm4 (GLM-4-0414, GLM-Z1) and MoE glm4_moe (GLM-4.5, 4.5-Air, 4.6, 4.7).
+"""GLM-4.x: dense glm4 (GLM-4-0414, GLM-Z1), MoE glm4_moe (GLM-4.5, 4.5-Air, 4.6, 4.7) and the MLA
+glm4_moe_lite (GLM-4.7-Flash).
 
 Both as vLLM 0.19 builds them (vllm/model_executor/models/glm4.py, glm4_moe.py): biased q/k/v, an unbiased
 o_proj, and RoPE over half of each head unless the config says otherwise.
@@ -7,7 +8,17 @@ o_proj, and RoPE over half of each head unless the config says otherwise.
 from __future__ import annotations
 
 from . import builders as b
-from .adapters import _core_dims, _embed_head, _int, _moe_layers, _rope, _spec, _tie, register
+from .adapters import (
+    _core_dims,
+    _embed_head,
+    _int,
+    _moe_layers,
+    _rope,
+    _spec,
+    _tie,
+    mla_moe_decoder,
+    register,
+)
 from .spec import Attention, Layer, Mlp, ModelSpec, Tensor
 
 
@@ -63,3 +74,10 @@ def _glm4_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+
+
+@register("glm4_moe_lite")
+def _glm4_moe_lite(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """GLM-4.7-Flash: DeepSeek-V2's MLA attention with GLM-4 MoE blocks (vllm/model_executor/models/
+    glm4_moe_lite.py): fp32 sigmoid router with correction bias, shared experts, MTP layers not loaded."""
+    return mla_moe_decoder(cfg, outer, name, fp32_router=True)

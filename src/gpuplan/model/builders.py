@@ -99,3 +99,17 @@ def lm_head(vocab: int, hidden: int, name: str = "lm_head", bias: bool = False) 
     if bias:
         t.append(Tensor(name + ".bias", "lm_head", (vocab, 1), "vocab"))
     return tuple(t)
+
+
+def mamba1_mixer(prefix: str, hidden: int, inner: int, d_state: int, d_conv: int, dt_rank: int, *,
+                 conv_bias: bool, bias: bool) -> tuple[Tensor, ...]:
+    """Mamba-1's MambaMixer as vLLM holds it (vllm/model_executor/layers/mamba/mamba_mixer.py): A is an fp32
+    parameter (loaded as -exp(A_log)); x_proj is row-parallel, the rest split by channel."""
+    return (linear(prefix + "in_proj", "attention", 2 * inner, hidden, "column", bias)
+            + (Tensor(prefix + "conv1d.weight", "attention", (inner, d_conv), "column"),)
+            + ((Tensor(prefix + "conv1d.bias", "attention", (inner, 1), "column"),) if conv_bias else ())
+            + linear(prefix + "x_proj", "attention", dt_rank + 2 * d_state, inner, "row")
+            + linear(prefix + "dt_proj", "attention", inner, dt_rank, "column", True)
+            + (Tensor(prefix + "A_log", "attention", (inner, d_state), "column", dtype="float32"),
+               Tensor(prefix + "D", "attention", (inner, 1), "column"))
+            + linear(prefix + "out_proj", "attention", hidden, inner, "row", bias))

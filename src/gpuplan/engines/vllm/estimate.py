@@ -47,6 +47,7 @@ class Resolved:
     mamba_mode: str = "none"  # vLLM's mamba_cache_mode: none | align | all
     mamba_checkpoint: bool = False  # 0.33: one more state block per request for prefill checkpoints
     runner_v2: bool = False  # vLLM's second GPU model runner (vllm/v1/worker/gpu/)
+    attention_free: bool = False  # every layer recurrent (Mamba, Mamba-2): no attention KV at all
 
     @property
     def cudagraph_in_budget(self) -> bool:
@@ -179,7 +180,12 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, warnings)
     runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
-                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint, runner_v2)
+                    cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint, runner_v2,
+                    _attention_free(spec))
+
+
+def _attention_free(spec: ModelSpec) -> bool:
+    return bool(spec.layers) and all(layer.attention.kind == "mamba" for layer in spec.layers)
 
 
 # Mamba layer kinds whose vLLM models implement SupportsMambaPrefixCaching (Jamba, Mamba, Mamba2, NemotronH,
@@ -196,6 +202,12 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
         return "none", False
     on = dep.enable_prefix_caching if dep.enable_prefix_caching is not None else profile.at_least("0.28")
     if not on:
+        return "none", False
+    if _attention_free(spec):
+        # ModelConfig.is_prefix_caching_supported: attention-free models never get prefix caching.
+        if dep.enable_prefix_caching:
+            warnings.append("enable_prefix_caching: vLLM has no prefix caching for attention-free models "
+                            "(Mamba, Mamba-2); sized without it")
         return "none", False
     if not profile.at_least("0.11.1"):
         warnings.append("enable_prefix_caching: this vLLM has no prefix caching for Mamba / linear-attention "
@@ -292,7 +304,7 @@ def _kv_context(r: Resolved) -> K.KVContext:
                        model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
                        compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
-                       mla_cache=r.profile.flag_from("mla_cache"))
+                       mla_cache=r.profile.flag_from("mla_cache"), attention_free=r.attention_free)
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:

@@ -53,6 +53,7 @@ class KVContext:
     mamba_mode: str = "none"  # none | align | all (vLLM's mamba_cache_mode, prefix caching on hybrids)
     mamba_checkpoint: bool = False  # 0.33 align mode: a prefill-checkpoint block per request, 64-token grid
     mla_cache: bool = True  # False before vLLM 0.7.1: MLA layers cached per-head K/V, padded to 256
+    attention_free: bool = False  # only recurrent layers (Mamba, Mamba-2): one state block of max_model_len
 
 
 def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
@@ -160,6 +161,10 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
         specs = [LayerKV("full" if s.kind in ("sliding_window", "chunked_local") else s.kind, s.bytes_per_token)
                  for s in specs]
     bs = default_block_size(specs, ctx, profile)
+    if ctx.attention_free:
+        # MambaModelConfig: without prefix caching (never on for attention-free models) mamba_block_size is
+        # max_model_len, so a block holds one request's state and "tokens" are blocks x max_model_len.
+        bs = ctx.max_model_len
     attn = [s for s in specs if not s.is_state]
     if has_state and attn:
         # Hybrid attention + Mamba: vLLM raises the attention block (a user's --block-size too, when smaller)
@@ -185,10 +190,13 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
         # Uniform spec, or one attention type with different shapes (UniformTypeKVCacheSpecs):
         # one group, each layer its own page.
         spec0 = distinct[0][0]
-        total = sum(s.bytes_per_token * n for s, n in distinct) * bs
+
+        def page(s: LayerKV) -> int:
+            return s.bytes_per_token if s.is_state else s.bytes_per_token * bs  # a state is one page
+
+        total = sum(page(s) * n for s, n in distinct)
         n_layers = sum(n for _, n in distinct)
-        return KVPlan(bs, tuple((s, n, 1) for s, n in distinct), n_layers, spec0.bytes_per_token * bs, total,
-                      False, bs, 0)
+        return KVPlan(bs, tuple((s, n, 1) for s, n in distinct), n_layers, page(spec0), total, False, bs, 0)
     # Hybrid: unify page sizes, then cut each type into groups of group_size layers.
     attn_pages = [s.bytes_per_token * bs for s, _ in distinct if not s.is_state]
     page = max(attn_pages) if attn_pages else max(s.bytes_per_token for s, _ in distinct)
@@ -262,7 +270,7 @@ def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -
                 else plan.block_size
         else:
             bs = plan.block_size
-            page = s.bytes_per_token * bs
+            page = s.bytes_per_token if s.is_state else s.bytes_per_token * bs
         total += n * request_blocks(s, seq_len, bs, ctx, profile) * page
     return total
 
@@ -289,7 +297,8 @@ def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, k
         bs = plan.block_size
         if plan.hybrid and not s.is_state and s.bytes_per_token:
             bs = plan.block_size * (plan.page_bytes // (s.bytes_per_token * plan.block_size))
-        groups.append(KVGroup(s.kind, n, plan.page_bytes if plan.hybrid else s.bytes_per_token * plan.block_size,
+        own_page = s.bytes_per_token if s.is_state else s.bytes_per_token * plan.block_size
+        groups.append(KVGroup(s.kind, n, plan.page_bytes if plan.hybrid else own_page,
                               bs, g * request_blocks(s, L, bs, ctx, profile)))
     return KVCacheReport(
         kv_cache_dtype=kv_dtype, block_size=plan.block_size, bytes_per_token=bytes_per_token,
