@@ -708,12 +708,8 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     att = Attention("mla", heads, 1, kvr + rope_d, kv_lora_rank=kvr, qk_rope_head_dim=rope_d,
                     qk_nope_head_dim=nope_d, v_head_dim=v_d, indexer_head_dim=index_dim)
     moe = Mlp("moe", 0, e, k, mi, shared * mi)
-    if fp32_router:
-        moe_t = (Tensor(b.P + "mlp.gate.weight", "router", (e, hidden), "replicated", dtype="float32"),
-                 Tensor(b.P + "mlp.gate.e_score_correction_bias", "router", (e,), "replicated", dtype="float32"))
-    else:
-        moe_t = b.router(hidden, e, correction_bias=cfg.get("topk_method") == "noaux_tc")
-    moe_t += b.experts(hidden, mi, e)
+    moe_t = b.router(hidden, e, correction_bias=fp32_router or cfg.get("topk_method") == "noaux_tc",
+                     fp32=fp32_router) + b.experts(hidden, mi, e)
     if shared:
         moe_t += b.gated_mlp(hidden, shared * mi, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)

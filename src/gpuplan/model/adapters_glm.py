@@ -19,7 +19,7 @@ from .adapters import (
     mla_moe_decoder,
     register,
 )
-from .spec import Attention, Layer, Mlp, ModelSpec, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec
 
 
 def _half_rotary(cfg: dict) -> dict:
@@ -59,9 +59,7 @@ def _glm4_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
     shared = mi * _int(cfg, "n_shared_experts", default=0)
     first_dense = _int(cfg, "first_k_dense_replace", default=0)
     moe = Mlp("moe", 0, e, k, mi, shared)
-    moe_t = (Tensor(b.P + "mlp.gate.weight", "router", (e, hidden), "replicated", dtype="float32"),
-             Tensor(b.P + "mlp.gate.e_score_correction_bias", "router", (e,), "replicated", dtype="float32"),
-             *b.experts(hidden, mi, e, prefix=b.P + "mlp.experts"))
+    moe_t = b.router(hidden, e, correction_bias=True, fp32=True) + b.experts(hidden, mi, e, prefix=b.P + "mlp.experts")
     if shared:
         moe_t += b.gated_mlp(hidden, shared, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
     att = Attention("full", heads, kv, hd)

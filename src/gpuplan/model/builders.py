@@ -80,9 +80,9 @@ def experts(hidden: int, inter: int, num: int, *, prefix: str = P + "mlp.experts
 
 
 def router(hidden: int, num: int, *, name: str = P + "mlp.gate", bias: bool = False,
-           correction_bias: bool = False) -> tuple[Tensor, ...]:
-    # Routers are ReplicatedLinear in vLLM and usually stay unquantized.
-    t = [Tensor(name + ".weight", "router", (num, hidden), "replicated")]
+           correction_bias: bool = False, fp32: bool = False) -> tuple[Tensor, ...]:
+    # Routers are ReplicatedLinear in vLLM and usually stay unquantized; GLM-4 MoE's gate is an fp32 Linear.
+    t = [Tensor(name + ".weight", "router", (num, hidden), "replicated", dtype="float32" if fp32 else None)]
     if bias:
         t.append(Tensor(name + ".bias", "router", (num,), "replicated"))
     if correction_bias:

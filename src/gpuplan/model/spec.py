@@ -283,6 +283,11 @@ class ModelSpec:
         return self._param_counts["total"]
 
     @property
+    def attention_free(self) -> bool:
+        """Every layer recurrent (Mamba, Mamba-2): no attention KV cache at all."""
+        return bool(self.layers) and all(layer.attention.kind == "mamba" for layer in self.layers)
+
+    @property
     def is_moe(self) -> bool:
         return any(layer.mlp.kind == "moe" for layer in self.layers)
 

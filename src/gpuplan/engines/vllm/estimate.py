@@ -181,11 +181,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint, runner_v2,
-                    _attention_free(spec))
-
-
-def _attention_free(spec: ModelSpec) -> bool:
-    return bool(spec.layers) and all(layer.attention.kind == "mamba" for layer in spec.layers)
+                    spec.attention_free)
 
 
 # Mamba layer kinds whose vLLM models implement SupportsMambaPrefixCaching (Jamba, Mamba, Mamba2, NemotronH,
@@ -203,7 +199,7 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
     on = dep.enable_prefix_caching if dep.enable_prefix_caching is not None else profile.at_least("0.28")
     if not on:
         return "none", False
-    if _attention_free(spec):
+    if spec.attention_free:
         # ModelConfig.is_prefix_caching_supported: attention-free models never get prefix caching.
         if dep.enable_prefix_caching:
             warnings.append("enable_prefix_caching: vLLM has no prefix caching for attention-free models "

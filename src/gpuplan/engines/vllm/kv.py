@@ -37,6 +37,10 @@ class LayerKV:
     def key(self) -> tuple:
         return (self.kind, self.bytes_per_token, self.window, self.chunk)
 
+    def page(self, block_size: int) -> int:
+        """Bytes of one block of this layer on its own: block_size tokens, or one whole state."""
+        return self.bytes_per_token if self.is_state else self.bytes_per_token * block_size
+
 
 @dataclass(frozen=True)
 class KVContext:
@@ -189,14 +193,10 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
                               and profile.at_least("0.11")):
         # Uniform spec, or one attention type with different shapes (UniformTypeKVCacheSpecs):
         # one group, each layer its own page.
-        spec0 = distinct[0][0]
-
-        def page(s: LayerKV) -> int:
-            return s.bytes_per_token if s.is_state else s.bytes_per_token * bs  # a state is one page
-
-        total = sum(page(s) * n for s, n in distinct)
+        total = sum(s.page(bs) * n for s, n in distinct)
         n_layers = sum(n for _, n in distinct)
-        return KVPlan(bs, tuple((s, n, 1) for s, n in distinct), n_layers, page(spec0), total, False, bs, 0)
+        return KVPlan(bs, tuple((s, n, 1) for s, n in distinct), n_layers, distinct[0][0].page(bs), total,
+                      False, bs, 0)
     # Hybrid: unify page sizes, then cut each type into groups of group_size layers.
     attn_pages = [s.bytes_per_token * bs for s, _ in distinct if not s.is_state]
     page = max(attn_pages) if attn_pages else max(s.bytes_per_token for s, _ in distinct)
@@ -270,7 +270,7 @@ def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -
                 else plan.block_size
         else:
             bs = plan.block_size
-            page = s.bytes_per_token if s.is_state else s.bytes_per_token * bs
+            page = s.page(bs)
         total += n * request_blocks(s, seq_len, bs, ctx, profile) * page
     return total
 
@@ -297,8 +297,7 @@ def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, k
         bs = plan.block_size
         if plan.hybrid and not s.is_state and s.bytes_per_token:
             bs = plan.block_size * (plan.page_bytes // (s.bytes_per_token * plan.block_size))
-        own_page = s.bytes_per_token if s.is_state else s.bytes_per_token * plan.block_size
-        groups.append(KVGroup(s.kind, n, plan.page_bytes if plan.hybrid else own_page,
+        groups.append(KVGroup(s.kind, n, plan.page_bytes if plan.hybrid else s.page(plan.block_size),
                               bs, g * request_blocks(s, L, bs, ctx, profile)))
     return KVCacheReport(
         kv_cache_dtype=kv_dtype, block_size=plan.block_size, bytes_per_token=bytes_per_token,
