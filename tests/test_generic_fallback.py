@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gpuplan.errors import ConfigError
 from gpuplan.model.adapters import build_spec
 
 GENERIC = sorted((Path(__file__).parent / "fixtures" / "oracle" / "generic").glob("*.json"))
@@ -45,3 +46,44 @@ def test_qwen_vl_flat_configs_count_the_same_as_nested_ones(name: str) -> None:
     spec = build_spec(flat)
     assert spec.total_params == fx["total_params"]
     assert spec.param_counts()["vision"] == fx["_meta"]["visual_params"]
+
+
+BERT_BASE = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "hidden_size": 768,
+             "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "vocab_size": 30522,
+             "max_position_embeddings": 512, "type_vocab_size": 2}
+
+
+def test_bert_is_refused_as_an_encoder_not_sized_as_a_generic_decoder() -> None:
+    with pytest.raises(ConfigError, match=r"model_type 'bert' is an encoder") as err:
+        build_spec(BERT_BASE)
+    assert err.value.field == "config" and "llama" in err.value.accepted
+
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "whisper", "d_model": 384, "vocab_size": 51865},
+    {"model_type": "t5", "d_model": 512, "num_layers": 6, "num_heads": 8, "vocab_size": 32128},
+    # A type gpuplan has never heard of still says so when its config declares itself encoder-decoder.
+    {**BERT_BASE, "model_type": "brand_new_seq2seq", "is_encoder_decoder": True},
+], ids=["whisper", "t5", "declared"])
+def test_encoder_decoder_models_are_refused_by_name(config: dict) -> None:
+    with pytest.raises(ConfigError, match="is an encoder-decoder model"):
+        build_spec(config)
+
+
+def test_an_audio_llm_filed_under_speech_seq2seq_is_still_sized_by_its_decoder() -> None:
+    # transformers lists qwen2_audio among speech seq2seq models, but its text model is a Qwen2 decoder.
+    qwen2 = {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+             "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936}
+    spec = build_spec({"model_type": "qwen2_audio", "architectures": ["Qwen2AudioForConditionalGeneration"],
+                       "text_config": qwen2})
+    assert not spec.generic and spec.num_layers == 24
+
+
+def test_a_config_that_switches_moe_off_is_sized_dense_despite_its_expert_fields() -> None:
+    # Doge's default config: is_moe false next to num_experts 16384; transformers builds 403,055,872 params.
+    doge = {"architectures": ["DogeForCausalLM"], "model_type": "doge", "vocab_size": 32768, "hidden_size": 1024,
+            "intermediate_size": 2048, "num_hidden_layers": 32, "num_attention_heads": 8, "num_key_value_heads": 8,
+            "tie_word_embeddings": False, "is_moe": False, "num_experts": 16384, "num_experts_per_tok": 64}
+    spec = build_spec(doge)
+    assert spec.generic and not spec.is_moe
+    assert spec.total_params == pytest.approx(403_055_872, rel=0.001)

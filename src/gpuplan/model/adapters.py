@@ -1226,12 +1226,14 @@ def build_spec(config: dict, name: str | None = None) -> ModelSpec:
         spec = ADAPTERS[inner_mt](text, config, name)
         return _with(spec, notes=spec.notes + (f"model_type {mt!r}: using its text model ({inner_mt}); "
                                                "any vision tower is not counted",))
+    _refuse_non_decoder(config, mt)
     missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
                if text.get(k) is None]
     if missing:
         raise ConfigError("config", f"unsupported model_type {mt!r} and the config lacks {', '.join(missing)}",
                           accepted=sorted(ADAPTERS))
-    experts = next((int(text[k]) for k in _EXPERT_KEYS if text.get(k)), 0)
+    # Some configs keep MoE sizes next to an explicit off switch (Doge: is_moe false, num_experts 16384).
+    experts = 0 if text.get("is_moe") is False else next((int(text[k]) for k in _EXPERT_KEYS if text.get(k)), 0)
     if experts > 1:
         spec = _generic_moe(text, config, name, experts)
         what = f"a generic Llama-style MoE decoder ({experts} experts)"
@@ -1241,6 +1243,26 @@ def build_spec(config: dict, name: str | None = None) -> ModelSpec:
     return _with(spec, generic=True, notes=spec.notes + (
         f"model_type {mt!r} is not known to gpuplan: treated as {what}; weights and KV follow from the "
         "standard fields and are estimates.",))
+
+
+@cache
+def _non_decoder_types() -> dict[str, frozenset[str]]:
+    data = json.loads(resources.files("gpuplan.data").joinpath("non_decoder_model_types.json").read_text())
+    return {kind: frozenset(data[kind]) for kind in ("encoder", "encoder_decoder")}
+
+
+def _refuse_non_decoder(config: dict, mt: object) -> None:
+    """BERT-style encoders and T5/Whisper-style encoder-decoders carry the standard fields too; sizing them as
+    a generic decoder would be a confident wrong answer, so they are refused by name."""
+    kinds = _non_decoder_types()
+    if mt in kinds["encoder_decoder"] or config.get("is_encoder_decoder") is True:
+        what = "an encoder-decoder model (T5, BART and Whisper style)"
+    elif mt in kinds["encoder"]:
+        what = "an encoder (BERT style: masked-LM or embedding model, no KV cache)"
+    else:
+        return
+    raise ConfigError("config", f"model_type {mt!r} is {what}; gpuplan sizes decoder-only LLMs "
+                      "(and multimodal models whose text model is one)", accepted=sorted(ADAPTERS))
 
 
 _EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
