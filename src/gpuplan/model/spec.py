@@ -105,7 +105,7 @@ class Attention:
     qk_rope_head_dim: int = 0  # mla
     qk_nope_head_dim: int = 0  # mla
     state: tuple[StateTensor, ...] = ()  # mamba / linear attention
-    state_kind: str = ""  # mamba1 | mamba2 | gdn | short_conv | linear
+    state_kind: str = ""  # mamba1 | mamba2 | gdn (Qwen's) | olmo_gdn | short_conv | linear
     # Layers that reuse another layer's KV (Gemma-3n style) store nothing.
     kv_shared: bool = False
     # DeepSeek-V3.2-style indexer cache per layer (bytes per token, fp8 layout).

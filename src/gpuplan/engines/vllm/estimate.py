@@ -45,7 +45,7 @@ class Resolved:
     sharding: Sharding
     warnings: tuple[str, ...]
     mamba_mode: str = "none"  # vLLM's mamba_cache_mode: none | align | all
-    mamba_checkpoint: bool = False  # 0.33: one more state block per request for prefill checkpoints
+    mamba_checkpoint: frozenset[str] = frozenset()  # 0.33: state kinds holding one more block per request
     runner_v2: bool = False  # vLLM's second GPU model runner (vllm/v1/worker/gpu/)
     attention_free: bool = False  # every layer recurrent (Mamba, Mamba-2): no attention KV at all
 
@@ -190,40 +190,48 @@ _ALL_MODE_STATE_KINDS = ("mamba1", "mamba2")
 
 
 def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: float,
-                      warnings: list[str]) -> tuple[str, bool]:
+                      warnings: list[str]) -> tuple[str, frozenset[str]]:
     """Prefix caching on a model with Mamba / linear-attention state (model_executor/models/config.py,
     MambaModelConfig): off by default until 0.27, on by default from 0.28 (vllm#50991) in mode "align"."""
     kinds = {layer.attention.state_kind for layer in spec.layers if layer.attention.state}  # Falcon-H1: "full"
     if not kinds:
-        return "none", False
+        return "none", frozenset()
     on = dep.enable_prefix_caching if dep.enable_prefix_caching is not None else profile.at_least("0.28")
     if not on:
-        return "none", False
+        return "none", frozenset()
     if spec.attention_free:
         # ModelConfig.is_prefix_caching_supported: attention-free models never get prefix caching.
         if dep.enable_prefix_caching:
             warnings.append("enable_prefix_caching: vLLM has no prefix caching for attention-free models "
                             "(Mamba, Mamba-2); sized without it")
-        return "none", False
+        return "none", frozenset()
     if not profile.at_least("0.11.1"):
         warnings.append("enable_prefix_caching: this vLLM has no prefix caching for Mamba / linear-attention "
                         "layers; sized without it")
-        return "none", False
+        return "none", frozenset()
     if profile.at_least("0.28"):
         mode = "align"
     else:
         mode = "all" if kinds <= set(_ALL_MODE_STATE_KINDS) else "align"
-    # 0.33 exports prefill checkpoints from FlashInfer's GDN kernel (Hopper; Blackwell with 128-wide keys on
-    # CUDA 13, assumed): one more state block per request, and blocks on its 64-token grid.
-    checkpoint = False
-    if mode == "align" and profile.at_least("0.33") and kinds == {"gdn"}:
-        dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
-        checkpoint = 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128})
+    # 0.33 gives some state layers a prefill-checkpoint block (one more state per request in align mode):
+    # every Mamba-2 mixer (mamba_mixer2.py, on any GPU), and Qwen's Gated DeltaNet where FlashInfer's kernel
+    # exports checkpoints (Hopper; Blackwell with 128-wide keys on CUDA 13, assumed), which also puts blocks on
+    # its 64-token grid (qwen_gdn_linear_attn.py). OLMo's GDN ("olmo_gdn"), Mamba-1 and short convolutions
+    # have none.
+    checkpoint: set[str] = set()
+    if mode == "align" and profile.at_least("0.33"):
+        if "mamba2" in kinds:
+            checkpoint.add("mamba2")
+        if kinds == {"gdn"}:
+            dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
+            if 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128}):
+                checkpoint.add("gdn")
     if dep.enable_prefix_caching is None:  # on by default (0.28+): say what it costs
+        states = "2" if not checkpoint else "3" if checkpoint == kinds else "2 or 3"
         warnings.append(f"prefix caching is on by default for hybrid models from vLLM 0.28: mamba_cache_mode align "
-                        f"keeps {2 + int(checkpoint)} states per request in each Mamba group "
+                        f"keeps {states} states per request in each Mamba group "
                         "(--no-enable-prefix-caching keeps one)")
-    return mode, checkpoint
+    return mode, frozenset(checkpoint)
 
 
 def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
@@ -254,8 +262,8 @@ def _check_state_split(spec: ModelSpec, tp: int) -> None:
             size = st.shape[st.tp_dim]
             seen.add((st.name, size))
             if size % tp and not (st.whole_when_one and size == 1):
-                kind = {"mamba1": "Mamba", "mamba2": "Mamba-2", "gdn": "Gated-DeltaNet"}.get(
-                    layer.attention.state_kind, "recurrent-state")
+                kind = {"mamba1": "Mamba", "mamba2": "Mamba-2", "gdn": "Gated-DeltaNet",
+                        "olmo_gdn": "Gated-DeltaNet"}.get(layer.attention.state_kind, "recurrent-state")
                 raise UnservableDeployment(
                     "tensor_parallel_size", f"{size} {kind} {st.split_unit} cannot be split over {tp} GPUs",
                     accepted=[str(d) for d in _divisors(size)])

@@ -33,9 +33,10 @@ class LayerKV:
     window: int = 0
     chunk: int = 0
     is_state: bool = False
+    checkpoint: bool = False  # a recurrent state that keeps a prefill-checkpoint block per request (0.33)
 
     def key(self) -> tuple:
-        return (self.kind, self.bytes_per_token, self.window, self.chunk)
+        return (self.kind, self.bytes_per_token, self.window, self.chunk, self.checkpoint)
 
     def page(self, block_size: int) -> int:
         """Bytes of one block of this layer on its own: block_size tokens, or one whole state."""
@@ -55,7 +56,9 @@ class KVContext:
     hybrid_manager: bool
     compute_capability: float
     mamba_mode: str = "none"  # none | align | all (vLLM's mamba_cache_mode, prefix caching on hybrids)
-    mamba_checkpoint: bool = False  # 0.33 align mode: a prefill-checkpoint block per request, 64-token grid
+    # 0.33 align mode: state kinds whose layers keep a prefill-checkpoint block per request ("gdn" also puts
+    # blocks on FlashInfer's 64-token grid)
+    mamba_checkpoint: frozenset[str] = frozenset()
     mla_cache: bool = True  # False before vLLM 0.7.1: MLA layers cached per-head K/V, padded to 256
     attention_free: bool = False  # only recurrent layers (Mamba, Mamba-2): one state block of max_model_len
 
@@ -106,7 +109,7 @@ def state_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV:
             n *= cdiv(size, ctx.tp) if d == st.tp_dim else size
         dt = ssm_dtype_bytes if st.dtype == "ssm" else ctx.model_dtype_bytes
         total += n * dt
-    return LayerKV("mamba", total, chunk=a.chunk or 0, is_state=True)
+    return LayerKV("mamba", total, chunk=a.chunk or 0, is_state=True, checkpoint=a.state_kind in ctx.mamba_checkpoint)
 
 
 def default_block_size(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> int:
@@ -127,7 +130,7 @@ def request_blocks(s: LayerKV, seq_len: int, bs: int, ctx: KVContext, profile: P
         if ctx.mamba_mode == "all":
             return cdiv(seq_len, bs)
         if ctx.mamba_mode == "align":
-            return 2 + int(ctx.mamba_checkpoint)
+            return 2 + int(s.checkpoint)
         return 1
     in_flight = ctx.mnbt * ctx.in_flight_factor
     if s.kind == "sliding_window" and ctx.hybrid_manager:
@@ -181,7 +184,7 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
             chunk = math.lcm(max(s.chunk for s in specs if s.is_state) or 2048, bs)
             bs = chunk * cdiv(cdiv(state_page, per_tok), chunk)
         else:
-            if ctx.mamba_checkpoint:
+            if "gdn" in ctx.mamba_checkpoint:
                 bs = math.lcm(bs, 64)  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT
             bs = bs * cdiv(state_page, bs * per_tok)
     counts: dict[tuple, tuple[LayerKV, int]] = {}
