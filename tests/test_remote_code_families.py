@@ -87,3 +87,19 @@ def test_baichuan2_13b_uses_alibi_and_7b_rope() -> None:
     r = estimate(_spec("baichuan-inc/Baichuan2-13B-Chat"), Deployment(**H100, kv_cache_memory_bytes=GiB))
     assert r.max_model_len == 4096  # model_max_length, the only length key in its config
     assert r.kv.bytes_per_token == 2 * 40 * 40 * 128 * 2
+
+
+@pytest.mark.parametrize("version, warned", [("0.23.0", False), ("0.24.0", True), ("0.33.0", True)])
+def test_baichuan2_on_a_vllm_that_dropped_it_says_so_and_names_the_last_release(version: str, warned: bool) -> None:
+    # vLLM 0.24 moved BaichuanForCausalLM to _PREVIOUSLY_SUPPORTED_MODELS ("supported until v0.23.0").
+    r = estimate(_spec("baichuan-inc/Baichuan2-7B-Chat"),
+                 Deployment(**{**H100, "vllm_version": version}, max_model_len=4096))
+    notes = [w for w in r.warnings if "dropped its own BaichuanForCausalLM after v0.23.0" in w]
+    assert bool(notes) == warned
+    if warned:
+        assert "--vllm-version 0.23.0" in notes[0]
+
+
+def test_architectures_vllm_still_builds_get_no_such_warning() -> None:
+    r = estimate(_spec("Qwen/Qwen-7B-Chat"), Deployment(**{**H100, "vllm_version": "0.23.0"}, max_model_len=2048))
+    assert not any("dropped its own" in w for w in r.warnings)

@@ -14,7 +14,13 @@ from ...report import Component, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
 from . import kv as K
-from .profiles import Profile, get_profile, model_runner_v2_profiles_cudagraphs, uses_model_runner_v2
+from .profiles import (
+    Profile,
+    get_profile,
+    model_runner_v2_profiles_cudagraphs,
+    removed_after,
+    uses_model_runner_v2,
+)
 from .weights import Sharding, pp_partition, stage_weights
 
 DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")
@@ -123,6 +129,10 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
 def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     profile = get_profile(dep.vllm_version, dep.env_value("VLLM_USE_V1"))
     warnings: list[str] = []
+    if last := removed_after(profile, spec.architecture):
+        warnings.append(f"vLLM dropped its own {spec.architecture} after v{last}: v{profile.version} starts it only "
+                        "if its Transformers backend can run the checkpoint's code, which gpuplan does not size; "
+                        f"these numbers follow the native implementation (--vllm-version {last})")
     if not dep.gpu_memory_bytes or dep.gpu_memory_bytes <= 0:
         raise GpuplanError("gpu", "a GPU (or its memory in GiB) is needed to size the KV cache")
     total = int(dep.gpu_memory_bytes)

@@ -55,6 +55,17 @@ def _profiles() -> tuple[dict, list[dict], dict]:
     return data, data["profiles"], calib
 
 
+@cache
+def _removed() -> dict[str, str]:
+    return _load("vllm_removed_architectures.json")["last_native_release"]
+
+
+def removed_after(profile: Profile, architecture: str) -> str | None:
+    """The last vLLM release with a native implementation of `architecture`, when this profile's is newer."""
+    last = _removed().get(architecture)
+    return last if last is not None and profile.version_tuple > parse_version(last) else None
+
+
 def newest_version() -> str:
     return _profiles()[0]["newest"]
 
