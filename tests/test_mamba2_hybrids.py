@@ -161,11 +161,11 @@ def test_falcon_h1_prefix_caching_from_0_28_keeps_two_states_per_request() -> No
 
 @pytest.mark.parametrize("gpu", [dict(gpu_name="H100", gpu_memory_bytes=85_029_158_912),
                                  dict(gpu_name="A100-80GB", gpu_memory_bytes=85_093_089_280)], ids=["H100", "A100"])
-def test_from_0_33_every_mamba2_mixer_keeps_a_third_state_for_its_prefill_checkpoint(gpu: dict) -> None:
-    # vLLM 0.33 mamba_mixer2.py: get_kv_cache_spec adds num_prefill_checkpoint_blocks=1 (alignment 1, so the
-    # block size is unchanged), on any GPU; in align mode a request then holds 2 + 1 states per Mamba group.
+def test_from_0_32_every_mamba2_mixer_keeps_a_third_state_for_its_prefill_checkpoint(gpu: dict) -> None:
+    # vLLM 0.32 mamba_mixer2.py (not 0.31): get_kv_cache_spec adds num_prefill_checkpoint_blocks=1 (alignment 1,
+    # so the block size is unchanged), on any GPU; in align mode a request then holds 2 + 1 states per group.
     cfg = _config("ibm-granite/granite-4.0-h-small")
-    old, new = (_run(cfg, vllm_version=v, **gpu) for v in ("0.32.0", "0.33.0"))
+    old, new = (_run(cfg, vllm_version=v, **gpu) for v in ("0.31.0", "0.32.0"))
     assert new.kv.mamba_cache_mode == old.kv.mamba_cache_mode == "align"
     assert new.kv.block_size == old.kv.block_size
     assert new.num_gpu_blocks == old.num_gpu_blocks
@@ -176,7 +176,7 @@ def test_from_0_33_every_mamba2_mixer_keeps_a_third_state_for_its_prefill_checkp
     assert (mamba(old), mamba(new)) == (2 * groups, 3 * groups)
     assert new.kv.blocks_per_request == old.kv.blocks_per_request + groups
     assert new.max_concurrency < old.max_concurrency
-    off = _run(cfg, vllm_version="0.33.0", enable_prefix_caching=False, **gpu)
+    off = _run(cfg, vllm_version="0.32.0", enable_prefix_caching=False, **gpu)
     assert mamba(off) == groups  # without prefix caching: one state, no checkpoint
 
 

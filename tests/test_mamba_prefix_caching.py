@@ -2,7 +2,7 @@
 
 Up to 0.27 vLLM leaves prefix caching off for hybrid models (one Mamba state per request). From 0.28
 (vllm#50991) it is on by default in mamba_cache_mode "align": two states per request in every Mamba group.
-0.33 adds a prefill-checkpoint state to every Mamba-2 mixer, and to Qwen's Gated DeltaNet where FlashInfer's
+0.32 adds a prefill-checkpoint state to every Mamba-2 mixer, 0.33 to Qwen's Gated DeltaNet where FlashInfer's
 kernel exports checkpoints (which also puts blocks on its 64-token grid).
 Asked for explicitly before 0.28, models that implement SupportsMambaPrefixCaching got mode "all": a state
 per block, with blocks aligned to the Mamba chunk. The 0.32 numbers are pinned against vLLM's own planner in

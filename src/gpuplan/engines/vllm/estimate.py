@@ -51,7 +51,7 @@ class Resolved:
     sharding: Sharding
     warnings: tuple[str, ...]
     mamba_mode: str = "none"  # vLLM's mamba_cache_mode: none | align | all
-    mamba_checkpoint: frozenset[str] = frozenset()  # 0.33: state kinds holding one more block per request
+    mamba_checkpoint: frozenset[str] = frozenset()  # 0.32+: state kinds holding one more block per request
     runner_v2: bool = False  # vLLM's second GPU model runner (vllm/v1/worker/gpu/)
     attention_free: bool = False  # every layer recurrent (Mamba, Mamba-2): no attention KV at all
 
@@ -223,15 +223,15 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
         mode = "align"
     else:
         mode = "all" if kinds <= set(_ALL_MODE_STATE_KINDS) else "align"
-    # 0.33 gives some state layers a prefill-checkpoint block (one more state per request in align mode):
-    # every Mamba-2 mixer (mamba_mixer2.py, on any GPU), and Qwen's Gated DeltaNet where FlashInfer's kernel
-    # exports checkpoints (Hopper; Blackwell with 128-wide keys on CUDA 13, assumed), which also puts blocks on
-    # its 64-token grid (qwen_gdn_linear_attn.py). OLMo's GDN ("olmo_gdn"), Mamba-1 and short convolutions
-    # have none.
+    # Some state layers keep a prefill-checkpoint block (one more state per request in align mode): every
+    # Mamba-2 mixer from 0.32 (mamba_mixer2.py, any GPU), and from 0.33 Qwen's Gated DeltaNet where
+    # FlashInfer's kernel exports checkpoints (Hopper; Blackwell with 128-wide keys on CUDA 13, assumed), which
+    # also puts blocks on its 64-token grid (qwen_gdn_linear_attn.py). OLMo's GDN ("olmo_gdn"), Mamba-1 and
+    # short convolutions have none.
     checkpoint: set[str] = set()
+    if mode == "align" and profile.at_least("0.32") and "mamba2" in kinds:
+        checkpoint.add("mamba2")
     if mode == "align" and profile.at_least("0.33"):
-        if "mamba2" in kinds:
-            checkpoint.add("mamba2")
         if kinds == {"gdn"}:
             dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
             if 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128}):

@@ -33,7 +33,7 @@ class LayerKV:
     window: int = 0
     chunk: int = 0
     is_state: bool = False
-    checkpoint: bool = False  # a recurrent state that keeps a prefill-checkpoint block per request (0.33)
+    checkpoint: bool = False  # a recurrent state that keeps a prefill-checkpoint block per request (0.32+)
 
     def key(self) -> tuple:
         return (self.kind, self.bytes_per_token, self.window, self.chunk, self.checkpoint)
@@ -56,7 +56,7 @@ class KVContext:
     hybrid_manager: bool
     compute_capability: float
     mamba_mode: str = "none"  # none | align | all (vLLM's mamba_cache_mode, prefix caching on hybrids)
-    # 0.33 align mode: state kinds whose layers keep a prefill-checkpoint block per request ("gdn" also puts
+    # align mode (0.32+): state kinds whose layers keep a prefill-checkpoint block per request ("gdn" also puts
     # blocks on FlashInfer's 64-token grid)
     mamba_checkpoint: frozenset[str] = frozenset()
     mla_cache: bool = True  # False before vLLM 0.7.1: MLA layers cached per-head K/V, padded to 256
@@ -126,7 +126,8 @@ def request_blocks(s: LayerKV, seq_len: int, bs: int, ctx: KVContext, profile: P
     """Blocks one request of seq_len tokens needs in a group of this spec (vLLM's max_memory_usage)."""
     if s.is_state:
         # MambaSpec.max_memory_usage_bytes: one state; with prefix caching ("align") the running state and the
-        # last block-aligned one (+ a prefill checkpoint in 0.33); "all" keeps a state per block.
+        # last block-aligned one (+ a prefill checkpoint: Mamba-2 from 0.32, Qwen's GDN from 0.33); "all" keeps a
+        # state per block.
         if ctx.mamba_mode == "all":
             return cdiv(seq_len, bs)
         if ctx.mamba_mode == "align":
