@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from faces_support import needs_core, planner_present
@@ -62,6 +63,15 @@ def test_a_config_object_can_stand_in_for_a_model_name(client: TestClient) -> No
     }
     r = client.post("/v1/estimate", json={"model": config, "gpu": "H100"})
     assert r.status_code == 200, r.json()
+
+
+@needs_core
+def test_a_bert_config_is_a_400_saying_it_is_an_encoder(client: TestClient) -> None:
+    bert = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "hidden_size": 768,
+            "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "vocab_size": 30522}
+    r = client.post("/v1/estimate", json={"model": bert, "gpu": "H100"})
+    assert r.status_code == 400
+    assert "is an encoder" in json.dumps(r.json())
 
 
 @needs_core
