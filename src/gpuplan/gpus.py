@@ -6,14 +6,13 @@ size, is what vLLM multiplies by gpu_memory_utilization. Each figure carries whe
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
+from .datafiles import data_json
 from .errors import GpuplanError
 
 __all__ = ["GPU", "list_gpus", "find_gpu", "resolve_gpu_memory", "normalize_gpu_name", "size_ambiguity"]
@@ -100,7 +99,7 @@ def normalize_gpu_name(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[tuple[GPU, ...], dict[str, GPU]]:
-    raw = json.loads((resources.files("gpuplan") / "data" / "gpus.json").read_text(encoding="utf-8"))
+    raw = data_json("gpus.json")
     # A cloud instance family is one more name for its GPU: it pins the memory size a bare "A100" leaves open.
     families: dict[str, list[str]] = {}
     for inst in raw.get("cloud_instances", ()):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .datafiles import data_json
 from .deployment import Deployment
 from .errors import GpuplanError, UnservableDeployment
 from .model.adapters import build_spec
@@ -50,7 +50,7 @@ def inferred_version(rec: dict) -> str | None:
     m = _VLLM_GITHUB.search(str(rec.get("source_url") or ""))
     if not m:
         return None
-    table = json.loads(resources.files("gpuplan.data").joinpath("vllm_github_releases.json").read_text())
+    table = data_json("vllm_github_releases.json")
     number, version = int(m.group(1)), None
     for first, v in table["checkpoints"]:
         if number >= first:

@@ -7,14 +7,13 @@ a config that cannot be interpreted raises ConfigError (never a guess).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from dataclasses import replace as _replace_dc
 from functools import cache
-from importlib import resources
 from typing import Any
 
+from ..datafiles import data_json
 from ..errors import ConfigError
 from . import builders as b
 from .quant_config import parse_quant_config
@@ -1189,7 +1188,7 @@ def text_config(cfg: dict) -> dict:
 
 @cache
 def _defaults() -> dict:
-    return json.loads(resources.files("gpuplan.data").joinpath("config_defaults.json").read_text())
+    return data_json("config_defaults.json")
 
 
 def with_defaults(cfg: dict) -> dict:
@@ -1247,7 +1246,7 @@ def build_spec(config: dict, name: str | None = None) -> ModelSpec:
 
 @cache
 def _non_decoder_types() -> dict[str, frozenset[str]]:
-    data = json.loads(resources.files("gpuplan.data").joinpath("non_decoder_model_types.json").read_text())
+    data = data_json("non_decoder_model_types.json")
     return {kind: frozenset(data[kind]) for kind in ("encoder", "encoder_decoder")}
 
 

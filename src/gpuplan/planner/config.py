@@ -8,6 +8,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from ..datafiles import data_json
+
 
 @dataclass(frozen=True)
 class WeightFormat:
@@ -38,7 +40,7 @@ def _short_dtype(dtype: str) -> str:
 
 @cache
 def data() -> dict[str, Any]:
-    return json.loads((resources.files("gpuplan") / "data" / "planner.json").read_text(encoding="utf-8"))
+    return data_json("planner.json")
 
 
 @cache

@@ -231,11 +231,10 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
     checkpoint: set[str] = set()
     if mode == "align" and profile.at_least("0.32") and "mamba2" in kinds:
         checkpoint.add("mamba2")
-    if mode == "align" and profile.at_least("0.33"):
-        if kinds == {"gdn"}:
-            dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
-            if 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128}):
-                checkpoint.add("gdn")
+    if mode == "align" and profile.at_least("0.33") and kinds == {"gdn"}:
+        dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
+        if 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128}):
+            checkpoint.add("gdn")
     if dep.enable_prefix_caching is None:  # on by default (0.28+): say what it costs
         states = "2" if not checkpoint else "3" if checkpoint == kinds else "2 or 3"
         warnings.append(f"prefix caching is on by default for hybrid models from vLLM 0.28: mamba_cache_mode align "

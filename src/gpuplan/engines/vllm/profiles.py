@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
+from ...datafiles import data_json
 from ...errors import GpuplanError
 
 
@@ -45,7 +44,7 @@ class Profile:
 
 
 def _load(name: str) -> dict:
-    return json.loads(resources.files("gpuplan.data").joinpath(name).read_text())
+    return data_json(name)
 
 
 @cache
