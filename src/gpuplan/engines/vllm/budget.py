@@ -22,6 +22,7 @@ class Activation:
     multimodal: int
     peak: int
     sampler_state: int = 0  # the V2 model runner's per-request penalty buffers, held through the profile
+    recurrent_cache: int = 0  # V0: the Mamba / linear-attention state cache the model allocates in the profile run
 
 
 def mxfp4_moe_kernel(spec: ModelSpec, cc: float) -> str:
@@ -105,10 +106,39 @@ def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes:
     return int(tokens * act_bytes * (max(3 * widest, attn) + k * spec.hidden_size * spec.residual_streams))
 
 
+def v0_state_slots(profile: Profile, max_num_seqs: int, enforce_eager: bool) -> int:
+    """Requests the V0 engine's Mamba cache holds a state for, as each release's models/jamba.py and
+    mamba_cache.py size it: up to 0.6.4, max_num_seqs padded to a CUDA-graph batch size; 0.6.5 - 0.7.2,
+    8192 + 2 when eager, else that padded size capped at the largest graph (256); from 0.7.3
+    (MambaCacheManager) max_num_seqs, padded unless eager."""
+    def pad(n: int) -> int:
+        return n if n <= 2 else 4 if n <= 4 else round_up(n, 8)
+
+    if not profile.at_least("0.6.5"):
+        return pad(max_num_seqs)
+    if not profile.at_least("0.7.3"):
+        return 8192 + 2 if enforce_eager else min(pad(max_num_seqs), 256)
+    return max_num_seqs if enforce_eager else pad(max_num_seqs)
+
+
+def v0_recurrent_cache(spec: ModelSpec, lo: int, hi: int, tp: int, act_bytes: int, slots: int) -> int:
+    """V0 keeps Mamba / linear-attention states outside the paged KV cache: one preallocated tensor per state
+    (layers x slots x shape, in the model dtype) that the profile run creates and that stays allocated, so
+    vLLM measures it as part of the peak."""
+    per_slot = 0
+    for layer in spec.layers[lo:hi]:
+        for st in layer.attention.state:
+            n = 1
+            for d, size in enumerate(st.shape):
+                n *= cdiv(size, tp) if d == st.tp_dim else size
+            per_slot += n * act_bytes
+    return per_slot * slots
+
+
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,
                moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
                cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
-               max_num_reqs: int = 0) -> Activation:
+               max_num_reqs: int = 0, v0_state_slots: int = 0) -> Activation:
     fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     sampler = state = 0
@@ -135,8 +165,9 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     if spec.multimodal and lo == 0:
         mm = int(profile.calib["multimodal_factor"] * tokens * spec.hidden_size * act_bytes
                  + spec.multimodal.profile_buffer_bytes)
-    peak = max(fwd, sampler) + moe + mm + state
-    return Activation(fwd, sampler, moe, mm, peak, state)
+    recurrent = v0_recurrent_cache(spec, lo, hi, tp, act_bytes, v0_state_slots) if v0_state_slots else 0
+    peak = max(fwd, sampler) + moe + mm + state + recurrent
+    return Activation(fwd, sampler, moe, mm, peak, state, recurrent)
 
 
 def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:

@@ -14,6 +14,7 @@ from ...report import Component, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
 from . import kv as K
+from .engine_choice import choose_engine
 from .profiles import (
     Profile,
     get_profile,
@@ -172,6 +173,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         # vLLM >= 0.16 maps "auto" to fp8 when the checkpoint declares an FP8 KV cache.
         kv_dtype = "fp8"
         warnings.append("the checkpoint declares an FP8 KV cache: vLLM's kv_cache_dtype auto means fp8 here")
+    profile = _engine(profile, spec, dep, cc, dtype, quant, kv_dtype, pp, warnings)
     seqs, mnbt = _batch_defaults(profile, dep, total, L)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
         if v <= 0:
@@ -192,6 +194,22 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free)
+
+
+def _engine(profile: Profile, spec: ModelSpec, dep: Deployment, cc: float, dtype: str, quant: QuantConfig | None,
+            kv_dtype: str, pp: int, warnings: list[str]) -> Profile:
+    """vLLM 0.8-0.10 run V0 for what their V1 engine did not support; size such a start-up as V0."""
+    choice = choose_engine(profile, spec, use_v1=dep.env_value("VLLM_USE_V1"), cc=cc, dtype=dtype,
+                           quant_method=quant.method if quant else None, kv_dtype=kv_dtype, pp=pp,
+                           cpu_offload_gb=dep.cpu_offload_gb)
+    if choice.refused:
+        raise UnservableDeployment("env", f"VLLM_USE_V1=1 is not supported with {choice.feature} in vLLM "
+                                   f"{profile.version}: vLLM stops at start-up", accepted=["VLLM_USE_V1=0", "unset"])
+    if not choice.v0:
+        return profile
+    warnings.append(f"{choice.feature} is not supported by vLLM {profile.version}'s V1 engine: it falls back to "
+                    "V0, and these numbers follow V0's accounting")
+    return get_profile(profile.version, "0")
 
 
 # Mamba layer kinds whose vLLM models implement SupportsMambaPrefixCaching (Jamba, Mamba, Mamba2, NemotronH,
@@ -341,7 +359,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         act = B.activation(spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
-                           max_num_reqs=r.max_num_seqs)
+                           max_num_reqs=r.max_num_seqs,
+                           v0_state_slots=B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager)
+                           if p.engine == "v0" else 0)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager)
         w = weights[s].total
@@ -496,6 +516,7 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}, sampler "
                   f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}"
                   + (f" + V2 runner sampler state {act.sampler_state / GiB:.2f}" if r.runner_v2 else "")
+                  + (f" + V0 Mamba state cache {act.recurrent_cache / GiB:.2f}" if act.recurrent_cache else "")
                   + "; calibrated"),
         Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
         Component("cudagraph", stage["cudagraph_bytes"], False,

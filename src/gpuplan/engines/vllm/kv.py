@@ -248,7 +248,12 @@ def plan_for(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int, 
     if "dsv4" in spec.attention_kinds:
         # vLLM groups the whole model's layers, then projects the groups on each stage.
         return D.plan([layer.attention for layer in spec.layers], ctx.block_size, ctx.mnbt, lo, hi)
-    return plan_stage(stage_specs(spec, lo, hi, ctx, ssm_bytes), ctx, profile)
+    specs = stage_specs(spec, lo, hi, ctx, ssm_bytes)
+    if profile.engine == "v0":
+        # V0 pages attention layers only (CacheEngine counts attention layers); recurrent states live in the
+        # model's own cache, which the budget charges.
+        specs = [s for s in specs if not s.is_state]
+    return plan_stage(specs, ctx, profile)
 
 
 def blocks_per_request(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
