@@ -11,7 +11,7 @@ from functools import cache
 
 from ...datafiles import data_json
 from ...model.spec import ModelSpec
-from .profiles import Profile, parse_version
+from .profiles import Profile, in_versions, parse_version
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,6 @@ class EngineChoice:
 @cache
 def _data() -> dict:
     return data_json("vllm_v1_fallback.json")
-
-
-def _within(vt: tuple[int, ...], versions: list[str]) -> bool:
-    return parse_version(versions[0]) <= vt <= parse_version(versions[1])
 
 
 def _v0_only(vt: tuple[int, ...]) -> frozenset[str]:
@@ -60,7 +56,7 @@ def choose_engine(profile: Profile, spec: ModelSpec, *, use_v1: str | None, cc: 
     data = _data()
     vt = profile.version_tuple
     env = (use_v1 or "").strip()
-    if profile.engine != "v1" or not _within(vt, data["versions"]) or env == "0":
+    if profile.engine != "v1" or not in_versions(vt, data["versions"]) or env == "0":
         return EngineChoice(v0=False)
     forced = env == "1"
     mla = any(layer.attention.kind == "mla" for layer in spec.layers)
@@ -76,7 +72,7 @@ def choose_engine(profile: Profile, spec: ModelSpec, *, use_v1: str | None, cc: 
         "pipeline_parallel": lambda r: pp > 1,
     }
     for rule in data["rules"]:
-        if not _within(vt, rule["versions"]) or not applies[rule["check"]](rule):
+        if not in_versions(vt, rule["versions"]) or not applies[rule["check"]](rule):
             continue
         feature = spec.architecture if rule["check"] == "v0_only_architecture" else rule["feature"]
         if not forced:

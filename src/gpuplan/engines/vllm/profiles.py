@@ -69,7 +69,7 @@ def newest_version() -> str:
     return _profiles()[0]["newest"]
 
 
-def _within(vt: tuple[int, ...], versions: list[str]) -> bool:
+def in_versions(vt: tuple[int, ...], versions: list[str]) -> bool:
     """Whether version `vt` lies in a data file's inclusive [first, last] version pair."""
     return parse_version(versions[0]) <= vt <= parse_version(versions[1])
 
@@ -82,10 +82,10 @@ def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
     v = version or data["newest"]
     vt = parse_version(v)
     choice = data.get("engine_env", {}).get(f"VLLM_USE_V1={use_v1}")
-    if choice and _within(vt, choice["versions"]):
+    if choice and in_versions(vt, choice["versions"]):
         found = next(p for p in profiles if p["name"] == choice["profile"])
     else:
-        found = next((p for p in profiles if _within(vt, p["versions"])), None)
+        found = next((p for p in profiles if in_versions(vt, p["versions"])), None)
     if found is None:
         raise GpuplanError("vllm_version", f"no profile for vLLM {v}", accepted=[p["name"] for p in profiles])
     cal = {**calib.get("defaults", {}), **calib.get("profiles", {}).get(found["name"], {})}
@@ -104,7 +104,7 @@ def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, m
         return False
     if profile.at_least(mr["all_from"]):
         return True
-    return any(_within(profile.version_tuple, e["versions"]) and architecture in e["architectures"]
+    return any(in_versions(profile.version_tuple, e["versions"]) and architecture in e["architectures"]
                for e in mr["default_architectures"])
 
 
