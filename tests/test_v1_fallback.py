@@ -121,3 +121,21 @@ def test_how_many_requests_the_v0_mamba_cache_holds(version: str, eager: bool, s
     from gpuplan.engines.vllm.profiles import get_profile
 
     assert v0_state_slots(get_profile(version, "0"), 256, eager) == slots
+
+
+def test_llama_3_2_3b_on_a_colab_t4_with_vllm_0_8_2_is_sized_as_its_v0_log() -> None:
+    # Public log (github.com/huggingface/cookbook, notebooks/en/fine_tune_chatbot_docs_synthetic.ipynb): V0 after
+    # "Compute Capability < 8.0", fp16, total 14.74 GiB, utilization 0.8939, max_model_len 2048, max_num_seqs 192:
+    # weights 6.02, activation 0.90, non-torch 0.05 GiB, KV 6.22 GiB, 3,637 blocks, 28.41x. Sized as V1, the
+    # KV cache came out 12% short.
+    import json
+    from importlib.resources import files
+
+    config = json.loads((files("gpuplan") / "data/models/meta-llama__Llama-3.2-3B.json").read_text())["hf_config"]
+    r = _run(config, "0.8.2", "T4", 14.74, max_model_len=2048, max_num_seqs=192, dtype="float16",
+             gpu_memory_utilization=0.8938626454842437)
+    assert _falls_back(r)
+    assert round(r.weights_bytes / GiB, 2) == 6.02
+    assert abs(r.available_kv_cache_bytes / GiB - 6.22) / 6.22 < 0.02
+    assert abs(r.kv.num_gpu_blocks - 3637) / 3637 < 0.02
+    assert abs(r.kv.max_concurrency - 28.41) / 28.41 < 0.02

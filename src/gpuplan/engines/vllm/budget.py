@@ -172,6 +172,9 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
 
 def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:
     c = profile.calib["non_torch_gib"]
+    for later in profile.calib.get("non_torch_gib_from", []):  # a profile spanning releases that measured less
+        if profile.at_least(later["from"]):
+            c = {**c, **{k: v for k, v in later.items() if not k.startswith("_") and k != "from"}}
     if tp > 1:
         # NCCL's NVLS/symmetric-memory buffers exist on NVSwitch boards only.
         key = "tensor_parallel" if fabric == "nvswitch" else "tensor_parallel_pcie"
