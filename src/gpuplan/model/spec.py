@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from math import prod
 
+from ..units import cdiv
+
 # How a tensor is split over tensor-parallel ranks, as vLLM's linear layers do it.
 #   column   : output dim (shape[0]) / tp                 (ColumnParallelLinear, gate_up, q)
 #   row      : input dim (shape[1]) / tp                  (RowParallelLinear, o_proj, down)
@@ -81,6 +83,10 @@ class StateTensor:
     dtype: str = "conv"
     split_unit: str = "channels"
     whole_when_one: bool = False
+
+    def rank_numel(self, tp: int) -> int:
+        """Elements one TP rank holds for one request (the split dimension rounded up)."""
+        return prod(cdiv(size, tp) if d == self.tp_dim else size for d, size in enumerate(self.shape))
 
 
 @dataclass(frozen=True)

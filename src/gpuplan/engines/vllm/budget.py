@@ -125,14 +125,7 @@ def v0_recurrent_cache(spec: ModelSpec, lo: int, hi: int, tp: int, act_bytes: in
     """V0 keeps Mamba / linear-attention states outside the paged KV cache: one preallocated tensor per state
     (layers x slots x shape, in the model dtype) that the profile run creates and that stays allocated, so
     vLLM measures it as part of the peak."""
-    per_slot = 0
-    for layer in spec.layers[lo:hi]:
-        for st in layer.attention.state:
-            n = 1
-            for d, size in enumerate(st.shape):
-                n *= cdiv(size, tp) if d == st.tp_dim else size
-            per_slot += n * act_bytes
-    return per_slot * slots
+    return slots * act_bytes * sum(st.rank_numel(tp) for layer in spec.layers[lo:hi] for st in layer.attention.state)
 
 
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,

@@ -353,15 +353,14 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     base = B.baseline(p, r.tp, r.pp)
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
+    v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
     stages = []
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
         act = B.activation(spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
-                           max_num_reqs=r.max_num_seqs,
-                           v0_state_slots=B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager)
-                           if p.engine == "v0" else 0)
+                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager)
         w = weights[s].total

@@ -104,11 +104,8 @@ def state_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV:
     """One request's recurrent state of a layer on one GPU (MambaSpec: the sum of its state tensors)."""
     total = 0
     for st in a.state:
-        n = 1
-        for d, size in enumerate(st.shape):
-            n *= cdiv(size, ctx.tp) if d == st.tp_dim else size
         dt = ssm_dtype_bytes if st.dtype == "ssm" else ctx.model_dtype_bytes
-        total += n * dt
+        total += st.rank_numel(ctx.tp) * dt
     return LayerKV("mamba", total, chunk=a.chunk or 0, is_state=True, checkpoint=a.state_kind in ctx.mamba_checkpoint)
 
 
