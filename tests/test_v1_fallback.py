@@ -139,3 +139,21 @@ def test_llama_3_2_3b_on_a_colab_t4_with_vllm_0_8_2_is_sized_as_its_v0_log() -> 
     assert abs(r.available_kv_cache_bytes / GiB - 6.22) / 6.22 < 0.02
     assert abs(r.kv.num_gpu_blocks - 3637) / 3637 < 0.02
     assert abs(r.kv.max_concurrency - 28.41) / 28.41 < 0.02
+
+
+def test_public_v0_fallback_start_ups_are_sized_as_v0_and_their_driver_kv_matches() -> None:
+    # tests/fixtures/vllm_logs/v0_fallback.jsonl: six public logs that printed "Falling back to V0" (or ran a
+    # V100 on 0.8.5): a T4, a V100, and 0.8.3's pipeline-parallel fallback for Llama-3.3-70B (TP4 x PP2) and
+    # DeepSeek-V2.5 (TP8 x PP2) on A100-40GB. The logged KV is the driver's (PP stage 0) line.
+    from pathlib import Path
+
+    from gpuplan.validation import validate_file
+
+    result = validate_file(Path(__file__).parent / "fixtures" / "vllm_logs" / "v0_fallback.jsonl")
+    assert len(result["records"]) == 6
+    assert all(r["predicted"]["profile"] == "v0" for r in result["records"])
+    kv = result["summary"]["available_kv_cache_gib"]
+    assert kv["n"] == 6 and kv["median_abs_pct"] <= 3.0
+    by_id = {r["id"]: r for r in result["records"]}
+    for pp_run in ("v0fb-004", "v0fb-005"):  # Llama-3.3-70B, PP stage 0: 17.94 / 17.90 GiB logged
+        assert by_id[pp_run]["abs_pct_error"]["available_kv_cache_gib"] <= 1.0
