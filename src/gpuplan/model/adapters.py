@@ -668,9 +668,33 @@ def _llama4_vision_params(vis: dict, text_hidden: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- MLA (DeepSeek)
 
 
-@register("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32")
+@register("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32", "glm_moe_dsa")
 def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """DeepSeek-V2/V3/V3.2, Kimi-K2 and GLM-5 (glm_moe_dsa): vLLM serves all of them with deepseek_v2.py."""
     return mla_moe_decoder(cfg, outer, name)
+
+
+def _indexer_layers(cfg: dict, n: int) -> list[bool]:
+    """Which layers build a DSA indexer (vLLM deepseek_v2.py, "IndexCache"): all, unless index_topk_freq or
+    index_topk_pattern ("S" = skip) lets a layer reuse the top-k indices of an earlier one."""
+    pattern = cfg.get("index_topk_pattern")
+    if isinstance(pattern, str) and pattern:
+        return [i >= len(pattern) or pattern[i] != "S" for i in range(n)]
+    freq = _int(cfg, "index_topk_freq", default=1) or 1
+    offset = _int(cfg, "index_skip_topk_offset", default=2)
+    return [max(i - offset + 1, 0) % freq == 0 for i in range(n)]
+
+
+def _indexer_tensors(cfg: dict, hidden: int, q_lora_rank: int, index_dim: int) -> tuple[Tensor, ...]:
+    """The DSA lightning indexer, replicated on every rank (vLLM's Indexer): wq_b follows the checkpoint's
+    quantization, the fused wk + weights_proj stays in the model dtype, k_norm is an fp32 LayerNorm."""
+    p = b.P + "self_attn.indexer."
+    heads = _int(cfg, "index_n_heads", default=64)
+    return (b.linear(p + "wq_b", "attention", heads * index_dim, q_lora_rank, "replicated")
+            + b.linear(p + "wk_weights_proj", "attention", index_dim + heads, hidden, "replicated",
+                       quantizable=False)
+            + (Tensor(p + "k_norm.weight", "norm", (index_dim,), dtype="float32"),
+               Tensor(p + "k_norm.bias", "norm", (index_dim,), dtype="float32")))
 
 
 def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = False) -> ModelSpec:
@@ -701,11 +725,14 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     att_t += b.norm(p + "kv_a_layernorm", kvr)
     att_t += b.linear(p + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column")
     att_t += b.linear(p + "o_proj", "attention", hidden, heads * v_d, "row")
-    index_dim = 0
-    if cfg.get("index_topk") or outer.get("model_type") == "deepseek_v32":
-        index_dim = _int(cfg, "index_head_dim", default=128)
+    # vLLM switches to sparse MLA when the config has index_topk (hasattr(config, "index_topk")).
+    sparse = "index_topk" in cfg or outer.get("model_type") == "deepseek_v32"
+    index_dim = _int(cfg, "index_head_dim", default=128) if sparse else 0
     att = Attention("mla", heads, 1, kvr + rope_d, kv_lora_rank=kvr, qk_rope_head_dim=rope_d,
-                    qk_nope_head_dim=nope_d, v_head_dim=v_d, indexer_head_dim=index_dim)
+                    qk_nope_head_dim=nope_d, v_head_dim=v_d, indexer_head_dim=index_dim, sparse=sparse)
+    with_indexer = _indexer_layers(cfg, n) if sparse else [False] * n
+    reuse = _replace_dc(att, indexer_head_dim=0)  # a layer that borrows its top-k indices has no indexer cache
+    idx_t = _indexer_tensors(cfg, hidden, int(qlr or hidden), index_dim) if sparse else ()
     moe = Mlp("moe", 0, e, k, mi, shared * mi)
     moe_t = b.router(hidden, e, correction_bias=fp32_router or cfg.get("topk_method") == "noaux_tc",
                      fp32=fp32_router) + b.experts(hidden, mi, e)
@@ -719,7 +746,8 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     else:
         def is_moe(i: int) -> bool:
             return e > 0 and i >= first_dense and i % freq == 0
-    layers = _moe_layers(cfg, n, is_moe, lambda i: att, lambda a: att_t, inter, hidden, moe, moe_t, norms)
+    layers = _moe_layers(cfg, n, is_moe, lambda i: att if with_indexer[i] else reuse,
+                         lambda a: att_t + (idx_t if a.indexer_head_dim else ()), inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     mtp = _int(cfg, "num_nextn_predict_layers", default=0)
@@ -1233,7 +1261,12 @@ def build_spec(config: dict, name: str | None = None) -> ModelSpec:
                           accepted=sorted(ADAPTERS))
     # Some configs keep MoE sizes next to an explicit off switch (Doge: is_moe false, num_experts 16384).
     experts = 0 if text.get("is_moe") is False else next((int(text[k]) for k in _EXPERT_KEYS if text.get(k)), 0)
-    if experts > 1:
+    if text.get("kv_lora_rank") and text.get("qk_rope_head_dim"):
+        # Latent attention declared by the standard DeepSeek keys: sized as MLA, not as full-head attention
+        # (which would overstate its KV cache tens of times).
+        spec = mla_moe_decoder({**text, "n_routed_experts": experts if experts > 1 else 0}, config, name)
+        what = "a generic DeepSeek-style MLA decoder" + (f" ({experts} experts)" if experts > 1 else "")
+    elif experts > 1:
         spec = _generic_moe(text, config, name, experts)
         what = f"a generic Llama-style MoE decoder ({experts} experts)"
     else:

@@ -116,6 +116,9 @@ class Attention:
     kv_shared: bool = False
     # DeepSeek-V3.2-style indexer cache per layer (bytes per token, fp8 layout).
     indexer_head_dim: int = 0
+    # Sparse MLA (DeepSeek-V3.2, GLM-5): served by the sparse MLA backends, which pick the KV layout and block
+    # size; true also on layers whose indexer is skipped (they reuse another layer's top-k indices).
+    sparse: bool = False
     compress_ratio: int = 0  # dsv4: 1 (window only), 4 or 128
 
     @property

@@ -14,6 +14,7 @@ from ...report import Component, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
 from . import kv as K
+from . import sparse_mla as SM
 from .engine_choice import choose_engine
 from .profiles import (
     Profile,
@@ -55,6 +56,7 @@ class Resolved:
     mamba_checkpoint: frozenset[str] = frozenset()  # 0.32+: state kinds holding one more block per request
     runner_v2: bool = False  # vLLM's second GPU model runner (vllm/v1/worker/gpu/)
     attention_free: bool = False  # every layer recurrent (Mamba, Mamba-2): no attention KV at all
+    sparse_mla: bool = False  # DeepSeek-V3.2 / GLM-5: sparse MLA backends
 
     @property
     def cudagraph_in_budget(self) -> bool:
@@ -173,6 +175,9 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         # vLLM >= 0.16 maps "auto" to fp8 when the checkpoint declares an FP8 KV cache.
         kv_dtype = "fp8"
         warnings.append("the checkpoint declares an FP8 KV cache: vLLM's kv_cache_dtype auto means fp8 here")
+    kv_dtype, changed = SM.kv_cache_dtype(spec, profile, cc, kv_dtype, tp)
+    if changed:
+        warnings.append(changed)
     profile = _engine(profile, spec, dep, cc, dtype, quant, kv_dtype, pp, warnings)
     seqs, mnbt = _batch_defaults(profile, dep, total, L)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
@@ -193,7 +198,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint, runner_v2,
-                    spec.attention_free)
+                    spec.attention_free, SM.is_sparse_mla(spec))
 
 
 def _engine(profile: Profile, spec: ModelSpec, dep: Deployment, cc: float, dtype: str, quant: QuantConfig | None,
@@ -335,7 +340,8 @@ def _kv_context(r: Resolved) -> K.KVContext:
                        model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
                        compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
-                       mla_cache=r.profile.flag_from("mla_cache"), attention_free=r.attention_free)
+                       mla_cache=r.profile.flag_from("mla_cache"), attention_free=r.attention_free,
+                       sparse_mla=r.sparse_mla)
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:

@@ -61,6 +61,7 @@ class KVContext:
     mamba_checkpoint: frozenset[str] = frozenset()
     mla_cache: bool = True  # False before vLLM 0.7.1: MLA layers cached per-head K/V, padded to 256
     attention_free: bool = False  # only recurrent layers (Mamba, Mamba-2): one state block of max_model_len
+    sparse_mla: bool = False  # DeepSeek-V3.2 / GLM-5 layers: sparse MLA backends, 64-token blocks
 
 
 def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
@@ -112,6 +113,8 @@ def state_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV:
 def default_block_size(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> int:
     if ctx.block_size:
         return ctx.block_size
+    if ctx.sparse_mla:
+        return 64  # every sparse MLA backend (FlashMLA-sparse, FlashInfer's) pages in multiples of 64 tokens
     if any(s.kind == "mla" for s in specs):
         cc = ctx.compute_capability
         sizes = profile.mla_block_size
