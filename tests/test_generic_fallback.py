@@ -87,3 +87,13 @@ def test_a_config_that_switches_moe_off_is_sized_dense_despite_its_expert_fields
     spec = build_spec(doge)
     assert spec.generic and not spec.is_moe
     assert spec.total_params == pytest.approx(403_055_872, rel=0.001)
+
+
+def test_an_unknown_hybrid_says_its_linear_attention_layers_are_sized_as_attention() -> None:
+    config = {"model_type": "brand_new_hybrid", "hidden_size": 2048, "num_hidden_layers": 4,
+              "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 8192, "vocab_size": 32000,
+              "layer_types": ["linear_attention", "linear_attention", "linear_attention", "full_attention"]}
+    spec = build_spec(config)
+    assert spec.generic
+    assert any("include linear_attention" in n and "overstated" in n for n in spec.notes)
+    assert not any("overstated" in n for n in build_spec({**config, "layer_types": ["full_attention"] * 4}).notes)

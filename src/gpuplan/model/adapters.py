@@ -1272,9 +1272,17 @@ def build_spec(config: dict, name: str | None = None) -> ModelSpec:
     else:
         spec = _llama_like(text, config, name, generic=True)
         what = "a generic Llama-style decoder (full attention, gated MLP)"
-    return _with(spec, generic=True, notes=spec.notes + (
-        f"model_type {mt!r} is not known to gpuplan: treated as {what}; weights and KV follow from the "
-        "standard fields and are estimates.",))
+    notes = (f"model_type {mt!r} is not known to gpuplan: treated as {what}; weights and KV follow from the "
+             "standard fields and are estimates.",)
+    unknown_kinds = sorted({str(k) for k in (text.get("layer_types") or ())} - _ATTENTION_LAYER_TYPES)
+    if unknown_kinds:
+        # Linear-attention / SSM layers keep a fixed per-request state, not a per-token KV cache.
+        notes += (f"its layer_types include {', '.join(unknown_kinds)}: those layers are sized as attention, so "
+                  "the KV cache per token is overstated and the token capacity understated.",)
+    return _with(spec, generic=True, notes=spec.notes + notes)
+
+
+_ATTENTION_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "attention", "indexed_attention"})
 
 
 @cache
