@@ -212,7 +212,8 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     layers = hi - lo
     moe_layers = sum(1 for layer in spec.layers[lo:hi] if layer.mlp.kind == "moe")
     per_layer = (c["per_layer_gib"] + c["per_layer_per_4096_hidden_gib"] * spec.hidden_size / 4096) * layers
-    gib = c["base_gib"] + scale * (per_layer * tp ** -c["tp_exponent"] + c["per_moe_layer_gib"] * moe_layers)
+    base = c["base_gib"] * (scale if c.get("base_scales_with_graphs") else 1.0)
+    gib = base + scale * (per_layer * tp ** -c["tp_exponent"] + c["per_moe_layer_gib"] * moe_layers)
     return int(max(gib, 0.05) * GiB)
 
 

@@ -1,0 +1,28 @@
+"""The CUDA-graph memory vLLM sets aside grows with the number of batch sizes it captures, from near zero.
+
+vLLM's estimate (0.21+, subtracted before the KV cache is sized) is the largest graph's capture plus (n - 1)
+times the next one's; calibration.json scales the whole fitted term with n (see its _base_scales_with_graphs)."""
+
+from __future__ import annotations
+
+from gpuplan.catalog import find_model
+from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.estimate import estimate
+from gpuplan.model.adapters import build_spec
+
+GiB = 1 << 30
+
+
+def test_a_start_up_that_captures_five_cuda_graphs_reserves_a_tenth_of_a_gib_for_them() -> None:
+    # max_num_seqs 8 captures sizes 1, 2, 4, 8, 16. A public log of a 64-layer, 5120-wide 27B on two RTX 3090s
+    # printed "Profiling CUDA graph memory: PIECEWISE=5 (largest=16)" and "Estimated CUDA graph memory: 0.13 GiB
+    # total" (github.com/noonghunna/club-3090/issues/104). Qwen3-32B has the same depth and width.
+    entry = find_model("Qwen/Qwen3-32B")
+    assert entry is not None
+    spec = build_spec(entry.hf_config)
+    dep = dict(gpu_name="RTX 3090", gpu_memory_bytes=int(23.56 * GiB), compute_capability=8.6,
+               vllm_version="0.27.1", tensor_parallel_size=2, max_model_len=32768)
+    few = estimate(spec, Deployment(max_num_seqs=8, **dep)).cudagraph_bytes / GiB
+    many = estimate(spec, Deployment(max_num_seqs=256, **dep)).cudagraph_bytes / GiB
+    assert 0.05 <= few <= 0.25
+    assert many > 5 * few
