@@ -677,8 +677,8 @@ def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
 def _indexer_layers(cfg: dict, n: int) -> list[bool]:
     """Which layers build a DSA indexer (vLLM deepseek_v2.py, "IndexCache"): all, unless index_topk_freq or
     index_topk_pattern ("S" = skip) lets a layer reuse the top-k indices of an earlier one."""
-    pattern = cfg.get("index_topk_pattern")
-    if isinstance(pattern, str) and pattern:
+    pattern = cfg.get("index_topk_pattern")  # a string or a list of per-layer letters
+    if isinstance(pattern, (str, list)) and pattern:
         return [i >= len(pattern) or pattern[i] != "S" for i in range(n)]
     freq = _int(cfg, "index_topk_freq", default=1) or 1
     offset = _int(cfg, "index_skip_topk_offset", default=2)
