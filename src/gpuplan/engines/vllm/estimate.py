@@ -18,6 +18,7 @@ from . import sparse_mla as SM
 from .engine_choice import choose_engine
 from .profiles import (
     Profile,
+    added_after,
     get_profile,
     model_runner_v2_profiles_cudagraphs,
     removed_after,
@@ -136,6 +137,10 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         warnings.append(f"vLLM dropped its own {spec.architecture} after v{last}: v{profile.version} starts it only "
                         "if its Transformers backend can run the checkpoint's code, which gpuplan does not size; "
                         f"these numbers follow the native implementation (--vllm-version {last})")
+    if span := added_after(profile, spec.architecture):
+        warnings.append(f"vLLM {profile.version} has no implementation of {spec.architecture} (added after v{span[0]}, "
+                        f"by v{span[1]}): it refuses the model unless its Transformers backend can run the "
+                        f"checkpoint's code; these numbers follow the native implementation (--vllm-version {span[1]})")
     if not dep.gpu_memory_bytes or dep.gpu_memory_bytes <= 0:
         raise GpuplanError("gpu", "a GPU (or its memory in GiB) is needed to size the KV cache")
     total = int(dep.gpu_memory_bytes)
@@ -294,8 +299,8 @@ def _check_state_split(spec: ModelSpec, tp: int) -> None:
             size = st.shape[st.tp_dim]
             seen.add((st.name, size))
             if size % tp and not (st.whole_when_one and size == 1):
-                kind = {"mamba1": "Mamba", "mamba2": "Mamba-2", "gdn": "Gated-DeltaNet",
-                        "olmo_gdn": "Gated-DeltaNet"}.get(layer.attention.state_kind, "recurrent-state")
+                kind = {"mamba1": "Mamba", "mamba2": "Mamba-2", "gdn": "Gated-DeltaNet", "olmo_gdn": "Gated-DeltaNet",
+                        "kda": "KDA"}.get(layer.attention.state_kind, "recurrent-state")
                 raise UnservableDeployment(
                     "tensor_parallel_size", f"{size} {kind} {st.split_unit} cannot be split over {tp} GPUs",
                     accepted=[str(d) for d in _divisors(size)])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ...errors import GpuplanError
 from ...model.spec import Attention, ModelSpec
 from ...report import KVCacheReport, KVGroup
-from ...units import cdiv
+from ...units import DTYPE_BYTES, cdiv
 from . import kv_dsv4 as D
 from .profiles import Profile
 
@@ -105,7 +105,12 @@ def state_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV:
     """One request's recurrent state of a layer on one GPU (MambaSpec: the sum of its state tensors)."""
     total = 0
     for st in a.state:
-        dt = ssm_dtype_bytes if st.dtype == "ssm" else ctx.model_dtype_bytes
+        if st.dtype == "ssm":
+            dt = ssm_dtype_bytes
+        elif st.dtype == "conv":
+            dt = ctx.model_dtype_bytes
+        else:  # a dtype the layer fixes (KDA's float32 recurrent state)
+            dt = DTYPE_BYTES[st.dtype]
         total += st.rank_numel(ctx.tp) * dt
     return LayerKV("mamba", total, chunk=a.chunk or 0, is_state=True, checkpoint=a.state_kind in ctx.mamba_checkpoint)
 
@@ -120,6 +125,18 @@ def default_block_size(specs: list[LayerKV], ctx: KVContext, profile: Profile) -
         sizes = profile.mla_block_size
         return sizes["blackwell"] if cc >= 10 else sizes["hopper"] if cc >= 9 else sizes["other"]
     return 16
+
+
+def _mla_hybrid_alignment(bs: int, ctx: KVContext, profile: Profile) -> int:
+    """The block-size step vLLM rounds an MLA + recurrent-state model's attention block to (Kimi-Linear).
+    0.12–0.19 (models/config.py, HybridAttentionMambaModelConfig): 64 for every MLA backend but an explicitly chosen
+    CUTLASS_MLA. From 0.20 (platforms/interface.py, _align_hybrid_block_size): the larger of the block size and the
+    backend's smallest kernel block (FlashAttention-MLA on Hopper: 16; FlashInfer-MLA on Blackwell: 32); from 0.27
+    at least 128, which the TRT-LLM / FlashInfer MLA decode kernels need."""
+    if not profile.at_least("0.20"):
+        return 64
+    step = max(bs, 32 if ctx.compute_capability >= 10 else 16)
+    return max(step, 128) if profile.at_least("0.27") else step
 
 
 def request_blocks(s: LayerKV, seq_len: int, bs: int, ctx: KVContext, profile: Profile) -> int:
@@ -187,7 +204,9 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
         else:
             if "gdn" in ctx.mamba_checkpoint:
                 bs = math.lcm(bs, 64)  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT
-            bs = bs * cdiv(state_page, bs * per_tok)
+            step = _mla_hybrid_alignment(bs, ctx, profile) if any(s.kind == "mla" for s in attn) else bs
+            # vLLM only ever raises the block size here (a larger --block-size stays)
+            bs = max(bs, step * cdiv(state_page, step * per_tok))
     counts: dict[tuple, tuple[LayerKV, int]] = {}
     for s in specs:
         k = s.key()

@@ -65,6 +65,20 @@ def removed_after(profile: Profile, architecture: str) -> str | None:
     return last if last is not None and profile.version_tuple > parse_version(last) else None
 
 
+@cache
+def _added() -> dict[str, dict[str, str]]:
+    return _load("vllm_added_architectures.json")["added"]
+
+
+def added_after(profile: Profile, architecture: str) -> tuple[str, str] | None:
+    """(absent_in, first_seen) when `architecture` is known to postdate this profile's release: its native
+    implementation arrived after absent_in (a release at or after this one) and no later than first_seen."""
+    span = _added().get(architecture)
+    if span is None or profile.version_tuple > parse_version(span["absent_in"]):
+        return None
+    return span["absent_in"], span["first_seen"]
+
+
 def newest_version() -> str:
     return _profiles()[0]["newest"]
 
