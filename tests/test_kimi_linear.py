@@ -16,6 +16,7 @@ from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.estimate import estimate
 from gpuplan.errors import GpuplanError
 from gpuplan.model.adapters import build_spec
+from gpuplan.units import GiB
 
 H100 = dict(gpu_name="H100", gpu_memory_bytes=85_029_158_912)
 MLA_BYTES_PER_TOKEN = (512 + 64) * 2  # the latent row, bf16, on every GPU
@@ -89,3 +90,25 @@ def test_vllm_before_kimi_linear_says_it_has_no_implementation() -> None:
     r = _kimi(vllm_version="0.10.2")
     assert any("no implementation of KimiLinearForCausalLM" in w and "v0.12.0" in w for w in r.warnings)
     assert not any("no implementation" in w for w in _kimi(vllm_version="0.12.0").warnings)
+
+
+def test_kimi_linear_awq_on_two_3090s_matches_vllm_28228() -> None:
+    """vllm#28228 (2x RTX 3090, TP=2, max_model_len 120000, a 0.11 nightly that turned prefix caching off for the
+    hybrid): 'Setting attention block size to 960 tokens', 'Padding mamba page size by 1.89%', 'Add 1 padding
+    layers', and with 'Available KV cache memory: 2.30 GiB': 'GPU KV cache size: 75,840 tokens', 'Maximum
+    concurrency for 120,000 tokens per request: 2.48x'. The available memory is the log's (2.30 GiB, rounded; 2.48x
+    puts it below 319 blocks); the layout from it is exact and does not depend on the weight format."""
+    r = _kimi(gpu_name="RTX 3090", gpu_memory_bytes=25_318_832_210, compute_capability=8.6, vllm_version="0.12.0",
+              max_model_len=120_000, max_num_seqs=8, max_num_batched_tokens=64_000, enable_prefix_caching=False,
+              kv_cache_memory_bytes=int(2.297 * GiB))
+    assert r.kv.block_size == 960 and r.kv.padding_layers == 1
+    assert round(100 * (960 * MLA_BYTES_PER_TOKEN / _kda_state_bytes(2) - 1), 2) == 1.89
+    assert r.kv.kv_cache_tokens == 75_840
+    assert r.kv.max_concurrency == 2.48
+
+
+def test_kimi_linear_bf16_on_one_gpu_sets_1920_token_blocks_as_vllm_30092_logs() -> None:
+    """vllm#30092 (0.11.2 nightly, TP=1): 'Setting attention block size to 1920 tokens' (64 x 30: one 2,170,880-byte
+    KDA state over 1,152-byte MLA rows)."""
+    r = _kimi(tensor_parallel_size=1, vllm_version="0.12.0", max_model_len=32768, enable_prefix_caching=False)
+    assert r.kv.block_size == 1920
