@@ -112,3 +112,65 @@ def test_kimi_linear_bf16_on_one_gpu_sets_1920_token_blocks_as_vllm_30092_logs()
     KDA state over 1,152-byte MLA rows)."""
     r = _kimi(tensor_parallel_size=1, vllm_version="0.12.0", max_model_len=32768, enable_prefix_caching=False)
     assert r.kv.block_size == 1920
+
+
+# ----------------------------------------------------------------------------- Kimi K3
+
+
+def _k3(**dep):
+    spec = build_spec(find_model("kimi-k3").hf_config, "moonshotai/Kimi-K3")
+    base = dict(gpu_name="B300", gpu_memory_bytes=308_367_327_232, compute_capability=10.3, vllm_version="0.32.0",
+                tensor_parallel_size=8, max_model_len=12_800)
+    return spec, estimate(spec, Deployment(**{**base, **dep}))
+
+
+def test_kimi_k3_counts_the_hubs_parameters_but_the_padded_a_log() -> None:
+    """The Hub's safetensors.total is 2,779,931,837,184. The checkpoint stores each KDA layer's A_log as [128]
+    (its weight table); vLLM builds one per head (96): 69 x 32 = 2,208 fewer, everything else equal."""
+    spec, _ = _k3()
+    assert not spec.generic
+    assert spec.total_params == 2_779_931_837_184 - 69 * 32
+    assert [i + 1 for i, layer in enumerate(spec.layers) if layer.attention.kind == "mla"] == [
+        *range(4, 93, 4), 93]
+
+
+def test_kimi_k3_experts_take_the_checkpoints_mxfp4_bytes() -> None:
+    """Routed experts are compressed-tensors MXFP4 over the 3,584-wide latent: per expert w1/w3 packed [3072, 1792]
+    + uint8 scales [3072, 112] and w2 packed [3584, 1536] + scales [3584, 96] (the checkpoint's weight table).
+    With EP over 8 GPUs each holds 112 experts of each of the 92 MoE layers."""
+    _, r = _k3(enable_expert_parallel=True)
+    per_expert = 2 * (3072 * 1792 + 3072 * 112) + 3584 * 1536 + 3584 * 96
+    assert r.per_stage[0]["weights_by_kind"]["experts"] == 92 * 112 * per_expert
+
+
+def test_kimi_k3_at_tp8_sets_768_token_blocks_and_pads_the_kda_state_by_8_68_percent() -> None:
+    """8x MI355X deployment notes (vLLM 0.27+ alignment): 'Setting attention block size to 768 tokens', 'pads the
+    mamba page by 8.68%'. One KDA state per GPU: 12 heads x 128 x 128 float32 + 3 x 4,608 bf16 conv = 814,080
+    bytes; the MLA block is the smallest multiple of 128 tokens whose 1,152-byte rows hold it."""
+    _, r = _k3(enable_prefix_caching=False)
+    assert r.kv.block_size == 768
+    state = 12 * 128 * 128 * 4 + 3 * (3 * 12288 // 8) * 2
+    assert round(100 * (768 * 1152 / state - 1), 2) == 8.68
+
+
+def test_kimi_k3_weights_on_8_gpus_with_ep_are_close_to_the_logged_192_gib() -> None:
+    """The same MI355X notes give 192.29 GiB for weights at TP=8 with expert parallelism (their summary of the
+    loading line, ROCm build); gpuplan's CUDA-side inventory is within 1% of it."""
+    _, r = _k3(enable_expert_parallel=True)
+    assert abs(r.weights_bytes / GiB - 192.29) / 192.29 < 0.01
+
+
+def test_kimi_k3_keeps_a_flashkda_checkpoint_state_with_prefix_caching_from_0_31() -> None:
+    """KimiK3DeltaAttention prefills with FlashKDA on SM90/SM10x/SM12x (bounded gate, head_dim 128, bf16) and then
+    keeps a prefill-checkpoint state: three per request in each KDA group under prefix caching (align), not two."""
+    kda = {}
+    for version, cc in (("0.32.0", 10.0), ("0.30.0", 10.0), ("0.32.0", 8.0)):
+        _, r = _k3(vllm_version=version, compute_capability=cc)
+        kda[(version, cc)] = {g.kind: g.blocks_per_request for g in r.kv.groups}["mamba"]
+    assert kda == {("0.32.0", 10.0): 9, ("0.30.0", 10.0): 6, ("0.32.0", 8.0): 6}  # three KDA groups
+
+
+def test_kimi_k3_does_not_fit_eight_b200s() -> None:
+    """191 GiB of weights per GPU at TP=8 exceed a B200's 178 GiB (vLLM's recipe asks for 1,680 GB in all)."""
+    _, r = _k3(gpu_name="B200", gpu_memory_bytes=191_514_017_792, compute_capability=10.0)
+    assert not r.fits

@@ -1,16 +1,19 @@
-"""Kimi-Linear (model_type kimi_linear): Kimi Delta Attention (KDA) layers interleaved with NoPE MLA layers,
-DeepSeek-V3-style MoE after the first dense layers.
+"""Kimi-Linear (model_type kimi_linear) and Kimi K3 (kimi_k3, a kimi_linear text model behind Kimi-K2.5's vision
+tower): Kimi Delta Attention (KDA) layers interleaved with NoPE MLA layers, DeepSeek-V3-style MoE after the first
+dense layers.
 
-vLLM: models/kimi_linear.py with layers/kda.py (0.11–0.26), then models/kimi_k3 with the shared Kimi GDN layer
-(layers/mamba/gdn/kimi_gdn_linear_attn.py). Both load the same tensors; the later one fuses q/k/v/b/f_a into one
-projection (f_a replicated within it) and the three short convolutions into one, which changes no byte count.
+vLLM: models/kimi_linear.py with layers/kda.py (0.12–0.26), then models/kimi_k3 (0.27+), whose shared Kimi GDN layer
+(layers/mamba/gdn/kimi_gdn_linear_attn.py) and KimiK3DeltaAttention fuse q/k/v(/g)/b/f_a into one projection (f_a
+replicated within it) and the three short convolutions into one, which changes no byte count. K3 adds a full-rank
+KDA output gate, q-LoRA MLA with an output gate, latent MoE (experts work in routed_expert_hidden_size, between a
+replicated down and up projection) and Block Attention Residuals (a norm and a 1-wide projection per sublayer).
 """
 
 from __future__ import annotations
 
 from . import builders as b
-from .adapters import _embed_head, _int, _moe_layers, _spec, _tie, register
-from .spec import Attention, Mlp, ModelSpec, StateTensor, Tensor
+from .adapters import _embed_head, _int, _moe_layers, _spec, _text_model, _tie, _with_tower, register
+from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, StateTensor, Tensor
 
 
 def _kda(cfg: dict, hidden: int) -> tuple[Attention, tuple[Tensor, ...]]:
@@ -28,31 +31,46 @@ def _kda(cfg: dict, hidden: int) -> tuple[Attention, tuple[Tensor, ...]]:
     state = (StateTensor("conv", (ck - 1, 3 * proj), 1, "conv"),
              StateTensor("recurrent", (heads, hd, hd), 0, "float32", "KDA heads"))
     p = b.P + "self_attn."
+    if isinstance(lin, dict) and lin.get("use_full_rank_gate"):  # K3: g_proj straight from the hidden state
+        gate = b.linear(p + "g_proj", "attention", proj, hidden, "column")
+    else:
+        gate = (b.linear(p + "g_a_proj", "attention", hd, hidden, "replicated")
+                + b.linear(p + "g_b_proj", "attention", proj, hd, "column"))
     t = (b.linear(p + "q_proj", "attention", proj, hidden, "column")
          + b.linear(p + "k_proj", "attention", proj, hidden, "column")
          + b.linear(p + "v_proj", "attention", proj, hidden, "column")
          + b.linear(p + "b_proj", "attention", heads, hidden, "column")
          + b.linear(p + "f_a_proj", "attention", hd, hidden, "replicated")
          + b.linear(p + "f_b_proj", "attention", proj, hd, "column")
-         + b.linear(p + "g_a_proj", "attention", hd, hidden, "replicated")
-         + b.linear(p + "g_b_proj", "attention", proj, hd, "column")
+         + gate
          + b.linear(p + "o_proj", "attention", hidden, proj, "row")
          # fp32 parameters built without the quantization config: the convolutions, dt_bias, A_log
          + (Tensor(p + "conv1d.weight", "attention", (3 * proj, ck), "column", dtype="float32"),
             Tensor(p + "dt_bias", "attention", (proj,), "column", dtype="float32"),
             Tensor(p + "A_log", "attention", (heads,), "head", dtype="float32"))
          + b.norm(p + "o_norm", hd))
-    return Attention("mamba", state=state, state_kind="kda"), t
+    # KimiK3DeltaAttention (full-rank gate) can prefill with FlashKDA, which keeps a prefill-checkpoint state when
+    # the gate is bounded and head_dim is 128 (resolve_kda_prefill_backend); the engine decides on the GPU side.
+    flash = isinstance(lin, dict) and bool(lin.get("use_full_rank_gate")) and lin.get("gate_lower_bound") is not None
+    return Attention("mamba", state=state, state_kind="kda_flash" if flash and hd == 128 else "kda"), t
 
 
 def _mla(cfg: dict, hidden: int, heads: int) -> tuple[Attention, tuple[Tensor, ...]]:
-    """KimiMLAAttention: MLA without a q LoRA (q_proj straight from the hidden state) and without rotary
-    embedding (mla_use_nope); the cache row is the usual kv_lora_rank + qk_rope_head_dim latent."""
+    """KimiMLAAttention: MLA without rotary embedding (mla_use_nope); the cache row is the usual kv_lora_rank +
+    qk_rope_head_dim latent. Kimi-Linear projects q straight from the hidden state; K3 goes through a q LoRA
+    (q_a replicated, q_b column-parallel) and gates the output (g_proj, column-parallel, mla_use_output_gate)."""
     kvr, rope_d = _int(cfg, "kv_lora_rank"), _int(cfg, "qk_rope_head_dim")
     nope_d, v_d = _int(cfg, "qk_nope_head_dim"), _int(cfg, "v_head_dim")
+    qlr = cfg.get("q_lora_rank")
     p = b.P + "self_attn."
-    t = (b.linear(p + "q_proj", "attention", heads * (nope_d + rope_d), hidden, "column")
-         + b.linear(p + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated")
+    if qlr:
+        q = (b.linear(p + "q_a_proj", "attention", int(qlr), hidden, "replicated") + b.norm(p + "q_a_layernorm", int(qlr))
+             + b.linear(p + "q_b_proj", "attention", heads * (nope_d + rope_d), int(qlr), "column"))
+    else:
+        q = b.linear(p + "q_proj", "attention", heads * (nope_d + rope_d), hidden, "column")
+    if cfg.get("mla_use_output_gate"):
+        q += b.linear(p + "g_proj", "attention", heads * v_d, hidden, "column")
+    t = (q + b.linear(p + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated")
          + b.norm(p + "kv_a_layernorm", kvr)
          + b.linear(p + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column")
          + b.linear(p + "o_proj", "attention", hidden, heads * v_d, "row"))
@@ -89,11 +107,25 @@ def _kimi_linear(cfg: dict, outer: dict, name: str) -> ModelSpec:
     moe = Mlp("moe", 0, e, k, mi, shared * mi)
     # KimiMoE: an unquantized replicated gate with an fp32 correction bias (bf16 before the kimi_k3 rewrite in 0.27;
     # 13 KB in all), fused experts, and num_shared_experts folded into one gated MLP.
-    moe_t = (b.router(hidden, e, name=b.P + "mlp.gate", correction_bias=True)
-             + b.experts(hidden, mi, e))
+    latent = _int(cfg, "routed_expert_hidden_size", default=0)
+    f = b.P + "mlp."
+    moe_t = (b.router(hidden, e, name=f + "gate", correction_bias=True)
+             + b.experts(latent or hidden, mi, e))
+    if latent:
+        # Latent MoE (K3): the experts see a routed_expert_hidden_size projection of the hidden state. Both
+        # projections are ReplicatedLinear, and the checkpoint keeps them (and the norm) in bf16 beside MXFP4 experts.
+        moe_t += (b.linear(f + "routed_expert_down_proj", "router", latent, hidden, "replicated", quantizable=False)
+                  + b.linear(f + "routed_expert_up_proj", "router", hidden, latent, "replicated", quantizable=False)
+                  + (b.norm(f + "routed_expert_norm", latent) if cfg.get("latent_moe_use_norm") else ()))
     if shared:
-        moe_t += b.gated_mlp(hidden, shared * mi, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
+        moe_t += b.gated_mlp(hidden, shared * mi, prefix=f + "shared_experts.", kind="shared_experts")
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
+    if cfg.get("attn_res_block_size"):
+        # Block Attention Residuals: per sublayer an RMSNorm and a ReplicatedLinear(hidden, 1) built without the
+        # quantization config.
+        for part in ("self_attention_res", "mlp_res"):
+            norms += b.norm(b.P + part + "_norm", hidden) + b.linear(b.P + part + "_proj", "norm", 1, hidden,
+                                                                     "replicated", quantizable=False)
     mlp_types = cfg.get("mlp_layer_types")  # transformers 5 spells the dense/sparse layout per layer
     if isinstance(mlp_types, list) and len(mlp_types) >= n:
         def is_moe(i: int) -> bool:
@@ -105,7 +137,55 @@ def _kimi_linear(cfg: dict, outer: dict, name: str) -> ModelSpec:
                          lambda i: kda if is_kda[i] else mla, lambda a: kda_t if a is kda else mla_t,
                          inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
-    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    final = b.norm("model.norm", hidden)
+    if cfg.get("attn_res_block_size"):
+        final += b.norm("model.output_attn_res_norm", hidden) + b.linear("model.output_attn_res_proj", "norm", 1, hidden,
+                                                                         "replicated", quantizable=False)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=final)
     # NoPE: no rotary cache is built (KimiMLAAttention passes rotary_emb=None).
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
                  inter=inter, tie=tie, embedding=emb, head=head)
+
+
+@register("kimi_k3")
+def _kimi_k3(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Kimi K3 (KimiK3ForConditionalGeneration): the kimi_linear text model in text_config (which also holds the
+    checkpoint's quantization_config) behind Kimi-K2.5's MoonViT3d and its patch-merger projector."""
+    inner = _text_model(outer, name, "kimi_linear")
+    vis = outer.get("vision_config")
+    if not isinstance(vis, dict) or not vis:
+        return inner
+    return _with_tower(inner, outer, *_moonvit3d(vis, inner.hidden_size))
+
+
+def _moonvit3d(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+    """MoonViT3dPretrainedModel + KimiK25MultiModalProjector (vLLM models/kimi_k25_vit.py). Per block: fused wqkv
+    (column) and wo (row) over qkv_hidden_size, fc0 (column) and fc1 (row), two norms; no biases when attn_bias and
+    linear_bias are false. A learned [height, width, hidden] position table, a patch conv, a final norm; the
+    patchmergerv2 projector is two replicated linears (merged patch -> merged patch -> text hidden) and an RMSNorm
+    (the older patchmerger adds a LayerNorm in front and biases)."""
+    h, n = _int(vis, "vt_hidden_size", "hidden_size", default=1152), _int(vis, "vt_num_hidden_layers",
+                                                                          "num_hidden_layers", default=27)
+    inter = _int(vis, "vt_intermediate_size", "intermediate_size", default=4304)
+    heads = _int(vis, "vt_num_attention_heads", "num_attention_heads", default=16)
+    qkv = _int(vis, "qkv_hidden_size", default=h)
+    attn_bias, lin_bias = bool(vis.get("attn_bias", True)), bool(vis.get("linear_bias", True))
+    patch = _int(vis, "patch_size", default=14)
+    mh, mw = (vis.get("merge_kernel_size") or [2, 2])[:2]
+    column = n * (3 * qkv * h + inter * h + (3 * qkv if attn_bias else 0) + (inter if lin_bias else 0))
+    row = n * (h * qkv + h * inter)
+    whole = (n * (2 * h + (h if attn_bias else 0) + (h if lin_bias else 0))  # norms; wo/fc1 biases stay whole
+             + 3 * patch * patch * h + (h if vis.get("patch_embed_proj_bias", True) else 0)
+             + _int(vis, "init_pos_emb_height", default=64) * _int(vis, "init_pos_emb_width", default=64) * h
+             + h)  # final_layernorm (RMSNorm for K3)
+    m = h * int(mh) * int(mw)
+    if vis.get("mm_projector_type") == "patchmergerv2":
+        proj = m * m + m * th + th
+    else:
+        proj = 2 * h + m * m + m + m * th + th
+    rope_table = 512 * 512 * (qkv // heads // 2) * 8  # Rope2DPosEmbRepeated: complex64 cis for a 512x512 grid
+    tensors = (Tensor("vision_tower.encoder.column", "vision", (column,), "column"),
+               Tensor("vision_tower.encoder.row", "vision", (row,), "row"),
+               Tensor("vision_tower.replicated", "vision", (whole,)),
+               Tensor("mm_projector", "projector", (proj,)))
+    return tensors, MultimodalSpec(column + row + whole + proj, 1024, th, profile_buffer_bytes=rope_table)

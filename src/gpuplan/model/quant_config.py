@@ -84,7 +84,10 @@ def _compressed_tensors(qc: dict, ignore: tuple[str, ...]) -> QuantConfig:
         strategy = str(w.get("strategy") or "")
         sym = bool(w.get("symmetric", True))
         if wtype == "float" and bits == 4:
-            return QuantConfig("compressed-tensors", bits=4, group_size=gs or 16, scheme="nvfp4", ignore=ignore)
+            # MXFP4 (group 32, uint8 E8M0 scales) or NVFP4 (group 16, fp8 scales + fp32 global scale)
+            mx = "mxfp4" in fmt or gs == 32
+            return QuantConfig("compressed-tensors", bits=4, group_size=gs or (32 if mx else 16),
+                               scheme="mxfp4" if mx else "nvfp4", ignore=ignore)
         if wtype == "float":
             block = w.get("block_structure")
             return QuantConfig("compressed-tensors", bits=8, scheme="w8a8_fp8", ignore=ignore,

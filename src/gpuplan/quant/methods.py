@@ -87,6 +87,8 @@ def linear_bytes(q: QuantConfig | None, out_f: int, in_f: int, act_bytes: int, *
             return n + 4 * out_f  # channel-wise fp32 scales
         if s == "nvfp4":
             return _nvfp4(out_f, in_f)
+        if s == "mxfp4":  # packed E2M1 pairs + one uint8 E8M0 scale per 32 values, as the checkpoint stores them
+            return out_f * in_f // 2 + out_f * cdiv(in_f, 32)
         return _wna16(q, out_f, in_f, act_bytes, in_full, row_parallel)
     if m == "nvfp4":
         return _nvfp4(out_f, in_f)

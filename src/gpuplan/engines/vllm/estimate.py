@@ -199,7 +199,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
             manager = False
             warnings.append("chunked local attention: vLLM keeps the hybrid KV cache manager off by default in "
                             f"this version; every layer is charged full length (set {CHUNKED_ENV}=1 to change it)")
-    mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, warnings)
+    mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, dtype, warnings)
     runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, Sharding(tp, moe_tp, ep), tuple(warnings), mode, checkpoint, runner_v2,
@@ -227,7 +227,7 @@ def _engine(profile: Profile, spec: ModelSpec, dep: Deployment, cc: float, dtype
 _ALL_MODE_STATE_KINDS = ("mamba1", "mamba2")
 
 
-def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: float,
+def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: float, dtype: str,
                       warnings: list[str]) -> tuple[str, frozenset[str]]:
     """Prefix caching on a model with Mamba / linear-attention state (model_executor/models/config.py,
     MambaModelConfig): off by default until 0.27, on by default from 0.28 (vllm#50991) in mode "align"."""
@@ -263,6 +263,11 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
         dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
         if 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128}):
             checkpoint.add("gdn")
+    # Kimi K3's KDA prefills with FlashKDA from 0.31 on SM90/SM10x/SM12x with bf16 activations, and FlashKDA
+    # exports a checkpoint state (models/kimi_k3/nvidia/kda.py: is_flashkda_supported, get_kv_cache_spec).
+    if mode == "align" and profile.at_least("0.31") and "kda_flash" in kinds and int(cc) in (9, 10, 12) \
+            and dtype == "bfloat16":
+        checkpoint.add("kda_flash")
     if dep.enable_prefix_caching is None:  # on by default (0.28+): say what it costs
         states = "2" if not checkpoint else "3" if checkpoint == kinds else "2 or 3"
         warnings.append(f"prefix caching is on by default for hybrid models from vLLM 0.28: mamba_cache_mode align "
@@ -300,7 +305,7 @@ def _check_state_split(spec: ModelSpec, tp: int) -> None:
             seen.add((st.name, size))
             if size % tp and not (st.whole_when_one and size == 1):
                 kind = {"mamba1": "Mamba", "mamba2": "Mamba-2", "gdn": "Gated-DeltaNet", "olmo_gdn": "Gated-DeltaNet",
-                        "kda": "KDA"}.get(layer.attention.state_kind, "recurrent-state")
+                        "kda": "KDA", "kda_flash": "KDA"}.get(layer.attention.state_kind, "recurrent-state")
                 raise UnservableDeployment(
                     "tensor_parallel_size", f"{size} {kind} {st.split_unit} cannot be split over {tp} GPUs",
                     accepted=[str(d) for d in _divisors(size)])
