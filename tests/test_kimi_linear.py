@@ -174,3 +174,16 @@ def test_kimi_k3_does_not_fit_eight_b200s() -> None:
     """191 GiB of weights per GPU at TP=8 exceed a B200's 178 GiB (vLLM's recipe asks for 1,680 GB in all)."""
     _, r = _k3(gpu_name="B200", gpu_memory_bytes=191_514_017_792, compute_capability=10.0)
     assert not r.fits
+
+
+def test_kimi_k3_experts_need_180_8_gb_per_gpu_at_tp8_and_120_5_gb_at_tp16() -> None:
+    """vllm#51124: 'TP=8 needs 180.8 GB, TP>=16 needs 120.5 GB' for the routed experts. Split over TP without
+    EP, each partition keeps at least 256 of the 3,072 intermediate rows (kimi_k3 model code, 0.27+): at TP=16
+    192 rows are padded to 256, a third more than an even split."""
+    gb = {}
+    for tp in (8, 16):
+        _, r = _k3(tensor_parallel_size=tp)
+        gb[tp] = round(r.per_stage[0]["weights_by_kind"]["experts"] / 1e9, 1)
+    assert gb == {8: 180.8, 16: 120.5}
+    _, before = _k3(tensor_parallel_size=16, vllm_version="0.26.0")
+    assert round(before.per_stage[0]["weights_by_kind"]["experts"] / 1e9, 1) == 90.4  # no floor before kimi_k3

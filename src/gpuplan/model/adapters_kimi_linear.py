@@ -11,6 +11,8 @@ replicated down and up projection) and Block Attention Residuals (a norm and a 1
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import builders as b
 from .adapters import _embed_head, _int, _moe_layers, _spec, _text_model, _tie, _with_tower, register
 from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, StateTensor, Tensor
@@ -109,8 +111,11 @@ def _kimi_linear(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # 13 KB in all), fused experts, and num_shared_experts folded into one gated MLP.
     latent = _int(cfg, "routed_expert_hidden_size", default=0)
     f = b.P + "mlp."
+    # vLLM's kimi_k3 model (0.27+, Kimi-Linear included) pads the experts so each TP partition keeps at least 256
+    # intermediate rows when the experts are split over TP (min_moe_intermediate_per_partition).
+    floor = _int(cfg, "min_moe_intermediate_per_partition", default=256)
     moe_t = (b.router(hidden, e, name=f + "gate", correction_bias=True)
-             + b.experts(latent or hidden, mi, e))
+             + tuple(replace(t, min_shard=floor) for t in b.experts(latent or hidden, mi, e)))
     if latent:
         # Latent MoE (K3): the experts see a routed_expert_hidden_size projection of the hidden state. Both
         # projections are ReplicatedLinear, and the checkpoint keeps them (and the norm) in bf16 beside MXFP4 experts.

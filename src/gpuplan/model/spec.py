@@ -60,6 +60,9 @@ class Tensor:
     # False for buffers vLLM allocates that the checkpoint does not hold (e.g. Gemma-4's V slot on k_eq_v
     # layers, filled with K): they count in weights, not in the parameter count.
     in_checkpoint: bool = True
+    # Fused experts (expert_col / expert_row): the smallest per-rank intermediate slice when the experts are split
+    # over TP (vLLM's kimi_k3 model pads moe_intermediate_size up to this many rows per partition); 0: no floor.
+    min_shard: int = 0
 
     @property
     def numel(self) -> int:

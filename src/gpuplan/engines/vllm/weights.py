@@ -26,6 +26,7 @@ class Sharding:
     moe_tp: int  # inner-dimension split of experts (tp x dp without EP; 1 with EP)
     ep: int  # expert-parallel ranks (1 without EP)
     num_experts_pad: int = 0
+    expert_min_shard: bool = False  # honour Tensor.min_shard (vLLM releases whose model code pads the experts)
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,21 @@ def shard_numel(t: Tensor, sh: Sharding) -> int:
         return cdiv(round_up(s[0], VOCAB_PAD), sh.tp) * _rest(s, 1)
     if p in ("expert_col", "expert_row"):
         e = cdiv(s[0], sh.ep)
-        if p == "expert_col":
-            return e * cdiv(s[1], sh.moe_tp) * _rest(s, 2)
-        return e * s[1] * cdiv(s[2], sh.moe_tp) * _rest(s, 3) if len(s) > 2 else e * cdiv(s[1], sh.moe_tp)
+        if len(s) > 2:
+            out_f, in_f = _expert_rank_dims(t, sh)
+            return e * out_f * in_f * _rest(s, 3)
+        return e * cdiv(s[1], sh.moe_tp)  # a per-expert vector (bias) split with the experts' inner dimension
     raise ValueError(f"unknown parallel kind {p!r}")
+
+
+def _expert_rank_dims(t: Tensor, sh: Sharding) -> tuple[int, int]:
+    """[out, in] of one expert's slice of a fused MoE weight on one rank: w13 [E, 2I, H] splits its rows, w2 [E, H, I]
+    its columns over moe_tp; a Tensor.min_shard floor pads each partition's I (vLLM's kimi_k3 model, 0.27+)."""
+    out_f, in_f = t.shape[1], t.shape[2]
+    floor = t.min_shard if sh.expert_min_shard and sh.moe_tp > 1 else 0
+    if t.parallel == "expert_col":
+        return (2 * max(cdiv(out_f // 2, sh.moe_tp), floor) if floor else cdiv(out_f, sh.moe_tp)), in_f
+    return out_f, max(cdiv(in_f, sh.moe_tp), floor)
 
 
 def _rest(shape: tuple[int, ...], start: int) -> int:
@@ -130,10 +142,7 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
     if t.parallel in ("expert_col", "expert_row"):
         e = cdiv(t.shape[0], sh.ep)
         out_f, in_f = t.shape[1], t.shape[2]
-        if t.parallel == "expert_col":
-            out_f = cdiv(out_f, sh.moe_tp)
-        else:
-            in_f = cdiv(in_f, sh.moe_tp)
+        out_f, in_f = _expert_rank_dims(t, sh)
         pad = None
         if tq.experts_format == "mxfp4":
             tq = QuantConfig("mxfp4", bits=4, group_size=32, experts_only=True)
