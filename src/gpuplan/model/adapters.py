@@ -697,6 +697,15 @@ def _indexer_tensors(cfg: dict, hidden: int, q_lora_rank: int, index_dim: int) -
                Tensor(p + "k_norm.bias", "norm", (index_dim,), dtype="float32")))
 
 
+def sparse_layers(cfg: dict, n: int, experts: int, first_dense: int, freq: int) -> Callable[[int], bool]:
+    """Which layers carry the MoE block in a DeepSeek-style decoder: transformers 5's per-layer mlp_layer_types
+    ("dense" / "sparse") when present, else every freq-th layer from first_k_dense_replace on."""
+    mlp_types = cfg.get("mlp_layer_types")
+    if isinstance(mlp_types, list) and len(mlp_types) >= n:
+        return lambda i: experts > 0 and mlp_types[i] == "sparse"
+    return lambda i: experts > 0 and i >= first_dense and i % freq == 0
+
+
 def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = False) -> ModelSpec:
     """DeepSeek-V2/V3-style decoder: MLA attention, routed + shared experts after the first dense layers.
     `fp32_router`: the gate is an fp32 Linear with an fp32 correction bias (GLM-4 MoE's router)."""
@@ -739,14 +748,7 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     if shared:
         moe_t += b.gated_mlp(hidden, shared * mi, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    mlp_types = cfg.get("mlp_layer_types")  # transformers 5 spells the dense/sparse layout per layer
-    if isinstance(mlp_types, list) and len(mlp_types) >= n:
-        def is_moe(i: int) -> bool:
-            return e > 0 and mlp_types[i] == "sparse"
-    else:
-        def is_moe(i: int) -> bool:
-            return e > 0 and i >= first_dense and i % freq == 0
-    layers = _moe_layers(cfg, n, is_moe, lambda i: att if with_indexer[i] else reuse,
+    layers = _moe_layers(cfg, n, sparse_layers(cfg, n, e, first_dense, freq), lambda i: att if with_indexer[i] else reuse,
                          lambda a: att_t + (idx_t if a.indexer_head_dim else ()), inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))

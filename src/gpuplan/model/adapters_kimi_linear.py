@@ -14,7 +14,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import builders as b
-from .adapters import _embed_head, _int, _moe_layers, _spec, _text_model, _tie, _with_tower, register
+from .adapters import (
+    _embed_head,
+    _int,
+    _moe_layers,
+    _spec,
+    _text_model,
+    _tie,
+    _with_tower,
+    register,
+    sparse_layers,
+)
 from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, StateTensor, Tensor
 
 
@@ -131,14 +141,7 @@ def _kimi_linear(cfg: dict, outer: dict, name: str) -> ModelSpec:
         for part in ("self_attention_res", "mlp_res"):
             norms += b.norm(b.P + part + "_norm", hidden) + b.linear(b.P + part + "_proj", "norm", 1, hidden,
                                                                      "replicated", quantizable=False)
-    mlp_types = cfg.get("mlp_layer_types")  # transformers 5 spells the dense/sparse layout per layer
-    if isinstance(mlp_types, list) and len(mlp_types) >= n:
-        def is_moe(i: int) -> bool:
-            return e > 0 and mlp_types[i] == "sparse"
-    else:
-        def is_moe(i: int) -> bool:
-            return e > 0 and i >= first_dense and i % freq == 0
-    layers = _moe_layers(cfg, n, is_moe,
+    layers = _moe_layers(cfg, n, sparse_layers(cfg, n, e, first_dense, freq),
                          lambda i: kda if is_kda[i] else mla, lambda a: kda_t if a is kda else mla_t,
                          inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
