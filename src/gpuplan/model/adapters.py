@@ -748,7 +748,8 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     if shared:
         moe_t += b.gated_mlp(hidden, shared * mi, prefix=b.P + "mlp.shared_experts.", kind="shared_experts")
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    layers = _moe_layers(cfg, n, sparse_layers(cfg, n, e, first_dense, freq), lambda i: att if with_indexer[i] else reuse,
+    layers = _moe_layers(cfg, n, sparse_layers(cfg, n, e, first_dense, freq),
+                         lambda i: att if with_indexer[i] else reuse,
                          lambda a: att_t + (idx_t if a.indexer_head_dim else ()), inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))

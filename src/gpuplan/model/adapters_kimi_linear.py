@@ -120,7 +120,7 @@ def _kimi_linear(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # KimiMoE: an unquantized replicated gate with an fp32 correction bias (bf16 before the kimi_k3 rewrite in 0.27;
     # 13 KB in all), fused experts, and num_shared_experts folded into one gated MLP.
     latent = _int(cfg, "routed_expert_hidden_size", default=0)
-    f = b.P + "mlp."
+    f = b.P + "block_sparse_moe."  # vLLM's and the checkpoints' module name, which ignore lists match
     # vLLM's kimi_k3 model (0.27+, Kimi-Linear included) pads the experts so each TP partition keeps at least 256
     # intermediate rows when the experts are split over TP (min_moe_intermediate_per_partition).
     floor = _int(cfg, "min_moe_intermediate_per_partition", default=256)

@@ -201,8 +201,9 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                             f"this version; every layer is charged full length (set {CHUNKED_ENV}=1 to change it)")
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, dtype, warnings)
     runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
+    sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
-                    cc, manager, Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27")), tuple(warnings), mode, checkpoint, runner_v2,
+                    cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec))
 
 

@@ -141,7 +141,6 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
         return shard_numel(t, sh) * dtype_bytes
     if t.parallel in ("expert_col", "expert_row"):
         e = cdiv(t.shape[0], sh.ep)
-        out_f, in_f = t.shape[1], t.shape[2]
         out_f, in_f = _expert_rank_dims(t, sh)
         pad = None
         if tq.experts_format == "mxfp4":
