@@ -1075,28 +1075,39 @@ def _kimi_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _with_tower(inner, outer, *_moonvit(vis, inner.hidden_size))
 
 
-def _moonvit(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
-    """MoonViT + KimiVLMultiModalProjector. The encoder's fused qkv/fc0 are column- and wo/fc1 row-parallel
-    under TP (their biases stay whole); patch conv, learned 2-D positions, norms and the projector are
-    replicated."""
-    h, n = _int(vis, "hidden_size", default=1152), _int(vis, "num_hidden_layers", default=27)
-    inter, heads = _int(vis, "intermediate_size", default=4304), _int(vis, "num_attention_heads", default=16)
+def _moonvit(vis: dict, th: int, projector: str = "multi_modal_projector") -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+    """MoonViT (Kimi-VL: moonvit.py) and MoonViT3d (Kimi-K2.5 / K3: kimi_k25_vit.py; vt_-prefixed keys) with their
+    projector. Per block: fused wqkv over qkv_hidden_size and fc0 column-parallel, wo and fc1 row-parallel under TP
+    (biases, when attn_bias / linear_bias keep them, stay whole on the row side), two norms (LayerNorm with bias, or
+    RMSNorm); a patch conv, a learned [height, width, hidden] position table and a final norm, replicated. The
+    patchmerger projector is a LayerNorm and two biased linears; patchmergerv2 two bias-free linears and an RMSNorm
+    on the text side."""
+    h = _int(vis, "vt_hidden_size", "hidden_size", default=1152)
+    n = _int(vis, "vt_num_hidden_layers", "num_hidden_layers", default=27)
+    inter = _int(vis, "vt_intermediate_size", "intermediate_size", default=4304)
+    heads = _int(vis, "vt_num_attention_heads", "num_attention_heads", default=16)
+    qkv = _int(vis, "qkv_hidden_size", default=h)
+    attn_bias, lin_bias = bool(vis.get("attn_bias", True)), bool(vis.get("linear_bias", True))
+    norm = 2 * h if vis.get("norm_type", "layernorm") == "layernorm" else h  # weight (+ bias)
     patch = _int(vis, "patch_size", default=14)
     mh, mw = (vis.get("merge_kernel_size") or [2, 2])[:2]
-    column = n * (3 * h * h + 3 * h + inter * h + inter)
-    row = n * (h * h + h * inter)
-    whole = (n * (2 * h + 4 * h)  # wo/fc1 biases, norm0/norm1
-             + 3 * patch * patch * h + h  # patch conv with bias
+    column = n * (3 * qkv * h + inter * h + (3 * qkv if attn_bias else 0) + (inter if lin_bias else 0))
+    row = n * (h * qkv + h * inter)
+    whole = (n * (2 * norm + (h if attn_bias else 0) + (h if lin_bias else 0))  # norms; wo/fc1 biases
+             + 3 * patch * patch * h + (h if vis.get("patch_embed_proj_bias", True) else 0)  # patch conv
              + _int(vis, "init_pos_emb_height", default=64) * _int(vis, "init_pos_emb_width", default=64) * h
-             + 2 * h)  # final_layernorm
+             + norm)  # final_layernorm
     m = h * int(mh) * int(mw)
-    proj = 2 * h + m * m + m + m * th + th  # pre_norm, linear_1, linear_2
+    if vis.get("mm_projector_type") == "patchmergerv2":
+        proj = m * m + m * th + th  # linear_1, linear_2, post_norm
+    else:
+        proj = 2 * h + m * m + m + m * th + th  # pre_norm, linear_1, linear_2
     # Rope2DPosEmb caches cis(freqs) for a 512x512 grid as complex64 on first use.
-    rope_table = 512 * 512 * (h // heads // 2) * 8
+    rope_table = 512 * 512 * (qkv // heads // 2) * 8
     tensors = (Tensor("vision_tower.encoder.column", "vision", (column,), "column"),
                Tensor("vision_tower.encoder.row", "vision", (row,), "row"),
                Tensor("vision_tower.replicated", "vision", (whole,)),
-               Tensor("multi_modal_projector", "projector", (proj,)))
+               Tensor(projector, "projector", (proj,)))
     params = column + row + whole + proj
     return tensors, MultimodalSpec(params, 1024, th, profile_buffer_bytes=rope_table)
 

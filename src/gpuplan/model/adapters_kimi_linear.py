@@ -18,6 +18,7 @@ from .adapters import (
     _embed_head,
     _int,
     _moe_layers,
+    _moonvit,
     _spec,
     _text_model,
     _tie,
@@ -25,7 +26,7 @@ from .adapters import (
     register,
     sparse_layers,
 )
-from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, StateTensor, Tensor
+from .spec import Attention, Mlp, ModelSpec, StateTensor, Tensor
 
 
 def _kda(cfg: dict, hidden: int) -> tuple[Attention, tuple[Tensor, ...]]:
@@ -163,37 +164,4 @@ def _kimi_k3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     vis = outer.get("vision_config")
     if not isinstance(vis, dict) or not vis:
         return inner
-    return _with_tower(inner, outer, *_moonvit3d(vis, inner.hidden_size))
-
-
-def _moonvit3d(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
-    """MoonViT3dPretrainedModel + KimiK25MultiModalProjector (vLLM models/kimi_k25_vit.py). Per block: fused wqkv
-    (column) and wo (row) over qkv_hidden_size, fc0 (column) and fc1 (row), two norms; no biases when attn_bias and
-    linear_bias are false. A learned [height, width, hidden] position table, a patch conv, a final norm; the
-    patchmergerv2 projector is two replicated linears (merged patch -> merged patch -> text hidden) and an RMSNorm
-    (the older patchmerger adds a LayerNorm in front and biases)."""
-    h, n = _int(vis, "vt_hidden_size", "hidden_size", default=1152), _int(vis, "vt_num_hidden_layers",
-                                                                          "num_hidden_layers", default=27)
-    inter = _int(vis, "vt_intermediate_size", "intermediate_size", default=4304)
-    heads = _int(vis, "vt_num_attention_heads", "num_attention_heads", default=16)
-    qkv = _int(vis, "qkv_hidden_size", default=h)
-    attn_bias, lin_bias = bool(vis.get("attn_bias", True)), bool(vis.get("linear_bias", True))
-    patch = _int(vis, "patch_size", default=14)
-    mh, mw = (vis.get("merge_kernel_size") or [2, 2])[:2]
-    column = n * (3 * qkv * h + inter * h + (3 * qkv if attn_bias else 0) + (inter if lin_bias else 0))
-    row = n * (h * qkv + h * inter)
-    whole = (n * (2 * h + (h if attn_bias else 0) + (h if lin_bias else 0))  # norms; wo/fc1 biases stay whole
-             + 3 * patch * patch * h + (h if vis.get("patch_embed_proj_bias", True) else 0)
-             + _int(vis, "init_pos_emb_height", default=64) * _int(vis, "init_pos_emb_width", default=64) * h
-             + h)  # final_layernorm (RMSNorm for K3)
-    m = h * int(mh) * int(mw)
-    if vis.get("mm_projector_type") == "patchmergerv2":
-        proj = m * m + m * th + th
-    else:
-        proj = 2 * h + m * m + m + m * th + th
-    rope_table = 512 * 512 * (qkv // heads // 2) * 8  # Rope2DPosEmbRepeated: complex64 cis for a 512x512 grid
-    tensors = (Tensor("vision_tower.encoder.column", "vision", (column,), "column"),
-               Tensor("vision_tower.encoder.row", "vision", (row,), "row"),
-               Tensor("vision_tower.replicated", "vision", (whole,)),
-               Tensor("mm_projector", "projector", (proj,)))
-    return tensors, MultimodalSpec(column + row + whole + proj, 1024, th, profile_buffer_bytes=rope_table)
+    return _with_tower(inner, outer, *_moonvit(vis, inner.hidden_size, projector="mm_projector"))

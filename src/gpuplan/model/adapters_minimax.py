@@ -25,12 +25,10 @@ def _minimax_m2(cfg: dict, outer: dict, name: str) -> ModelSpec:
         # the KV heads, one copy per rank when TP exceeds them).
         att_t += (Tensor(p + "q_norm.weight", "norm", (heads * hd,), "column"),
                   Tensor(p + "k_norm.weight", "norm", (kv * hd,), "kv", heads=kv))
-    f = "block_sparse_moe."
+    f = b.P + "block_sparse_moe."
     # GateLinear(params_dtype=float32) and a float32 correction bias (use_routing_bias), both replicated.
-    moe_t = (Tensor(b.P + f + "gate.weight", "router", (e, hidden), "replicated", dtype="float32"),)
-    if cfg.get("use_routing_bias"):
-        moe_t += (Tensor(b.P + f + "e_score_correction_bias", "router", (e,), "replicated", dtype="float32"),)
-    moe_t += b.experts(hidden, mi, e, prefix=b.P + f + "experts")
+    moe_t = (b.router(hidden, e, name=f + "gate", correction_bias=bool(cfg.get("use_routing_bias")), fp32=True)
+             + b.experts(hidden, mi, e, prefix=f + "experts"))
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
     full = Attention("full", heads, kv, hd)
     moe = Mlp("moe", 0, e, k, mi)
