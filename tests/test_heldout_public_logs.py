@@ -1,5 +1,5 @@
 """Public vLLM start-ups gathered from GitHub issues, READMEs and blog sources (tests/fixtures/vllm_logs/
-heldout_public.jsonl; see the README beside it). No constant was fitted on them. They span vLLM 0.1 to 0.28,
+heldout_public.jsonl; see the README beside it). No constant was fitted on them. They span vLLM 0.1 to 0.31,
 consumer and data-centre GPUs, and many are partial or approximate, so only what such records can pin is held
 to a bar here: the weights vLLM loads, and that every record is predicted without an error. The KV figures
 on them are reported by `gpuplan validate` and in the README, not asserted."""

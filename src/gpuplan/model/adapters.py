@@ -165,8 +165,10 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
     arch = (outer.get("architectures") or cfg.get("architectures") or [""])[0] or ""
     qc = outer.get("quantization_config") or cfg.get("quantization_config")
     quant = parse_quant_config(qc) if qc else None
-    if quant is not None and str(outer.get("expert_dtype") or cfg.get("expert_dtype") or "") == "fp4":
-        # DeepSeek-V4-style checkpoints: FP8 block linears, MXFP4 experts (config key expert_dtype).
+    if quant is not None and (str(outer.get("expert_dtype") or cfg.get("expert_dtype") or "") == "fp4"
+                              or (isinstance(qc, dict) and qc.get("store_dtype") == "mxfp4")):
+        # FP8 block linears with MXFP4 routed experts: DeepSeek-V4 (config key expert_dtype) and FP8 configs whose
+        # store_dtype is mxfp4 (MiMo-V2.6; vLLM's Fp8Config serves those experts with Mxfp4MoEMethod from 0.24).
         quant = _replace_dc(quant, experts_format="mxfp4")
     return ModelSpec(
         name=name,
@@ -195,6 +197,7 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
         mamba_ssm_dtype=mamba_ssm_dtype,
         generic=generic,
         notes=notes,
+        attention_chunk_size=_int(cfg, "attention_chunk_size", default=0) or None,
     )
 
 
@@ -1345,4 +1348,4 @@ def supported_model_types() -> list[str]:
 from . import adapters_gemma_ple, adapters_glm, adapters_legacy, adapters_mamba2_hybrids  # noqa: E402,F401,I001
 from . import adapters_minicpm, adapters_nongated, adapters_qwen_next_gen, adapters_remote_code  # noqa: E402,F401,I001
 from . import adapters_olmo_hybrid, adapters_ssm, adapters_zamba2  # noqa: E402,F401,I001
-from . import adapters_kimi_linear, adapters_minimax  # noqa: E402,F401,I001
+from . import adapters_kimi_linear, adapters_mimo, adapters_minimax  # noqa: E402,F401,I001

@@ -242,6 +242,10 @@ class ModelSpec:
     mamba_ssm_dtype: str | None = None
     max_len_limit: MaxLenLimit | None = None  # None: the config names no length, vLLM trusts the user's
     generic: bool = False  # built by the generic-decoder fallback
+    # attention_chunk_size as vLLM's ModelConfig reads it from the text config: set, it keeps the hybrid KV cache
+    # manager off unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE, chunked layers or not
+    attention_chunk_size: int | None = None
+    attention_chunk_dropped_from: str | None = None  # the vLLM version that strips a stray one for this model
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
     checkpoint: tuple[Tensor, ...] | None = None

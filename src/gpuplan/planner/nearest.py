@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..engines.vllm.estimate import declares_chunked_attention
+from ..engines.vllm.profiles import get_profile
 from ..gpus import GPU
 from .config import WeightFormat, data, weight_formats
 from .search import (
@@ -47,7 +49,7 @@ def judge(ctx: Context, gpu: GPU, num_gpus: int, fmt: WeightFormat, kv: str, max
     add("shorter context", _shorter_context(ctx, base, opt))
     if kv == "auto" and kv_allowed(gpu, "fp8"):
         add("fp8 KV cache", evaluate(ctx, replace(base, kv="fp8"), max_model_len, shrink=False))
-    chunked = any(layer.attention.kind == "chunked_local" for layer in ctx.spec.layers)
+    chunked = declares_chunked_attention(ctx.spec, get_profile(ctx.vllm_version))
     if chunked and dict(base.env).get(CHUNKED_ENV) != "1":
         o = evaluate(ctx, with_env(base, CHUNKED_ENV, "1"), max_model_len, shrink=False)
         add(f"{CHUNKED_ENV}=1 (hybrid KV cache manager on)", o)

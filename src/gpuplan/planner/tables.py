@@ -1,6 +1,6 @@
 """Max context and concurrency tables: one model across GPUs x GPU counts x KV dtypes, per vLLM version.
 
-Each cell is an engine run. For models with chunked local attention (Llama 4) in versions where vLLM keeps
+Each cell is an engine run. For models that declare attention_chunk_size (Llama 4; MiMo-V2-Flash before 0.21) in versions where vLLM keeps
 the hybrid KV cache manager off by default, every row is also given with the environment switch on.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..engines.vllm.estimate import CHUNKED_ENV
+from ..engines.vllm.estimate import CHUNKED_ENV, declares_chunked_attention
 from ..engines.vllm.profiles import get_profile
 from ..model.spec import ModelSpec
 from .config import data
@@ -37,7 +37,7 @@ def context_table(model: str | dict | ModelSpec, gpus: Sequence[str] | str | Non
     top = spec.max_model_len_limit
     lens = tuple(sorted({min(x, top) for x in (lengths or data()["context_table_lengths"])}))
     fmt = formats_for(spec, quantization)[0]
-    chunked = any(layer.attention.kind == "chunked_local" for layer in spec.layers)
+    chunked = declares_chunked_attention(spec, get_profile(vllm_version))
     splits: dict[int, tuple[int, int] | None] = {}
     rows: list[ContextRow] = []
     hybrid_matters: bool | None = None

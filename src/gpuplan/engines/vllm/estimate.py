@@ -192,19 +192,29 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     ep = tp * (dep.data_parallel_size or 1) if dep.enable_expert_parallel else 1
     moe_tp = 1 if dep.enable_expert_parallel else tp * (dep.data_parallel_size or 1)
     manager = bool(profile.hybrid_manager) and dep.disable_hybrid_kv_cache_manager is not True
-    if manager and any(layer.attention.kind == "chunked_local" for layer in spec.layers):
+    if manager and declares_chunked_attention(spec, profile):
         env = dep.env_value(CHUNKED_ENV)
         allowed = env == "1" if env is not None else profile.flag_from("chunked_hybrid_default")
         if not allowed:
             manager = False
-            warnings.append("chunked local attention: vLLM keeps the hybrid KV cache manager off by default in "
-                            f"this version; every layer is charged full length (set {CHUNKED_ENV}=1 to change it)")
+            warnings.append("attention_chunk_size in the config: vLLM keeps the hybrid KV cache manager off by "
+                            "default in this version; every windowed or chunked layer is charged full length "
+                            f"(set {CHUNKED_ENV}=1 to change it)")
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, dtype, warnings)
     runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
     sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec))
+
+
+def declares_chunked_attention(spec: ModelSpec, profile: Profile) -> bool:
+    """vLLM's check reads model_config.attention_chunk_size, so a config key that no layer uses counts too
+    (MiMo-V2-Flash's, until the version that strips it)."""
+    if any(layer.attention.kind == "chunked_local" for layer in spec.layers):
+        return True
+    dropped = spec.attention_chunk_dropped_from
+    return bool(spec.attention_chunk_size) and not (dropped and profile.at_least(dropped))
 
 
 def _engine(profile: Profile, spec: ModelSpec, dep: Deployment, cc: float, dtype: str, quant: QuantConfig | None,
@@ -352,7 +362,7 @@ def _kv_context(r: Resolved) -> K.KVContext:
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
                        compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
                        mla_cache=r.profile.flag_from("mla_cache"), attention_free=r.attention_free,
-                       sparse_mla=r.sparse_mla)
+                       sparse_mla=r.sparse_mla, head_size_v=r.profile.flag_from("kv_head_size_v"))
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:

@@ -62,6 +62,7 @@ class KVContext:
     mla_cache: bool = True  # False before vLLM 0.7.1: MLA layers cached per-head K/V, padded to 256
     attention_free: bool = False  # only recurrent layers (Mamba, Mamba-2): one state block of max_model_len
     sparse_mla: bool = False  # DeepSeek-V3.2 / GLM-5 layers: sparse MLA backends, 64-token blocks
+    head_size_v: bool = True  # V cached at its own head size (0.20+); before, padded to the key head size
 
 
 def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
@@ -93,7 +94,8 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "mamba":
         return state_kv(a, ctx, ssm_dtype_bytes)
     heads = max(1, a.num_kv_heads // ctx.tp)
-    per_tok = int(heads * (a.head_dim + (a.v_head_dim or a.head_dim)) * b)
+    v_dim = a.v_head_dim if a.v_head_dim and ctx.head_size_v else a.head_dim
+    per_tok = int(heads * (a.head_dim + v_dim) * b)
     if a.kind == "sliding_window":
         return LayerKV("sliding_window", per_tok, window=a.window or 0)
     if a.kind == "chunked_local":
