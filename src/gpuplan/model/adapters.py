@@ -25,6 +25,7 @@ from .spec import (
     ModelSpec,
     MultimodalSpec,
     RopeCache,
+    SequenceParallelRule,
     StateTensor,
     Tensor,
     TokenBuffer,
@@ -645,8 +646,10 @@ def _llama4(cfg: dict, outer: dict, name: str) -> ModelSpec:
         extra = (Tensor("vision_model", "vision", (vp[0],), "column"),
                  Tensor("multi_modal_projector", "projector", (vp[1],), "column"))
         mm = MultimodalSpec(sum(vp), 144, hidden)
-    return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
+    spec = _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
                  tie=tie, embedding=emb, head=head, rope=_rope(text, hd), extra=extra, multimodal=mm)
+    # Llama4MoE keeps its shared expert whole under sequence-parallel MoE (disable_tp=is_sequence_parallel).
+    return replace(spec, sequence_parallel=(SequenceParallelRule(("shared_experts",), "0.11"),))
 
 
 def _llama4_vision_params(vis: dict, text_hidden: int) -> tuple[int, int]:
@@ -673,8 +676,15 @@ def _llama4_vision_params(vis: dict, text_hidden: int) -> tuple[int, int]:
 
 @register("deepseek_v2", "deepseek_v3", "kimi_k2", "deepseek_v32", "glm_moe_dsa")
 def _deepseek(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    """DeepSeek-V2/V3/V3.2, Kimi-K2 and GLM-5 (glm_moe_dsa): vLLM serves all of them with deepseek_v2.py."""
-    return mla_moe_decoder(cfg, outer, name)
+    """DeepSeek-V2/V3/V3.2, Kimi-K2 and GLM-5 (glm_moe_dsa): vLLM serves all of them with deepseek_v2.py (V3.2 and
+    GLM-5 from vllm/models/deepseek_v32 since 0.25, on deepseek_v2.py's MoE block)."""
+    spec = mla_moe_decoder(cfg, outer, name)
+    # deepseek_v2.py's DeepseekV2MoE replicates its shared experts under sequence-parallel MoE; the deepseek_v32
+    # package also replicates the dense first layers' MLP there from 0.29, without pipeline parallelism.
+    rules = (SequenceParallelRule(("shared_experts",), "0.11"),)
+    if spec.model_type in ("deepseek_v32", "glm_moe_dsa"):
+        rules += (SequenceParallelRule(("mlp",), "0.29", pp1=True),)
+    return replace(spec, sequence_parallel=rules)
 
 
 def _indexer_layers(cfg: dict, n: int) -> list[bool]:

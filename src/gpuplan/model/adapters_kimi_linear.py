@@ -26,7 +26,7 @@ from .adapters import (
     register,
     sparse_layers,
 )
-from .spec import Attention, Mlp, ModelSpec, StateTensor, Tensor
+from .spec import Attention, Mlp, ModelSpec, SequenceParallelRule, StateTensor, Tensor
 
 
 def _kda(cfg: dict, hidden: int) -> tuple[Attention, tuple[Tensor, ...]]:
@@ -152,8 +152,14 @@ def _kimi_linear(cfg: dict, outer: dict, name: str) -> ModelSpec:
                                                                          "replicated", quantizable=False)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=final)
     # NoPE: no rotary cache is built (KimiMLAAttention passes rotary_emb=None).
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
                  inter=inter, tie=tie, embedding=emb, head=head)
+    # The kimi_k3 model code (0.27+) keeps shared experts and dense MLPs whole under sequence-parallel MoE without
+    # pipeline parallelism (KimiMLP: disable_tp=replicate); VLLM_KIMI_K3_SHARD_SP_SHARED_EXPERT=1 splits the dense
+    # MLP again (the shared experts too only with the MegaMoE or DeepEP-v2 backends, not the default one).
+    return replace(spec, sequence_parallel=(
+        SequenceParallelRule(("shared_experts",), "0.27", pp1=True),
+        SequenceParallelRule(("mlp",), "0.27", pp1=True, unless_env="VLLM_KIMI_K3_SHARD_SP_SHARED_EXPERT")))
 
 
 @register("kimi_k3")

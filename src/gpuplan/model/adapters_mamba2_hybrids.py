@@ -9,9 +9,11 @@ conv state's B/C part likewise carries its groups in a dimension of their own.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import builders as b
 from .adapters import _core_dims, _embed_head, _int, _rope, _spec, _tie, register
-from .spec import Attention, Layer, Mlp, ModelSpec, RopeCache, StateTensor, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec, RopeCache, SequenceParallelRule, StateTensor, Tensor
 
 _MAMBA = ("mamba", "linear_attention", "mamba2")
 _ATTENTION = ("attention", "full_attention")
@@ -246,5 +248,7 @@ def _nemotron_h(cfg: dict, outer: dict, name: str) -> ModelSpec:
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("backbone.norm_f", hidden),
                             embed_name="backbone.embeddings")
     ssm = str(cfg.get("mamba_ssm_cache_dtype") or "float16")
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd,
                  inter=int(inters[0]), tie=tie, embedding=emb, head=head, rope=(), mamba_ssm_dtype=ssm)
+    # NemotronHMoE keeps its shared experts whole under sequence-parallel MoE (0.12+)
+    return replace(spec, sequence_parallel=(SequenceParallelRule(("shared_experts",), "0.12"),))

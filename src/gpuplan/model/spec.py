@@ -206,6 +206,19 @@ class MultimodalSpec:
 
 
 @dataclass(frozen=True)
+class SequenceParallelRule:
+    """Tensor kinds a model's vLLM code keeps whole on every GPU under sequence-parallel MoE (expert parallelism with
+    TP > 1 and DP > 1, vLLM's default all2all backend), where they are otherwise split over TP: each rank then runs
+    them on its own slice of the tokens. `since`: the first release whose model code does it; `pp1`: only without
+    pipeline parallelism; `unless_env`: an environment variable that, set to 1, keeps them split."""
+
+    kinds: tuple[str, ...]
+    since: str
+    pp1: bool = False
+    unless_env: str | None = None
+
+
+@dataclass(frozen=True)
 class MaxLenLimit:
     """The longest max_model_len vLLM accepts for a config, and its default when none is given."""
 
@@ -246,6 +259,7 @@ class ModelSpec:
     # manager off unless VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE, chunked layers or not
     attention_chunk_size: int | None = None
     attention_chunk_dropped_from: str | None = None  # the vLLM version that strips a stray one for this model
+    sequence_parallel: tuple[SequenceParallelRule, ...] = ()  # what sequence-parallel MoE replicates
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
     checkpoint: tuple[Tensor, ...] | None = None

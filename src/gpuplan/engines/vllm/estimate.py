@@ -202,10 +202,30 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                             f"(set {CHUNKED_ENV}=1 to change it)")
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, dtype, warnings)
     runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
-    sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"))
+    sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"),
+                        replicated_kinds=_sequence_parallel_kinds(spec, dep, profile, tp, pp, warnings))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec))
+
+
+def _sequence_parallel_kinds(spec: ModelSpec, dep: Deployment, profile: Profile, tp: int, pp: int,
+                             warnings: list[str]) -> frozenset[str]:
+    """Under sequence-parallel MoE (vLLM 0.11+: expert parallelism with TP > 1 and DP > 1) each TP rank runs the
+    MoE block on its own slice of the tokens, and some models keep their shared experts (and dense MLPs) whole on
+    every GPU instead of splitting them over TP (ParallelConfig.use_sequence_parallel_moe; SequenceParallelRule)."""
+    if not (dep.enable_expert_parallel and tp > 1 and (dep.data_parallel_size or 1) > 1):
+        return frozenset()
+    kinds: set[str] = set()
+    for rule in spec.sequence_parallel:
+        if profile.at_least(rule.since) and (pp == 1 or not rule.pp1) and not (
+                rule.unless_env and dep.env_value(rule.unless_env) == "1"):
+            kinds.update(rule.kinds)
+    if kinds:
+        what = " and ".join(sorted(k.replace("_", " ") for k in kinds))
+        warnings.append(f"sequence-parallel MoE (expert parallel with TP>1 and DP>1): vLLM keeps the {what} whole "
+                        "on every GPU instead of splitting them over TP")
+    return frozenset(kinds)
 
 
 def declares_chunked_attention(spec: ModelSpec, profile: Profile) -> bool:

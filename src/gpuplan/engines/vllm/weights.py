@@ -27,6 +27,7 @@ class Sharding:
     ep: int  # expert-parallel ranks (1 without EP)
     num_experts_pad: int = 0
     expert_min_shard: bool = False  # honour Tensor.min_shard (vLLM releases whose model code pads the experts)
+    replicated_kinds: frozenset[str] = frozenset()  # split kinds kept whole on every rank (sequence-parallel MoE)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def pp_partition(num_layers: int, pp: int) -> list[tuple[int, int]]:
 def shard_numel(t: Tensor, sh: Sharding) -> int:
     """Elements of `t` held by one rank."""
     s = t.shape
-    p = t.parallel
+    p = _parallel(t, sh)
     if p == "replicated":
         return t.numel
     if p == "column" or p == "head":
@@ -72,6 +73,10 @@ def shard_numel(t: Tensor, sh: Sharding) -> int:
             return e * out_f * in_f * _rest(s, 3)
         return e * cdiv(s[1], sh.moe_tp)  # a per-expert vector (bias) split with the experts' inner dimension
     raise ValueError(f"unknown parallel kind {p!r}")
+
+
+def _parallel(t: Tensor, sh: Sharding) -> str:
+    return "replicated" if t.kind in sh.replicated_kinds else t.parallel
 
 
 def _expert_rank_dims(t: Tensor, sh: Sharding) -> tuple[int, int]:
@@ -154,14 +159,15 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
                 out_f, in_f = round_up(out_f, hp), round_up(in_f, ip)
         return expert_bytes(tq, e, out_f, in_f, act_bytes, mxfp4_pad=pad)
     out_f, in_f = t.shape[0], _rest(t.shape, 1)
-    if t.parallel == "column":
+    p = _parallel(t, sh)
+    if p == "column":
         out_f = cdiv(out_f, sh.tp)
-    elif t.parallel == "row":
+    elif p == "row":
         in_f = cdiv(in_f, sh.tp)
-    elif t.parallel == "kv":
+    elif p == "kv":
         heads = t.heads or 1
         out_f = (out_f // heads) * max(1, heads // sh.tp)
-    return linear_bytes(tq, out_f, in_f, act_bytes, in_full=_rest(t.shape, 1), row_parallel=t.parallel == "row")
+    return linear_bytes(tq, out_f, in_f, act_bytes, in_full=_rest(t.shape, 1), row_parallel=p == "row")
 
 
 def _needs_per_layer_names(q: QuantConfig | None) -> bool:
