@@ -130,3 +130,13 @@ def test_exact_entries_with_totals_name_their_source() -> None:
     for entry in list_models():
         if entry.total_params is not None:
             assert entry.params_source and entry.params_source != "not verified", entry.id
+
+
+def test_an_entry_whose_name_says_quantized_carries_its_quantization_config() -> None:
+    """A catalog config without its checkpoint's quantization block is sized at 16 bits: 2-4x too large."""
+    marks = ("fp8", "gptq", "awq", "int4", "int8", "nvfp4", "mxfp4", "w4a16", "w8a8", "bnb")
+    for entry in list_models():
+        if not entry.exact or not any(m in entry.id.lower() for m in marks):
+            continue
+        cfg = entry.hf_config
+        assert cfg.get("quantization_config") or (cfg.get("text_config") or {}).get("quantization_config"), entry.id
