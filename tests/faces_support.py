@@ -42,3 +42,16 @@ def planner_present() -> bool:
     except ImportError:
         return False
     return True
+
+
+def catalog_spec(name: str, *, quantized: bool = True):
+    """A catalog model's spec, optionally without its checkpoint's quantization block (to compare with vLLM's
+    meta-device build, which the oracle runs unquantized)."""
+    from gpuplan.catalog import find_model
+    from gpuplan.model.adapters import build_spec
+
+    entry = find_model(name)
+    cfg = dict(entry.hf_config)
+    if not quantized:
+        cfg.pop("quantization_config")
+    return build_spec(cfg, entry.id)

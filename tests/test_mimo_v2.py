@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from faces_support import catalog_spec
 
 from gpuplan.catalog import find_model
 from gpuplan.deployment import Deployment
@@ -25,10 +26,7 @@ H200 = dict(gpu_name="H200", gpu_memory_bytes=150_117_941_248)
 
 
 def _flash(quantized: bool = True):
-    cfg = dict(find_model("mimo-v2-flash").hf_config)
-    if not quantized:
-        cfg.pop("quantization_config")
-    return build_spec(cfg, "XiaomiMiMo/MiMo-V2-Flash")
+    return catalog_spec("mimo-v2-flash", quantized=quantized)
 
 
 def _v26_record() -> dict:

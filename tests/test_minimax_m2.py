@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gpuplan.catalog import find_model
+from faces_support import catalog_spec
+
 from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.estimate import estimate
-from gpuplan.model.adapters import build_spec
 from gpuplan.units import GiB
 
 ORACLE = Path(__file__).parent / "fixtures" / "oracle"
@@ -20,10 +20,7 @@ H100 = dict(gpu_name="H100", gpu_memory_bytes=85_029_158_912)
 
 
 def _spec(quantized: bool = True):
-    cfg = dict(find_model("minimax-m2.7").hf_config)
-    if not quantized:
-        cfg.pop("quantization_config")
-    return build_spec(cfg, "MiniMaxAI/MiniMax-M2.7")
+    return catalog_spec("minimax-m2.7", quantized=quantized)
 
 
 def test_minimax_m2_is_sized_by_its_own_adapter_with_vllms_parameter_bytes() -> None:
