@@ -69,3 +69,51 @@ def test_glm_4_7_flash_is_mla_and_matches_vllms_own_build() -> None:
     assert spec.total_params == fx["vllm_meta"]["params"]  # vLLM 0.32's own module count
     per_token = request_kv_bytes(spec, Deployment(gpu_name="H100", gpu_memory_bytes=80 * 2**30, block_size=16), 16)
     assert per_token == fx["vllm_meta"]["bytes_per_block"] == 16 * 47 * 576 * 2
+
+
+# ----------------------------------------------------------------------------- GLM-4.1V / 4.5V (models/glm4_1v.py)
+
+VL = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "glm4v.json").read_text())["models"]
+
+
+def _vl_spec(model_id: str):
+    return build_spec(VL[model_id]["config"], model_id)
+
+
+def test_glm_4_5v_counts_its_checkpoint_tensor_table_vision_tower_included() -> None:
+    # 107,710,933,120 in the checkpoint = transformers' count + the 45 x 128 router correction biases it keeps as
+    # buffers; the vision tower is 858,681,856 of it (transformers: everything under model.visual).
+    fx = VL["zai-org/GLM-4.5V"]
+    spec = _vl_spec("zai-org/GLM-4.5V")
+    assert not spec.generic
+    assert spec.total_params == fx["checkpoint_params"] == fx["hf_params"] + 45 * 128
+    assert sum(t.numel for t in spec.extra if t.kind == "vision") == fx["hf_visual_params"]
+    assert spec.multimodal is not None and spec.multimodal.params == fx["hf_visual_params"]
+
+
+def test_glm_4_1v_is_a_glm4_text_model_behind_the_same_tower() -> None:
+    fx = VL["zai-org/GLM-4.1V-9B-Thinking"]
+    spec = _vl_spec("zai-org/GLM-4.1V-9B-Thinking")
+    assert not spec.generic
+    assert spec.total_params == fx["hf_params"]
+    # GLM-4 text layers: four RMSNorms each
+    assert sum(1 for t in spec.layers[0].tensors if t.kind == "norm") == 4
+
+
+def test_glm_4_5v_vision_tower_is_split_over_tp_except_its_convolutions_norms_and_positions() -> None:
+    spec = _vl_spec("zai-org/GLM-4.5V")
+    one = estimate(spec, gpu="H100", tensor_parallel_size=1, max_model_len=8192)
+    four = estimate(spec, gpu="H100", tensor_parallel_size=4, max_model_len=8192)
+    vis1 = one.per_stage[0]["weights_by_kind"]["vision"]
+    vis4 = four.per_stage[0]["weights_by_kind"]["vision"]
+    whole = next(t.numel for t in spec.extra if t.name == "visual.replicated") * 2
+    assert vis1 == 858_681_856 * 2
+    assert vis4 == (vis1 - whole) // 4 + whole
+
+
+def test_glm_4_5v_in_bf16_does_not_fit_two_h100s_but_starts_on_four() -> None:
+    spec = _vl_spec("zai-org/GLM-4.5V")
+    assert not estimate(spec, gpu="H100", tensor_parallel_size=2, max_model_len=65536).fits
+    four = estimate(spec, gpu="H100", tensor_parallel_size=4, max_model_len=65536)
+    assert four.fits
+    assert four.weights_bytes / 2**30 == pytest.approx(107.71e9 * 2 / 4 / 2**30, rel=0.01)

@@ -36,7 +36,8 @@ ADAPTERS: dict[str, Adapter] = {}
 
 # Wrapper model_types whose language model lives in text_config.
 MULTIMODAL_WRAPPERS = {"llama4", "gemma3", "mistral3", "llava", "llava_next", "gemma4", "qwen2_vl",
-                       "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "idefics3", "paligemma"}
+                       "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "idefics3", "paligemma", "glm4v",
+                       "glm4v_moe"}
 # Qwen-VL configs may be flat (the text fields at the top) or nest them in text_config.
 QWEN_VL = {"qwen2_vl", "qwen2_5_vl"}
 

@@ -1,7 +1,8 @@
-"""GLM-4.x: dense glm4 (GLM-4-0414, GLM-Z1), MoE glm4_moe (GLM-4.5, 4.5-Air, 4.6, 4.7) and the MLA
-glm4_moe_lite (GLM-4.7-Flash).
+"""GLM-4.x: dense glm4 (GLM-4-0414, GLM-Z1), MoE glm4_moe (GLM-4.5, 4.5-Air, 4.6, 4.7), the MLA
+glm4_moe_lite (GLM-4.7-Flash), and the vision-language glm4v (GLM-4.1V, GLM-4.6V-Flash) and glm4v_moe (GLM-4.5V,
+GLM-4.6V).
 
-Both as vLLM 0.19 builds them (vllm/model_executor/models/glm4.py, glm4_moe.py): biased q/k/v, an unbiased
+As vLLM builds them (vllm/model_executor/models/glm4.py, glm4_moe.py, glm4_1v.py): biased q/k/v, an unbiased
 o_proj, and RoPE over half of each head unless the config says otherwise.
 """
 
@@ -16,10 +17,11 @@ from .adapters import (
     _rope,
     _spec,
     _tie,
+    _with,
     mla_moe_decoder,
     register,
 )
-from .spec import Attention, Layer, Mlp, ModelSpec
+from .spec import Attention, Layer, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor
 
 
 def _half_rotary(cfg: dict) -> dict:
@@ -79,3 +81,42 @@ def _glm4_moe_lite(cfg: dict, outer: dict, name: str) -> ModelSpec:
     """GLM-4.7-Flash: DeepSeek-V2's MLA attention with GLM-4 MoE blocks (vllm/model_executor/models/
     glm4_moe_lite.py): fp32 sigmoid router with correction bias, shared experts, MTP layers not loaded."""
     return mla_moe_decoder(cfg, outer, name, fp32_router=True)
+
+
+@register("glm4v", "glm4v_moe")
+def _glm4v(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Glm4vForConditionalGeneration / Glm4vMoeForConditionalGeneration (models/glm4_1v.py): the text_config runs
+    as Glm4ForCausalLM (glm4v) or Glm4MoeForCausalLM (glm4v_moe), behind Glm4vVisionTransformer."""
+    text_adapter = _glm4_moe if outer.get("model_type") == "glm4v_moe" else _glm4
+    inner = text_adapter(cfg, outer, name)
+    vis = outer.get("vision_config")
+    if not isinstance(vis, dict) or not vis:
+        return inner
+    extra, mm, rope = _glm4v_vision(vis)
+    return _with(inner, extra=inner.extra + extra, multimodal=mm, rope_caches=inner.rope_caches + rope)
+
+
+def _glm4v_vision(vis: dict) -> tuple[tuple[Tensor, ...], MultimodalSpec, tuple[RopeCache, ...]]:
+    """Glm4vVisionTransformer as vLLM builds it: a biased Conv3d patch embedding, a learned position table over
+    (image_size / patch_size)^2 patches, `depth` blocks of two RMSNorms, bias-free fused qkv and proj, and a
+    bias-free gated MLP whose width is out_hidden_size (not intermediate_size); then an RMSNorm, a biased Conv2d
+    downsample to out_hidden_size, and the patch merger (proj, LayerNorm with bias, gated MLP of
+    intermediate_size). qkv, gate_up and the merger's proj and gate_up are column-parallel, proj and the down
+    projections row-parallel; convolutions, norms and the position table are whole on every GPU. Its 2-D rotary
+    cache covers 8192 positions over half of each head."""
+    h, n = _int(vis, "hidden_size", default=1536), _int(vis, "depth", default=24)
+    heads = _int(vis, "num_heads", default=12)
+    out, inter = _int(vis, "out_hidden_size", default=4096), _int(vis, "intermediate_size", default=13696)
+    p, tp, ch = _int(vis, "patch_size", default=14), _int(vis, "temporal_patch_size", default=2), _int(
+        vis, "in_channels", default=3)
+    merge = _int(vis, "spatial_merge_size", default=2)
+    positions = (_int(vis, "image_size", default=336) // p) ** 2
+    column = n * (3 * h * h + 2 * out * h) + out * out + 2 * inter * out
+    row = n * (h * h + h * out) + out * inter
+    whole = (ch * tp * p * p * h + h + positions * h + n * 2 * h  # patch conv + bias, positions, block norms
+             + 2 * h + h * out * merge * merge + out  # post-conv and post norms, downsample conv + bias
+             + 2 * out)  # merger LayerNorm
+    tensors = (Tensor("visual.column", "vision", (column,), "column"),
+               Tensor("visual.row", "vision", (row,), "row"),
+               Tensor("visual.replicated", "vision", (whole,)))
+    return tensors, MultimodalSpec(column + row + whole, 1024, out), (RopeCache(8192, (h // heads) // 2),)
