@@ -115,6 +115,17 @@ def test_starcoder_caches_one_kv_head_per_layer_replicated_over_tp() -> None:
     assert multi.num_kv_heads == 16
 
 
+def test_starcoder_at_tp4_warns_that_vllm_0_25_runs_it_without_a_tensor_parallel_plan() -> None:
+    # vLLM 0.25 moved GPTBigCode to its Transformers backend, and transformers gives GPTBigCode no TP plan.
+    spec = build_spec(_config("bigcode/starcoder"))
+    dep = Deployment(**H100, tensor_parallel_size=4, max_model_len=8192)
+    new = estimate(spec, dep.with_(vllm_version="0.25.0")).warnings
+    old = estimate(spec, dep.with_(vllm_version="0.24.0")).warnings
+    one = estimate(spec, dep.with_(vllm_version="0.25.0", tensor_parallel_size=1)).warnings
+    assert any("no tensor-parallel plan" in w for w in new)
+    assert not any("tensor-parallel plan" in w for w in old + one)
+
+
 def test_bloom_uses_alibi_and_normalises_its_word_embeddings() -> None:
     spec = build_spec(_config("bigscience/bloom-560m"))
     assert spec.rope_caches == ()

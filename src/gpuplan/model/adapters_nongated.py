@@ -2,7 +2,9 @@
 
 Nemotron (Nemotron-4 / Minitron: squared ReLU, LayerNorm1P with bias, partial rotary) and Apertus (xIELU with two
 learned scalars per layer, per-head q/k RMSNorms), as vLLM 0.32 builds them (vllm/model_executor/models/
-nemotron.py, apertus.py). A generic gated-MLP fallback would count 1.5x their feed-forward weights.
+nemotron.py, apertus.py); Arcee (AFM: squared ReLU, RMSNorms) and Jais-2 (LayerNorms with bias), native in vLLM
+until 0.31 (arcee.py, jais2.py) and on its Transformers backend from 0.32, with the same tensors. A generic
+gated-MLP fallback would count 1.5x their feed-forward weights.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ def _plain_mlp_decoder(cfg: dict, outer: dict, name: str, *, qk_norm: bool, norm
                        norm_names: tuple[str, str], act_params: int = 0) -> ModelSpec:
     hidden, n, heads, kv, hd = _core_dims(cfg)
     inter, vocab = _int(cfg, "intermediate_size"), _int(cfg, "vocab_size")
-    att_bias, mlp_bias = bool(cfg.get("attention_bias")), bool(cfg.get("mlp_bias"))
+    # Some Llama-derived configs say `bias` for biased attention (vLLM's arcee.py and jais2.py read both).
+    att_bias, mlp_bias = bool(cfg.get("attention_bias") or cfg.get("bias")), bool(cfg.get("mlp_bias"))
     p = b.P + "mlp."
     tensors = (b.attention(hidden, heads, kv, hd, qkv_bias=att_bias, o_bias=att_bias, qk_norm=qk_norm)
                + b.linear(p + "up_proj", "mlp", inter, hidden, "column", mlp_bias)
@@ -41,3 +44,15 @@ def _apertus(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # xIELU learns alpha_p and alpha_n (one value each); its beta and eps are buffers.
     return _plain_mlp_decoder(cfg, outer, name, qk_norm=True, norm_bias=False,
                               norm_names=("attention_layernorm", "feedforward_layernorm"), act_params=2)
+
+
+@register("arcee")
+def _arcee(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    return _plain_mlp_decoder(cfg, outer, name, qk_norm=False, norm_bias=False,
+                              norm_names=("input_layernorm", "post_attention_layernorm"))
+
+
+@register("jais2")
+def _jais2(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    return _plain_mlp_decoder(cfg, outer, name, qk_norm=False, norm_bias=True,
+                              norm_names=("input_layernorm", "post_attention_layernorm"))

@@ -20,7 +20,9 @@ from .profiles import (
     Profile,
     added_after,
     get_profile,
+    lacks_tp_plan,
     model_runner_v2_profiles_cudagraphs,
+    on_transformers_backend,
     removed_after,
     uses_model_runner_v2,
 )
@@ -141,6 +143,12 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         warnings.append(f"vLLM {profile.version} has no implementation of {spec.architecture} (added after v{span[0]}, "
                         f"by v{span[1]}): it refuses the model unless its Transformers backend can run the "
                         f"checkpoint's code; these numbers follow the native implementation (--vllm-version {span[1]})")
+    if (dep.tensor_parallel_size or 1) > 1 and lacks_tp_plan(spec.architecture) and on_transformers_backend(
+            profile, spec.architecture):
+        warnings.append(f"vLLM {profile.version} runs {spec.architecture} through its Transformers backend, and its "
+                        "transformers config has no tensor-parallel plan: vLLM splits only what its graph fusers "
+                        "recognise and keeps the rest whole on every GPU, so weights per GPU may be higher than the "
+                        "even split shown here")
     if not dep.gpu_memory_bytes or dep.gpu_memory_bytes <= 0:
         raise GpuplanError("gpu", "a GPU (or its memory in GiB) is needed to size the KV cache")
     total = int(dep.gpu_memory_bytes)
@@ -390,7 +398,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     r = resolve(spec, dep)
     p = r.profile
     parts = pp_partition(spec.num_layers, r.pp)
-    weights = stage_weights(spec, r.sharding, r.quant, r.act_bytes, r.pp,
+    # The Transformers backend keeps transformers' rotary embedding, which computes cos/sin per step.
+    w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
+    weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
                             mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored,
                             mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB))
     ctx = _kv_context(r)

@@ -79,6 +79,23 @@ def added_after(profile: Profile, architecture: str) -> tuple[str, str] | None:
     return span["absent_in"], span["first_seen"]
 
 
+@cache
+def _transformers_backend() -> dict:
+    return _load("vllm_transformers_backend.json")
+
+
+def on_transformers_backend(profile: Profile, architecture: str) -> bool:
+    """Whether this release builds `architecture` with its Transformers modeling backend (transformers' own
+    rotary embedding: no vLLM rotary cache)."""
+    run = _transformers_backend()["backend"].get(architecture)
+    return run is not None and profile.at_least(run["since"])
+
+
+def lacks_tp_plan(architecture: str) -> bool:
+    """A Transformers-backend architecture whose transformers config declares no tensor-parallel plan."""
+    return architecture in _transformers_backend()["no_tp_plan"]
+
+
 def newest_version() -> str:
     return _profiles()[0]["newest"]
 
