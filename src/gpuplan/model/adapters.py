@@ -37,7 +37,7 @@ ADAPTERS: dict[str, Adapter] = {}
 # Wrapper model_types whose language model lives in text_config.
 MULTIMODAL_WRAPPERS = {"llama4", "gemma3", "mistral3", "llava", "llava_next", "gemma4", "qwen2_vl",
                        "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "idefics3", "paligemma", "glm4v",
-                       "glm4v_moe"}
+                       "glm4v_moe", "exaone4_5"}
 # Qwen-VL configs may be flat (the text fields at the top) or nest them in text_config.
 QWEN_VL = {"qwen2_vl", "qwen2_5_vl"}
 
@@ -1064,10 +1064,12 @@ def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:
     chans, p, tp = _int(vis, "in_channels", default=3), _int(vis, "patch_size", default=14), _int(
         vis, "temporal_patch_size", default=2)
     m2 = _int(vis, "spatial_merge_size", default=2) ** 2
-    if v25:  # RMSNorms, gated MLP with biases
+    if v25:  # RMSNorms, gated MLP with biases; grouped K/V heads in EXAONE 4.5's variant of the tower
         h, i = _int(vis, "hidden_size", default=1280), _int(vis, "intermediate_size", default=3420)
         out = _int(vis, "out_hidden_size", default=text_hidden)
-        block = 4 * h * h + 3 * h * i + 7 * h + 2 * i
+        heads = _int(vis, "num_heads", default=16)
+        kvd = h * _int(vis, "num_key_value_heads", default=heads) // heads
+        block = 2 * h * h + 2 * kvd * h + 2 * kvd + 3 * h * i + 2 * i + 5 * h
         merger = (h * m2) ** 2 + h * m2 + h * m2 * out + out + h
     else:  # LayerNorms with biases, fc1/fc2 MLP
         h = _int(vis, "embed_dim", default=1280)
@@ -1359,4 +1361,4 @@ def supported_model_types() -> list[str]:
 from . import adapters_gemma_ple, adapters_glm, adapters_legacy, adapters_mamba2_hybrids  # noqa: E402,F401,I001
 from . import adapters_minicpm, adapters_nongated, adapters_qwen_next_gen, adapters_remote_code  # noqa: E402,F401,I001
 from . import adapters_olmo_hybrid, adapters_ssm, adapters_zamba2  # noqa: E402,F401,I001
-from . import adapters_afmoe, adapters_kimi_linear, adapters_mimo, adapters_minimax  # noqa: E402,F401,I001
+from . import adapters_afmoe, adapters_exaone, adapters_kimi_linear, adapters_mimo, adapters_minimax  # noqa: E402,F401,I001

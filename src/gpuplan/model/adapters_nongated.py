@@ -14,8 +14,9 @@ from .adapters import _core_dims, _embed_head, _int, _rope, _spec, _tie, registe
 from .spec import Attention, Layer, Mlp, ModelSpec, Tensor
 
 
-def _plain_mlp_decoder(cfg: dict, outer: dict, name: str, *, qk_norm: bool, norm_bias: bool,
-                       norm_names: tuple[str, str], act_params: int = 0) -> ModelSpec:
+def _plain_mlp_decoder(cfg: dict, outer: dict, name: str, *, norm_bias: bool, qk_norm: bool = False,
+                       norm_names: tuple[str, str] = ("input_layernorm", "post_attention_layernorm"),
+                       act_params: int = 0) -> ModelSpec:
     hidden, n, heads, kv, hd = _core_dims(cfg)
     inter, vocab = _int(cfg, "intermediate_size"), _int(cfg, "vocab_size")
     # Some Llama-derived configs say `bias` for biased attention (vLLM's arcee.py and jais2.py read both).
@@ -33,10 +34,10 @@ def _plain_mlp_decoder(cfg: dict, outer: dict, name: str, *, qk_norm: bool, norm
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
 
 
-@register("nemotron")
-def _nemotron(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    return _plain_mlp_decoder(cfg, outer, name, qk_norm=False, norm_bias=True,
-                              norm_names=("input_layernorm", "post_attention_layernorm"))
+@register("nemotron", "jais2")
+def _biased_norms(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    # Nemotron's LayerNorm1P and Jais-2's LayerNorm both carry a bias.
+    return _plain_mlp_decoder(cfg, outer, name, norm_bias=True)
 
 
 @register("apertus")
@@ -48,11 +49,4 @@ def _apertus(cfg: dict, outer: dict, name: str) -> ModelSpec:
 
 @register("arcee")
 def _arcee(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    return _plain_mlp_decoder(cfg, outer, name, qk_norm=False, norm_bias=False,
-                              norm_names=("input_layernorm", "post_attention_layernorm"))
-
-
-@register("jais2")
-def _jais2(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    return _plain_mlp_decoder(cfg, outer, name, qk_norm=False, norm_bias=True,
-                              norm_names=("input_layernorm", "post_attention_layernorm"))
+    return _plain_mlp_decoder(cfg, outer, name, norm_bias=False)
