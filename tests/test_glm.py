@@ -13,6 +13,7 @@ import pytest
 from gpuplan.api_python import estimate
 from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.estimate import request_kv_bytes
+from gpuplan.errors import UnservableDeployment
 from gpuplan.model.adapters import build_spec
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "glm4_moe.json").read_text())
@@ -117,3 +118,13 @@ def test_glm_4_5v_in_bf16_does_not_fit_two_h100s_but_starts_on_four() -> None:
     four = estimate(spec, gpu="H100", tensor_parallel_size=4, max_model_len=65536)
     assert four.fits
     assert four.weights_bytes / 2**30 == pytest.approx(107.71e9 * 2 / 4 / 2**30, rel=0.01)
+
+
+def test_glm_4_5v_cannot_start_at_tp8_because_its_vision_tower_has_12_heads() -> None:
+    # vllm#24004: "AssertionError: 12 is not divisible by 8"
+    spec = _vl_spec("zai-org/GLM-4.5V")
+    with pytest.raises(UnservableDeployment) as err:
+        estimate(spec, gpu="H100", tensor_parallel_size=8, max_model_len=8192)
+    assert err.value.field == "tensor_parallel_size"
+    assert "12 attention heads" in str(err.value)
+    assert "8" not in err.value.accepted and "4" in err.value.accepted

@@ -203,6 +203,8 @@ class MultimodalSpec:
     # Tensors the encoder builds lazily in its first forward (the profile run) and keeps: they land in the
     # profiled peak, not in "Model loading took" (e.g. MoonViT's 512x512 2-D RoPE table).
     profile_buffer_bytes: int = 0
+    # Attention heads the encoder splits over TP with no fallback: vLLM asserts TP divides them (0: no such check).
+    tp_heads: int = 0
 
 
 @dataclass(frozen=True)
