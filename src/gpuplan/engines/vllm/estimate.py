@@ -321,15 +321,18 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
         raise UnservableDeployment("tensor_parallel_size", f"{spec.num_attention_heads} attention heads cannot be split "
                            f"over {tp} GPUs", accepted=[str(d) for d in _divisors(heads)])
     kv = spec.num_kv_heads
-    if kv and tp % kv and kv % tp:
+
+    def kv_ok(d: int) -> bool:  # KV heads are split over TP, or replicated when TP is a multiple of them
+        return not kv or kv % d == 0 or d % kv == 0
+
+    if not kv_ok(tp):
         raise UnservableDeployment("tensor_parallel_size", f"{kv} KV heads and TP={tp}: one must divide the other",
-                           accepted=[str(d) for d in _divisors(heads) if kv % d == 0 or d % kv == 0])
+                           accepted=[str(d) for d in _divisors(heads) if kv_ok(d)])
     mm_heads = spec.multimodal.tp_heads if spec.multimodal else 0
     if mm_heads and mm_heads % tp:
         raise UnservableDeployment("tensor_parallel_size", f"the vision tower's {mm_heads} attention heads cannot be "
                                    f"split over {tp} GPUs (vLLM asserts they divide evenly)",
-                                   accepted=[str(d) for d in _divisors(heads) if mm_heads % d == 0
-                                             and (not kv or kv % d == 0 or d % kv == 0)])
+                                   accepted=[str(d) for d in _divisors(heads) if mm_heads % d == 0 and kv_ok(d)])
     if round_up(spec.vocab_size, 64) % tp:
         raise UnservableDeployment("tensor_parallel_size", f"the padded vocabulary ({round_up(spec.vocab_size, 64)}) "
                            f"cannot be split over {tp} GPUs")
