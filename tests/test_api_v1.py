@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 from faces_support import needs_core, planner_present
@@ -191,3 +192,15 @@ def test_local_checkpoints_are_read_only_inside_operator_allowed_dirs(monkeypatc
 def test_a_name_too_long_for_the_filesystem_is_a_400_not_a_500(client: TestClient) -> None:
     r = client.post("/v1/estimate", json={"model": "0" * 256, "gpu": "H100"})
     assert r.status_code == 400 and r.json()["field"] == "model"
+
+
+@needs_core
+def test_the_multimodal_profiling_options_go_in_by_vllm_name(client: TestClient) -> None:
+    cfg = json.loads((Path(__file__).parent / "fixtures" / "vllm_logs" / "configs"
+                      / "Qwen__Qwen2.5-VL-7B-Instruct.json").read_text())
+    full = client.post("/v1/estimate", json={"model": cfg, "gpu": "H100"})
+    images = client.post("/v1/estimate", json={"model": cfg, "gpu": "H100", "limit_mm_per_prompt": {"video": 0}})
+    assert full.status_code == images.status_code == 200
+    assert images.json()["per_gpu"]["activation_peak_gib"] < full.json()["per_gpu"]["activation_peak_gib"] - 10
+    bad = client.post("/v1/estimate", json={"model": cfg, "gpu": "H100", "limit_mm_per_prompt": {"vid": 0}})
+    assert bad.status_code in (400, 422) and "image, video, audio" in json.dumps(bad.json())

@@ -44,6 +44,9 @@ def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memor
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     dep = deployment or Deployment()
+    for key in ("limit_mm_per_prompt", "mm_processor_kwargs", "env"):  # vLLM takes these as dicts
+        if isinstance(options.get(key), dict):
+            options[key] = tuple(sorted(options[key].items()))
     if options:
         dep = dep.with_(**options)
     dep, note = with_gpu(dep, gpu, gpu_memory_gib)

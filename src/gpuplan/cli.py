@@ -88,6 +88,19 @@ def parse_env(items: list[str] | None) -> dict[str, str]:
     return env
 
 
+def parse_json_object(value: str | None, field: str) -> dict[str, Any]:
+    """A JSON-object option as vLLM takes it (--limit-mm-per-prompt '{"video": 0}')."""
+    if value is None:
+        return {}
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise CliError(field, f"{value!r} is not a JSON object (e.g. '{{\"video\": 0}}')")
+    return obj
+
+
 def _bar(n_bytes: int, total: int | None) -> Text:
     if not total:
         return Text("")
@@ -178,6 +191,11 @@ def estimate(
     offline: Annotated[
         bool, typer.Option("--offline/--no-offline", help="offline LLM() instead of `vllm serve` (API server)")
     ] = False,
+    limit_mm_per_prompt: Annotated[str | None, typer.Option(
+        "--limit-mm-per-prompt", help='JSON, e.g. \'{"video": 0}\': a 0 drops that modality from the profile')] = None,
+    mm_processor_kwargs: Annotated[str | None, typer.Option(
+        "--mm-processor-kwargs", help='JSON, e.g. \'{"max_pixels": 1003520}\' (Qwen-VL image size)')] = None,
+    skip_mm_profiling: Annotated[bool, typer.Option("--skip-mm-profiling")] = False,
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE")] = None,
@@ -212,6 +230,9 @@ def estimate(
             cpu_offload_gb=cpu_offload_gb,
             enable_prefix_caching=enable_prefix_caching,
             api_server=not offline,
+            limit_mm_per_prompt=parse_json_object(limit_mm_per_prompt, "limit_mm_per_prompt"),
+            mm_processor_kwargs=parse_json_object(mm_processor_kwargs, "mm_processor_kwargs"),
+            skip_mm_profiling=skip_mm_profiling,
             env=parse_env(env),
         )
     except ValidationError as exc:

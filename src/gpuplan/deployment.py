@@ -34,6 +34,11 @@ class Deployment:
     cpu_offload_gb: float = 0.0
     # GPU compute capability (e.g. 9.0 for Hopper); None: from the GPU catalog or assume Hopper.
     compute_capability: float | None = None
+    # Multimodal profiling knobs, as vLLM names them: limit_mm_per_prompt (modality -> count; 0 turns the modality
+    # off), mm_processor_kwargs (max_pixels: the largest image a Qwen-VL processor accepts), skip_mm_profiling.
+    limit_mm_per_prompt: tuple[tuple[str, int], ...] = field(default=())
+    mm_processor_kwargs: tuple[tuple[str, int], ...] = field(default=())
+    skip_mm_profiling: bool = False
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:

@@ -93,6 +93,11 @@ def deployment_of(rec: dict) -> Deployment:
         enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
         api_server=d.get("api_server") is not False, vllm_version=record_version(rec)[0], env=env,
         disable_hybrid_kv_cache_manager=None,
+        # Optional in the schema: the multimodal profiling options a record's command line states.
+        limit_mm_per_prompt=tuple(sorted((str(k), int(v)) for k, v in (d.get("limit_mm_per_prompt") or {}).items())),
+        mm_processor_kwargs=tuple(sorted((str(k), int(v)) for k, v in (d.get("mm_processor_kwargs") or {}).items()
+                                         if k == "max_pixels")),
+        skip_mm_profiling=bool(d.get("skip_mm_profiling")),
     )
 
 

@@ -50,6 +50,8 @@ MAX_SEQ = 1 << 27  # 134M tokens (Llama 4 Scout advertises 10M)
 MAX_SEQS = 1 << 20
 MAX_CURVE_POINTS = 64
 MAX_GPUS = 1024
+MM_MODALITIES = ("image", "video", "audio")
+MM_PROCESSOR_KEYS = ("max_pixels",)
 
 
 def _one_of(value: str | None, accepted: tuple[str, ...], *, case_insensitive: bool = False) -> str | None:
@@ -275,6 +277,15 @@ class DeploymentFields(BaseModel):
         float, Field(ge=0, le=1 << 14, description="GiB of weights per GPU offloaded to CPU memory (vLLM's name)")
     ] = 0.0
     compute_capability: Annotated[float | None, Field(ge=1, le=20)] = None
+    limit_mm_per_prompt: Annotated[
+        dict[str, Annotated[int, Field(ge=0, le=999)]],
+        Field(max_length=3, description="items per prompt by modality (image, video, audio); 0 turns one off"),
+    ] = Field(default_factory=dict)
+    mm_processor_kwargs: Annotated[
+        dict[str, Annotated[int, Field(gt=0, le=1 << 40)]],
+        Field(max_length=1, description="the processor options that size vLLM's encoder profile: max_pixels"),
+    ] = Field(default_factory=dict)
+    skip_mm_profiling: bool = False
     env: Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)] = Field(
         default_factory=dict, description="vLLM environment variables that change its accounting"
     )
@@ -293,6 +304,28 @@ class DeploymentFields(BaseModel):
     @classmethod
     def _quant(cls, v: str | None) -> str | None:
         return _one_of(v, V1_QUANTIZATIONS)
+
+    @field_validator("limit_mm_per_prompt")
+    @classmethod
+    def _mm_limits(cls, v: dict[str, int]) -> dict[str, int]:
+        for key in v:
+            if key not in MM_MODALITIES:
+                raise PydanticCustomError(
+                    "unsupported_value", "limit_mm_per_prompt keys must be one of {accepted}",
+                    {"accepted": ", ".join(MM_MODALITIES)},
+                )
+        return v
+
+    @field_validator("mm_processor_kwargs")
+    @classmethod
+    def _mm_kwargs(cls, v: dict[str, int]) -> dict[str, int]:
+        for key in v:
+            if key not in MM_PROCESSOR_KEYS:
+                raise PydanticCustomError(
+                    "unsupported_value", "mm_processor_kwargs keys gpuplan sizes are {accepted}",
+                    {"accepted": ", ".join(MM_PROCESSOR_KEYS)},
+                )
+        return v
 
     @field_validator("block_size")
     @classmethod
@@ -314,9 +347,12 @@ class DeploymentFields(BaseModel):
 
     def deployment(self) -> Deployment:
         """The core's Deployment; the GPU is resolved by the core (gpuplan.gpus), not here."""
-        own = set(DeploymentFields.model_fields) - {"gpu", "gpu_memory_gib", "env"}
+        own = set(DeploymentFields.model_fields) - {"gpu", "gpu_memory_gib", "env", "limit_mm_per_prompt",
+                                                    "mm_processor_kwargs"}
         fields = self.model_dump(include=own)
-        return Deployment(**fields, env=tuple(sorted(self.env.items())))
+        return Deployment(**fields, env=tuple(sorted(self.env.items())),
+                          limit_mm_per_prompt=tuple(sorted(self.limit_mm_per_prompt.items())),
+                          mm_processor_kwargs=tuple(sorted(self.mm_processor_kwargs.items())))
 
 
 ModelRef = Annotated[

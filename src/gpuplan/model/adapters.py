@@ -19,6 +19,7 @@ from . import builders as b
 from .quant_config import parse_quant_config
 from .spec import (
     Attention,
+    EncoderShape,
     Layer,
     MaxLenLimit,
     Mlp,
@@ -1052,10 +1053,25 @@ def _qwen_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     vis = outer.get("vision_config") or {}
     if not vis:
         return inner
-    vparams = _qwen_vl_vision_params(vis, inner.hidden_size, outer.get("model_type") == "qwen2_5_vl")
+    v25 = outer.get("model_type") == "qwen2_5_vl"
+    vparams = _qwen_vl_vision_params(vis, inner.hidden_size, v25)
     extra = (Tensor("visual", "vision", (vparams,), "column"),)
-    return _with(inner, extra=extra, multimodal=MultimodalSpec(vparams, 1024, inner.hidden_size),
-                 model_type=str(outer.get("model_type")))
+    mm = MultimodalSpec(vparams, 1024, inner.hidden_size, encoder=_qwen_vl_encoder(vis, v25))
+    return _with(inner, extra=extra, multimodal=mm, model_type=str(outer.get("model_type")))
+
+
+def _qwen_vl_encoder(vis: dict, v25: bool) -> EncoderShape:
+    """The tower's live tensors at its MLP peak, read in vLLM's qwen2_vl.py / qwen2_5_vl.py (0.10 - 0.33). Qwen2.5-VL's
+    block keeps its input, the attention output, the fused-norm residual and the normed input (4 x hidden) while
+    gate_up and its SiLU-and-mul product (3 x intermediate) exist; Qwen2-VL's keeps its input and norm2's output
+    beside fc1's output and its activation."""
+    h = _int(vis, "hidden_size" if v25 else "embed_dim", default=1280)
+    i = _int(vis, "intermediate_size", default=3420) if v25 else int(h * float(vis.get("mlp_ratio") or 4))
+    p, t = _int(vis, "patch_size", default=14), _int(vis, "temporal_patch_size", default=2)
+    head_dim = h // max(1, _int(vis, "num_heads", default=16))
+    return EncoderShape(patch_input=_int(vis, "in_channels", "in_chans", default=3) * t * p * p, patch_size=p,
+                        merge=_int(vis, "spatial_merge_size", default=2), temporal_patch=t, hidden=h, intermediate=i,
+                        mlp_live=3 if v25 else 2, hidden_live=4 if v25 else 2, rotary_bytes=2 * (head_dim // 2) * 4)
 
 
 def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:

@@ -194,6 +194,24 @@ class QuantConfig:
 
 
 @dataclass(frozen=True)
+class EncoderShape:
+    """A Qwen2-VL-style vision tower as vLLM's V1 profile run drives it: one max-size image or video (its size set by
+    the image processor's max_pixels, which lives in preprocessor_config.json, not config.json) goes through every
+    block at once, so the tower's activations at that patch count can exceed the language model's own peak."""
+
+    patch_input: int  # values per patch in pixel_values (channels x temporal_patch x patch^2); float32 on the GPU
+    patch_size: int
+    merge: int  # spatial_merge_size: merge^2 patches make one LLM token
+    temporal_patch: int
+    hidden: int
+    intermediate: int
+    mlp_live: int  # intermediate-width tensors alive at the MLP peak: 3 gated (gate_up + act), 2 plain (fc1 + act)
+    hidden_live: int  # hidden-width tensors alive then (block input, norm output, attention output, residual)
+    rotary_bytes: int  # per-patch float32 rotary cos/sin table
+    max_pixels: int = 12845056  # Qwen's own checkpoints ship max_pixels 12845056 (3584 x 3584)
+
+
+@dataclass(frozen=True)
 class MultimodalSpec:
     """Enough about a vision/audio tower to size its weights and its profile-run outputs."""
 
@@ -205,6 +223,8 @@ class MultimodalSpec:
     profile_buffer_bytes: int = 0
     # Attention heads the encoder splits over TP with no fallback: vLLM asserts TP divides them (0: no such check).
     tp_heads: int = 0
+    # How the V1 profile run exercises the tower, where known from vLLM's model code (None: calibrated term only).
+    encoder: EncoderShape | None = None
 
 
 @dataclass(frozen=True)

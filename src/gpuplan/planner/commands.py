@@ -7,6 +7,7 @@ the planner raised it. tests/test_planner.py checks every flag and choice agains
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ class LaunchSpec:
     vllm_version: str
     pin_max_num_batched_tokens: bool = False  # emit it for `vllm serve` too (raised with max_num_seqs)
     env: tuple[tuple[str, str], ...] = ()
+    limit_mm_per_prompt: tuple[tuple[str, int], ...] = ()
+    mm_processor_kwargs: tuple[tuple[str, int], ...] = ()
+    skip_mm_profiling: bool = False
 
 
 def model_ref(spec: LaunchSpec) -> str:
@@ -57,7 +61,21 @@ def vllm_args(spec: LaunchSpec) -> list[str]:
         args += ["--max-num-seqs", str(spec.max_num_seqs)]
     if spec.pin_max_num_batched_tokens:
         args += ["--max-num-batched-tokens", str(spec.max_num_batched_tokens)]
+    for flag, value in _mm_options(spec):
+        args += [flag] if value is True else [flag, json.dumps(value)]
     return args
+
+
+def _mm_options(spec: LaunchSpec) -> list[tuple[str, object]]:
+    """The multimodal profiling options the estimate was made with, in vLLM's flag spelling."""
+    opts: list[tuple[str, object]] = []
+    if spec.limit_mm_per_prompt:
+        opts.append(("--limit-mm-per-prompt", dict(spec.limit_mm_per_prompt)))
+    if spec.mm_processor_kwargs:
+        opts.append(("--mm-processor-kwargs", dict(spec.mm_processor_kwargs)))
+    if spec.skip_mm_profiling:
+        opts.append(("--skip-mm-profiling", True))
+    return opts
 
 
 def _env_prefix(env: tuple[tuple[str, str], ...]) -> str:
@@ -79,6 +97,8 @@ def python_command(spec: LaunchSpec) -> str:
         kw.append(f"quantization={spec.quantization_flag!r}")
     if spec.max_num_seqs is not None:
         kw.append(f"max_num_seqs={spec.max_num_seqs}")
+    for flag, value in _mm_options(spec):
+        kw.append(f"{flag[2:].replace('-', '_')}={value!r}")
     # LLM() batches more tokens per step than the server by default; pin the server's value so the
     # memory gpuplan computed is the memory this call gets.
     kw.append(f"max_num_batched_tokens={spec.max_num_batched_tokens}")
@@ -139,7 +159,9 @@ def commands_for_report(model: str, report, dep) -> Commands:
                       assumed_quantization=assumed, max_num_seqs=dep.max_num_seqs,
                       max_num_batched_tokens=report.max_num_batched_tokens,
                       pin_max_num_batched_tokens=dep.max_num_batched_tokens is not None,
-                      vllm_version=report.engine_version, env=tuple(dep.env))
+                      vllm_version=report.engine_version, env=tuple(dep.env),
+                      limit_mm_per_prompt=tuple(dep.limit_mm_per_prompt), mm_processor_kwargs=tuple(dep.mm_processor_kwargs),
+                      skip_mm_profiling=dep.skip_mm_profiling)
     return launch_commands(spec)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
+from .encoder_profile import EncoderPlan
 from .profiles import Profile
 
 
@@ -23,6 +24,7 @@ class Activation:
     peak: int
     sampler_state: int = 0  # the V2 model runner's per-request penalty buffers, held through the profile
     recurrent_cache: int = 0  # V0: the Mamba / linear-attention state cache the model allocates in the profile run
+    encoder: int = 0  # the vision tower's own peak on the profile's max-size items, before the language model runs
 
 
 def mxfp4_moe_kernel(spec: ModelSpec, cc: float) -> str:
@@ -131,7 +133,7 @@ def v0_recurrent_cache(spec: ModelSpec, lo: int, hi: int, tp: int, act_bytes: in
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,
                moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
                cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
-               max_num_reqs: int = 0, v0_state_slots: int = 0) -> Activation:
+               max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None) -> Activation:
     fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     sampler = state = 0
@@ -156,11 +158,19 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
         fwd += 8 * tokens * widest * 2
     mm = 0
     if spec.multimodal and lo == 0:
-        mm = int(profile.calib["multimodal_factor"] * tokens * spec.hidden_size * act_bytes
-                 + spec.multimodal.profile_buffer_bytes)
+        # The calibrated factor holds the encoder cache at its usual size (the budget is max_num_batched_tokens) plus
+        # the dummy batch's input embeddings; a tower whose profile items are sized from the source (encoder) puts
+        # its actual cached outputs in place of the first part.
+        k = profile.calib["multimodal_factor"]
+        mm = int(k * tokens * spec.hidden_size * act_bytes + spec.multimodal.profile_buffer_bytes)
+        if encoder is not None:
+            mm = int((k - 1) * tokens * spec.hidden_size * act_bytes + encoder.output_bytes
+                     + spec.multimodal.profile_buffer_bytes)
     recurrent = v0_recurrent_cache(spec, lo, hi, tp, act_bytes, v0_state_slots) if v0_state_slots else 0
-    peak = max(fwd, sampler) + moe + mm + state + recurrent
-    return Activation(fwd, sampler, moe, mm, peak, state, recurrent)
+    tower = encoder.peak_bytes if encoder is not None else 0
+    # The tower runs first and frees its activations; the language model's pass then runs beside its outputs.
+    peak = max(max(fwd, sampler) + moe + mm, tower) + state + recurrent
+    return Activation(fwd, sampler, moe, mm, peak, state, recurrent, tower)
 
 
 def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:

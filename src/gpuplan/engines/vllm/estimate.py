@@ -13,6 +13,7 @@ from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS
 from ...report import Component, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
+from . import encoder_profile as E
 from . import kv as K
 from . import sparse_mla as SM
 from .engine_choice import choose_engine
@@ -402,6 +403,35 @@ def _kv_context(r: Resolved) -> K.KVContext:
                        sparse_mla=r.sparse_mla, head_size_v=r.profile.flag_from("kv_head_size_v"))
 
 
+def _encoder_plan(spec: ModelSpec, r: Resolved) -> E.EncoderPlan | None:
+    """V1's encoder pass in the profile run (V0 profiles multimodal inputs its own way, left to the calibration)."""
+    if spec.multimodal is None or r.profile.engine == "v0":
+        return None
+    if r.dep.skip_mm_profiling:
+        return E.SKIPPED
+    shape = spec.multimodal.encoder
+    if shape is None:
+        return None
+    return E.plan(shape, r.profile, max_model_len=r.max_model_len, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs,
+                  tp=r.tp, act_bytes=r.act_bytes, text_hidden=spec.hidden_size,
+                  limits=dict(r.dep.limit_mm_per_prompt), max_pixels=dict(r.dep.mm_processor_kwargs).get("max_pixels"))
+
+
+def _encoder_warning(spec: ModelSpec, r: Resolved, enc: E.EncoderPlan, tower: int) -> str:
+    what = f"{enc.items} max-size {enc.modality}{'s' if enc.items > 1 else ''}"
+    hint = []
+    if enc.modality == "video":
+        images = _encoder_plan(spec, replace(r, dep=r.dep.with_(
+            limit_mm_per_prompt=tuple({**dict(r.dep.limit_mm_per_prompt), "video": 0}.items()))))
+        if images is not None:
+            hint.append(f"--limit-mm-per-prompt '{{\"video\": 0}}' (images only: {images.peak_bytes / GiB:.2f} GiB)")
+    hint += ["a smaller max_pixels in --mm-processor-kwargs", "--skip-mm-profiling (then large inputs can run out "
+             "of memory at serving time)"]
+    return (f"vLLM's profile run pushes {what} through the vision tower ({enc.item_tokens:,} tokens each, "
+            f"{enc.patches:,} patches at once): {tower / GiB:.2f} GiB, most of the activation peak. The item grows "
+            f"with max_model_len (video frames) and the processor's max_pixels; lower it with " + ", ".join(hint))
+
+
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stored = spec.checkpoint
     r = resolve(spec, dep)
@@ -420,13 +450,14 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
+    enc = _encoder_plan(spec, r)
     stages = []
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
         act = B.activation(spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
-                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots)
+                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc if lo == 0 else None)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager)
         w = weights[s].total
@@ -459,6 +490,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     warnings = list(r.warnings) + list(spec.notes)
     if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
         warnings.append("V0 engine: windowed layers are allocated full length")
+    if enc is not None and (tower := stages[0]["activation"].encoder) > stages[0]["activation"].peak // 2:
+        warnings.append(_encoder_warning(spec, r, enc, tower))
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
@@ -582,6 +615,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}"
                   + (f" + V2 runner sampler state {act.sampler_state / GiB:.2f}" if r.runner_v2 else "")
                   + (f" + V0 Mamba state cache {act.recurrent_cache / GiB:.2f}" if act.recurrent_cache else "")
+                  + (f"; the vision tower's pass before it {act.encoder / GiB:.2f} (from the model code)"
+                     if act.encoder else "")
                   + "; calibrated"),
         Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
         Component("cudagraph", stage["cudagraph_bytes"], False,
