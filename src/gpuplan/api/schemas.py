@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..deployment import Deployment
@@ -305,26 +305,15 @@ class DeploymentFields(BaseModel):
     def _quant(cls, v: str | None) -> str | None:
         return _one_of(v, V1_QUANTIZATIONS)
 
-    @field_validator("limit_mm_per_prompt")
+    @field_validator("limit_mm_per_prompt", "mm_processor_kwargs")
     @classmethod
-    def _mm_limits(cls, v: dict[str, int]) -> dict[str, int]:
-        for key in v:
-            if key not in MM_MODALITIES:
-                raise PydanticCustomError(
-                    "unsupported_value", "limit_mm_per_prompt keys must be one of {accepted}",
-                    {"accepted": ", ".join(MM_MODALITIES)},
-                )
-        return v
-
-    @field_validator("mm_processor_kwargs")
-    @classmethod
-    def _mm_kwargs(cls, v: dict[str, int]) -> dict[str, int]:
-        for key in v:
-            if key not in MM_PROCESSOR_KEYS:
-                raise PydanticCustomError(
-                    "unsupported_value", "mm_processor_kwargs keys gpuplan sizes are {accepted}",
-                    {"accepted": ", ".join(MM_PROCESSOR_KEYS)},
-                )
+    def _mm_keys(cls, v: dict[str, int], info: ValidationInfo) -> dict[str, int]:
+        accepted = MM_MODALITIES if info.field_name == "limit_mm_per_prompt" else MM_PROCESSOR_KEYS
+        if any(key not in accepted for key in v):
+            raise PydanticCustomError(
+                "unsupported_value", "{field} accepts the keys {accepted}",
+                {"field": info.field_name, "accepted": ", ".join(accepted)},
+            )
         return v
 
     @field_validator("block_size")
