@@ -156,18 +156,19 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
             n = cdiv(2 * m.intermediate_size, tp) if m.kind == "dense" else cdiv(m.moe_intermediate_size, moe_tp)
             widest = max(widest, n)
         fwd += 8 * tokens * widest * 2
-    mm = 0
-    if spec.multimodal and lo == 0:
+    mm = tower = 0
+    if spec.multimodal and lo == 0:  # the encoder runs on the first pipeline stage only
         # The calibrated factor holds the encoder cache at its usual size (the budget is max_num_batched_tokens) plus
         # the dummy batch's input embeddings; a tower whose profile items are sized from the source (encoder) puts
         # its actual cached outputs in place of the first part.
         k = profile.calib["multimodal_factor"]
-        mm = int(k * tokens * spec.hidden_size * act_bytes + spec.multimodal.profile_buffer_bytes)
-        if encoder is not None:
-            mm = int((k - 1) * tokens * spec.hidden_size * act_bytes + encoder.output_bytes
-                     + spec.multimodal.profile_buffer_bytes)
+        per_token = tokens * spec.hidden_size * act_bytes
+        if encoder is None:
+            mm = int(k * per_token + spec.multimodal.profile_buffer_bytes)
+        else:
+            mm = int((k - 1) * per_token + encoder.output_bytes + spec.multimodal.profile_buffer_bytes)
+            tower = encoder.peak_bytes
     recurrent = v0_recurrent_cache(spec, lo, hi, tp, act_bytes, v0_state_slots) if v0_state_slots else 0
-    tower = encoder.peak_bytes if encoder is not None else 0
     # The tower runs first and frees its activations; the language model's pass then runs beside its outputs.
     peak = max(max(fwd, sampler) + moe + mm, tower) + state + recurrent
     return Activation(fwd, sampler, moe, mm, peak, state, recurrent, tower)

@@ -457,7 +457,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         act = B.activation(spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
-                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc if lo == 0 else None)
+                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager)
         w = weights[s].total
