@@ -31,8 +31,8 @@ def qwen25vl():
 
 
 def _tokens(spec, version: str, max_model_len: int, max_pixels: int | None = None) -> dict[str, int]:
-    shape = spec.multimodal.encoder
-    return E.item_tokens(shape, get_profile(version), max_model_len, max_pixels or shape.max_pixels)
+    items = E.largest_items(spec.multimodal.encoder, get_profile(version), max_model_len, max_pixels)
+    return {m: it.counted for m, it in items.items()}
 
 
 def test_the_largest_qwen_image_is_16384_tokens_and_a_video_grows_with_the_context(qwen25vl) -> None:
@@ -68,7 +68,7 @@ def test_images_only_smaller_images_or_no_profiling_give_back_the_kv_cache(qwen2
         assert other.kv.kv_cache_tokens > 1.3 * base.kv.kv_cache_tokens
     # The warning names the cheapest fix and what it would cost.
     hint = next(w for w in base.warnings if "vision tower" in w)
-    assert """--limit-mm-per-prompt '{"video": 0}' (images only: 2.18 GiB)""" in hint
+    assert """--limit-mm-per-prompt '{"video": 0}' (images only: 2.18 GiB tower pass, 0.11 GiB of outputs""" in hint
 
 
 def test_tensor_parallelism_splits_the_tower_mlp_not_its_patches(qwen25vl) -> None:

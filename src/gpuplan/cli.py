@@ -139,6 +139,10 @@ def render_report(report: Any) -> None:
             out.print(Text(f"  {c.name}: {c.note}", style="dim"))
 
     out.print(f"Model loading took {_gib(report.weights_bytes)} GiB")
+    if (enc := report.encoder_profile) is not None:
+        out.print("Skipping memory profiling for multimodal encoder and encoder cache." if enc["modality"] == "none"
+                  else f"Encoder cache will be initialized with a budget of {enc['budget_tokens']} tokens, and "
+                       f"profiled with {enc['items']} {enc['modality']} items of the maximum feature size.")
     out.print(f"Available KV cache memory: {_gib(report.available_kv_cache_bytes)} GiB")
     out.print(f"GPU KV cache size: {report.kv_cache_tokens:,} tokens")
     out.print(

@@ -86,6 +86,9 @@ class MemoryReport:
     per_stage: tuple[dict, ...] = ()
     # memory actually touched per GPU at steady state: baseline + budget (+ graphs when outside it)
     peak_process_bytes: int = 0
+    # V1's multimodal encoder pass in the profile run, where the model code sizes it: modality, items, budget_tokens,
+    # item_tokens, patches, tower_bytes, cached_output_bytes (modality "none" under --skip-mm-profiling).
+    encoder_profile: dict | None = None
 
     @property
     def kv_cache_tokens(self) -> int:
@@ -151,5 +154,6 @@ class MemoryReport:
             "total_params": self.total_params,
             "param_counts": self.param_counts,
             "per_stage": list(self.per_stage),
+            "encoder_profile": self.encoder_profile,
             "warnings": list(self.warnings),
         }

@@ -117,7 +117,11 @@ def _rope(cfg: dict, head_dim: int, dtype: str | None = None) -> tuple[RopeCache
     elif rtype in ("linear", "dynamic") and scaling.get("factor"):
         # Linear and dynamic-NTK scaling cache max_position * factor positions.
         pos = int(pos * float(scaling["factor"]))
-    return (RopeCache(pos, _rotary_dim(cfg, head_dim), dtype),)
+    params = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else scaling
+    # get_rope builds MRotaryEmbedding for a default-type RoPE with an mrope_section (Qwen2-VL's "mrope" is renamed).
+    mrope = isinstance(params, dict) and "mrope_section" in params and (
+        params.get("rope_type") or params.get("type") or "default") in ("default", "mrope")
+    return (RopeCache(pos, _rotary_dim(cfg, head_dim), dtype, mrope=mrope),)
 
 
 # The config keys vLLM reads a model's length limit from; the smallest one present wins

@@ -6,6 +6,8 @@ vLLM 0.19: models/qwen3_vl.py (Qwen3_VisionTransformer, deepstack buffers), qwen
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import builders as b
 from .adapters import (
     _embed_head,
@@ -21,7 +23,7 @@ from .adapters import (
     _with,
     register,
 )
-from .spec import Attention, Mlp, ModelSpec, MultimodalSpec, Tensor, TokenBuffer
+from .spec import Attention, EncoderShape, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
 
 
 def _qwen3_vision(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
@@ -47,7 +49,23 @@ def _qwen3_vision(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpe
     tensors = (Tensor("visual.column", "vision", (column,), "column"),
                Tensor("visual.row", "vision", (row,), "row"),
                Tensor("visual.replicated", "vision", (whole,)))
-    return tensors, MultimodalSpec(column + row + whole, 1024, th)
+    return tensors, MultimodalSpec(column + row + whole, 1024, th, encoder=_qwen3_encoder(vis, deep))
+
+
+def _qwen3_encoder(vis: dict, deep: int) -> EncoderShape:
+    """The tower's live tensors at its MLP peak, read in vLLM's qwen3_vl.py (0.11 - 0.33): the block input the caller
+    still holds, the attention residual, norm2's output and the position embeddings the forward keeps (4 x hidden),
+    fc1's output beside its GELU (2 x intermediate), and the deepstack features of earlier blocks. Item sizes follow
+    Qwen3-VL's processors as the checkpoints ship them (image longest_edge 16,777,216 pixels; video 25,165,824 over
+    all frames, shortest_edge 4,096)."""
+    h, p = _int(vis, "hidden_size", default=1152), _int(vis, "patch_size", default=16)
+    t = _int(vis, "temporal_patch_size", default=2)
+    head_dim = h // max(1, _int(vis, "num_heads", default=16))
+    return EncoderShape(patch_input=_int(vis, "in_channels", default=3) * t * p * p, patch_size=p,
+                        merge=_int(vis, "spatial_merge_size", default=2), temporal_patch=t, hidden=h,
+                        intermediate=_int(vis, "intermediate_size", default=4304), mlp_live=2, hidden_live=4,
+                        rotary_bytes=(head_dim // 2) * 4, max_pixels=16777216, processor="qwen3_vl",
+                        video_max_pixels=25165824, video_min_pixels=4096, outputs=1 + deep)
 
 
 def _vision_config(outer: dict) -> dict:
@@ -77,7 +95,14 @@ def _qwen3_vl_like(cfg: dict, outer: dict, name: str, text_adapter) -> ModelSpec
     # deepstack level (deepstack_input_embeds) at load time, in the model dtype.
     deep = len(vis.get("deepstack_visual_indexes") or [])
     buffers = (TokenBuffer("deepstack_input_embeds", deep * inner.hidden_size),) if deep else ()
-    return _with(inner, extra=inner.extra + extra, multimodal=mm, token_buffers=inner.token_buffers + buffers)
+    return _with(inner, extra=inner.extra + extra, multimodal=mm, token_buffers=inner.token_buffers + buffers,
+                 rope_caches=_mrope_single_from_032(inner.rope_caches))
+
+
+def _mrope_single_from_032(ropes: tuple[RopeCache, ...]) -> tuple[RopeCache, ...]:
+    """From 0.32 Qwen3-VL and Qwen3.5 build their MRotaryEmbedding with positions_factor 1 (4 only when video
+    pruning is on: qwen3_vl.py mrope_positions_factor)."""
+    return tuple(replace(r, mrope_single_from="0.32.0") if r.mrope else r for r in ropes)
 
 
 # ----------------------------------------------------------------------------- Qwen3.5
@@ -135,5 +160,6 @@ def _qwen3_5(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # mamba_ssm_dtype unless the user passes --mamba-ssm-cache-dtype.
     ssm_dtype = text.get("mamba_ssm_dtype") if isinstance(text.get("mamba_ssm_dtype"), str) else None
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
-                 tie=tie, embedding=emb, head=head, rope=_rope(text, hd), extra=extra, not_loaded=not_loaded,
+                 tie=tie, embedding=emb, head=head, rope=_mrope_single_from_032(_rope(text, hd)), extra=extra,
+                 not_loaded=not_loaded,
                  multimodal=mm, mamba_ssm_dtype=ssm_dtype)

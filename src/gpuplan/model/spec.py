@@ -160,6 +160,16 @@ class RopeCache:
     rotary_dim: int
     dtype: str | None = None  # None: model dtype
     theta: float | None = None  # caches that differ only in rope base are separate (DeepSeek-V4)
+    # Multimodal RoPE (mrope_section): MRotaryEmbedding caches 4 x the positions, since video positions can run past
+    # the token count; from `mrope_single_from` this model passes positions_factor=1 (Qwen3-VL, Qwen3.5: 0.32).
+    mrope: bool = False
+    mrope_single_from: str = ""
+
+    def cached_positions(self, at_least) -> int:
+        """Positions vLLM caches; `at_least(version)` tells whether the running vLLM is that version or newer."""
+        if not self.mrope or (self.mrope_single_from and at_least(self.mrope_single_from)):
+            return self.positions
+        return 4 * self.positions
 
 
 @dataclass(frozen=True)
@@ -195,8 +205,8 @@ class QuantConfig:
 
 @dataclass(frozen=True)
 class EncoderShape:
-    """A Qwen2-VL-style vision tower as vLLM's V1 profile run drives it: one max-size image or video (its size set by
-    the image processor's max_pixels, which lives in preprocessor_config.json, not config.json) goes through every
+    """A Qwen-VL-style vision tower as vLLM's V1 profile run drives it: one max-size image or video (its size set by
+    the processor's max_pixels, which lives in preprocessor_config.json, not config.json) goes through every
     block at once, so the tower's activations at that patch count can exceed the language model's own peak."""
 
     patch_input: int  # values per patch in pixel_values (channels x temporal_patch x patch^2); float32 on the GPU
@@ -207,8 +217,14 @@ class EncoderShape:
     intermediate: int
     mlp_live: int  # intermediate-width tensors alive at the MLP peak: 3 gated (gate_up + act), 2 plain (fc1 + act)
     hidden_live: int  # hidden-width tensors alive then (block input, norm output, attention output, residual)
-    rotary_bytes: int  # per-patch float32 rotary cos/sin table
-    max_pixels: int = 12845056  # Qwen's own checkpoints ship max_pixels 12845056 (3584 x 3584)
+    rotary_bytes: int  # per-patch rotary cos/sin table
+    max_pixels: int = 12845056  # Qwen2/2.5-VL checkpoints ship max_pixels 12845056 (3584 x 3584)
+    # How vLLM sizes the profile's items: "qwen2_vl" (Qwen2VLProcessingInfo: videos are frames of the largest image)
+    # or "qwen3_vl" (Qwen3VLProcessingInfo: the video processor's own pixel budget, spread over the frames).
+    processor: str = "qwen2_vl"
+    video_max_pixels: int = 0  # qwen3_vl: the video processor's size["longest_edge"], over all frames
+    video_min_pixels: int = 0  # qwen3_vl: its size["shortest_edge"]
+    outputs: int = 1  # text-width vectors the tower emits per token (Qwen3-VL: the merger's and one per deepstack level)
 
 
 @dataclass(frozen=True)

@@ -3,49 +3,72 @@
 Before the language model's dummy batch, V1's profile_run (gpu_model_runner.py) pushes the largest item of one
 modality through the vision tower, as many of them as the encoder budget holds, and keeps their outputs in the
 encoder cache while the language model runs. The budget is max(max_num_batched_tokens, one item's tokens)
-(encoder_cache_manager.compute_mm_encoder_budget, unchanged 0.8 - 0.33). For Qwen2-VL and Qwen2.5-VL
-(Qwen2VLProcessingInfo) the largest image is max_pixels split into merged patches, and the largest video is as many
-frames of that image as max_model_len holds, at most 16 frames (14 from 0.11). At Qwen's default max_pixels a
-128k-context start-up profiles one 114,688-token video: 458,752 patches through every block of the tower.
+(encoder_cache_manager.compute_mm_encoder_budget, unchanged 0.8 - 0.33); the modality is the one whose item counts
+the most tokens.
+
+Qwen2-VL and Qwen2.5-VL (Qwen2VLProcessingInfo): the largest image is max_pixels split into merged patches, the
+largest video as many frames of that image as max_model_len holds, at most 16 frames (14 from 0.11). At Qwen's
+default max_pixels a 128k-context start-up profiles one 114,688-token video: 458,752 patches through every block.
+
+Qwen3-VL and Qwen3.5 (Qwen3VLProcessingInfo) have a video processor with its own pixel budget over all frames:
+- 0.11 - 0.14: frames are added while the video's tokens fit max_model_len (at most 24,576 frames), each frame
+  shrinking to keep the budget; 0.11 - 0.12 count such a video as 12.5x its tokens (the timestamp text), so the
+  video wins and the budget logs as 153,600 tokens at the default processor.
+- 0.15 on: the video is two frames of half the video budget (12,288 tokens by default), so the 16,384-token image
+  wins unless images are turned off.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ...model.spec import EncoderShape
 from .profiles import Profile
 
 DEFAULT_LIMIT = 999  # V1's default limit_mm_per_prompt for each modality
+QWEN3_MAX_FRAMES = 24576  # qwen3_vl.py _MAX_FRAMES_PER_VIDEO, 0.11 - 0.14
+
+
+@dataclass(frozen=True)
+class Item:
+    counted: int  # tokens vLLM budgets for one item (get_mm_max_tokens_per_item)
+    tokens: int  # encoder outputs the profile's dummy item actually yields
 
 
 @dataclass(frozen=True)
 class EncoderPlan:
     modality: str
-    item_tokens: int  # LLM tokens one item becomes
+    item_tokens: int  # LLM tokens one item counts for
     items: int
     budget_tokens: int  # the encoder cache budget vLLM logs
     patches: int  # patches through the tower at once
-    peak_bytes: int  # the tower's allocated peak during that pass
+    peak_bytes: int  # the encoder phase's allocated peak: the tower pass, or the copy into larger cache entries
     output_bytes: int  # encoder outputs held in the cache through the language model's dummy run
+    tower_bytes: int = 0  # the tower pass alone
 
 
-def _grid(max_pixels: int, unit: int) -> int:
-    """Merged-patch count of the image with most features under max_pixels: vLLM factors max_pixels / unit^2 into
-    the most nearly square height x width, stepping down until the aspect ratio is at most 200."""
+def _most_features(max_pixels: int, unit: int, square: bool) -> tuple[int, int]:
+    """(height, width) in pixels of the image with most merged patches under max_pixels. From 0.13 vLLM factors
+    max_pixels / unit^2 into the most nearly square pair, stepping down until the aspect ratio is at most 200; before,
+    it resized a 9999999-pixel square, which keeps the largest square."""
     n = max(1, max_pixels // (unit * unit))
+    if square:
+        side = max(1, math.isqrt(max_pixels) // unit)
+        return side * unit, side * unit
     for seq in range(n, 0, -1):
         h = math.isqrt(seq)
         while seq % h:
             h -= 1
         if seq // h / h <= 200:
-            return seq
-    return 1
+            return h * unit, seq // h * unit
+    return unit, unit
 
 
-def item_tokens(shape: EncoderShape, profile: Profile, max_model_len: int, max_pixels: int) -> dict[str, int]:
-    image = _grid(max_pixels, shape.patch_size * shape.merge)
+def _qwen2_items(shape: EncoderShape, profile: Profile, max_model_len: int, max_pixels: int) -> dict[str, Item]:
+    h, w = _most_features(max_pixels, shape.patch_size * shape.merge, square=not profile.at_least("0.13.0"))
+    image = h * w // (shape.patch_size * shape.merge) ** 2
     cap = 14 if profile.at_least("0.11.0") else 16  # qwen2_vl.py _MAX_FRAMES_PER_VIDEO
 
     def video(frames: int) -> int:
@@ -54,25 +77,105 @@ def item_tokens(shape: EncoderShape, profile: Profile, max_model_len: int, max_p
     frames = 1
     while frames < cap and video(frames + 1) <= max_model_len:
         frames += 1
-    return {"image": image, "video": video(frames)}
+    return {"image": Item(image, image), "video": Item(video(frames), video(frames))}
+
+
+def _video_resize(frames: int, height: int, width: int, t: int, unit: int, lo: int, hi: int) -> tuple[int, int]:
+    """transformers' Qwen3-VL video smart_resize: the frames share one pixel budget, with the same float steps."""
+    h_bar, w_bar = round(height / unit) * unit, round(width / unit) * unit
+    t_bar = round(frames / t) * t
+    if t_bar * h_bar * w_bar > hi:
+        beta = math.sqrt((frames * height * width) / hi)
+        h_bar = max(unit, math.floor(height / beta / unit) * unit)
+        w_bar = max(unit, math.floor(width / beta / unit) * unit)
+    elif t_bar * h_bar * w_bar < lo:
+        beta = math.sqrt(lo / (frames * height * width))
+        h_bar = math.ceil(height * beta / unit) * unit
+        w_bar = math.ceil(width * beta / unit) * unit
+    return h_bar, w_bar
+
+
+@lru_cache(maxsize=64)
+def _qwen3_frames(max_model_len: int, height: int, width: int, t: int, patch: int, merge: int, lo: int,
+                  hi: int) -> tuple[int, int, int]:
+    """0.11 - 0.14: Qwen2VLProcessingInfo._get_max_video_frames from two frames, capped at 24,576. Returns the frame
+    count and the resized frame (height, width)."""
+    unit = patch * merge
+
+    def tokens(frames: int) -> int:
+        h, w = _video_resize(frames, height, width, t, unit, lo, hi)
+        return (frames + frames % t) // t * (h // patch) * (w // patch) // merge ** 2
+
+    frames = 2
+    while frames < QWEN3_MAX_FRAMES and tokens(frames + 1) <= max_model_len:
+        frames += 1
+    return frames, *_video_resize(frames, height, width, t, unit, lo, hi)
+
+
+def _qwen3_items(shape: EncoderShape, profile: Profile, max_model_len: int, max_pixels: int | None) -> dict[str, Item]:
+    unit, p, t, m = shape.patch_size * shape.merge, shape.patch_size, shape.temporal_patch, shape.merge
+    image_px = max_pixels or shape.max_pixels
+    ih, iw = _most_features(image_px, unit, square=not profile.at_least("0.13.0"))
+    image = ih * iw // unit ** 2
+    if profile.at_least("0.15.0"):
+        # Two frames at half the video budget. A max_pixels processor kwarg leaves the video alone in 0.15 - 0.16,
+        # resizes those two frames to fit it in 0.17 - 0.31 (_get_vision_info), and is the video budget from 0.32.
+        video_px = max_pixels if max_pixels and profile.at_least("0.32.0") else shape.video_max_pixels
+        vh, vw = _most_features(video_px // t, unit, square=False)
+        if max_pixels and profile.at_least("0.17.0"):
+            vh, vw = _video_resize(2, vh, vw, t, unit, shape.video_min_pixels, max_pixels)
+        video = vh // p * (vw // p) // m ** 2
+        return {"image": Item(image, image), "video": Item(video, video)}
+    frames, vh, vw = _qwen3_frames(max_model_len, ih, iw, t, p, m, shape.video_min_pixels, shape.video_max_pixels)
+    pairs = (frames + frames % t) // t
+    counted = pairs * (vh // p) * (vw // p) // m ** 2
+    if profile.at_least("0.12.0"):
+        # The HF processor resizes the dummy frames again (0.11 passed do_resize=False).
+        vh, vw = _video_resize(frames, vh, vw, t, unit, shape.video_min_pixels, shape.video_max_pixels)
+    real = pairs * (vh // p) * (vw // p) // m ** 2
+    if not profile.at_least("0.13.0"):
+        counted = int(counted * 12.5)  # "<{timestamp} seconds>" text budgeted around every video token
+    return {"image": Item(image, image), "video": Item(counted, real)}
+
+
+def largest_items(shape: EncoderShape, profile: Profile, max_model_len: int, max_pixels: int | None) -> dict[str, Item]:
+    if shape.processor == "qwen3_vl":
+        return _qwen3_items(shape, profile, max_model_len, max_pixels)
+    return _qwen2_items(shape, profile, max_model_len, max_pixels or shape.max_pixels)
 
 
 def plan(shape: EncoderShape, profile: Profile, *, max_model_len: int, mnbt: int, max_num_seqs: int, tp: int,
          act_bytes: int, text_hidden: int, limits: dict[str, int], max_pixels: int | None) -> EncoderPlan | None:
-    per_item = item_tokens(shape, profile, max_model_len, max_pixels or shape.max_pixels)
-    live = {m: t for m, t in per_item.items() if limits.get(m, DEFAULT_LIMIT) > 0}
+    per_item = largest_items(shape, profile, max_model_len, max_pixels)
+    live = {m: it for m, it in per_item.items() if limits.get(m, DEFAULT_LIMIT) > 0}
     if not live:
         return None  # every modality disabled: vLLM initialises no encoder cache
-    # The modality with the most tokens per item; on a tie the later name (video) wins, as in max() over (tokens, name).
-    modality, tokens = max(live.items(), key=lambda kv: (kv[1], kv[0]))
-    budget = max(mnbt, tokens)
-    per_prompt = max(1, min(limits.get(modality, DEFAULT_LIMIT), max_model_len // tokens))
-    items = max(1, min(budget // tokens, max_num_seqs * per_prompt))
-    patches = items * tokens * shape.merge ** 2
+    # The modality counting the most tokens per item; on a tie the later name (video) wins, as in max() over
+    # (tokens, name).
+    modality, item = max(live.items(), key=lambda kv: (kv[1].counted, kv[0]))
+    budget = max(mnbt, item.counted)
+    per_prompt = max(1, min(limits.get(modality, DEFAULT_LIMIT), max_model_len // item.counted))
+    items = max(1, min(budget // item.counted, max_num_seqs * per_prompt))
+    tokens = items * item.tokens
+    patches = tokens * shape.merge ** 2
     per_patch = (4 * shape.patch_input + shape.rotary_bytes
                  + act_bytes * (shape.hidden_live * shape.hidden + shape.mlp_live * math.ceil(shape.intermediate / tp)))
-    return EncoderPlan(modality, tokens, items, budget, patches, patches * per_patch,
-                       items * tokens * text_hidden * act_bytes)
+    width = text_hidden * shape.outputs * act_bytes  # bytes of encoder output per token
+    # Deepstack outputs taken from earlier blocks stay alive through the last ones.
+    tower = patches * per_patch + (shape.outputs - 1) * tokens * text_hidden * act_bytes
+    rows = _cached_rows(profile, item, budget)
+    # The copy into larger cache entries holds both for a moment.
+    peak = max(tower, items * (item.tokens + rows) * width) if rows > item.tokens else tower
+    return EncoderPlan(modality, item.counted, items, budget, patches, peak, items * rows * width, tower)
+
+
+def _cached_rows(profile: Profile, item: Item, budget: int) -> int:
+    """Rows one item's outputs take in the profile's encoder cache. 0.11 copied each output shorter than the encoder
+    budget into a budget-long zero tensor, 0.12 into one as long as the item counts (the placeholder text included);
+    before and after, the outputs are cached as they are (gpu_model_runner.profile_run)."""
+    if profile.at_least("0.13.0") or not profile.at_least("0.11.0"):
+        return item.tokens
+    return max(item.tokens, item.counted if profile.at_least("0.12.0") else budget)
 
 
 # --skip-mm-profiling: no encoder pass and an empty encoder cache in the profile run.

@@ -417,19 +417,26 @@ def _encoder_plan(spec: ModelSpec, r: Resolved) -> E.EncoderPlan | None:
                   limits=dict(r.dep.limit_mm_per_prompt), max_pixels=dict(r.dep.mm_processor_kwargs).get("max_pixels"))
 
 
-def _encoder_warning(spec: ModelSpec, r: Resolved, enc: E.EncoderPlan, tower: int) -> str:
+def _encoder_cost(enc: E.EncoderPlan) -> str:
+    return f"{enc.tower_bytes / GiB:.2f} GiB tower pass, {enc.output_bytes / GiB:.2f} GiB of outputs cached"
+
+
+def _encoder_warning(spec: ModelSpec, r: Resolved, enc: E.EncoderPlan) -> str:
     what = f"{enc.items} max-size {enc.modality}{'s' if enc.items > 1 else ''}"
     hint = []
     if enc.modality == "video":
         images = _encoder_plan(spec, replace(r, dep=r.dep.with_(
             limit_mm_per_prompt=tuple({**dict(r.dep.limit_mm_per_prompt), "video": 0}.items()))))
         if images is not None:
-            hint.append(f"--limit-mm-per-prompt '{{\"video\": 0}}' (images only: {images.peak_bytes / GiB:.2f} GiB)")
+            hint.append(f"--limit-mm-per-prompt '{{\"video\": 0}}' (images only: "
+                        f"{_encoder_cost(images)})")
     hint += ["a smaller max_pixels in --mm-processor-kwargs", "--skip-mm-profiling (then large inputs can run out "
              "of memory at serving time)"]
+    grows = ("grows with max_model_len (video frames) and the processor's max_pixels" if enc.modality == "video"
+             else "is set by the processor's max_pixels")
     return (f"vLLM's profile run pushes {what} through the vision tower ({enc.item_tokens:,} tokens each, "
-            f"{enc.patches:,} patches at once): {tower / GiB:.2f} GiB, most of the activation peak. The item grows "
-            f"with max_model_len (video frames) and the processor's max_pixels; lower it with " + ", ".join(hint))
+            f"{enc.patches:,} patches at once): {_encoder_cost(enc)} through the language model's pass, most "
+            f"of the activation peak. The item {grows}; lower it with " + ", ".join(hint))
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
@@ -441,7 +448,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
                             mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored,
-                            mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB))
+                            mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least)
     ctx = _kv_context(r)
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
@@ -490,8 +497,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     warnings = list(r.warnings) + list(spec.notes)
     if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
         warnings.append("V0 engine: windowed layers are allocated full length")
-    if enc is not None and (tower := stages[0]["activation"].encoder) > stages[0]["activation"].peak // 2:
-        warnings.append(_encoder_warning(spec, r, enc, tower))
+    tower = stages[0]["activation"].encoder
+    if enc is not None and max(tower, enc.output_bytes) > stages[0]["activation"].peak // 2:
+        warnings.append(_encoder_warning(spec, r, enc))
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
@@ -509,6 +517,10 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation")} for st in stages),
         peak_process_bytes=base + budget + graphs_outside,
+        encoder_profile=None if enc is None else {
+            "modality": enc.modality, "items": enc.items, "budget_tokens": enc.budget_tokens,
+            "item_tokens": enc.item_tokens, "patches": enc.patches, "tower_bytes": enc.tower_bytes,
+            "cached_output_bytes": enc.output_bytes},
     )
 
 

@@ -192,7 +192,7 @@ def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: i
 def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int, pp: int, *,
                   mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
                   stored: tuple[Tensor, ...] | None = None, mnbt: int = 0,
-                  cpu_offload_bytes: int = 0) -> list[StageWeights]:
+                  cpu_offload_bytes: int = 0, at_least=lambda version: True) -> list[StageWeights]:
     """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out)."""
     parts = pp_partition(spec.num_layers, pp)
     per_layer_names = _needs_per_layer_names(q)
@@ -236,10 +236,11 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
         seen = set()
         for r in spec.rope_caches:
-            key = (r.positions, r.rotary_dim, r.dtype, r.theta)
+            positions = r.cached_positions(at_least)
+            key = (positions, r.rotary_dim, r.dtype, r.theta)
             if key not in seen:
                 seen.add(key)
-                add("rope_cache", r.positions * r.rotary_dim * DTYPE_BYTES.get(r.dtype or "", act_bytes))
+                add("rope_cache", positions * r.rotary_dim * DTYPE_BYTES.get(r.dtype or "", act_bytes))
         for buf in spec.token_buffers:
             if last or not buf.last_stage_only:
                 add("buffers", mnbt * buf.width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
