@@ -131,3 +131,21 @@ def test_one_max_size_image_costs_the_tower_more_than_eight_small_ones(vl8b) -> 
     small = _plan(vl8b, "0.19.0", max_model_len=8192, mm_processor_kwargs={"max_pixels": 1003520})
     assert (small["items"], small["patches"]) == (8, 8 * 980 * 4)
     assert small["tower_bytes"] < p["tower_bytes"] / 2
+
+
+def test_a_model_directory_s_processor_configs_size_the_profiled_items(tmp_path: Path) -> None:
+    """preprocessor_config.json and video_preprocessor_config.json sit beside config.json; their pixel limits are the
+    ones vLLM's processor uses (max_pixels wins over size, as in transformers' Qwen2-VL image processor)."""
+    (tmp_path / "config.json").write_text((LOGS / "configs" / "Qwen__Qwen3-VL-8B-Instruct.json").read_text())
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps(
+        {"size": {"longest_edge": 16777216, "shortest_edge": 65536}, "max_pixels": 1003520, "patch_size": 16}))
+    (tmp_path / "video_preprocessor_config.json").write_text(json.dumps(
+        {"size": {"longest_edge": 4194304, "shortest_edge": 4096}, "patch_size": 16, "temporal_patch_size": 2}))
+    rep = estimate(str(tmp_path), gpu="H100", vllm_version="0.19.0", limit_mm_per_prompt={"image": 0})
+    assert rep.encoder_profile["item_tokens"] == 4194304 // 2 // 32 ** 2  # two frames of half the video budget
+    rep = estimate(str(tmp_path), gpu="H100", vllm_version="0.19.0", limit_mm_per_prompt={"video": 0})
+    assert rep.encoder_profile["item_tokens"] == 980  # 28 x 35 merged patches
+    # Without the files, Qwen3-VL's own defaults: the 16,384-token image.
+    (tmp_path / "preprocessor_config.json").unlink()
+    (tmp_path / "video_preprocessor_config.json").unlink()
+    assert estimate(str(tmp_path), gpu="H100", vllm_version="0.19.0").encoder_profile["item_tokens"] == 16384

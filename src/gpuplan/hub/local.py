@@ -128,6 +128,10 @@ def _safetensors_files(directory: Path) -> tuple[list[Path], list[str]]:
     return files, notes
 
 
+# Processor configs of vision-language repos, folded into the config under their own names.
+PROCESSOR_FILES = ("preprocessor_config", "video_preprocessor_config")
+
+
 def merge_side_configs(config: dict[str, Any], read: Any) -> list[str]:
     """Fold quantizer side files and generation_config.json into `config` (in place); return notes.
 
@@ -149,6 +153,13 @@ def merge_side_configs(config: dict[str, Any], read: Any) -> list[str]:
     if isinstance(gen, dict) and "generation_config" not in config:
         # Kept for the faces (sampling defaults vLLM would apply); it does not change memory.
         config["generation_config"] = gen
+    if isinstance(config.get("vision_config"), dict):
+        # The processors' pixel limits size the image and video vLLM's profile run pushes through the tower.
+        for name in PROCESSOR_FILES:
+            side = read(name + ".json")
+            if isinstance(side, dict) and name not in config:
+                config[name] = side
+                notes.append(f"image/video size limits read from {name}.json")
     return notes
 
 

@@ -1060,11 +1060,24 @@ def _qwen_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     v25 = outer.get("model_type") == "qwen2_5_vl"
     vparams = _qwen_vl_vision_params(vis, inner.hidden_size, v25)
     extra = (Tensor("visual", "vision", (vparams,), "column"),)
-    mm = MultimodalSpec(vparams, 1024, inner.hidden_size, encoder=_qwen_vl_encoder(vis, v25))
+    mm = MultimodalSpec(vparams, 1024, inner.hidden_size, encoder=_qwen_vl_encoder(vis, v25, outer))
     return _with(inner, extra=extra, multimodal=mm, model_type=str(outer.get("model_type")))
 
 
-def _qwen_vl_encoder(vis: dict, v25: bool) -> EncoderShape:
+def processor_pixels(outer: dict, name: str, default_max: int, default_min: int = 0) -> tuple[int, int]:
+    """(max, min) pixels of a processor config the loaders fold into the config under its file name
+    (preprocessor_config, video_preprocessor_config). As in transformers' Qwen2-VL image processor, max_pixels /
+    min_pixels override size["longest_edge"] / size["shortest_edge"]; without the file, the model family's default."""
+    pc = outer.get(name)
+    if not isinstance(pc, dict):
+        return default_max, default_min
+    size = pc.get("size") if isinstance(pc.get("size"), dict) else {}
+    hi = pc.get("max_pixels") or size.get("longest_edge") or default_max
+    lo = pc.get("min_pixels") or size.get("shortest_edge") or default_min
+    return int(hi), int(lo)
+
+
+def _qwen_vl_encoder(vis: dict, v25: bool, outer: dict) -> EncoderShape:
     """The tower's live tensors at its MLP peak, read in vLLM's qwen2_vl.py / qwen2_5_vl.py (0.10 - 0.33). Qwen2.5-VL's
     block keeps its input, the attention output, the fused-norm residual and the normed input (4 x hidden) while
     gate_up and its SiLU-and-mul product (3 x intermediate) exist; Qwen2-VL's keeps its input and norm2's output
@@ -1075,7 +1088,8 @@ def _qwen_vl_encoder(vis: dict, v25: bool) -> EncoderShape:
     head_dim = h // max(1, _int(vis, "num_heads", default=16))
     return EncoderShape(patch_input=_int(vis, "in_channels", "in_chans", default=3) * t * p * p, patch_size=p,
                         merge=_int(vis, "spatial_merge_size", default=2), temporal_patch=t, hidden=h, intermediate=i,
-                        mlp_live=3 if v25 else 2, hidden_live=4 if v25 else 2, rotary_bytes=2 * (head_dim // 2) * 4)
+                        mlp_live=3 if v25 else 2, hidden_live=4 if v25 else 2, rotary_bytes=2 * (head_dim // 2) * 4,
+                        max_pixels=processor_pixels(outer, "preprocessor_config", 12845056)[0])
 
 
 def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:

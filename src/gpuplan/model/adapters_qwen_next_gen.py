@@ -21,12 +21,13 @@ from .adapters import (
     _spec,
     _tie,
     _with,
+    processor_pixels,
     register,
 )
 from .spec import Attention, EncoderShape, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
 
 
-def _qwen3_vision(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+def _qwen3_vision(vis: dict, th: int, outer: dict) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
     """Qwen3_VisionTransformer as vLLM builds it (models/qwen3_vl.py): Conv3d patch embedding with bias, a learned
     position table, `depth` LayerNorm blocks (fused qkv and fc1 column-parallel with their biases, proj and fc2
     row-parallel with whole biases), the merger and one post-shuffle-norm merger per deepstack index. Patch
@@ -49,23 +50,25 @@ def _qwen3_vision(vis: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpe
     tensors = (Tensor("visual.column", "vision", (column,), "column"),
                Tensor("visual.row", "vision", (row,), "row"),
                Tensor("visual.replicated", "vision", (whole,)))
-    return tensors, MultimodalSpec(column + row + whole, 1024, th, encoder=_qwen3_encoder(vis, deep))
+    return tensors, MultimodalSpec(column + row + whole, 1024, th, encoder=_qwen3_encoder(vis, deep, outer))
 
 
-def _qwen3_encoder(vis: dict, deep: int) -> EncoderShape:
+def _qwen3_encoder(vis: dict, deep: int, outer: dict) -> EncoderShape:
     """The tower's live tensors at its MLP peak, read in vLLM's qwen3_vl.py (0.11 - 0.33): the block input the caller
     still holds, the attention residual, norm2's output and the position embeddings the forward keeps (4 x hidden),
     fc1's output beside its GELU (2 x intermediate), and the deepstack features of earlier blocks. Item sizes follow
-    Qwen3-VL's processors as the checkpoints ship them (image longest_edge 16,777,216 pixels; video 25,165,824 over
-    all frames, shortest_edge 4,096)."""
+    the repo's preprocessor_config.json and video_preprocessor_config.json, else Qwen3-VL's as the checkpoints ship
+    them (image longest_edge 16,777,216 pixels; video 25,165,824 over all frames, shortest_edge 4,096)."""
     h, p = _int(vis, "hidden_size", default=1152), _int(vis, "patch_size", default=16)
     t = _int(vis, "temporal_patch_size", default=2)
     head_dim = h // max(1, _int(vis, "num_heads", default=16))
+    video = processor_pixels(outer, "video_preprocessor_config", 25165824, 4096)
     return EncoderShape(patch_input=_int(vis, "in_channels", default=3) * t * p * p, patch_size=p,
                         merge=_int(vis, "spatial_merge_size", default=2), temporal_patch=t, hidden=h,
                         intermediate=_int(vis, "intermediate_size", default=4304), mlp_live=2, hidden_live=4,
-                        rotary_bytes=(head_dim // 2) * 4, max_pixels=16777216, processor="qwen3_vl",
-                        video_max_pixels=25165824, video_min_pixels=4096, outputs=1 + deep)
+                        rotary_bytes=(head_dim // 2) * 4, processor="qwen3_vl", outputs=1 + deep,
+                        max_pixels=processor_pixels(outer, "preprocessor_config", 16777216)[0],
+                        video_max_pixels=video[0], video_min_pixels=video[1])
 
 
 def _vision_config(outer: dict) -> dict:
@@ -90,7 +93,7 @@ def _qwen3_vl_like(cfg: dict, outer: dict, name: str, text_adapter) -> ModelSpec
     inner = text_adapter(cfg, outer, name)
     if not vis:
         return inner
-    extra, mm = _qwen3_vision(vis, inner.hidden_size)
+    extra, mm = _qwen3_vision(vis, inner.hidden_size, outer)
     # Qwen3VLForConditionalGeneration.__init__ allocates one [max_num_batched_tokens, text hidden] buffer per
     # deepstack level (deepstack_input_embeds) at load time, in the model dtype.
     deep = len(vis.get("deepstack_visual_indexes") or [])
@@ -155,7 +158,7 @@ def _qwen3_5(cfg: dict, outer: dict, name: str) -> ModelSpec:
     extra: tuple[Tensor, ...] = ()
     mm = None
     if vis:
-        extra, mm = _qwen3_vision(vis, hidden)
+        extra, mm = _qwen3_vision(vis, hidden, outer)
     # Qwen3_5ForConditionalGenerationConfig (models/config.py) sets mamba_ssm_cache_dtype from the config's
     # mamba_ssm_dtype unless the user passes --mamba-ssm-cache-dtype.
     ssm_dtype = text.get("mamba_ssm_dtype") if isinstance(text.get("mamba_ssm_dtype"), str) else None
