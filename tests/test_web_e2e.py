@@ -262,6 +262,40 @@ def test_errors_inline_and_phone_layout(base_url, browser, llama_h100):
     page.close()
 
 
+def test_a_vision_model_shows_the_encoder_line_and_takes_the_multimodal_options(base_url, api, browser, llama_h100):
+    """Qwen3-VL-8B: the page prints the encoder line vLLM will log, and a smaller max_pixels or no video changes
+    what the profile run pushes through the tower, as the API says."""
+    _, gpu = llama_h100
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = watch_console(page)
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/estimate") else None)
+    page.goto(f"{base_url}/ui/?" + urlencode({"model": "Qwen/Qwen3-VL-8B-Instruct", "gpu": gpu,
+                                              "max_model_len": "8192", "vllm_version": "0.19.0"}))
+    settle(page)
+    value, text = shown(page, "encoder_profile")
+    assert value == "16384" and "profiled with 1 image items" in text
+    page.fill("#max_pixels", "1003520")
+    page.fill("#limit_video", "0")
+    settle(page)
+    body = sent[-1]
+    assert body["mm_processor_kwargs"] == {"max_pixels": 1003520} and body["limit_mm_per_prompt"] == {"video": 0}
+    want = api.post("/v1/estimate", json=body).json()["encoder_profile"]
+    value, text = shown(page, "encoder_profile")
+    assert value == str(want["budget_tokens"]) and f"profiled with {want['items']} image items" in text
+    assert want["items"] > 1  # the budget now holds several 980-token images
+    page.select_option("#skip_mm_profiling", "yes")
+    settle(page)
+    assert sent[-1]["skip_mm_profiling"] is True
+    assert "Skipping memory profiling" in shown(page, "encoder_profile")[1]
+    # a negative count is caught next to its field, before any request
+    page.fill("#limit_image", "-1")
+    settle(page, "invalid")
+    assert page.locator("#err-limit_image").is_visible()
+    assert errors == []
+    page.close()
+
+
 def test_assets_are_local(base_url, api):
     html = api.get("/ui/").text
     assert "http://" not in html and "https://" not in html

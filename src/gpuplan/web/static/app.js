@@ -5,7 +5,8 @@
   const $ = (id) => document.getElementById(id);
   const form = $("form");
   const FIELDS = ["model", "config", "gpu", "num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "dtype",
-    "quantization", "kv_cache_dtype", "max_model_len", "max_num_seqs", "gpu_memory_utilization", "vllm_version"];
+    "quantization", "kv_cache_dtype", "max_model_len", "max_num_seqs", "gpu_memory_utilization", "vllm_version",
+    "limit_image", "limit_video", "max_pixels", "skip_mm_profiling"];
   const INT_FIELDS = ["num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs"];
   const DEFAULTS = {}; // field -> value as shipped in the HTML, to keep shared URLs short
   const state = { models: [], gpus: [], report: null, options: null, chosen: null, modelMax: {}, planKey: "",
@@ -105,6 +106,21 @@
     if (v.quantization) body.quantization = v.quantization;
     body.kv_cache_dtype = v.kv_cache_dtype;
     body.vllm_version = v.vllm_version;
+    // Multimodal options, sent only when set (vLLM's defaults otherwise).
+    const limits = {};
+    for (const [f, modality] of [["limit_image", "image"], ["limit_video", "video"]]) {
+      if (v[f] === "") continue;
+      const n = Number(v[f]);
+      if (!Number.isInteger(n) || n < 0) bad(f, "A whole number ≥ 0 (0 turns the modality off).");
+      else limits[modality] = n;
+    }
+    if (Object.keys(limits).length) body.limit_mm_per_prompt = limits;
+    if (v.max_pixels !== "") {
+      const n = Number(v.max_pixels);
+      if (!Number.isInteger(n) || n < 1) bad("max_pixels", "A whole number of pixels ≥ 1, e.g. 1003520.");
+      else body.mm_processor_kwargs = { max_pixels: n };
+    }
+    if (v.skip_mm_profiling === "yes") body.skip_mm_profiling = true;
     return ok ? body : null;
   }
 
@@ -254,6 +270,15 @@
     const line = (key, value, pre, shown, post, x) => ul.append(el("li", { "data-key": key, "data-value": value },
       el("span", {}, pre, el("span", { class: "v", text: shown }), post || ""), badge(x)));
     line("weights_gib", r.per_gpu.weights_gib, "Model loading took ", gib(r.per_gpu.weights_gib), " GiB", exactness(r, "weights"));
+    const enc = r.encoder_profile;
+    if (enc && enc.modality === "none") {
+      ul.append(el("li", { "data-key": "encoder_profile", "data-value": "none",
+        text: "Skipping memory profiling for multimodal encoder and encoder cache." }));
+    } else if (enc) {
+      line("encoder_profile", enc.budget_tokens, "Encoder cache will be initialized with a budget of ",
+        String(enc.budget_tokens), ` tokens, and profiled with ${enc.items} ${enc.modality} items of the maximum feature size.`,
+        { exact: true, note: "vLLM's encoder-budget rule applied to the processor's pixel limits" });
+    }
     line("available_kv_cache_gib", r.per_gpu.available_kv_cache_gib, "Available KV cache memory: ",
       gib(r.per_gpu.available_kv_cache_gib), " GiB", kvx);
     line("kv_cache_tokens", r.kv_cache_tokens, "GPU KV cache size: ", int(r.kv_cache_tokens), " tokens", kvx);
