@@ -109,3 +109,13 @@ def test_the_cli_takes_vllm_json_options() -> None:
     default = runner.invoke(app, ["estimate", str(CONFIG), "--gpu", "H100", "--json"])
     assert json.loads(ok.output)["per_gpu"]["activation_peak_gib"] < 3.5
     assert json.loads(default.output)["per_gpu"]["activation_peak_gib"] > 15
+
+
+def test_an_image_and_a_video_of_equal_size_profile_the_image_before_0_17(qwen25vl) -> None:
+    """At 8k a Qwen2.5-VL video is one frame pair, as many tokens as the largest image. vLLM 0.16 and earlier keep
+    the first modality on a tie (a public 0.11.0 start-up of Qwen2.5-VL-3B logged "profiled with 1 image items");
+    0.17 on break it by name, so the video is profiled."""
+    old = estimate(qwen25vl, gpu="H100", vllm_version="0.11.0", max_model_len=8192).encoder_profile
+    new = estimate(qwen25vl, gpu="H100", vllm_version="0.19.0", max_model_len=8192).encoder_profile
+    assert (old["modality"], old["item_tokens"]) == ("image", 16384)
+    assert (new["modality"], new["item_tokens"]) == ("video", 16384)

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def base_url():
     import uvicorn
+
     from gpuplan.api.app import app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

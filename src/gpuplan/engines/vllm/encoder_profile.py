@@ -150,9 +150,12 @@ def plan(shape: EncoderShape, profile: Profile, *, max_model_len: int, mnbt: int
     live = {m: it for m, it in per_item.items() if limits.get(m, DEFAULT_LIMIT) > 0}
     if not live:
         return None  # every modality disabled: vLLM initialises no encoder cache
-    # The modality counting the most tokens per item; on a tie the later name (video) wins, as in max() over
-    # (tokens, name).
-    modality, item = max(live.items(), key=lambda kv: (kv[1].counted, kv[0]))
+    # The modality counting the most tokens per item. On a tie, up to 0.16 the first one listed (image) wins, from
+    # 0.17 the later name (video): max() over (tokens, name), since the modalities came to be kept in a set.
+    if profile.at_least("0.17.0"):
+        modality, item = max(live.items(), key=lambda kv: (kv[1].counted, kv[0]))
+    else:
+        modality, item = max(live.items(), key=lambda kv: kv[1].counted)
     budget = max(mnbt, item.counted)
     per_prompt = max(1, min(limits.get(modality, DEFAULT_LIMIT), max_model_len // item.counted))
     items = max(1, min(budget // item.counted, max_num_seqs * per_prompt))
