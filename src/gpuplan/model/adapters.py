@@ -1064,7 +1064,7 @@ def _qwen_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _with(inner, extra=extra, multimodal=mm, model_type=str(outer.get("model_type")))
 
 
-def processor_pixels(outer: dict, name: str, default_max: int, default_min: int = 0) -> tuple[int, int]:
+def _processor_pixels(outer: dict, name: str, default_max: int, default_min: int = 0) -> tuple[int, int]:
     """(max, min) pixels of a processor config the loaders fold into the config under its file name
     (preprocessor_config, video_preprocessor_config). As in transformers' Qwen2-VL image processor, max_pixels /
     min_pixels override size["longest_edge"] / size["shortest_edge"]; without the file, the model family's default."""
@@ -1089,7 +1089,7 @@ def _qwen_vl_encoder(vis: dict, v25: bool, outer: dict) -> EncoderShape:
     return EncoderShape(patch_input=_int(vis, "in_channels", "in_chans", default=3) * t * p * p, patch_size=p,
                         merge=_int(vis, "spatial_merge_size", default=2), temporal_patch=t, hidden=h, intermediate=i,
                         mlp_live=3 if v25 else 2, hidden_live=4 if v25 else 2, rotary_bytes=2 * (head_dim // 2) * 4,
-                        max_pixels=processor_pixels(outer, "preprocessor_config", 12845056)[0])
+                        max_pixels=_processor_pixels(outer, "preprocessor_config", 12845056)[0])
 
 
 def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:

@@ -14,6 +14,7 @@ from .adapters import (
     _gated_deltanet,
     _int,
     _moe_layers,
+    _processor_pixels,
     _qwen3,
     _qwen3_moe,
     _qwen_next_moe,
@@ -21,7 +22,6 @@ from .adapters import (
     _spec,
     _tie,
     _with,
-    processor_pixels,
     register,
 )
 from .spec import Attention, EncoderShape, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
@@ -62,12 +62,12 @@ def _qwen3_encoder(vis: dict, deep: int, outer: dict) -> EncoderShape:
     h, p = _int(vis, "hidden_size", default=1152), _int(vis, "patch_size", default=16)
     t = _int(vis, "temporal_patch_size", default=2)
     head_dim = h // max(1, _int(vis, "num_heads", default=16))
-    video = processor_pixels(outer, "video_preprocessor_config", 25165824, 4096)
+    video = _processor_pixels(outer, "video_preprocessor_config", 25165824, 4096)
     return EncoderShape(patch_input=_int(vis, "in_channels", default=3) * t * p * p, patch_size=p,
                         merge=_int(vis, "spatial_merge_size", default=2), temporal_patch=t, hidden=h,
                         intermediate=_int(vis, "intermediate_size", default=4304), mlp_live=2, hidden_live=4,
                         rotary_bytes=(head_dim // 2) * 4, processor="qwen3_vl", outputs=1 + deep,
-                        max_pixels=processor_pixels(outer, "preprocessor_config", 16777216)[0],
+                        max_pixels=_processor_pixels(outer, "preprocessor_config", 16777216)[0],
                         video_max_pixels=video[0], video_min_pixels=video[1])
 
 

@@ -53,11 +53,10 @@ def _most_features(max_pixels: int, unit: int, square: bool) -> tuple[int, int]:
     """(height, width) in pixels of the image with most merged patches under max_pixels. From 0.13 vLLM factors
     max_pixels / unit^2 into the most nearly square pair, stepping down until the aspect ratio is at most 200; before,
     it resized a 9999999-pixel square, which keeps the largest square."""
-    n = max(1, max_pixels // (unit * unit))
     if square:
         side = max(1, math.isqrt(max_pixels) // unit)
         return side * unit, side * unit
-    for seq in range(n, 0, -1):
+    for seq in range(max(1, max_pixels // (unit * unit)), 0, -1):
         h = math.isqrt(seq)
         while seq % h:
             h -= 1
@@ -66,9 +65,14 @@ def _most_features(max_pixels: int, unit: int, square: bool) -> tuple[int, int]:
     return unit, unit
 
 
+def _tokens(height: int, width: int, patch: int, merge: int, pairs: int = 1) -> int:
+    """LLM tokens of `pairs` temporal patches of a height x width frame: merge^2 patches make one token."""
+    return pairs * (height // patch) * (width // patch) // merge ** 2
+
+
 def _qwen2_items(shape: EncoderShape, profile: Profile, max_model_len: int, max_pixels: int) -> dict[str, Item]:
     h, w = _most_features(max_pixels, shape.patch_size * shape.merge, square=not profile.at_least("0.13.0"))
-    image = h * w // (shape.patch_size * shape.merge) ** 2
+    image = _tokens(h, w, shape.patch_size, shape.merge)
     cap = 14 if profile.at_least("0.11.0") else 16  # qwen2_vl.py _MAX_FRAMES_PER_VIDEO
 
     def video(frames: int) -> int:
@@ -103,8 +107,7 @@ def _qwen3_frames(max_model_len: int, height: int, width: int, t: int, patch: in
     unit = patch * merge
 
     def tokens(frames: int) -> int:
-        h, w = _video_resize(frames, height, width, t, unit, lo, hi)
-        return (frames + frames % t) // t * (h // patch) * (w // patch) // merge ** 2
+        return _tokens(*_video_resize(frames, height, width, t, unit, lo, hi), patch, merge, (frames + frames % t) // t)
 
     frames = 2
     while frames < QWEN3_MAX_FRAMES and tokens(frames + 1) <= max_model_len:
@@ -116,7 +119,7 @@ def _qwen3_items(shape: EncoderShape, profile: Profile, max_model_len: int, max_
     unit, p, t, m = shape.patch_size * shape.merge, shape.patch_size, shape.temporal_patch, shape.merge
     image_px = max_pixels or shape.max_pixels
     ih, iw = _most_features(image_px, unit, square=not profile.at_least("0.13.0"))
-    image = ih * iw // unit ** 2
+    image = _tokens(ih, iw, p, m)
     if profile.at_least("0.15.0"):
         # Two frames at half the video budget. A max_pixels processor kwarg leaves the video alone in 0.15 - 0.16,
         # resizes those two frames to fit it in 0.17 - 0.31 (_get_vision_info), and is the video budget from 0.32.
@@ -124,15 +127,15 @@ def _qwen3_items(shape: EncoderShape, profile: Profile, max_model_len: int, max_
         vh, vw = _most_features(video_px // t, unit, square=False)
         if max_pixels and profile.at_least("0.17.0"):
             vh, vw = _video_resize(2, vh, vw, t, unit, shape.video_min_pixels, max_pixels)
-        video = vh // p * (vw // p) // m ** 2
+        video = _tokens(vh, vw, p, m)
         return {"image": Item(image, image), "video": Item(video, video)}
     frames, vh, vw = _qwen3_frames(max_model_len, ih, iw, t, p, m, shape.video_min_pixels, shape.video_max_pixels)
     pairs = (frames + frames % t) // t
-    counted = pairs * (vh // p) * (vw // p) // m ** 2
+    counted = _tokens(vh, vw, p, m, pairs)
     if profile.at_least("0.12.0"):
         # The HF processor resizes the dummy frames again (0.11 passed do_resize=False).
         vh, vw = _video_resize(frames, vh, vw, t, unit, shape.video_min_pixels, shape.video_max_pixels)
-    real = pairs * (vh // p) * (vw // p) // m ** 2
+    real = _tokens(vh, vw, p, m, pairs)
     if not profile.at_least("0.13.0"):
         counted = int(counted * 12.5)  # "<{timestamp} seconds>" text budgeted around every video token
     return {"image": Item(image, image), "video": Item(counted, real)}
