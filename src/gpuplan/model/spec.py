@@ -201,6 +201,7 @@ class QuantConfig:
     source: str = "checkpoint"  # checkpoint | online (--quantization on an unquantized checkpoint)
     kv_cache_fp8: bool = False  # the checkpoint declares an FP8 KV cache (kv_cache_scheme / kv_cache_quant_algo)
     experts_format: str = ""  # MoE experts stored differently from the other linears (e.g. "mxfp4")
+    fp8_marlin: bool = False  # FP8 weights repacked for the weight-only Marlin kernel (no native FP8 on the GPU)
 
 
 @dataclass(frozen=True)

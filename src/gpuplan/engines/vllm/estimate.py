@@ -24,6 +24,7 @@ from .profiles import (
     lacks_tp_plan,
     model_runner_v2_profiles_cudagraphs,
     on_transformers_backend,
+    quant_min_capability,
     removed_after,
     uses_model_runner_v2,
 )
@@ -113,6 +114,22 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
     return q, want
 
 
+def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings: list[str]) -> QuantConfig | None:
+    """Below compute capability 8.9 vLLM serves FP8 weights through the weight-only Marlin kernel (fp8.py,
+    compressed_tensors_w8a16_fp8.py): per-tensor and per-channel FP8 since FP8 Marlin existed, block-wise FP8
+    and FP8 MoE from 0.9 (marlin_utils_fp8.py)."""
+    if quant is None or not (quant.method == "fp8" or quant.scheme == "w8a8_fp8") or cc >= 8.9:
+        return quant
+    if cc < (quant_min_capability(profile, "fp8") or 8.0):
+        return quant  # vLLM refuses it: the verdict says so
+    if quant.weight_block and not profile.at_least("0.9"):
+        return quant
+    warnings.append(f"no native FP8 on this GPU (compute capability {cc:g} < 8.9): vLLM runs the FP8 weights "
+                    "through the weight-only Marlin kernel, which keeps their scales in the model dtype and "
+                    "computes in 16 bits")
+    return replace(quant, fp8_marlin=True)
+
+
 def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len: int) -> tuple[int, int]:
     seqs, mnbt = dep.max_num_seqs, dep.max_num_batched_tokens
     if profile.engine == "v0":
@@ -185,6 +202,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                            accepted=[">= 0.20"])
     dtype = _resolve_dtype(spec, dep, cc)
     quant, qname = _resolve_quant(spec, dep, warnings)
+    quant = _fp8_marlin(quant, cc, profile, warnings)
     if kv_dtype == "auto" and quant is not None and quant.kv_cache_fp8 and profile.at_least("0.16"):
         # vLLM >= 0.16 maps "auto" to fp8 when the checkpoint declares an FP8 KV cache.
         kv_dtype = "fp8"
@@ -560,6 +578,10 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
         if not 9.0 <= r.cc < 11.0:
             return False, (f"vLLM's DeepSeek-V4 attention runs on FlashMLA's sparse kernels, built for compute "
                            f"capability 9.x and 10.x (Hopper, datacenter Blackwell) only; this GPU is {r.cc}"), None
+    need = quant_min_capability(p, r.quant.method) if r.quant else None
+    if need is not None and r.cc < need:
+        return False, (f"vLLM {p.version} refuses {r.quant.method} weights on this GPU (compute capability "
+                       f"{r.cc:g}): its {r.quant.method} kernels need {need:g} or newer"), None
     heaviest = max(stages, key=lambda st: st["weights_bytes"])
     if heaviest["weights_bytes"] > T - base:
         return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
