@@ -140,3 +140,17 @@ def test_an_entry_whose_name_says_quantized_carries_its_quantization_config() ->
             continue
         cfg = entry.hf_config
         assert cfg.get("quantization_config") or (cfg.get("text_config") or {}).get("quantization_config"), entry.id
+
+
+def test_the_70b_int4_checkpoints_the_deployment_guide_names_fit_one_a100_80gb_offline() -> None:
+    # A user's 70B quantization guide (seed 004) names these three repos; without Hub access they come from the
+    # catalog. The 4-bit weights (~33-37 GiB) leave room for KV cache on one A100 80GB, but not for Llama 3.1's
+    # whole 131k context.
+    from gpuplan.api_python import estimate
+
+    awq31 = estimate("casperhansen/llama-3.1-70b-instruct-awq", gpu="A100-80GB")
+    assert 36 < awq31.weights_bytes / 2**30 < 38
+    assert awq31.fits is False and 100_000 < awq31.max_model_len_fit < 131_072
+    for repo in ("TheBloke/Llama-2-70B-Chat-AWQ", "TheBloke/Llama-2-70B-Chat-GPTQ"):
+        r = estimate(repo, gpu="A100-80GB")
+        assert r.fits and 32 < r.weights_bytes / 2**30 < 35, repo
