@@ -114,6 +114,16 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
     return q, want
 
 
+COLD_COMPILE_LOSS = 1 * GiB  # the cold-start KV loss the public 0.28-0.30 logs show (0.8-1.2 GiB at TP=1)
+
+
+def _cold_compile_matters(profile: Profile, r: Resolved, available: int) -> bool:
+    """Whether a cold torch.compile cache would cost a noticeable share (10% or more) of the KV cache."""
+    if profile.engine != "v1" or not profile.at_least("0.28") or r.dep.enforce_eager:
+        return False
+    return 0 < available <= 10 * COLD_COMPILE_LOSS
+
+
 def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings: list[str]) -> QuantConfig | None:
     """Below compute capability 8.9 vLLM serves FP8 weights through the weight-only Marlin kernel (fp8.py,
     compressed_tensors_w8a16_fp8.py): per-tensor and per-channel FP8 since FP8 Marlin existed, block-wise FP8
@@ -518,6 +528,11 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     tower = stages[0]["activation"].encoder
     if enc is not None and max(tower, enc.output_bytes) > stages[0]["activation"].peak // 2:
         warnings.append(_encoder_warning(spec, r, enc))
+    if _cold_compile_matters(p, r, stages[0]["available_bytes"]):
+        warnings.append("first start of this command on an empty torch.compile cache (a new shape, or a container "
+                        "without a persistent ~/.cache/vllm): vLLM counts the compiler's scratch memory as activation, "
+                        "and public vLLM 0.28-0.30 first starts got 0.8-1.2 GiB less KV cache per GPU than the restart "
+                        "that followed (vllm#54122, #54383)")
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
