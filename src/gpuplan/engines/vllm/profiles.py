@@ -98,7 +98,7 @@ def lacks_tp_plan(architecture: str) -> bool:
 
 def quant_min_capability(profile: Profile, method: str) -> float | None:
     """The lowest compute capability vLLM accepts for a quantization method in this release (None: not tracked)."""
-    steps = _load("vllm_profiles.json")["quant_min_capability"].get(method)
+    steps = _profiles()[0]["quant_min_capability"].get(method)
     if not steps:
         return None
     return [s["cc"] for s in steps if profile.at_least(s["from"])][-1]
