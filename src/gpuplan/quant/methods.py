@@ -71,7 +71,7 @@ def linear_bytes(q: QuantConfig | None, out_f: int, in_f: int, act_bytes: int, *
     if q is None:
         return n * act_bytes
     m = q.method
-    if q.fp8_marlin and (m == "fp8" or q.scheme == "w8a8_fp8"):
+    if q.fp8_marlin:  # set only on FP8 formats (estimate._fp8_marlin)
         # marlin_utils_fp8.py: the FP8 bytes are repacked as they are, and the scales become one row per
         # weight block along K (one row without blocks) of output width, in the model dtype.
         rows = cdiv(in_f, q.weight_block[1]) if q.weight_block else 1
