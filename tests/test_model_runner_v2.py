@@ -7,7 +7,9 @@ V1 runner would give it (heldout_public.jsonl ghd-005 logged 6.03 GiB)."""
 from __future__ import annotations
 
 from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.budget import activation
 from gpuplan.engines.vllm.estimate import estimate, resolve
+from gpuplan.engines.vllm.profiles import get_profile
 from gpuplan.model.adapters import build_spec
 
 QWEN3_8B = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 4096,
@@ -56,3 +58,29 @@ def test_the_v2_sampler_state_is_max_num_seqs_by_vocab_int32_counters_plus_a_bit
     # The V1 runner of the same release holds no such state.
     v1 = estimate(spec, _dep("0.24.0", VLLM_USE_V2_MODEL_RUNNER="0"))
     assert "sampler state" not in next(c.note for c in v1.components if c.name == "activation_peak")
+
+
+def test_from_0_28_the_v2_profile_sample_holds_the_logits_without_a_float32_copy() -> None:
+    """sample/sampler.py: 0.28 skips the float32 copy when no request needs logits processing, as the profile
+    run's dummy requests do not. 256 rows of Qwen3-8B's 151,936 logits: 0.07 GiB in bf16, 0.14 more in float32."""
+    spec = build_spec(QWEN3_8B)
+
+    def sampler(version: str) -> int:
+        return activation(spec, 0, spec.num_layers, last_stage=True, tokens=2048, sampler_rows=256, tp=1, moe_tp=1,
+                          ep=1, act_bytes=2, quant_method=None, profile=get_profile(version), runner_v2=True,
+                          max_num_reqs=256).sampler
+
+    logits = 256 * 151936
+    assert sampler("0.27.1") - sampler("0.28.0") == 4 * logits
+    assert sampler("0.30.0") == sampler("0.28.0")
+
+
+def test_from_0_29_the_budget_subtracts_about_half_the_0_19_cuda_graph_pool() -> None:
+    """The V2 runner's estimate of its graphs is the share calibration.json names (fitted on public 0.30 logs):
+    0.44 GiB for Qwen3-8B where vLLM 0.19's V1 runner captured 0.93."""
+    spec = build_spec(QWEN3_8B)
+    v1 = estimate(spec, _dep("0.28.0"))
+    v2 = estimate(spec, _dep("0.29.0"))
+    assert v1.cudagraph_in_budget and v2.cudagraph_in_budget
+    assert abs(v2.cudagraph_bytes / v1.cudagraph_bytes - 0.48) < 0.01
+    assert round(v2.cudagraph_bytes / 2**30, 2) == 0.44

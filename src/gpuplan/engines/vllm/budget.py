@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
-from .profiles import Profile
+from .profiles import Profile, model_runner_v2_copies_logits
 
 
 @dataclass(frozen=True)
@@ -138,9 +138,12 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     sampler = state = 0
     if last_stage:
-        # The V2 runner samples from the logits and one float32 copy of them (sample/sampler.py), a computed
-        # figure; the V1 samplers' transient peaks are calibrated.
-        c = act_bytes + 4 if runner_v2 else profile.calib["sampler_bytes_per_logit"][profile.sampler]
+        # The V2 runner samples from the logits, plus one float32 copy of them up to 0.27 (sample/sampler.py): a
+        # computed figure. The V1 samplers' transient peaks are calibrated.
+        if runner_v2:
+            c = act_bytes + (4 if model_runner_v2_copies_logits(profile) else 0)
+        else:
+            c = profile.calib["sampler_bytes_per_logit"][profile.sampler]
         sampler = int(c * sampler_rows * spec.vocab_size
                       + profile.calib["sampler_hidden_copies"] * tokens * spec.hidden_size * act_bytes)
         if runner_v2:
@@ -212,11 +215,16 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
 
 
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
-              enforce_eager: bool) -> int:
+              enforce_eager: bool, runner_v2_estimate: bool = False) -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
-    and scale with the number of captured sizes (fitted on the logged captures, see calibration.json)."""
+    and scale with the number of captured sizes (fitted on the logged captures, see calibration.json).
+    With `runner_v2_estimate`, the figure the V2 runner's profiler estimates (and vLLM subtracts) instead."""
     if enforce_eager:
         return 0
+    if runner_v2_estimate:
+        scale = profile.calib["cudagraph_runner_v2_scale"]
+        return int(scale * cudagraph(spec, lo, hi, profile, tp=tp, max_num_seqs=max_num_seqs, mnbt=mnbt,
+                                     enforce_eager=False))
     c = profile.calib["cudagraph"]
     n_graphs = capture_sizes(profile, max_num_seqs, mnbt)
     scale = c.get("scale", 1.0) * n_graphs / c["reference_graphs"]

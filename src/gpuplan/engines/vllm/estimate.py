@@ -494,14 +494,13 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
-                             enforce_eager=r.dep.enforce_eager)
+                             enforce_eager=r.dep.enforce_eager,
+                             runner_v2_estimate=r.runner_v2 and r.cudagraph_in_budget)
         w = weights[s].total
         graphs_in = graphs if r.cudagraph_in_budget else 0
         extra = 0
         if p.formula == "v1_absolute_peak":
             extra = base  # 0.8's V1 counted all used memory, the CUDA context included
-        elif p.formula == "consumed_plus_transient":
-            extra = int(p.calib.get("runner_buffers_gib", 0) * GiB)
         if r.dep.kv_cache_memory_bytes is not None:
             avail = int(r.dep.kv_cache_memory_bytes)
         else:
@@ -671,6 +670,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
         Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool; " + ("inside the budget" if r.cudagraph_in_budget else
                                          "outside the budget (captured after the KV cache)")
+                  + ("; the V2 model runner's estimate, which vLLM subtracts (the pool it captures is about half)"
+                     if r.runner_v2 and r.cudagraph_in_budget else "")
                   + ("; vLLM's V2 model runner, which does not estimate graphs before sizing the KV cache"
                      if r.runner_v2 and not r.cudagraph_in_budget and p.cudagraph_subtracted else "")),
         Component("kv_cache", max(0, stage["available_bytes"]), False,

@@ -152,6 +152,12 @@ def model_runner_v2_profiles_cudagraphs(profile: Profile) -> bool:
     return profile.at_least(_profiles()[0]["model_runner_v2"]["cudagraph_profiled_from"])
 
 
+@cache
+def model_runner_v2_copies_logits(profile: Profile) -> bool:
+    """Whether the V2 runner's profile sample makes a float32 copy of the logits (up to 0.27)."""
+    return not profile.at_least(_profiles()[0]["model_runner_v2"]["sampler_fp32_copy_until"])
+
+
 def known_versions() -> list[str]:
     return ["0.33.0", "0.28.0", "0.25.0", "0.22.0", "0.21.0", "0.20.0", "0.19.0", "0.18.0", "0.17.0", "0.16.0",
             "0.12.0", "0.11.0", "0.10.2", "0.9.2", "0.8.5", "0.6.6", "0.5.0"]
