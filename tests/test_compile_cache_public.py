@@ -69,9 +69,9 @@ def test_the_cuda_graph_memory_vllm_030_subtracts_is_its_v2_runner_estimate() ->
 
 
 def test_qwen25_72b_on_two_h100s_starts_on_vllm_030() -> None:
-    """Before 0.29's figures, gpuplan charged 2.1 GiB of NCCL memory per GPU (the 0.19 figure) and the 0.19 CUDA
-    graphs, and said this start-up could not happen; vLLM 0.30 started it with 1.34 GiB of KV cache on its first
-    start (cc-017), so a restart gets at least that."""
+    """Before the 0.29+ figures, gpuplan charged the 0.19 NCCL memory (2.1 GiB per GPU) and the 0.19 CUDA graphs and
+    said this start-up could not happen. vLLM 0.30 started it with 1.34 GiB of KV cache even on its first start
+    (cc-017); gpuplan now says it starts, with no more KV cache than that first start got."""
     rec = next(r for r in RECORDS if r["model_id"] == "Qwen/Qwen2.5-72B-Instruct")
     got = predict(rec)
     assert got["fits"] is True
