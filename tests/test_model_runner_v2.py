@@ -1,5 +1,7 @@
-"""vLLM's second GPU model runner (vllm/v1/worker/gpu/) became the default for a few architectures in 0.22
-and for every model in 0.29. Until 0.29 it did not estimate CUDA-graph memory before sizing the KV cache
+"""vLLM's second GPU model runner (vllm/v1/worker/gpu/). config/vllm.py use_v2_model_runner decides who runs
+it: in 0.22-0.23 a few listed architectures, dense and unquantized; in 0.24 the listed ones; from 0.25 every
+dense attention model and the listed MoE ones; from 0.29 every model, unless a feature it lacks sends the
+start-up back to V1. Until 0.29 it did not estimate CUDA-graph memory before sizing the KV cache
 (profile_cudagraph_memory returned 0), and its sampler keeps max_num_seqs x vocab int32 penalty counters on
 the GPU. So Qwen3-8B on a 24 GB RTX 4090 with vLLM 0.24 keeps roughly a CUDA-graph pool more KV cache than the
 V1 runner would give it (heldout_public.jsonl ghd-005 logged 6.03 GiB)."""
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.budget import activation
+from gpuplan.api_python import load_model
 from gpuplan.engines.vllm.estimate import estimate, resolve
 from gpuplan.engines.vllm.profiles import get_profile
 from gpuplan.model.adapters import build_spec
@@ -25,11 +28,37 @@ def _dep(version: str, **env: str) -> Deployment:
     return Deployment(**RTX_4090, vllm_version=version, env=tuple(env.items()))
 
 
-def test_qwen3_runs_the_v2_runner_on_0_22_to_0_24_and_again_from_0_29() -> None:
+def test_qwen3_runs_the_v2_runner_from_0_22_on() -> None:
     spec = build_spec(QWEN3_8B)
     on = {v: resolve(spec, _dep(v)).runner_v2 for v in ("0.21.0", "0.22.0", "0.24.0", "0.25.0", "0.28.0", "0.29.0")}
-    assert on == {"0.21.0": False, "0.22.0": True, "0.24.0": True, "0.25.0": False, "0.28.0": False,
+    assert on == {"0.21.0": False, "0.22.0": True, "0.24.0": True, "0.25.0": True, "0.28.0": True,
                   "0.29.0": True}
+
+
+def test_from_0_25_every_dense_model_runs_v2_but_an_unlisted_moe_waits_for_0_29() -> None:
+    falcon = build_spec({**LLAMA, "architectures": ["FalconForCausalLM"], "model_type": "falcon"})
+    assert not resolve(falcon, _dep("0.24.0")).runner_v2 and resolve(falcon, _dep("0.25.0")).runner_v2
+    moe = load_model("Qwen/Qwen3-30B-A3B", allow_network=False)  # Qwen3MoeForCausalLM: never listed
+    assert [resolve(moe, _dep(v)).runner_v2 for v in ("0.25.0", "0.28.0", "0.29.0")] == [False, False, True]
+    listed = load_model("Qwen/Qwen1.5-MoE-A2.7B", allow_network=False)  # Qwen2MoeForCausalLM: listed from 0.24
+    assert not resolve(listed, _dep("0.23.0")).runner_v2 and resolve(listed, _dep("0.27.1")).runner_v2
+
+
+def test_0_22_and_0_23_keep_a_quantized_checkpoint_on_v1() -> None:
+    awq = build_spec({**LLAMA, "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": 128,
+                                                        "zero_point": True, "version": "gemm"}})
+    assert not resolve(awq, _dep("0.23.0")).runner_v2
+    assert resolve(awq, _dep("0.24.0")).runner_v2
+
+
+def test_hybrid_mamba_models_follow_their_own_rules() -> None:
+    nxt = load_model("Qwen/Qwen3-Next-80B-A3B-Instruct", allow_network=False)  # unlisted MoE hybrid
+    assert not resolve(nxt, _dep("0.27.1")).runner_v2
+    # 0.29 has no Mamba restriction, so its default prefix caching ("align") runs on V2.
+    assert resolve(nxt, _dep("0.29.0")).runner_v2
+    # 0.22 refused every model with Mamba state; 0.23-0.24 the "align" mode (0.23 + enable_prefix_caching).
+    qwen3 = build_spec(QWEN3_8B)
+    assert resolve(qwen3, _dep("0.22.0")).runner_v2
 
 
 def test_llama_joined_in_0_23_and_the_environment_variable_overrides_the_default() -> None:
@@ -79,8 +108,19 @@ def test_from_0_29_the_budget_subtracts_about_half_the_0_19_cuda_graph_pool() ->
     """The V2 runner's estimate of its graphs is the share calibration.json names (fitted on public 0.30 logs):
     0.44 GiB for Qwen3-8B where vLLM 0.19's V1 runner captured 0.93."""
     spec = build_spec(QWEN3_8B)
-    v1 = estimate(spec, _dep("0.28.0"))
+    v1 = estimate(spec, _dep("0.28.0", VLLM_USE_V2_MODEL_RUNNER="0"))
     v2 = estimate(spec, _dep("0.29.0"))
     assert v1.cudagraph_in_budget and v2.cudagraph_in_budget
     assert abs(v2.cudagraph_bytes / v1.cudagraph_bytes - 0.48) < 0.01
     assert round(v2.cudagraph_bytes / 2**30, 2) == 0.44
+
+
+def test_before_0_29_the_v2_graphs_captured_after_the_kv_cache_take_a_quarter_of_the_v1_pool() -> None:
+    """What the V2 runner's capture takes (0.23 GiB for Qwen3-8B in the public 0.30 logs), used for the
+    out-of-memory check after the KV cache has filled the budget, not subtracted from it."""
+    spec = build_spec(QWEN3_8B)
+    v1 = estimate(spec, _dep("0.28.0", VLLM_USE_V2_MODEL_RUNNER="0"))
+    v2 = estimate(spec, _dep("0.28.0"))
+    assert not v2.cudagraph_in_budget
+    assert abs(v2.cudagraph_bytes / v1.cudagraph_bytes - 0.25) < 0.01
+    assert round(v2.cudagraph_bytes / 2**30, 2) == 0.23

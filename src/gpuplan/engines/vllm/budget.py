@@ -215,16 +215,17 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
 
 
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
-              enforce_eager: bool, runner_v2_estimate: bool = False) -> int:
+              enforce_eager: bool, runner_v2: str | None = None) -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
     and scale with the number of captured sizes (fitted on the logged captures, see calibration.json).
-    With `runner_v2_estimate`, the figure the V2 runner's profiler estimates (and vLLM subtracts) instead."""
+    For vLLM's V2 model runner, `runner_v2` picks its share of that: "estimate", what its profiler estimates
+    and vLLM subtracts (0.29+); "actual", the pool it captures after the KV cache (before 0.29)."""
     if enforce_eager:
         return 0
-    if runner_v2_estimate:
-        scale = profile.calib["cudagraph_runner_v2_scale"]
-        return int(scale * cudagraph(spec, lo, hi, profile, tp=tp, max_num_seqs=max_num_seqs, mnbt=mnbt,
-                                     enforce_eager=False))
+    if runner_v2:
+        key = {"estimate": "cudagraph_runner_v2_scale", "actual": "cudagraph_runner_v2_actual_scale"}[runner_v2]
+        return int(profile.calib[key] * cudagraph(spec, lo, hi, profile, tp=tp, max_num_seqs=max_num_seqs,
+                                                  mnbt=mnbt, enforce_eager=False))
     c = profile.calib["cudagraph"]
     n_graphs = capture_sizes(profile, max_num_seqs, mnbt)
     scale = c.get("scale", 1.0) * n_graphs / c["reference_graphs"]

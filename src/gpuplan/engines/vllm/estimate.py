@@ -238,7 +238,10 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                             "default in this version; every windowed or chunked layer is charged full length "
                             f"(set {CHUNKED_ENV}=1 to change it)")
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, dtype, warnings)
-    runner_v2 = uses_model_runner_v2(profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode)
+    runner_v2 = uses_model_runner_v2(
+        profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode, moe=spec.is_moe,
+        quantized=spec.quant is not None and spec.quant.source == "checkpoint" and spec.quant.method != "gguf",
+        has_state=any(layer.attention.state for layer in spec.layers), attention_free=spec.attention_free)
     sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"),
                         replicated_kinds=_sequence_parallel_kinds(spec, dep, profile, tp, pp, warnings))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
@@ -495,7 +498,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager,
-                             runner_v2_estimate=r.runner_v2 and r.cudagraph_in_budget)
+                             runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None)
         w = weights[s].total
         graphs_in = graphs if r.cudagraph_in_budget else 0
         extra = 0
@@ -672,7 +675,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                                          "outside the budget (captured after the KV cache)")
                   + ("; the V2 model runner's estimate, which vLLM subtracts (the pool it captures is about half)"
                      if r.runner_v2 and r.cudagraph_in_budget else "")
-                  + ("; vLLM's V2 model runner, which does not estimate graphs before sizing the KV cache"
+                  + ("; vLLM's V2 model runner, which does not estimate graphs before sizing the KV cache: "
+                     "the pool it captures"
                      if r.runner_v2 and not r.cudagraph_in_budget and p.cudagraph_subtracted else "")),
         Component("kv_cache", max(0, stage["available_bytes"]), False,
                   "what the budget leaves; block layout inside it is exact"),

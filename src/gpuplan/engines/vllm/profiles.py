@@ -132,19 +132,37 @@ def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
 
 
 @cache
-def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, mamba_mode: str) -> bool:
-    """Whether this start-up runs vLLM's second GPU model runner (config/vllm.py use_v2_model_runner)."""
+def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, mamba_mode: str, *,
+                         moe: bool = False, quantized: bool = False, has_state: bool = False,
+                         attention_free: bool = False) -> bool:
+    """Whether this start-up runs vLLM's second GPU model runner (config/vllm.py use_v2_model_runner).
+    `quantized`: the checkpoint's config has a quantization_config; `has_state`: Mamba / linear-attention layers
+    (vLLM's has_inner_state; a hybrid when the model also has attention layers)."""
     mr = _profiles()[0].get("model_runner_v2", {})
     if profile.engine != "v1" or not mr or not profile.at_least(mr["env_from"]):
         return False
-    if env is not None and env.strip() in ("0", "1"):  # vLLM reads it as an int
+    if env is not None and env.strip() in ("0", "1"):  # vLLM reads it as an int, before any default
         return env.strip() == "1"
-    if mamba_mode == "align":  # not supported by the V2 runner: vLLM falls back to V1
-        return False
+    vt = profile.version_tuple
+    if has_state and any(in_versions(vt, e["versions"]) and mamba_mode in e["modes"]
+                         for e in mr["unsupported_mamba_cache_modes"]):
+        return False  # _get_v2_model_runner_unsupported_features: vLLM falls back to V1
     if profile.at_least(mr["all_from"]):
         return True
-    return any(in_versions(profile.version_tuple, e["versions"]) and architecture in e["architectures"]
-               for e in mr["default_architectures"])
+    listed = any(in_versions(vt, e["versions"]) and architecture in e["architectures"]
+                 for e in mr["default_architectures"])
+    rule = next((e for e in mr["default_rules"] if in_versions(vt, e["versions"])), None)
+    if rule is None:
+        return False
+    hybrid = has_state and not attention_free
+    if rule["rule"] == "listed_dense_unquantized":
+        return listed and not moe and not quantized
+    if rule["rule"] == "listed":
+        return listed
+    # listed_or_dense
+    if attention_free or (hybrid and not (rule["hybrid"] == "listed" and listed)):
+        return False
+    return listed or not moe
 
 
 @cache
