@@ -115,12 +115,12 @@ def test_from_0_29_the_budget_subtracts_about_half_the_0_19_cuda_graph_pool() ->
     assert round(v2.cudagraph_bytes / 2**30, 2) == 0.44
 
 
-def test_before_0_29_the_v2_graphs_captured_after_the_kv_cache_take_a_quarter_of_the_v1_pool() -> None:
-    """What the V2 runner's capture takes (0.23 GiB for Qwen3-8B in the public 0.30 logs), used for the
-    out-of-memory check after the KV cache has filled the budget, not subtracted from it."""
+def test_before_0_29_the_v2_graphs_are_captured_after_the_kv_cache_outside_the_budget() -> None:
+    """They still take memory (checked against what is left outside the budget), sized as the V1 pool: the two
+    public pre-0.29 V2 captures fall on either side of it (calibration.json, cudagraph_runner_v2_actual_scale)."""
     spec = build_spec(QWEN3_8B)
     v1 = estimate(spec, _dep("0.28.0", VLLM_USE_V2_MODEL_RUNNER="0"))
     v2 = estimate(spec, _dep("0.28.0"))
-    assert not v2.cudagraph_in_budget
-    assert abs(v2.cudagraph_bytes / v1.cudagraph_bytes - 0.25) < 0.01
-    assert round(v2.cudagraph_bytes / 2**30, 2) == 0.23
+    assert v1.cudagraph_in_budget and not v2.cudagraph_in_budget
+    assert v2.cudagraph_bytes == v1.cudagraph_bytes > 0
+    assert v2.available_kv_cache_bytes > v1.available_kv_cache_bytes + v1.cudagraph_bytes // 2

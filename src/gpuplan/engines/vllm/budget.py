@@ -192,10 +192,13 @@ def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> i
     return int(c[key] * GiB)
 
 
-def baseline(profile: Profile, tp: int, pp: int) -> int:
-    """Memory in use before the budget snapshot (CUDA context; NCCL from 0.11): outside the budget."""
+def baseline(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:
+    """Memory in use before the budget snapshot (CUDA context; NCCL from 0.11): outside the budget. NCCL sets up
+    more on NVSwitch boards than between PCIe cards."""
     c = profile.calib["baseline_gib"]
-    return int((c["multi_gpu"] if tp * pp > 1 else c["single"]) * GiB)
+    if tp * pp == 1:
+        return int(c["single"] * GiB)
+    return int(c.get("multi_gpu_pcie" if fabric != "nvswitch" else "multi_gpu", c["multi_gpu"]) * GiB)
 
 
 def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:

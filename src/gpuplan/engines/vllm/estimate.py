@@ -484,7 +484,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
     n_torch = B.non_torch(p, r.tp, r.pp, _fabric(r.dep))
-    base = B.baseline(p, r.tp, r.pp)
+    base = B.baseline(p, r.tp, r.pp, _fabric(r.dep))
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
