@@ -136,6 +136,8 @@ BAD = [
     ("model", "/v1/estimate", {"model": "http://169.254.169.254/latest"}),
     ("model", "/v1/estimate", {"model": 42}),
     ("max_model_len", "/v1/estimate", {"max_model_len": 2.5}),
+    ("max_cudagraph_capture_size", "/v1/estimate", {"max_cudagraph_capture_size": 0}),
+    ("max_cudagraph_capture_size", "/v1/estimate", {"max_cudagraph_capture_size": 64, "vllm_version": "0.10.2"}),
     ("lengths", "/v1/curve", {"lengths": []}),
     ("lengths", "/v1/curve", {"lengths": list(range(1, 66))}),
     ("lengths[1]", "/v1/curve", {"lengths": [1024, 0]}),

@@ -83,6 +83,8 @@ def test_an_instance_type_is_a_gpu_name_and_a_bare_family_warns_about_its_size()
 @pytest.mark.parametrize(("argv", "field"), [
     (["estimate", MODEL, "--gpu", "RTX-9999"], "gpu"),
     (["estimate", "acme/nothing-here"], "model"),
+    (["estimate", MODEL, "--vllm-version", "0.10.2", "--max-cudagraph-capture-size", "64"],
+     "max_cudagraph_capture_size"),
 ])
 def test_core_errors_are_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], field: str) -> None:
     code, _, err = run_main(capsys, *argv)

@@ -5,10 +5,16 @@ times the next one's; calibration.json scales the whole fitted term with n (see 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from gpuplan.catalog import find_model
 from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.budget import capture_sizes
 from gpuplan.engines.vllm.estimate import estimate
+from gpuplan.engines.vllm.profiles import get_profile
 from gpuplan.model.adapters import build_spec
+from gpuplan.validation import deployment_of
 
 GiB = 1 << 30
 
@@ -29,3 +35,19 @@ def test_a_start_up_that_captures_five_cuda_graphs_reserves_a_tenth_of_a_gib_for
     many = estimate(spec, Deployment(max_num_seqs=256, **dep)).cudagraph_bytes / GiB
     assert 0.05 <= few <= 0.25
     assert many > 5 * few
+
+
+def test_capping_cuda_graphs_at_128_captures_19_sizes_and_keeps_more_kv_cache() -> None:
+    """vllm serve Qwen/Qwen2.5-72B-Instruct -tp 2 --max-num-seqs 128 -cc.max_cudagraph_capture_size=128 on two
+    H100s, vLLM 0.30 (compile_cache_public.jsonl cc-017) captured 1, 2, 4, 8 ... 128: 19 sizes, where the default
+    for 128 sequences goes to 256 (35 sizes). Its estimate, which vLLM subtracts, shrinks with them."""
+    path = Path(__file__).parent / "fixtures" / "vllm_logs" / "compile_cache_public.jsonl"
+    rec = next(r for r in map(json.loads, path.read_text().splitlines()) if r["id"] == "cc-017")
+    assert capture_sizes(get_profile("0.30.0"), 128, 8192, 128) == 19
+    assert capture_sizes(get_profile("0.30.0"), 128, 8192) == 35
+    spec = build_spec(rec["hf_config"], rec["model_id"])
+    capped = estimate(spec, deployment_of(rec))
+    default = estimate(spec, deployment_of(rec).with_(max_cudagraph_capture_size=None))
+    assert capped.cudagraph_bytes < 0.6 * default.cudagraph_bytes
+    assert capped.available_kv_cache_bytes > default.available_kv_cache_bytes
+    assert "19 batch sizes" in next(c.note for c in capped.components if c.name == "cudagraph")

@@ -185,6 +185,8 @@ def estimate(
     block_size: Annotated[int | None, typer.Option("--block-size")] = None,
     vllm_version: Annotated[str | None, typer.Option("--vllm-version")] = None,
     kv_cache_memory_bytes: Annotated[int | None, typer.Option("--kv-cache-memory-bytes")] = None,
+    max_cudagraph_capture_size: Annotated[int | None, typer.Option(
+        "--max-cudagraph-capture-size", help="largest batch captured as a CUDA graph (vLLM 0.11.1+)")] = None,
     disable_hybrid_kv_cache_manager: Annotated[bool, typer.Option("--disable-hybrid-kv-cache-manager")] = False,
     cpu_offload_gb: Annotated[float, typer.Option("--cpu-offload-gb", help="GiB of weights per GPU kept in CPU memory")
                               ] = 0.0,
@@ -229,6 +231,7 @@ def estimate(
             block_size=block_size,
             vllm_version=vllm_version,
             kv_cache_memory_bytes=kv_cache_memory_bytes,
+            max_cudagraph_capture_size=max_cudagraph_capture_size,
             # Absent flag: vLLM's default for the version (None), not "enabled".
             disable_hybrid_kv_cache_manager=True if disable_hybrid_kv_cache_manager else None,
             cpu_offload_gb=cpu_offload_gb,

@@ -28,6 +28,8 @@ class Deployment:
     api_server: bool = True
     vllm_version: str | None = None
     kv_cache_memory_bytes: int | None = None
+    # vLLM 0.11.1+: the largest batch captured as a CUDA graph (None: min(2 x max_num_seqs, 512)).
+    max_cudagraph_capture_size: int | None = None
     # None: the version's default (and VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE for <=0.12).
     disable_hybrid_kv_cache_manager: bool | None = None
     enable_prefix_caching: bool | None = None

@@ -271,6 +271,9 @@ class DeploymentFields(BaseModel):
     api_server: bool = Field(default=True, description="True: `vllm serve`; False: offline LLM()")
     vllm_version: Annotated[str | None, Field(max_length=32, pattern=r"^\d+\.\d+(\.\d+)?[\w.+-]*$")] = None
     kv_cache_memory_bytes: Annotated[int | None, Field(gt=0, le=1 << 45)] = None
+    max_cudagraph_capture_size: Annotated[int | None, Field(
+        ge=1, le=MAX_SEQ, description="largest batch vLLM captures as a CUDA graph (0.11.1+); unset: min(2 x "
+                                      "max_num_seqs, 512)")] = None
     disable_hybrid_kv_cache_manager: bool | None = None
     enable_prefix_caching: bool | None = None
     cpu_offload_gb: Annotated[

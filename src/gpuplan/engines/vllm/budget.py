@@ -201,8 +201,9 @@ def baseline(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> in
     return int(c.get("multi_gpu_pcie" if fabric != "nvswitch" else "multi_gpu", c["multi_gpu"]) * GiB)
 
 
-def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
-    """Number of CUDA graph batch sizes vLLM captures."""
+def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None) -> int:
+    """Number of CUDA graph batch sizes vLLM captures (config/vllm.py _set_cudagraph_sizes); `max_capture` is the
+    user's max_cudagraph_capture_size (0.11.1+), which replaces the default ceiling of min(2 x max_num_seqs, 512)."""
     rule = profile.cudagraph_sizes
     if rule == "v0":
         top = min(max_num_seqs, 256)
@@ -210,7 +211,7 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
         return len([s for s in sizes if s <= max(top, 1) or s == sizes[-1]])
     if rule == "v1_0.8":
         return len([s for s in [1, 2, 4] + list(range(8, 513, 8)) if s <= mnbt])
-    top = min(2 * max_num_seqs, 512, mnbt)
+    top = min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
     if rule == "v1_0.9":
         return len([s for s in [1, 2, 4] + list(range(8, top + 1, 8)) if s <= top])
     sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
@@ -218,7 +219,7 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int) -> int:
 
 
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
-              enforce_eager: bool, runner_v2: str | None = None) -> int:
+              enforce_eager: bool, runner_v2: str | None = None, max_capture: int | None = None) -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
     and scale with the number of captured sizes (fitted on the logged captures, see calibration.json).
     For vLLM's V2 model runner, `runner_v2` picks its share of that: "estimate", what its profiler estimates
@@ -228,9 +229,9 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     if runner_v2:
         key = {"estimate": "cudagraph_runner_v2_scale", "actual": "cudagraph_runner_v2_actual_scale"}[runner_v2]
         return int(profile.calib[key] * cudagraph(spec, lo, hi, profile, tp=tp, max_num_seqs=max_num_seqs,
-                                                  mnbt=mnbt, enforce_eager=False))
+                                                  mnbt=mnbt, enforce_eager=False, max_capture=max_capture))
     c = profile.calib["cudagraph"]
-    n_graphs = capture_sizes(profile, max_num_seqs, mnbt)
+    n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture)
     scale = c.get("scale", 1.0) * n_graphs / c["reference_graphs"]
     layers = hi - lo
     moe_layers = sum(1 for layer in spec.layers[lo:hi] if layer.mlp.kind == "moe")

@@ -225,6 +225,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
         if v <= 0:
             raise GpuplanError(name, f"must be positive, got {v}")
+    _check_capture_size(dep, profile)
     _check_parallel(spec, tp, pp)
     ep = tp * (dep.data_parallel_size or 1) if dep.enable_expert_parallel else 1
     moe_tp = 1 if dep.enable_expert_parallel else tp * (dep.data_parallel_size or 1)
@@ -247,6 +248,18 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec))
+
+
+def _check_capture_size(dep: Deployment, profile: Profile) -> None:
+    v = dep.max_cudagraph_capture_size
+    if v is None:
+        return
+    if v < 1:
+        raise GpuplanError("max_cudagraph_capture_size", f"must be at least 1, got {v}")
+    if profile.engine != "v1" or not profile.at_least("0.11.1"):
+        raise GpuplanError("max_cudagraph_capture_size",
+                           f"vLLM {profile.version} has no such option: it came in 0.11.1",
+                           accepted=["a vllm_version of 0.11.1 or later", "unset"])
 
 
 def _sequence_parallel_kinds(spec: ModelSpec, dep: Deployment, profile: Profile, tp: int, pp: int,
@@ -498,7 +511,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager,
-                             runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None)
+                             runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
+                             max_capture=r.dep.max_cudagraph_capture_size)
         w = weights[s].total
         graphs_in = graphs if r.cudagraph_in_budget else 0
         extra = 0
@@ -671,8 +685,11 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   + "; calibrated"),
         Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
         Component("cudagraph", stage["cudagraph_bytes"], False,
-                  "CUDA graph pool; " + ("inside the budget" if r.cudagraph_in_budget else
-                                         "outside the budget (captured after the KV cache)")
+                  "CUDA graph pool"
+                  + (f" for {B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size)} batch "
+                     "sizes" if stage["cudagraph_bytes"] else "") + "; "
+                  + ("inside the budget" if r.cudagraph_in_budget else
+                     "outside the budget (captured after the KV cache)")
                   + ("; the V2 model runner's estimate, which vLLM subtracts (the pool it captures is about half)"
                      if r.runner_v2 and r.cudagraph_in_budget else "")
                   + ("; vLLM's V2 model runner, which does not estimate graphs before sizing the KV cache: "
