@@ -55,6 +55,9 @@ def test_0_22_and_0_23_keep_a_quantized_checkpoint_on_v1() -> None:
                                                         "zero_point": True, "version": "gemm"}})
     assert not resolve(awq, _dep("0.23.0")).runner_v2
     assert resolve(awq, _dep("0.24.0")).runner_v2
+    # The same when only the model's name says AWQ (an assumed checkpoint); online FP8 keeps a bf16 config.
+    assert not resolve(build_spec(LLAMA), _dep("0.23.0").with_(quantization="awq")).runner_v2
+    assert resolve(build_spec(LLAMA), _dep("0.23.0").with_(quantization="fp8")).runner_v2
 
 
 def test_hybrid_mamba_models_follow_their_own_rules() -> None:

@@ -241,7 +241,9 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, dtype, warnings)
     runner_v2 = uses_model_runner_v2(
         profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode, moe=spec.is_moe,
-        quantized=spec.quant is not None and spec.quant.source == "checkpoint" and spec.quant.method != "gguf",
+        # vLLM's is_quantized reads the checkpoint's quantization_config: an assumed AWQ/GPTQ checkpoint has one,
+        # --quantization fp8 on a bf16 checkpoint (source "online") and a GGUF file do not.
+        quantized=quant is not None and quant.source != "online" and quant.method != "gguf",
         has_state=any(layer.attention.state for layer in spec.layers), attention_free=spec.attention_free)
     sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"),
                         replicated_kinds=_sequence_parallel_kinds(spec, dep, profile, tp, pp, warnings))
