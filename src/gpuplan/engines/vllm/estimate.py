@@ -114,7 +114,10 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
     return q, want
 
 
-COLD_COMPILE_LOSS = 1 * GiB  # the cold-start KV loss the public 0.28-0.30 logs show (0.8-1.2 GiB at TP=1)
+# The cold-start KV loss public 0.28-0.30 logs show: 0.8-1.3 GiB at TP=1 (compile_cache_public.jsonl), 0.5-0.65
+# at TP=2 on 2x RTX 4090 (github.com/vitalyrodnenko/replay-sim, behind vllm#54383); a fork measured 2.5 GiB on a
+# Quadro RTX 8000 (1CatAI/1Cat-vLLM pull 518).
+COLD_COMPILE_LOSS = 1 * GiB
 
 
 def _cold_compile_matters(profile: Profile, r: Resolved, available: int) -> bool:
@@ -549,8 +552,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     if _cold_compile_matters(p, r, stages[0]["available_bytes"]):
         warnings.append("first start of this command on an empty torch.compile cache (a new shape, or a container "
                         "without a persistent ~/.cache/vllm): vLLM counts the compiler's scratch memory as activation, "
-                        "and public vLLM 0.28-0.30 first starts got 0.8-1.2 GiB less KV cache per GPU than the restart "
-                        "that followed (vllm#54122, #54383)")
+                        "and public vLLM 0.28-0.30 first starts got 0.5-1.3 GiB less KV cache per GPU than the "
+                        "restart that followed (vllm#54383, #54122; a fork measured 2.5 on a 48 GB card); a restart, "
+                        "or a kept VLLM_CACHE_ROOT, gets the figure above")
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
