@@ -65,7 +65,7 @@ def test_hybrid_mamba_models_follow_their_own_rules() -> None:
     assert not resolve(nxt, _dep("0.27.1")).runner_v2
     # 0.29 has no Mamba restriction, so its default prefix caching ("align") runs on V2.
     assert resolve(nxt, _dep("0.29.0")).runner_v2
-    # 0.22 refused every model with Mamba state; 0.23-0.24 the "align" mode (0.23 + enable_prefix_caching).
+    # 0.22's refusal of models with Mamba state leaves a listed model without it on V2.
     qwen3 = build_spec(QWEN3_8B)
     assert resolve(qwen3, _dep("0.22.0")).runner_v2
 
