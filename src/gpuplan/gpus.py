@@ -42,6 +42,14 @@ class GPU:
     price_date: str | None
     note: str = ""
     fabric: str = "pcie"  # nvswitch | pcie: decides NCCL's multi-GPU buffers
+    sm_count: int | None = None  # streaming multiprocessors: the CUDA context grows with them
+
+    @property
+    def resident_threads(self) -> int | None:
+        """Threads the GPU keeps resident at once (SMs x the architecture's maximum per SM): the CUDA driver
+        reserves local memory for each, so the context every process pays for grows with this figure."""
+        per_sm = _threads_per_sm(self.compute_capability)
+        return self.sm_count * per_sm if self.sm_count and per_sm else None
 
     @property
     def memory_gib(self) -> float:
@@ -54,6 +62,7 @@ class GPU:
             aliases=tuple(data.get("aliases", ())),
             vendor=data["vendor"],
             fabric=data.get("fabric", "pcie"),
+            sm_count=data.get("sm_count"),
             memory_bytes=int(data["memory_bytes"]),
             memory_source=data["memory_source"],
             bandwidth_gbps=data.get("bandwidth_gbps"),
@@ -80,11 +89,21 @@ class GPU:
             "fp8_tflops": self.fp8_tflops,
             "fp8_support": self.fp8_support,
             "compute_capability": self.compute_capability,
+            "sm_count": self.sm_count,
             "price_usd_per_hour": self.price_usd_per_hour,
             "price_source": self.price_source,
             "price_date": self.price_date,
             "note": self.note,
         }
+
+
+@lru_cache(maxsize=1)
+def _threads_table() -> dict[str, int]:
+    return {k: v for k, v in data_json("gpus.json")["max_threads_per_sm"].items() if not k.startswith("_")}
+
+
+def _threads_per_sm(cc: float | None) -> int | None:
+    return None if cc is None else _threads_table().get(f"{cc:.1f}")
 
 
 # Brand words people add or leave out ("NVIDIA GeForce RTX 4090" vs "RTX 4090" vs "Tesla T4").

@@ -192,10 +192,17 @@ def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> i
     return int(c[key] * GiB)
 
 
-def baseline(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:
+def baseline(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch", resident_threads: int | None = None) -> int:
     """Memory in use before the budget snapshot (CUDA context; NCCL from 0.11): outside the budget. NCCL sets up
-    more on NVSwitch boards than between PCIe cards."""
+    more on NVSwitch boards than between PCIe cards. The context grows with the threads the GPU keeps resident
+    (the driver reserves local memory for each); a card whose SM count the catalog lacks gets the H100 figure."""
     c = profile.calib["baseline_gib"]
+    ctx = c.get("cuda_context")
+    if ctx and resident_threads:
+        context = ctx["fixed_gib"] * GiB + ctx["per_resident_thread_kib"] * 1024 * resident_threads
+        if tp * pp == 1:
+            return int(context)
+        return int(context + c["nccl_gib"]["nvswitch" if fabric == "nvswitch" else "pcie"] * GiB)
     if tp * pp == 1:
         return int(c["single"] * GiB)
     return int(c.get("multi_gpu_pcie" if fabric != "nvswitch" else "multi_gpu", c["multi_gpu"]) * GiB)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ...deployment import Deployment
 from ...errors import GpuplanError, UnservableDeployment
@@ -29,6 +30,9 @@ from .profiles import (
     uses_model_runner_v2,
 )
 from .weights import Sharding, pp_partition, stage_weights
+
+if TYPE_CHECKING:
+    from ...gpus import GPU
 
 DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")
 HOPPER = 9.0
@@ -427,19 +431,29 @@ def _mxfp4_pad(r: Resolved) -> tuple[int, int] | None:
 
 
 @lru_cache(maxsize=256)
-def _fabric_of(name: str | None) -> str:
+def _gpu_of(name: str | None) -> GPU | None:
     if not name:
-        return "nvswitch"
+        return None
     from ...gpus import find_gpu
 
     try:
-        return find_gpu(name).fabric
+        return find_gpu(name)
     except GpuplanError:
-        return "nvswitch"
+        return None
+
+
+def _fabric_of(name: str | None) -> str:
+    gpu = _gpu_of(name)
+    return gpu.fabric if gpu else "nvswitch"
 
 
 def _fabric(dep: Deployment) -> str:
     return _fabric_of(dep.gpu_name)
+
+
+def _resident_threads(dep: Deployment) -> int | None:
+    gpu = _gpu_of(dep.gpu_name)
+    return gpu.resident_threads if gpu else None
 
 
 def _kv_context(r: Resolved) -> K.KVContext:
@@ -502,7 +516,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
     n_torch = B.non_torch(p, r.tp, r.pp, _fabric(r.dep))
-    base = B.baseline(p, r.tp, r.pp, _fabric(r.dep))
+    base = B.baseline(p, r.tp, r.pp, _fabric(r.dep), _resident_threads(r.dep))
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
