@@ -56,6 +56,29 @@ def test_a_deployment_that_does_not_fit_says_why_and_what_would() -> None:
 
 
 @needs_core
+def test_qwen_32b_bf16_on_one_l4_points_to_the_plan_that_lists_what_fits() -> None:
+    result = runner.invoke(app, ["estimate", "Qwen/Qwen2.5-32B", "--gpu", "L4", "--max-model-len", "8192",
+                                 "--vllm-version", "0.30.0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    hint = next(line for line in result.stdout.splitlines() if line.startswith("nearest deployments that fit:"))
+    command = hint.split(": ", 1)[1]
+    assert command == ("gpuplan plan Qwen/Qwen2.5-32B --gpu 'NVIDIA L4 24GB' --num-gpus 1 --max-model-len 8192 "
+                       "--vllm-version 0.30.0")
+    # The suggested command runs and names what does fit: 4-bit weights on the same card, among others.
+    plan = runner.invoke(app, ["plan", "Qwen/Qwen2.5-32B", "--gpu", "NVIDIA L4 24GB", "--num-gpus", "1",
+                               "--max-model-len", "8192", "--vllm-version", "0.30.0", "--json"])
+    assert plan.exit_code == 0, plan.output
+    nearest = json.loads(plan.stdout)["requested"]["nearest"]
+    assert nearest and all(option["fits"] for option in nearest)
+
+
+@needs_core
+def test_a_deployment_that_fits_prints_no_plan_hint() -> None:
+    result = runner.invoke(app, ["estimate", MODEL, "--gpu", "H100", "--max-model-len", "8192"])
+    assert result.exit_code == 0 and "nearest deployments" not in result.stdout
+
+
+@needs_core
 def test_models_and_gpus_list_the_catalogs() -> None:
     models = runner.invoke(app, ["models", "--json", "llama"])
     assert models.exit_code == 0 and all("llama" in json.dumps(m).lower() for m in json.loads(models.stdout))

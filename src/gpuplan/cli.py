@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 from typing import Annotated, Any
 
@@ -113,8 +114,9 @@ def _gib(n: int | None) -> str:
     return "-" if n is None else f"{n / GiB:,.2f}"
 
 
-def render_report(report: Any) -> None:
-    """The per-GPU breakdown, then the lines vLLM prints, then the verdict."""
+def render_report(report: Any, model_ref: str | None = None) -> None:
+    """The per-GPU breakdown, then the lines vLLM prints, then the verdict (and, when it does not fit, the
+    command that lists the nearest deployments that do)."""
     gpu = report.gpu_name or "GPU"
     total = report.gpu_memory_bytes
     head = (
@@ -156,6 +158,12 @@ def render_report(report: Any) -> None:
             out.print(f"longest max_model_len that fits: {report.max_model_len_fit:,}")
         else:
             out.print("no max_model_len fits this deployment")
+        if model_ref and report.gpu_name:
+            n = report.tensor_parallel_size * report.pipeline_parallel_size
+            out.print(f"nearest deployments that fit: gpuplan plan {shlex.quote(model_ref)} "
+                      f"--gpu {shlex.quote(report.gpu_name)} --num-gpus {n} --max-model-len {report.max_model_len} "
+                      f"--vllm-version {report.engine_version}",
+                      soft_wrap=True)
     for w in report.warnings:
         out.print(Text(f"warning: {w}", style="yellow"))
 
@@ -249,7 +257,7 @@ def estimate(
     if as_json:
         _echo_json(report.to_dict())
     else:
-        render_report(report)
+        render_report(report, model)
 
 
 @app.command()
