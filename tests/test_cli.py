@@ -204,3 +204,15 @@ def test_estimate_reads_local_checkpoints_configs_and_gguf_files(ref: str) -> No
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["per_gpu"]["weights_bytes"] > 0 and out["fits"] is True
+
+
+@needs_core
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_the_plan_table_keeps_every_digit_in_a_narrow_terminal(columns: str) -> None:
+    result = runner.invoke(app, ["plan", "Qwen/Qwen2.5-32B", "--gpu", "L4", "--gpu", "H100", "--max-gpus", "2",
+                                 "--vllm-version", "0.30.0"], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("best option:")[0]
+    assert "131,072" in table and "9,072" in table  # H100's full context, an L4's with 4-bit weights
+    assert "$/h" in table and "0.80" in table       # the price column is not cropped away
+    assert all(len(line) <= int(columns) for line in table.splitlines())

@@ -354,7 +354,7 @@ def plan(
         return
     from .planner import render_answer
 
-    _print_rendered(render_answer(result))
+    _print_rendered(render_answer(result, width=out.width))
 
 
 def _print_rendered(rendered: Any) -> None:

@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .types import ContextTable, PlanResult
+from .types import ContextTable, Option, PlanResult
+
+# Below this many terminal columns the ranked table drops its three least-read columns (memory split, $/1M).
+WIDE = 120
 
 
 def _num(x: float | None, fmt: str = "{:,.0f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
-def render_answer(result: PlanResult, limit: int = 20) -> Group:
+def _gpus(o: Option) -> str:
+    """'2 x H100 SXM5 80GB': table cells drop the vendor word every row would repeat."""
+    return f"{o.num_gpus} x {o.gpu.removeprefix('NVIDIA ')}"
+
+
+def _short_label(label: str, notes: dict[str, str]) -> str:
+    """'gptq int4 (assumed pre-quantized checkpoint)' -> 'gptq int4 *', the note kept once for the caption."""
+    head, sep, note = label.partition(" (")
+    if not sep:
+        return label
+    mark = notes.setdefault(note.rstrip(")"), "*" * (len(notes) + 1))
+    return f"{head} {mark}"
+
+
+def _caption(notes: dict[str, str], *more: str) -> str | None:
+    return "; ".join([f"{mark} {note}" for note, mark in notes.items()] + list(more)) or None
+
+
+def _table(title: str, header: list[tuple[str, str]], rows: list[tuple[str, ...]], caption: str | None,
+           **kw) -> Table:
+    """Right-justified columns hold numbers: they keep their widest cell, so a narrow terminal wraps the
+    words around them instead of cutting digits ('131,0...')."""
+    t = Table(title=title, caption=caption, **kw)
+    for i, (name, just) in enumerate(header):
+        widest = max([Text.from_markup(r[i]).cell_len for r in rows] + [1])
+        if just == "right":
+            widest = max(widest, *(len(word) for word in name.split()))
+        t.add_column(name, justify=just, min_width=widest if just == "right" else min(widest, 8))  # type: ignore[arg-type]
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def render_answer(result: PlanResult, limit: int = 20, width: int = WIDE) -> Group:
     """What the CLI prints: the verdict on the requested deployment and its nearest fits, the ranked
     options, and the launch command of the best one."""
     parts: list = []
@@ -27,17 +64,18 @@ def render_answer(result: PlanResult, limit: int = 20) -> Group:
         else:
             parts.append(Text(f"{what}: does not fit: {o.reason}", style="bold red"))
             if req.nearest:
-                near = Table(title="nearest deployments that fit (each re-checked by the engine)", title_justify="left")
-                for col in ("change", "GPUs", "weights", "KV", "max ctx", "concurrency", "$/h"):
-                    near.add_column(col)
-                for n in req.nearest:
-                    x = n.option
-                    near.add_row(n.change, f"{x.num_gpus} x {x.gpu}", x.quantization_label, x.kv_cache_dtype,
-                                 _num(x.max_model_len), f"{x.max_concurrency:.2f}", _num(x.cost_per_hour_usd, "{:.2f}"))
+                notes: dict[str, str] = {}
+                rows = [(n.change, _gpus(n.option), _short_label(n.option.quantization_label, notes),
+                         n.option.kv_cache_dtype, _num(n.option.max_model_len), f"{n.option.max_concurrency:.2f}",
+                         _num(n.option.cost_per_hour_usd, "{:.2f}")) for n in req.nearest]
+                header = [("change", "left"), ("GPUs", "left"), ("weights", "left"), ("KV", "left"),
+                          ("max ctx", "right"), ("concurrency", "right"), ("$/h", "right")]
+                near = _table("nearest deployments that fit (each re-checked by the engine)", header, rows,
+                              _caption(notes), title_justify="left")
                 parts.append(near)
             else:
                 parts.append(Text("no nearby deployment fits", style="red"))
-    parts.append(render_plan(result, limit))
+    parts.append(render_plan(result, limit, compact=width < WIDE))
     best = next((o for o in result.options if o.fits), None)
     if best is not None:
         parts.append(Text(f"best option: {best.num_gpus} x {best.gpu}, {best.quantization_label}, KV "
@@ -45,23 +83,32 @@ def render_answer(result: PlanResult, limit: int = 20) -> Group:
     return Group(*parts)
 
 
-def render_plan(result: PlanResult, limit: int = 20, only_fitting: bool = False) -> Table:
-    ctx = f"{result.max_model_len:,} tokens" if result.max_model_len else "the model's maximum context"
-    t = Table(title=f"{result.model} on vLLM {result.vllm_version}: {ctx}, {result.concurrency} concurrent "
-                    "request(s)", caption="throughput and $/1M tokens are roofline estimates")
-    for col, just in (("#", "right"), ("GPU", "left"), ("GPUs", "right"), ("TP x PP", "left"),
-                      ("weights", "left"), ("KV", "left"), ("fits", "left"), ("max ctx", "right"),
-                      ("concurrency", "right"), ("weights GiB", "right"), ("KV GiB", "right"),
-                      ("decode tok/s", "right"), ("$/h", "right"), ("$/1M out", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+def render_plan(result: PlanResult, limit: int = 20, only_fitting: bool = False, compact: bool = False) -> Table:
+    ctx = f"{result.max_model_len:,} tokens" if result.max_model_len else "the model's longest context"
     shown = [o for o in result.options if o.fits or not only_fitting][:limit]
-    for i, o in enumerate(shown, 1):
-        t.add_row(str(i), o.gpu, str(o.num_gpus), f"{o.tensor_parallel_size} x {o.pipeline_parallel_size}",
-                  o.quantization_label, o.kv_cache_dtype, "[green]yes[/]" if o.fits else "[red]no[/]",
-                  _num(o.max_model_len), f"{o.max_concurrency:.2f}", f"{o.weights_bytes / 2**30:.2f}",
-                  f"{o.kv_cache_bytes / 2**30:.2f}", _num(o.throughput.decode_tokens_per_s),
-                  _num(o.cost_per_hour_usd, "{:.2f}"), _num(o.cost_per_1m_output_tokens_usd, "{:.3f}"))
-    return t
+    notes: dict[str, str] = {}
+    columns: list[tuple[str, str, object]] = [
+        ("#", "right", None), ("GPUs", "left", _gpus), ("TP x PP", "left", lambda o: f"{o.tensor_parallel_size} x "
+                                                                             f"{o.pipeline_parallel_size}"),
+        ("weights", "left", lambda o: _short_label(o.quantization_label, notes)), ("KV", "left", lambda o: o.kv_cache_dtype),
+        ("fits", "left", lambda o: "[green]yes[/]" if o.fits else "[red]no[/]"),
+        ("max ctx", "right", lambda o: _num(o.max_model_len)), ("concurrency", "right", lambda o: f"{o.max_concurrency:.2f}"),
+        ("weights GiB", "right", lambda o: f"{o.weights_bytes / 2**30:.2f}"),
+        ("KV GiB", "right", lambda o: f"{o.kv_cache_bytes / 2**30:.2f}"),
+        ("decode tok/s", "right", lambda o: _num(o.throughput.decode_tokens_per_s)),
+        ("$/h", "right", lambda o: _num(o.cost_per_hour_usd, "{:.2f}")),
+        ("$/1M out", "right", lambda o: _num(o.cost_per_1m_output_tokens_usd, "{:.3f}")),
+    ]
+    if compact:  # the memory split and $/1M go, and the headers shrink to their numbers' width
+        short = {"max ctx": "ctx", "concurrency": "conc", "decode tok/s": "tok/s"}
+        columns = [(short.get(name, name), just, get) for name, just, get in columns
+                   if name not in ("#", "weights GiB", "KV GiB", "$/1M out")]
+    rows = [tuple(str(i) if get is None else get(o) for _, _, get in columns)  # type: ignore[operator]
+            for i, o in enumerate(shown, 1)]
+    more = "throughput is a roofline estimate" if compact else "throughput and $/1M tokens are roofline estimates"
+    return _table(f"{result.model}, vLLM {result.vllm_version}: {ctx}, {result.concurrency} concurrent",
+                  [(name, just) for name, just, _ in columns], rows, _caption(notes, more),
+                  **({"box": box.SIMPLE_HEAD} if compact else {}))
 
 
 def render_context_table(table: ContextTable) -> Table:
