@@ -216,3 +216,16 @@ def test_the_plan_table_keeps_every_digit_in_a_narrow_terminal(columns: str) -> 
     assert "131,072" in table and "9,072" in table  # H100's full context, an L4's with 4-bit weights
     assert "$/h" in table and "0.80" in table       # the price column is not cropped away
     assert all(len(line) <= int(columns) for line in table.splitlines())
+
+
+@needs_core
+def test_the_scout_context_table_fits_a_100_column_terminal_with_every_length() -> None:
+    res = runner.invoke(app, ["context", "meta-llama/Llama-4-Scout-17B-16E-Instruct", "--gpu", "H200", "--counts", "8",
+                              "--vllm-version", "0.12.0"], env={"COLUMNS": "100"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    head = next(line for line in lines if "max ctx" in line)
+    assert head.split()[-6:] == ["@8K", "@32K", "@128K", "@1M", "@2M", "@10m"]
+    fp8_on = next(line for line in lines if " fp8 " in line and " e1 " in line)
+    assert fp8_on.split()[-1] == "3.12"  # the worked case: 3.12x at 10M with the hybrid manager on

@@ -391,7 +391,7 @@ def context(
     if as_json:
         _echo_json(to_jsonable(table))
     else:
-        out.print(render_context_table(table))
+        out.print(render_context_table(table, width=out.width))
 
 
 @app.command()

@@ -111,14 +111,30 @@ def render_plan(result: PlanResult, limit: int = 20, only_fitting: bool = False,
                   **({"box": box.SIMPLE_HEAD} if compact else {}))
 
 
-def render_context_table(table: ContextTable) -> Table:
-    t = Table(title=f"{table.model}: longest context and max concurrency (vLLM {table.vllm_version})")
-    for col in ("GPU", "GPUs", "weights", "KV", "env", "max ctx"):
-        t.add_column(col)
-    for L in table.lengths:
-        t.add_column(f"conc @ {L:,}", justify="right")
-    for r in table.rows:
-        env = " ".join(f"{k}={v}" for k, v in r.env) or "-"
-        t.add_row(r.gpu, str(r.num_gpus), r.quantization_label, r.kv_cache_dtype, env, _num(r.max_model_len),
-                  *[("-" if c is None else f"{c:.2f}") for _, c in r.concurrency])
-    return t
+def _length(n: int) -> str:
+    """Column heads for context lengths as vLLM's --max-model-len reads them: 8K = 8,192, 1M = 1,048,576,
+    10m = 10,000,000 (upper case binary, lower case decimal)."""
+    for unit, size in (("M", 1 << 20), ("K", 1 << 10), ("m", 10**6), ("k", 10**3)):
+        if n % size == 0:
+            return f"{n // size}{unit}"
+    return f"{n:,}"
+
+
+def render_context_table(table: ContextTable, width: int = WIDE) -> Table:
+    header = [("GPUs", "left"), ("weights", "left"), ("KV", "left"), ("env", "left"), ("max ctx", "right")]
+    header += [(f"@{_length(L)}", "right") for L in table.lengths]
+    notes: dict[str, str] = {}
+    envs: dict[str, str] = {}
+    for r in table.rows:  # an env setting is long and repeats: a mark in the cell, the setting in the caption
+        text = " ".join(f"{k}={v}" for k, v in r.env)
+        if text:
+            envs.setdefault(text, f"e{len(envs) + 1}")
+    rows = [(f"{r.num_gpus} x {r.gpu.removeprefix('NVIDIA ')}", _short_label(r.quantization_label, notes),
+             r.kv_cache_dtype, envs.get(" ".join(f"{k}={v}" for k, v in r.env), "-"), _num(r.max_model_len),
+             *[("-" if c is None else f"{c:.2f}") for _, c in r.concurrency]) for r in table.rows]
+    caption = _caption(notes, *(f"{mark}: {text}" for text, mark in envs.items()),
+                       "@L: max concurrency, requests of L tokens at once (K = 1,024 tokens, k = 1,000, as vLLM reads them)")
+    # One column per length: in a narrow terminal only two spaces between columns, so seven lengths fit in 100.
+    narrow = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if width < WIDE else {}
+    return _table(f"{table.model}: longest context and max concurrency (vLLM {table.vllm_version})", header, rows,
+                  caption, **narrow)
