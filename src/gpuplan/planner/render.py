@@ -7,9 +7,10 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .types import ContextTable, Option, PlanResult
+from .types import ContextTable, PlanResult
 
-# Below this many terminal columns the ranked table drops its three least-read columns (memory split, $/1M).
+# Below this many terminal columns the ranked table drops its row numbers, memory split and $/1M, and both
+# tables space their columns tighter.
 WIDE = 120
 
 
@@ -17,9 +18,9 @@ def _num(x: float | None, fmt: str = "{:,.0f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
-def _gpus(o: Option) -> str:
+def _gpus(num_gpus: int, gpu: str) -> str:
     """'2 x H100 SXM5 80GB': table cells drop the vendor word every row would repeat."""
-    return f"{o.num_gpus} x {o.gpu.removeprefix('NVIDIA ')}"
+    return f"{num_gpus} x {gpu.removeprefix('NVIDIA ')}"
 
 
 def _short_label(label: str, notes: dict[str, str]) -> str:
@@ -65,7 +66,7 @@ def render_answer(result: PlanResult, limit: int = 20, width: int = WIDE) -> Gro
             parts.append(Text(f"{what}: does not fit: {o.reason}", style="bold red"))
             if req.nearest:
                 notes: dict[str, str] = {}
-                rows = [(n.change, _gpus(n.option), _short_label(n.option.quantization_label, notes),
+                rows = [(n.change, _gpus(n.option.num_gpus, n.option.gpu), _short_label(n.option.quantization_label, notes),
                          n.option.kv_cache_dtype, _num(n.option.max_model_len), f"{n.option.max_concurrency:.2f}",
                          _num(n.option.cost_per_hour_usd, "{:.2f}")) for n in req.nearest]
                 header = [("change", "left"), ("GPUs", "left"), ("weights", "left"), ("KV", "left"),
@@ -88,7 +89,7 @@ def render_plan(result: PlanResult, limit: int = 20, only_fitting: bool = False,
     shown = [o for o in result.options if o.fits or not only_fitting][:limit]
     notes: dict[str, str] = {}
     columns: list[tuple[str, str, object]] = [
-        ("#", "right", None), ("GPUs", "left", _gpus), ("TP x PP", "left", lambda o: f"{o.tensor_parallel_size} x "
+        ("#", "right", None), ("GPUs", "left", lambda o: _gpus(o.num_gpus, o.gpu)), ("TP x PP", "left", lambda o: f"{o.tensor_parallel_size} x "
                                                                              f"{o.pipeline_parallel_size}"),
         ("weights", "left", lambda o: _short_label(o.quantization_label, notes)), ("KV", "left", lambda o: o.kv_cache_dtype),
         ("fits", "left", lambda o: "[green]yes[/]" if o.fits else "[red]no[/]"),
@@ -124,14 +125,13 @@ def render_context_table(table: ContextTable, width: int = WIDE) -> Table:
     header = [("GPUs", "left"), ("weights", "left"), ("KV", "left"), ("env", "left"), ("max ctx", "right")]
     header += [(f"@{_length(L)}", "right") for L in table.lengths]
     notes: dict[str, str] = {}
-    envs: dict[str, str] = {}
-    for r in table.rows:  # an env setting is long and repeats: a mark in the cell, the setting in the caption
-        text = " ".join(f"{k}={v}" for k, v in r.env)
-        if text:
-            envs.setdefault(text, f"e{len(envs) + 1}")
-    rows = [(f"{r.num_gpus} x {r.gpu.removeprefix('NVIDIA ')}", _short_label(r.quantization_label, notes),
-             r.kv_cache_dtype, envs.get(" ".join(f"{k}={v}" for k, v in r.env), "-"), _num(r.max_model_len),
-             *[("-" if c is None else f"{c:.2f}") for _, c in r.concurrency]) for r in table.rows]
+    envs: dict[str, str] = {}  # an env setting is long and repeats: a mark in the cell, the setting in the caption
+    rows = []
+    for r in table.rows:
+        env = " ".join(f"{k}={v}" for k, v in r.env)
+        mark = envs.setdefault(env, f"e{len(envs) + 1}") if env else "-"
+        rows.append((_gpus(r.num_gpus, r.gpu), _short_label(r.quantization_label, notes), r.kv_cache_dtype, mark,
+                     _num(r.max_model_len), *[("-" if c is None else f"{c:.2f}") for _, c in r.concurrency]))
     caption = _caption(notes, *(f"{mark}: {text}" for text, mark in envs.items()),
                        "@L: max concurrency, requests of L tokens at once (K = 1,024 tokens, k = 1,000, as vLLM reads them)")
     # One column per length: in a narrow terminal only two spaces between columns, so seven lengths fit in 100.
