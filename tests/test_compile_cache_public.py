@@ -86,3 +86,17 @@ def test_the_cold_start_warning_shows_where_a_gib_is_a_large_share_of_the_kv_cac
     assert any("torch.compile cache" in w for w in on_l4.warnings)
     for quiet in (on_h100, eager, before):
         assert not any("torch.compile cache" in w for w in quiet.warnings)
+
+
+def test_a_024_first_start_on_an_rtx_5090_is_warned_about_and_its_restart_predicted() -> None:
+    """vLLM 0.24, Qwen3-8B at 32K on an RTX 5090 (heldout_public ghd-003/ghd-004): the first start logged 89,040
+    tokens, the restart on the filled cache 95,936. gpuplan's figure is the restart's, with the cold-start warning."""
+    public = Path(__file__).parent / "fixtures" / "vllm_logs" / "heldout_public.jsonl"
+    recs = {r["id"]: r for r in map(json.loads, public.read_text().splitlines())}
+    first, restart = recs["ghd-003"], recs["ghd-004"]
+    assert first["logged"]["kv_cache_tokens"] < restart["logged"]["kv_cache_tokens"]
+    assert _tokens_error(restart) <= 0.02
+    d = first["deployment"]
+    report = estimate(first["hf_config"], gpu="RTX 5090", vllm_version="0.24.0", max_model_len=d["max_model_len"],
+                      gpu_memory_utilization=d["gpu_memory_utilization"])
+    assert any("empty torch.compile cache" in w for w in report.warnings)
