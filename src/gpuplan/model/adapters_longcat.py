@@ -1,0 +1,115 @@
+"""Meituan LongCat-Flash (model_type longcat_flash) as vLLM builds it (vllm/model_executor/models/longcat_flash.py).
+
+A config's `num_layers` counts *decoder* layers (transformers derives num_hidden_layers = 2 x num_layers). vLLM's
+FlashDecoderLayer holds, in this order of use:
+
+- two DeepSeek-style MLA attention blocks (`self_attn.0`, `self_attn.1`: DeepseekV2MLAAttention from deepseek_v2.py,
+  each with its own KV cache of kv_lora_rank + qk_rope_head_dim values per token), each behind its own
+  input_layernorm.{0,1} and post_attention_layernorm.{0,1};
+- two dense gated MLPs (`mlps.0`, `mlps.1`, ffn_hidden_size wide);
+- one routed MoE (`mlp`, the "shortcut" MoE that runs beside the first MLP and the second attention): a float32
+  router over n_routed_experts + zero_expert_num logits (GateLinear, no bias) with a float32
+  e_score_correction_bias of the same width, and fused experts for the n_routed_experts real ones only. The
+  zero-computation ("identity") experts are routing targets with no weights.
+
+gpuplan's layers carry one attention each, so each decoder layer becomes two layers here: the first holds
+attention 0, its two norms, mlps.0 and the MoE; the second attention 1, its norms and mlps.1. That gives vLLM's 2 x
+num_layers MLA KV caches. Tensor names are spelled per decoder layer (no "{i}" placeholder) so they match the
+checkpoint's `model.layers.N.self_attn.H.*` names for ignore lists.
+
+The checkpoint also ships one MTP (next-token) layer under `model.mtp.*`; plain serving skips it
+(FlashModel.load_weights drops "mtp." names; longcat_flash_mtp.py loads it only as a speculative draft).
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from . import builders as b
+from .adapters import _embed_head, _int, _rope, _spec, _tie, register
+from .spec import Attention, Layer, Mlp, ModelSpec, Tensor
+
+
+def _decoder_layers(cfg: dict) -> int:
+    # transformers' LongcatFlashConfig: num_hidden_layers is a property (2 x num_layers) whose setter wins over
+    # num_layers when a re-saved config carries both.
+    nh = cfg.get("num_hidden_layers")
+    if isinstance(nh, int) and not isinstance(nh, bool) and nh > 0:
+        if nh % 2:
+            raise ConfigError("num_hidden_layers", f"longcat_flash stacks attention in pairs; {nh} is odd")
+        return nh // 2
+    return _int(cfg, "num_layers")
+
+
+@register("longcat_flash")
+def _longcat_flash(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    hidden, heads, vocab = _int(cfg, "hidden_size"), _int(cfg, "num_attention_heads"), _int(cfg, "vocab_size")
+    n = _decoder_layers(cfg)
+    qlr = cfg.get("q_lora_rank")
+    kvr = _int(cfg, "kv_lora_rank")
+    rope_d, nope_d, v_d = _int(cfg, "qk_rope_head_dim"), _int(cfg, "qk_nope_head_dim"), _int(cfg, "v_head_dim")
+    ffn = _int(cfg, "ffn_hidden_size", "intermediate_size")
+    mi = _int(cfg, "expert_ffn_hidden_size", "moe_intermediate_size")
+    e = _int(cfg, "n_routed_experts", "num_local_experts")
+    zero = _int(cfg, "zero_expert_num", default=0)
+    k = _int(cfg, "moe_topk", "num_experts_per_tok")
+    if cfg.get("zero_expert_type") is None:
+        # LongcatMoe asserts it: vLLM cannot build the model without it.
+        raise ConfigError("zero_expert_type", "longcat_flash needs zero_expert_type (vLLM asserts it is set)")
+    act = cfg.get("hidden_act") or "silu"
+    if act != "silu":
+        raise ConfigError("hidden_act", f"vLLM's FlashMLP supports only silu, not {act!r}")
+    # Modules the checkpoint's quantization leaves out: vLLM builds them with quant_config=None.
+    plain = set(cfg.get("disable_quant_module") or ())
+    att_q, mlp_q = "self_attn" not in plain, "mlps" not in plain
+    qd = heads * (nope_d + rope_d)
+
+    def attention(p: str) -> tuple[Tensor, ...]:
+        # q_a_proj and kv_a_proj_with_mqa are fused into one replicated projection in vLLM; same elements.
+        t: tuple[Tensor, ...] = ()
+        if qlr:
+            t += b.linear(p + "q_a_proj", "attention", int(qlr), hidden, "replicated", quantizable=att_q)
+            t += b.norm(p + "q_a_layernorm", int(qlr))
+            t += b.linear(p + "q_b_proj", "attention", qd, int(qlr), "column", quantizable=att_q)
+        else:
+            t += b.linear(p + "q_proj", "attention", qd, hidden, "column", quantizable=att_q)
+        t += b.linear(p + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated", quantizable=att_q)
+        t += b.norm(p + "kv_a_layernorm", kvr)
+        t += b.linear(p + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column", quantizable=att_q)
+        t += b.linear(p + "o_proj", "attention", hidden, heads * v_d, "row", quantizable=att_q)
+        return t
+
+    def mlp(p: str) -> tuple[Tensor, ...]:
+        return (b.linear(p + "gate_proj", "mlp", ffn, hidden, "column", quantizable=mlp_q)
+                + b.linear(p + "up_proj", "mlp", ffn, hidden, "column", quantizable=mlp_q)
+                + b.linear(p + "down_proj", "mlp", hidden, ffn, "row", quantizable=mlp_q))
+
+    def moe(p: str) -> tuple[Tensor, ...]:
+        # LongcatRouter: classifier and correction bias are float32 and span the zero experts too; unquantized.
+        logits = e + zero
+        return ((Tensor(p + "router.classifier.weight", "router", (logits, hidden), "replicated", dtype="float32"),
+                 Tensor(p + "router.e_score_correction_bias", "router", (logits,), "replicated", dtype="float32"))
+                + b.experts(hidden, mi, e, prefix=p + "experts"))
+
+    att = Attention("mla", heads, 1, kvr + rope_d, kv_lora_rank=kvr, qk_rope_head_dim=rope_d,
+                    qk_nope_head_dim=nope_d, v_head_dim=v_d)
+    # For the activation estimate the dense mlps.0 runs on every token beside the MoE, as a shared expert would.
+    first_mlp, second_mlp = Mlp("moe", ffn, e, k, mi, ffn), Mlp("dense", ffn)
+    layers: list[Layer] = []
+    for i in range(n):
+        p = f"model.layers.{i}."
+        for h in (0, 1):
+            t = attention(f"{p}self_attn.{h}.") + mlp(f"{p}mlps.{h}.")
+            t += b.norm(f"{p}input_layernorm.{h}", hidden) + b.norm(f"{p}post_attention_layernorm.{h}", hidden)
+            if h == 0:
+                t += moe(p + "mlp.")
+            layers.append(Layer(att, first_mlp if h == 0 else second_mlp, t))
+    tie = _tie(cfg, outer)
+    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    # The MTP layer in the checkpoint (model.mtp.*): its own embedding copy, enorm/hnorm, eh_proj [H, 2H], one MLA
+    # attention with a dense ffn-wide MLP, three more norms. Listed, not loaded.
+    a_mtp = sum(x.numel for x in attention(""))
+    mtp = vocab * hidden + 2 * hidden * hidden + a_mtp + 3 * hidden * ffn + 5 * hidden
+    not_loaded = (Tensor("model.mtp", "mtp", (mtp,), "replicated"),)
+    rope = _rope(cfg, rope_d, "float32" if cfg.get("rope_scaling") else None)
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=kvr + rope_d,
+                 inter=ffn, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded)

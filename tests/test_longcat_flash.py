@@ -1,0 +1,143 @@
+"""Meituan LongCat-Flash (model_type longcat_flash) as vLLM builds it (models/longcat_flash.py): each of num_layers
+decoder layers holds two MLA attention blocks, two dense MLPs and one MoE whose router also scores zero-computation
+experts. Numbers from transformers 5.23 and vLLM 0.32's meta-device build and KV planner
+(tests/fixtures/oracle/families/longcat_flash.json; vLLM 0.33's model file is the same)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm.estimate import estimate
+from gpuplan.model.adapters import build_spec
+
+FX = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "longcat_flash.json").read_text())
+CHAT = FX["models"]["longcat_flash/LongCat-Flash-Chat"]
+SHORTCAT = FX["models"]["longcat_flash/LongCat-ShortCat"]
+H200 = dict(gpu_name="H200", gpu_memory_bytes=150_117_941_248)
+
+
+def _oracle_run(model: dict, **kw):
+    """The deployment the oracle planned: a 40e9-byte KV budget, 16-token blocks, 8,192 tokens."""
+    meta = model["vllm_meta"]
+    spec = build_spec(model["config"])
+    dep = Deployment(gpu_name="H100", gpu_memory_bytes=85_029_158_912, vllm_version="0.32.0", block_size=16,
+                     max_model_len=meta["max_model_len"], kv_cache_memory_bytes=meta["kv_budget_bytes"], **kw)
+    return spec, estimate(spec, dep)
+
+
+def _by_kind(r) -> dict[str, int]:
+    return r.per_stage[0]["weights_by_kind"]
+
+
+def test_longcat_flash_chat_is_560b_as_vllm_loads_it() -> None:
+    """The model card's 560B: vLLM builds 560,664,980,480 parameters. transformers 5.23 says 741B because it gives
+    the 256 weightless zero experts a gate_up_proj too (28 x 256 x 2 x 2,048 x 6,144) and keeps the 28 x 768
+    correction biases as buffers. The Hub's 562B adds the MTP layer vLLM does not load for plain serving."""
+    spec = build_spec(CHAT["config"])
+    assert not spec.generic
+    phantom = 28 * 256 * 2 * 2048 * 6144
+    assert spec.total_params == CHAT["vllm_meta"]["params"] == CHAT["hf_params"] - phantom + 28 * 768
+    assert spec.total_params == 560_664_980_480
+    counts = spec.param_counts()
+    assert counts["experts"] == 28 * 512 * 3 * 2048 * 6144  # real experts only
+    assert counts["mlp"] == 56 * 3 * 6144 * 12288  # two dense MLPs per decoder layer
+    assert counts["router"] == 28 * (768 * 6144 + 768)  # 512 + 256 logits, classifier and bias
+    mtp = spec.extra_not_loaded[0].numel
+    assert round((spec.total_params + mtp) / 1e9) == 562
+
+
+def test_longcat_flash_chat_weights_are_vllms_parameter_bytes() -> None:
+    """vLLM's parameter bytes (bf16, the router classifier and bias float32) plus what vLLM holds that is not a
+    parameter: the rotary cache (131,072 x 64 bf16) and each of the 56 MLA blocks' absorbed kv_b_proj copies
+    (64 heads x (128 + 128) x 512 bf16)."""
+    _, r = _oracle_run(CHAT)
+    rope, absorbed = 131072 * 64 * 2, 56 * 64 * 256 * 512 * 2
+    assert _by_kind(r)["rope_cache"] == rope and _by_kind(r)["mla_absorbed"] == absorbed
+    assert r.weights_bytes == CHAT["vllm_meta"]["bytes"] + rope + absorbed
+    assert round(r.weights_bytes / 2**30, 1) == 1045.5
+
+
+def test_every_decoder_layer_caches_two_mla_attentions() -> None:
+    """28 decoder layers make 56 MLA KV caches of 512 + 64 values per token: 64,512 bytes per token in bf16, and
+    the oracle's pages, blocks, tokens and concurrency."""
+    spec, r = _oracle_run(CHAT)
+    meta = CHAT["vllm_meta"]
+    assert spec.attention_kinds == {"mla": 56} == {"mla": meta["num_kv_layers"]}
+    assert r.per_stage[0]["bytes_per_token"] == 56 * (512 + 64) * 2 == 64_512
+    assert r.kv.bytes_per_block == meta["bytes_per_block"] == 56 * meta["layer_kinds"][0]["page_size_bytes"]
+    assert r.num_gpu_blocks == meta["num_blocks"]
+    assert r.kv.num_groups == len(meta["groups"])
+    assert r.kv_cache_tokens == meta["kv_cache_size_tokens"]
+    assert r.max_concurrency == pytest.approx(meta["max_concurrency_at_max_model_len"], abs=0.006)
+
+
+def test_tensor_parallel_splits_what_vllm_splits() -> None:
+    """TP=8 on one GPU, by vLLM's layers: per MLA block the q_a/kv_a projections and norms whole (12,978,176), q_b,
+    kv_b and o_proj an eighth (9,699,328); dense MLPs, experts (by intermediate size), embedding and lm_head an
+    eighth; the float32 routers whole."""
+    spec = build_spec(CHAT["config"])
+    r = estimate(spec, Deployment(**H200, vllm_version="0.33.0", tensor_parallel_size=8, max_model_len=131072))
+    mla = 56 * (12_978_176 + 9_699_328) * 2
+    dense = 56 * 3 * 6144 * 12288 // 8 * 2 + 56 * 2 * 6144 * 2
+    moe = 28 * (768 * 6144 + 768) * 4 + 28 * 512 * 3 * 2048 * 6144 // 8 * 2
+    ends = 2 * 131072 * 6144 // 8 * 2 + 6144 * 2
+    buffers = 56 * 8 * 256 * 512 * 2 + 131072 * 64 * 2  # absorbed kv_b per rank's 8 heads, rotary cache
+    assert r.weights_bytes == mla + dense + moe + ends + buffers == 142_069_071_872
+    assert not r.fits  # bf16 needs two nodes: 132.3 GiB of weights on each of 8 H200s
+
+
+def test_bf16_chat_on_two_h200_nodes() -> None:
+    """TP=8 x PP=2 on 16 H200s: each stage holds 14 decoder layers (28 MLA caches, 32,256 bytes per token; MLA
+    KV is not split over TP) and about 66 GiB of weights, leaving room for the full 131,072-token context."""
+    spec = build_spec(CHAT["config"])
+    r = estimate(spec, Deployment(**H200, vllm_version="0.33.0", tensor_parallel_size=8, pipeline_parallel_size=2,
+                                  max_model_len=131072))
+    assert r.fits
+    assert [s["layers"] for s in r.per_stage] == [[0, 28], [28, 56]]
+    assert all(s["bytes_per_token"] == 28 * 1152 for s in r.per_stage)
+    assert round(r.weights_bytes / 2**30, 1) == 66.2
+    assert r.kv_cache_tokens > 131072
+
+
+def test_resaved_config_with_num_hidden_layers_and_no_zero_experts() -> None:
+    """transformers' 2-layer LongCat-ShortCat test checkpoint: num_hidden_layers 4 (= 2 x num_layers), 8 experts and
+    no zero experts, a float32 config served in bf16. Its 3,483,006,976 transformers parameters plus the two
+    layers' 8 correction biases are vLLM's count; bytes and KV match vLLM's build."""
+    spec, r = _oracle_run(SHORTCAT)
+    meta = SHORTCAT["vllm_meta"]
+    assert spec.total_params == meta["params"] == SHORTCAT["hf_params"] + 2 * 8
+    assert spec.attention_kinds == {"mla": 4}
+    assert r.weights_bytes == meta["bytes"] + 131072 * 64 * 2 + 4 * 64 * 256 * 512 * 2
+    assert r.kv.bytes_per_block == meta["bytes_per_block"] and r.num_gpu_blocks == meta["num_blocks"]
+
+
+def test_checkpoint_names_reach_quantization_ignore_lists() -> None:
+    """Tensors carry the checkpoint's per-decoder-layer names, so an FP8 ignore list that names one attention block
+    keeps exactly that block in bf16; disable_quant_module ["self_attn"] (read by FlashDecoderLayer) keeps all 56."""
+    cfg = CHAT["config"]
+    dep = Deployment(**H200, vllm_version="0.33.0", tensor_parallel_size=8, max_model_len=8192)
+
+    def attention_bytes(extra: dict) -> int:
+        return _by_kind(estimate(build_spec({**cfg, **extra}), dep))["attention"]
+
+    block = {"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
+    fp8 = attention_bytes({"quantization_config": block})
+    one = attention_bytes({"quantization_config": {**block, "ignored_layers": [
+        "model.layers.27.self_attn.1.q_a_proj", "model.layers.27.self_attn.1.q_b_proj",
+        "model.layers.27.self_attn.1.kv_a_proj_with_mqa", "model.layers.27.self_attn.1.kv_b_proj",
+        "model.layers.27.self_attn.1.o_proj"]}})
+    plain = attention_bytes({"quantization_config": block, "disable_quant_module": ["self_attn"]})
+    bf16 = attention_bytes({})
+    assert fp8 < one < plain == bf16
+    assert plain - one == 55 * (bf16 - fp8) // 56
+
+
+def test_config_without_zero_expert_type_is_refused() -> None:
+    """vLLM's LongcatMoe asserts zero_expert_type is set: no guess."""
+    cfg = {k: v for k, v in CHAT["config"].items() if k != "zero_expert_type"}
+    with pytest.raises(Exception, match="zero_expert_type"):
+        build_spec(cfg)
