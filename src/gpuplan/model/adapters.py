@@ -1397,3 +1397,4 @@ from . import adapters_minicpm, adapters_nongated, adapters_qwen_next_gen, adapt
 from . import adapters_olmo_hybrid, adapters_ssm, adapters_zamba2  # noqa: E402,F401,I001
 from . import adapters_afmoe, adapters_exaone, adapters_kimi_linear, adapters_mimo, adapters_minimax  # noqa: E402,F401,I001
 from . import adapters_longcat  # noqa: E402,F401,I001
+from . import adapters_loop  # noqa: E402,F401,I001
