@@ -1398,3 +1398,4 @@ from . import adapters_olmo_hybrid, adapters_ssm, adapters_zamba2  # noqa: E402,
 from . import adapters_afmoe, adapters_exaone, adapters_kimi_linear, adapters_mimo, adapters_minimax  # noqa: E402,F401,I001
 from . import adapters_longcat  # noqa: E402,F401,I001
 from . import adapters_loop  # noqa: E402,F401,I001
+from . import adapters_step  # noqa: E402,F401,I001
