@@ -1399,3 +1399,4 @@ from . import adapters_afmoe, adapters_exaone, adapters_kimi_linear, adapters_mi
 from . import adapters_longcat  # noqa: E402,F401,I001
 from . import adapters_loop  # noqa: E402,F401,I001
 from . import adapters_step  # noqa: E402,F401,I001
+from . import adapters_hy_v3, adapters_laguna, adapters_muse_glimmer  # noqa: E402,F401,I001
