@@ -146,6 +146,9 @@ class Layer:
     attention: Attention
     mlp: Mlp
     tensors: tuple[Tensor, ...]
+    # Part of the vLLM decoder layer before it (LongCat's second attention, a looped layer's later caches): a
+    # pipeline split never separates the two, since vLLM splits its decoder layers, not their KV caches.
+    continues: bool = False
 
     @property
     def numel(self) -> int:
@@ -299,6 +302,9 @@ class ModelSpec:
     attention_chunk_size: int | None = None
     attention_chunk_dropped_from: str | None = None  # the vLLM version that strips a stray one for this model
     sequence_parallel: tuple[SequenceParallelRule, ...] = ()  # what sequence-parallel MoE replicates
+    # Sizes vLLM asserts the tensor-parallel size divides, beyond heads and vocabulary: (size, what it is).
+    tp_divides: tuple[tuple[int, str], ...] = ()
+    no_pipeline_parallel: str = ""  # why vLLM refuses pipeline parallelism for this model ("" if it does not)
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
     checkpoint: tuple[Tensor, ...] | None = None
@@ -307,6 +313,11 @@ class ModelSpec:
     @property
     def num_layers(self) -> int:
         return len(self.layers)
+
+    @property
+    def num_decoder_layers(self) -> int:
+        """vLLM's decoder layers, the units a pipeline split divides (num_layers counts KV-cache layers)."""
+        return sum(1 for i, x in enumerate(self.layers) if i == 0 or not x.continues)
 
     @property
     def max_model_len_limit(self) -> int:

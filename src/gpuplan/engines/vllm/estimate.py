@@ -29,7 +29,7 @@ from .profiles import (
     removed_after,
     uses_model_runner_v2,
 )
-from .weights import Sharding, pp_partition, stage_weights
+from .weights import Sharding, stage_layers, stage_weights
 
 if TYPE_CHECKING:
     from ...gpus import GPU
@@ -394,9 +394,16 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
         raise UnservableDeployment("tensor_parallel_size", f"the padded vocabulary ({round_up(spec.vocab_size, 64)}) "
                            f"cannot be split over {tp} GPUs")
     _check_state_split(spec, tp)
-    if pp > spec.num_layers:
-        raise UnservableDeployment("pipeline_parallel_size", f"{pp} stages for {spec.num_layers} layers",
-                           accepted=[f"1..{spec.num_layers}"])
+    for size, what in spec.tp_divides:
+        if size % tp:
+            raise UnservableDeployment("tensor_parallel_size", f"{what} ({size}) cannot be split over {tp} GPUs "
+                                       "(vLLM asserts it divides evenly)",
+                                       accepted=[str(d) for d in _divisors(size) if kv_ok(d)])
+    if pp > 1 and spec.no_pipeline_parallel:
+        raise UnservableDeployment("pipeline_parallel_size", spec.no_pipeline_parallel, accepted=["1"])
+    n = spec.num_decoder_layers
+    if pp > n:
+        raise UnservableDeployment("pipeline_parallel_size", f"{pp} stages for {n} layers", accepted=[f"1..{n}"])
 
 
 def _check_state_split(spec: ModelSpec, tp: int) -> None:
@@ -509,7 +516,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stored = spec.checkpoint
     r = resolve(spec, dep)
     p = r.profile
-    parts = pp_partition(spec.num_layers, r.pp)
+    parts = stage_layers(spec, r.pp)
     # The Transformers backend keeps transformers' rotary embedding, which computes cos/sin per step.
     w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
@@ -733,7 +740,7 @@ def request_kv_bytes(spec: ModelSpec, dep: Deployment, seq_len: int) -> int:
     ctx = _kv_context(r)
     ssm = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     best = 0
-    for lo, hi in pp_partition(spec.num_layers, r.pp):
+    for lo, hi in stage_layers(spec, r.pp):
         plan = K.plan_for(spec, lo, hi, ctx, ssm, r.profile)
         best = max(best, K.needed_bytes(plan, seq_len, ctx, r.profile))
     return best

@@ -50,6 +50,13 @@ def pp_partition(num_layers: int, pp: int) -> list[tuple[int, int]]:
     return out
 
 
+def stage_layers(spec: ModelSpec, pp: int) -> list[tuple[int, int]]:
+    """Each stage's range of spec.layers: vLLM's split of its decoder layers, with every layer that continues a
+    decoder layer (spec.Layer.continues) kept on that layer's stage."""
+    starts = [i for i, x in enumerate(spec.layers) if i == 0 or not x.continues] + [spec.num_layers]
+    return [(starts[a], starts[b]) for a, b in pp_partition(len(starts) - 1, pp)]
+
+
 def shard_numel(t: Tensor, sh: Sharding) -> int:
     """Elements of `t` held by one rank."""
     s = t.shape
@@ -194,7 +201,7 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                   stored: tuple[Tensor, ...] | None = None, mnbt: int = 0,
                   cpu_offload_bytes: int = 0, at_least=lambda version: True) -> list[StageWeights]:
     """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out)."""
-    parts = pp_partition(spec.num_layers, pp)
+    parts = stage_layers(spec, pp)
     per_layer_names = _needs_per_layer_names(q)
     out = []
     for s, (lo, hi) in enumerate(parts):
@@ -246,7 +253,7 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add("buffers", mnbt * buf.width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     if stored is not None:
-        out = _stored_stages(spec, stored, sh, parts, out, act_bytes)
+        out = _stored_stages(spec, stored, sh, pp_partition(spec.num_decoder_layers, pp), out, act_bytes)
     if cpu_offload_bytes > 0:
         out = [_offload(spec, w, sh, q, act_bytes, mxfp4_pad, cpu_offload_bytes) for w in out]
     return out
@@ -303,7 +310,8 @@ def _stored_tensor_bytes(t: Tensor, sh: Sharding, act_bytes: int) -> int:
 
 def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, parts: list[tuple[int, int]],
                    computed: list[StageWeights], act_bytes: int) -> list[StageWeights]:
-    """Exact bytes from the checkpoint's own tensors, keeping the computed runtime buffers (rope, MLA)."""
+    """Exact bytes from the checkpoint's own tensors, keeping the computed runtime buffers (rope, MLA). `parts`
+    are decoder-layer ranges: the checkpoint numbers its layers as vLLM's decoder layers."""
     layer_re = re.compile(r"(?:layers|blk|h|blocks)\.(\d+)\.")
     out = []
     for s, (lo, hi) in enumerate(parts):
@@ -324,5 +332,5 @@ def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, pa
             elif not first:
                 continue
             by[t.kind] = by.get(t.kind, 0) + _stored_tensor_bytes(t, sh, act_bytes)
-        out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
+        out.append(StageWeights(s, computed[s].layers, tuple(by.items()), sum(by.values())))
     return out
