@@ -1396,3 +1396,4 @@ from . import adapters_gemma_ple, adapters_glm, adapters_legacy, adapters_mamba2
 from . import adapters_minicpm, adapters_nongated, adapters_qwen_next_gen, adapters_remote_code  # noqa: E402,F401,I001
 from . import adapters_olmo_hybrid, adapters_ssm, adapters_zamba2  # noqa: E402,F401,I001
 from . import adapters_afmoe, adapters_exaone, adapters_kimi_linear, adapters_mimo, adapters_minimax  # noqa: E402,F401,I001
+from . import adapters_mla  # noqa: E402,F401,I001
