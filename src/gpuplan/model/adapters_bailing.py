@@ -22,6 +22,8 @@ what vLLM reads.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _embed_head, _head_dim, _int, _rope, _spec, _tie, register
@@ -233,9 +235,15 @@ def _bailing_v25(cfg: dict, outer: dict, name: str) -> ModelSpec:
     if not all(linear):
         theta = float(cfg.get("rope_theta") or 600000.0)
         rope += tuple(RopeCache(c.positions, mla.qk_rope_head_dim, c.dtype, theta=theta) for c in ropes)
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
                  inter=inter, tie=False, embedding=emb, head=head, rope=rope,
                  not_loaded=_mtp_not_loaded(cfg, hidden, mla_t + moe[1] + norms))
+    if not any(linear):
+        return spec
+    # bailing_linear_attn.py normalises the linear attention's output in group_norm_size groups (1 when the config
+    # does not say) and asserts the tensor-parallel size divides them.
+    groups = _int(cfg, "group_norm_size", default=1)
+    return replace(spec, tp_divides=((groups, "the linear attention's output-norm groups (group_norm_size)"),))
 
 
 # ----------------------------------------------------------------------------- Ling 3.0 (hybrid KDA + MLA)

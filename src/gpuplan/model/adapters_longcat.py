@@ -102,7 +102,7 @@ def _longcat_flash(cfg: dict, outer: dict, name: str) -> ModelSpec:
             t += b.norm(f"{p}input_layernorm.{h}", hidden) + b.norm(f"{p}post_attention_layernorm.{h}", hidden)
             if h == 0:
                 t += moe(p + "mlp.")
-            layers.append(Layer(att, first_mlp if h == 0 else second_mlp, t))
+            layers.append(Layer(att, first_mlp if h == 0 else second_mlp, t, continues=h == 1))
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     # The MTP layer in the checkpoint (model.mtp.*): its own embedding copy, enorm/hnorm, eh_proj [H, 2H], one MLA

@@ -48,7 +48,7 @@ def _iquest_loop(cfg: dict, outer: dict, name: str) -> ModelSpec:
     if loops < 1 or window < 1:
         raise ConfigError("config", f"loop_num ({loops}) and loop_window_size ({window}) must be at least 1")
     full = Attention("full", heads, kv, hd)
-    local = Layer(Attention("sliding_window", heads, kv, hd, window=window), Mlp("none"), ())
+    local = Layer(Attention("sliding_window", heads, kv, hd, window=window), Mlp("none"), (), continues=True)
     # Llama block without biases (vLLM hard-codes bias=False), plus the loop gate: a column-parallel
     # Linear(head_dim -> heads) with bias, split over TP by heads.
     block = (b.attention(hidden, heads, kv, hd) + b.gated_mlp(hidden, inter)
@@ -56,8 +56,7 @@ def _iquest_loop(cfg: dict, outer: dict, name: str) -> ModelSpec:
              + b.linear("model.gate_projections.{i}", "attention", heads, hd, "column", bias=True))
     layers: list[Layer] = []
     for i in range(n):
-        # Layer i, then its later loops' caches: a pipeline split of this list keeps each layer's caches on its
-        # stage (exactly so when the stage count divides num_hidden_layers).
+        # Layer i, then its later loops' caches (Layer.continues: a pipeline split keeps them on layer i's stage).
         layers.append(Layer(full, Mlp("dense", inter), _at(block, i)))
         layers += [local] * (loops - 1)
     tie = _tie(cfg, outer)
@@ -83,7 +82,7 @@ def _hrm_text(cfg: dict, outer: dict, name: str) -> ModelSpec:
                           f"H_cycles {h_cycles}, L_cycles {l_cycles}")
     att_bias, mlp_bias = bool(cfg.get("attention_bias")), bool(cfg.get("mlp_bias"))
     att = Attention("full", heads, heads, hd)
-    cache_only = Layer(att, Mlp("none"), ())
+    cache_only = Layer(att, Mlp("none"), (), continues=True)
 
     def block(stack: str, i: int) -> tuple[Tensor, ...]:
         # HF's runtime module names; vLLM fuses gate/q/k/v into one gqkv_proj split by heads, which holds the same.
@@ -105,8 +104,10 @@ def _hrm_text(cfg: dict, outer: dict, name: str) -> ModelSpec:
              "HRM-Text reads the prompt bidirectionally, so vLLM turns chunked prefill and prefix caching off at "
              "start-up: a prompt longer than --max-num-batched-tokens is never scheduled (set it to at least "
              "max_model_len, which raises the activation peak)",)
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), notes=notes)
+    # HrmTextForCausalLM does not implement SupportsPP: vLLM refuses --pipeline-parallel-size above 1.
+    return replace(spec, no_pipeline_parallel="vLLM's HRM-Text does not support pipeline parallelism")
 
 
 @register("iquestcoder")

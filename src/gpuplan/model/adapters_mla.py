@@ -169,6 +169,7 @@ def _openpangu(cfg: dict, outer: dict, name: str) -> ModelSpec:
     bias = bool(cfg.get("attention_bias") or cfg.get("bias"))
     qkv_bias = bool(cfg["qkv_bias"]) if cfg.get("qkv_bias") is not None else bias
     not_loaded: tuple[Tensor, ...] = ()
+    tp_divides: tuple[tuple[int, str], ...] = ()
     p = b.P + "self_attn."
     if mla:
         # MLA with a fused q_a/kv_a projection (replicated, as q_a_proj + kv_a_proj_with_mqa are in DeepSeek);
@@ -207,8 +208,7 @@ def _openpangu(cfg: dict, outer: dict, name: str) -> ModelSpec:
             # post_weight_load keeps the K-normed sink keys as a tensor of their own
             base_t += kv_t + (v_t, Tensor(p + "sink_key_normed", "attention", (kv * sink * hd,), "kv", heads=kv,
                                           in_checkpoint=False))
-            notes += (f"openpangu.py's sink attention cannot replicate KV heads: vLLM refuses a tensor-parallel size "
-                      f"above the {kv} KV heads",)
+            tp_divides = ((kv, "the sink attention's KV heads (openpangu.py cannot replicate them)"),)
         cache: dict[int | None, Attention] = {}
 
         def att_for(i: int) -> Attention:
@@ -256,8 +256,9 @@ def _openpangu(cfg: dict, outer: dict, name: str) -> ModelSpec:
         not_loaded = (Tensor("model.layers.mtp", "mtp", (mtp * per,)),)
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, notes=notes)
+    return replace(spec, tp_divides=tp_divides) if tp_divides else spec
 
 
 # ----------------------------------------------------------------------------- Mistral Large 3

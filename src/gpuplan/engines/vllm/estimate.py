@@ -399,11 +399,26 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
             raise UnservableDeployment("tensor_parallel_size", f"{what} ({size}) cannot be split over {tp} GPUs "
                                        "(vLLM asserts it divides evenly)",
                                        accepted=[str(d) for d in _divisors(size) if kv_ok(d)])
-    if pp > 1 and spec.no_pipeline_parallel:
-        raise UnservableDeployment("pipeline_parallel_size", spec.no_pipeline_parallel, accepted=["1"])
+    if pp > 1 and (why := spec.no_pipeline_parallel or _no_pp_reason(spec.architecture)):
+        raise UnservableDeployment("pipeline_parallel_size", why, accepted=["1"])
     n = spec.num_decoder_layers
     if pp > n:
         raise UnservableDeployment("pipeline_parallel_size", f"{pp} stages for {n} layers", accepted=[f"1..{n}"])
+
+
+@lru_cache(maxsize=1)
+def _no_pp_architectures() -> frozenset[str]:
+    from ...datafiles import data_json
+
+    return frozenset(data_json("vllm_no_pipeline_parallel.json")["architectures"])
+
+
+def _no_pp_reason(architecture: str) -> str:
+    """vLLM refuses pipeline parallelism for classes without SupportsPP (read from the newest wheel; a class that
+    lacks it there is taken to have lacked it before)."""
+    if architecture in _no_pp_architectures():
+        return f"vLLM's {architecture} does not support pipeline parallelism (it does not implement SupportsPP)"
+    return ""
 
 
 def _check_state_split(spec: ModelSpec, tp: int) -> None:
