@@ -64,3 +64,10 @@ def test_ring_25_linear_attention_refuses_more_gpus_than_its_norm_groups() -> No
     with pytest.raises(GpuplanError, match="group_norm_size") as err:
         _on_h200(cfg, tensor_parallel_size=8)
     assert err.value.field == "tensor_parallel_size"
+
+
+def test_a_loop_checkpoint_relabelled_llama_is_still_sized_as_the_loop_vllm_runs() -> None:
+    # vLLM chooses the class by architectures[0], whatever model_type says.
+    cfg = _config("loop", "loop/iquest-coder-v1-40b-loop-instruct")
+    relabelled = build_spec({**cfg, "model_type": "llama"})
+    assert relabelled.attention_kinds == build_spec(cfg).attention_kinds == {"full": 80, "sliding_window": 80}

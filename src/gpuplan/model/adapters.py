@@ -1299,13 +1299,22 @@ _ARCH_MODEL_TYPES = {"ChatGLMModel": "chatglm", "ChatGLMForConditionalGeneration
                      "QWenLMHeadModel": "qwen", "BaichuanForCausalLM": "baichuan", "BaiChuanForCausalLM": "baichuan"}
 
 
+# vLLM picks the model class by architectures[0]; these classes build something other than what their configs'
+# model_type is sometimes relabelled to (IQuest's Loop checkpoints re-saved as "llama" still loop in vLLM).
+_ARCH_DECIDES = {"IQuestLoopCoderForCausalLM": "iquestloopcoder", "HrmTextForCausalLM": "hrm_text",
+                 "LongcatFlashForCausalLM": "longcat_flash"}
+
+
 def build_spec(config: dict, name: str | None = None) -> ModelSpec:
     """Build a ModelSpec from an HF config.json dict (never executes remote code)."""
     if not isinstance(config, dict):
         raise ConfigError("config", "config.json must be a JSON object")
     archs = config.get("architectures")
-    if not config.get("model_type") and isinstance(archs, list) and archs and archs[0] in _ARCH_MODEL_TYPES:
-        config = {**config, "model_type": _ARCH_MODEL_TYPES[archs[0]]}
+    first = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else ""
+    if not config.get("model_type") and first in _ARCH_MODEL_TYPES:
+        config = {**config, "model_type": _ARCH_MODEL_TYPES[first]}
+    if first in _ARCH_DECIDES and config.get("model_type") != _ARCH_DECIDES[first]:
+        config = {**config, "model_type": _ARCH_DECIDES[first]}
     config = with_defaults(config)
     name = name or str(config.get("_name_or_path") or config.get("model_id") or config.get("model_type") or "model")
     mt = config.get("model_type")
