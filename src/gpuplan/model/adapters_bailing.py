@@ -199,13 +199,17 @@ _V25_DEFAULTS = {"intermediate_size": 5120, "num_experts": 256, "num_shared_expe
                  "rope_theta": 600000.0}
 
 
+def _hybrid_dims(cfg: dict) -> tuple[int, int, int, int, int, bool]:
+    """hidden, layers, heads, head_dim, vocab and the projections' bias flag of the 2.5 and 3.0 hybrids."""
+    hidden, heads = _int(cfg, "hidden_size"), _int(cfg, "num_attention_heads")
+    hd = _int(cfg, "head_dim", default=0) or hidden // heads
+    return (hidden, _int(cfg, "num_hidden_layers"), heads, hd, _int(cfg, "vocab_size"),
+            _flag(cfg, "use_bias", False))
+
+
 def _bailing_v25(cfg: dict, outer: dict, name: str) -> ModelSpec:
     cfg = {**_V25_DEFAULTS, **cfg}
-    hidden, n = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers")
-    heads = _int(cfg, "num_attention_heads")
-    hd = _int(cfg, "head_dim", default=0) or hidden // heads
-    vocab = _int(cfg, "vocab_size")
-    bias = _flag(cfg, "use_bias", False)
+    hidden, n, heads, hd, vocab, bias = _hybrid_dims(cfg)
     # is_linear_layer: with layer_group_size g > 0, every g-th layer (1-based) is MLA and the rest linear; no tail
     # rule (unlike Ling 3.0), and without the key every layer is MLA.
     g = _int(cfg, "layer_group_size", default=1)
@@ -283,11 +287,7 @@ def _kda_v3(cfg: dict, hidden: int, heads: int, hd: int) -> tuple[Attention, tup
 
 def _bailing_v3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     cfg = {**_V3_DEFAULTS, **cfg}
-    hidden, n = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers")
-    heads = _int(cfg, "num_attention_heads")
-    hd = _int(cfg, "head_dim", default=0) or hidden // heads
-    vocab = _int(cfg, "vocab_size")
-    bias = _flag(cfg, "use_bias", False)
+    hidden, n, heads, hd, vocab, bias = _hybrid_dims(cfg)
     # _is_kda_layer: MLA on every g-th layer and on the tail past the last whole group, KDA elsewhere.
     g = _int(cfg, "layer_group_size")
     kda_layer = [not ((i + 1) % g == 0 or i >= n // g * g) for i in range(n)]

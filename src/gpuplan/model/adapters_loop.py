@@ -104,10 +104,8 @@ def _hrm_text(cfg: dict, outer: dict, name: str) -> ModelSpec:
              "HRM-Text reads the prompt bidirectionally, so vLLM turns chunked prefill and prefix caching off at "
              "start-up: a prompt longer than --max-num-batched-tokens is never scheduled (set it to at least "
              "max_model_len, which raises the activation peak)",)
-    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), notes=notes)
-    # HrmTextForCausalLM does not implement SupportsPP: vLLM refuses --pipeline-parallel-size above 1.
-    return replace(spec, no_pipeline_parallel="vLLM's HRM-Text does not support pipeline parallelism")
 
 
 @register("iquestcoder")

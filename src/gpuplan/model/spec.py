@@ -304,7 +304,6 @@ class ModelSpec:
     sequence_parallel: tuple[SequenceParallelRule, ...] = ()  # what sequence-parallel MoE replicates
     # Sizes vLLM asserts the tensor-parallel size divides, beyond heads and vocabulary: (size, what it is).
     tp_divides: tuple[tuple[int, str], ...] = ()
-    no_pipeline_parallel: str = ""  # why vLLM refuses pipeline parallelism for this model ("" if it does not)
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
     checkpoint: tuple[Tensor, ...] | None = None

@@ -399,7 +399,7 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
             raise UnservableDeployment("tensor_parallel_size", f"{what} ({size}) cannot be split over {tp} GPUs "
                                        "(vLLM asserts it divides evenly)",
                                        accepted=[str(d) for d in _divisors(size) if kv_ok(d)])
-    if pp > 1 and (why := spec.no_pipeline_parallel or _no_pp_reason(spec.architecture)):
+    if pp > 1 and (why := _no_pp_reason(spec.architecture)):
         raise UnservableDeployment("pipeline_parallel_size", why, accepted=["1"])
     n = spec.num_decoder_layers
     if pp > n:
