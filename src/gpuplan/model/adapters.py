@@ -741,18 +741,7 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     freq = _int(cfg, "moe_layer_freq", default=1)
     vocab = _int(cfg, "vocab_size")
     p = b.P + "self_attn."
-    qd = heads * (nope_d + rope_d)
-    att_t: tuple[Tensor, ...] = ()
-    if qlr:
-        att_t += b.linear(p + "q_a_proj", "attention", int(qlr), hidden, "replicated")
-        att_t += b.norm(p + "q_a_layernorm", int(qlr))
-        att_t += b.linear(p + "q_b_proj", "attention", qd, int(qlr), "column")
-    else:
-        att_t += b.linear(p + "q_proj", "attention", qd, hidden, "column")
-    att_t += b.linear(p + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated")
-    att_t += b.norm(p + "kv_a_layernorm", kvr)
-    att_t += b.linear(p + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column")
-    att_t += b.linear(p + "o_proj", "attention", hidden, heads * v_d, "row")
+    att_t = b.mla_attention(hidden, heads, int(qlr or 0), kvr, rope_d, nope_d, v_d, prefix=p)
     # vLLM switches to sparse MLA when the config has index_topk (hasattr(config, "index_topk")).
     sparse = "index_topk" in cfg or outer.get("model_type") == "deepseek_v32"
     index_dim = _int(cfg, "index_head_dim", default=128) if sparse else 0

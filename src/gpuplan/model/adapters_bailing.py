@@ -173,17 +173,8 @@ def _mla(cfg: dict, hidden: int, heads: int) -> tuple[Attention, tuple]:
     q_lora_rank, else a column-parallel q_proj beside a replicated kv_a_proj_with_mqa."""
     kvr, rope_d = _int(cfg, "kv_lora_rank", default=512), _int(cfg, "qk_rope_head_dim", default=64)
     nope_d, v_d = _int(cfg, "qk_nope_head_dim", default=128), _int(cfg, "v_head_dim", default=128)
-    qlr = _int(cfg, "q_lora_rank", default=0)
-    qd = heads * (nope_d + rope_d)
-    if qlr:
-        t = (b.linear(ATT + "q_a_proj", "attention", qlr, hidden, "replicated") + b.norm(ATT + "q_a_layernorm", qlr)
-             + b.linear(ATT + "q_b_proj", "attention", qd, qlr, "column"))
-    else:
-        t = b.linear(ATT + "q_proj", "attention", qd, hidden, "column")
-    t += (b.linear(ATT + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated")
-          + b.norm(ATT + "kv_a_layernorm", kvr)
-          + b.linear(ATT + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column")
-          + b.linear(ATT + "dense", "attention", hidden, heads * v_d, "row"))
+    t = b.mla_attention(hidden, heads, _int(cfg, "q_lora_rank", default=0), kvr, rope_d, nope_d, v_d, prefix=ATT,
+                        o_name="dense")
     att = Attention("mla", heads, 1, kvr + rope_d, kv_lora_rank=kvr, qk_rope_head_dim=rope_d,
                     qk_nope_head_dim=nope_d, v_head_dim=v_d)
     return att, t

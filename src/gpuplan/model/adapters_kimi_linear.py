@@ -76,17 +76,8 @@ def _mla(cfg: dict, hidden: int, heads: int) -> tuple[Attention, tuple[Tensor, .
     nope_d, v_d = _int(cfg, "qk_nope_head_dim"), _int(cfg, "v_head_dim")
     qlr = cfg.get("q_lora_rank")
     p = b.P + "self_attn."
-    if qlr:
-        q = (b.linear(p + "q_a_proj", "attention", int(qlr), hidden, "replicated") + b.norm(p + "q_a_layernorm", int(qlr))
-             + b.linear(p + "q_b_proj", "attention", heads * (nope_d + rope_d), int(qlr), "column"))
-    else:
-        q = b.linear(p + "q_proj", "attention", heads * (nope_d + rope_d), hidden, "column")
-    if cfg.get("mla_use_output_gate"):
-        q += b.linear(p + "g_proj", "attention", heads * v_d, hidden, "column")
-    t = (q + b.linear(p + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated")
-         + b.norm(p + "kv_a_layernorm", kvr)
-         + b.linear(p + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column")
-         + b.linear(p + "o_proj", "attention", hidden, heads * v_d, "row"))
+    t = b.mla_attention(hidden, heads, int(qlr or 0), kvr, rope_d, nope_d, v_d, prefix=p,
+                        gate=bool(cfg.get("mla_use_output_gate")))
     att = Attention("mla", heads, 1, kvr + rope_d, kv_lora_rank=kvr, qk_rope_head_dim=rope_d,
                     qk_nope_head_dim=nope_d, v_head_dim=v_d)
     return att, t

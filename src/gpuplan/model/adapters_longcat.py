@@ -61,22 +61,10 @@ def _longcat_flash(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # Modules the checkpoint's quantization leaves out: vLLM builds them with quant_config=None.
     plain = set(cfg.get("disable_quant_module") or ())
     att_q, mlp_q = "self_attn" not in plain, "mlps" not in plain
-    qd = heads * (nope_d + rope_d)
 
     def attention(p: str) -> tuple[Tensor, ...]:
         # q_a_proj and kv_a_proj_with_mqa are fused into one replicated projection in vLLM; same elements.
-        t: tuple[Tensor, ...] = ()
-        if qlr:
-            t += b.linear(p + "q_a_proj", "attention", int(qlr), hidden, "replicated", quantizable=att_q)
-            t += b.norm(p + "q_a_layernorm", int(qlr))
-            t += b.linear(p + "q_b_proj", "attention", qd, int(qlr), "column", quantizable=att_q)
-        else:
-            t += b.linear(p + "q_proj", "attention", qd, hidden, "column", quantizable=att_q)
-        t += b.linear(p + "kv_a_proj_with_mqa", "attention", kvr + rope_d, hidden, "replicated", quantizable=att_q)
-        t += b.norm(p + "kv_a_layernorm", kvr)
-        t += b.linear(p + "kv_b_proj", "attention", heads * (nope_d + v_d), kvr, "column", quantizable=att_q)
-        t += b.linear(p + "o_proj", "attention", hidden, heads * v_d, "row", quantizable=att_q)
-        return t
+        return b.mla_attention(hidden, heads, int(qlr or 0), kvr, rope_d, nope_d, v_d, prefix=p, quantizable=att_q)
 
     def mlp(p: str) -> tuple[Tensor, ...]:
         return (b.linear(p + "gate_proj", "mlp", ffn, hidden, "column", quantizable=mlp_q)

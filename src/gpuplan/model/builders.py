@@ -48,6 +48,29 @@ def attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias
     return tuple(t)
 
 
+def mla_attention(hidden: int, heads: int, q_lora_rank: int, kv_lora_rank: int, rope_dim: int, nope_dim: int,
+                  v_dim: int, *, prefix: str = P + "self_attn.", o_name: str = "o_proj", gate: bool = False,
+                  quantizable: bool = True) -> tuple[Tensor, ...]:
+    """DeepSeek-style latent attention: q through a replicated q_a + norm + column q_b when q_lora_rank is set
+    (else one column q_proj), a replicated kv_a_proj_with_mqa, the latent's norm, a column kv_b and a row output
+    projection; `gate` adds a column g_proj as wide as the output (Kimi K3)."""
+    qd, q = heads * (nope_dim + rope_dim), quantizable
+    if q_lora_rank:
+        t = (linear(prefix + "q_a_proj", "attention", q_lora_rank, hidden, "replicated", quantizable=q)
+             + norm(prefix + "q_a_layernorm", q_lora_rank)
+             + linear(prefix + "q_b_proj", "attention", qd, q_lora_rank, "column", quantizable=q))
+    else:
+        t = linear(prefix + "q_proj", "attention", qd, hidden, "column", quantizable=q)
+    if gate:
+        t += linear(prefix + "g_proj", "attention", heads * v_dim, hidden, "column", quantizable=q)
+    return (t + linear(prefix + "kv_a_proj_with_mqa", "attention", kv_lora_rank + rope_dim, hidden, "replicated",
+                       quantizable=q)
+            + norm(prefix + "kv_a_layernorm", kv_lora_rank)
+            + linear(prefix + "kv_b_proj", "attention", heads * (nope_dim + v_dim), kv_lora_rank, "column",
+                     quantizable=q)
+            + linear(prefix + o_name, "attention", hidden, heads * v_dim, "row", quantizable=q))
+
+
 def gated_mlp(hidden: int, inter: int, *, bias: bool = False, prefix: str = P + "mlp.",
               kind: str = "mlp", names: tuple[str, str, str] = ("gate_proj", "up_proj", "down_proj")
               ) -> tuple[Tensor, ...]:
