@@ -206,10 +206,13 @@ def estimate(
         bool, typer.Option("--offline/--no-offline", help="offline LLM() instead of `vllm serve` (API server)")
     ] = False,
     limit_mm_per_prompt: Annotated[str | None, typer.Option(
-        "--limit-mm-per-prompt", help='JSON, e.g. \'{"video": 0}\': a 0 drops that modality from the profile')] = None,
+        "--limit-mm-per-prompt", help='JSON, e.g. \'{"video": 0}\': a 0 drops that modality from the profile; 0 '
+                                      'for every modality is a text-only start')] = None,
     mm_processor_kwargs: Annotated[str | None, typer.Option(
         "--mm-processor-kwargs", help='JSON, e.g. \'{"max_pixels": 1003520}\' (Qwen-VL image size)')] = None,
     skip_mm_profiling: Annotated[bool, typer.Option("--skip-mm-profiling")] = False,
+    language_model_only: Annotated[bool, typer.Option(
+        "--language-model-only", help="vLLM 0.17+: text only; vision/audio towers are not loaded")] = False,
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE")] = None,
@@ -248,6 +251,7 @@ def estimate(
             limit_mm_per_prompt=parse_json_object(limit_mm_per_prompt, "limit_mm_per_prompt"),
             mm_processor_kwargs=parse_json_object(mm_processor_kwargs, "mm_processor_kwargs"),
             skip_mm_profiling=skip_mm_profiling,
+            language_model_only=language_model_only,
             env=parse_env(env),
         )
     except ValidationError as exc:

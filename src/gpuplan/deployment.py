@@ -41,6 +41,8 @@ class Deployment:
     limit_mm_per_prompt: tuple[tuple[str, int], ...] = field(default=())
     mm_processor_kwargs: tuple[tuple[str, int], ...] = field(default=())
     skip_mm_profiling: bool = False
+    # vLLM 0.17+: every modality off, as limit_mm_per_prompt 0 for each (towers unbuilt where the class allows).
+    language_model_only: bool = False
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:

@@ -99,6 +99,7 @@ def deployment_of(rec: dict) -> Deployment:
         mm_processor_kwargs=tuple(sorted((str(k), int(v)) for k, v in (d.get("mm_processor_kwargs") or {}).items()
                                          if k == "max_pixels")),
         skip_mm_profiling=bool(d.get("skip_mm_profiling")),
+        language_model_only=bool(d.get("language_model_only")),
     )
 
 

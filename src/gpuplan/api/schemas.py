@@ -289,6 +289,8 @@ class DeploymentFields(BaseModel):
         Field(max_length=1, description="the processor options that size vLLM's encoder profile: max_pixels"),
     ] = Field(default_factory=dict)
     skip_mm_profiling: bool = False
+    language_model_only: bool = Field(
+        default=False, description="vLLM 0.17+: every modality off; vLLM then builds no vision/audio tower weights")
     env: Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)] = Field(
         default_factory=dict, description="vLLM environment variables that change its accounting"
     )

@@ -37,6 +37,7 @@ class LaunchSpec:
     limit_mm_per_prompt: tuple[tuple[str, int], ...] = ()
     mm_processor_kwargs: tuple[tuple[str, int], ...] = ()
     skip_mm_profiling: bool = False
+    language_model_only: bool = False
 
 
 def model_ref(spec: LaunchSpec) -> str:
@@ -75,6 +76,8 @@ def _mm_options(spec: LaunchSpec) -> list[tuple[str, object]]:
         opts.append(("--mm-processor-kwargs", dict(spec.mm_processor_kwargs)))
     if spec.skip_mm_profiling:
         opts.append(("--skip-mm-profiling", True))
+    if spec.language_model_only:
+        opts.append(("--language-model-only", True))
     return opts
 
 
@@ -161,7 +164,7 @@ def commands_for_report(model: str, report, dep) -> Commands:
                       pin_max_num_batched_tokens=dep.max_num_batched_tokens is not None,
                       vllm_version=report.engine_version, env=tuple(dep.env),
                       limit_mm_per_prompt=tuple(dep.limit_mm_per_prompt), mm_processor_kwargs=tuple(dep.mm_processor_kwargs),
-                      skip_mm_profiling=dep.skip_mm_profiling)
+                      skip_mm_profiling=dep.skip_mm_profiling, language_model_only=dep.language_model_only)
     return launch_commands(spec)
 
 

@@ -17,6 +17,7 @@ from . import budget as B
 from . import encoder_profile as E
 from . import kv as K
 from . import sparse_mla as SM
+from . import towers as T
 from .engine_choice import choose_engine
 from .profiles import (
     Profile,
@@ -66,6 +67,8 @@ class Resolved:
     runner_v2: bool = False  # vLLM's second GPU model runner (vllm/v1/worker/gpu/)
     attention_free: bool = False  # every layer recurrent (Mamba, Mamba-2): no attention KV at all
     sparse_mla: bool = False  # DeepSeek-V3.2 / GLM-5: sparse MLA backends
+    towers: str = "first"  # where vision/audio tower weights live: none | first | every (pipeline stage)
+    text_only: bool = False  # the profile run skips the encoder (every modality turned off)
 
     @property
     def cudagraph_in_budget(self) -> bool:
@@ -236,7 +239,6 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         if v <= 0:
             raise GpuplanError(name, f"must be positive, got {v}")
     _check_capture_size(dep, profile)
-    _check_parallel(spec, tp, pp)
     ep = tp * (dep.data_parallel_size or 1) if dep.enable_expert_parallel else 1
     moe_tp = 1 if dep.enable_expert_parallel else tp * (dep.data_parallel_size or 1)
     manager = bool(profile.hybrid_manager) and dep.disable_hybrid_kv_cache_manager is not True
@@ -255,11 +257,26 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         # --quantization fp8 on a bf16 checkpoint (source "online") and a GGUF file do not.
         quantized=quant is not None and quant.source != "online" and quant.method != "gguf",
         has_state=any(layer.attention.state for layer in spec.layers), attention_free=spec.attention_free)
+    towers = T.placement(spec, dep, profile, pp=pp, runner_v2=runner_v2)
+    _check_parallel(spec, tp, pp, towers)
+    text_only = T.profiles_text_only(spec, dep, profile)
+    if towers == "none":
+        warnings.append(f"text only ({_text_only_how(spec, dep)}): vLLM {profile.version} does not build the "
+                        f"{' and '.join(T.modalities(spec.architecture))} tower weights")
+    elif T.text_only(spec, dep, profile):
+        warnings.append(f"text only ({_text_only_how(spec, dep)}): vLLM {profile.version} still loads the tower "
+                        "weights for this model" + ("" if text_only else ", and profiles it as multimodal"))
     sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"),
                         replicated_kinds=_sequence_parallel_kinds(spec, dep, profile, tp, pp, warnings))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
-                    spec.attention_free, SM.is_sparse_mla(spec))
+                    spec.attention_free, SM.is_sparse_mla(spec), towers, text_only)
+
+
+def _text_only_how(spec: ModelSpec, dep: Deployment) -> str:
+    if dep.language_model_only:
+        return "--language-model-only"
+    return "--limit-mm-per-prompt " + ", ".join(f"{m}=0" for m in T.modalities(spec.architecture))
 
 
 def _check_capture_size(dep: Deployment, profile: Profile) -> None:
@@ -372,7 +389,7 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
     return mode, frozenset(checkpoint)
 
 
-def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
+def _check_parallel(spec: ModelSpec, tp: int, pp: int, towers: str) -> None:
     heads = spec.num_attention_heads
     if heads and heads % tp:
         raise UnservableDeployment("tensor_parallel_size", f"{spec.num_attention_heads} attention heads cannot be split "
@@ -385,7 +402,7 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
     if not kv_ok(tp):
         raise UnservableDeployment("tensor_parallel_size", f"{kv} KV heads and TP={tp}: one must divide the other",
                            accepted=[str(d) for d in _divisors(heads) if kv_ok(d)])
-    mm_heads = spec.multimodal.tp_heads if spec.multimodal else 0
+    mm_heads = spec.multimodal.tp_heads if spec.multimodal and towers != "none" else 0
     if mm_heads and mm_heads % tp:
         raise UnservableDeployment("tensor_parallel_size", f"the vision tower's {mm_heads} attention heads cannot be "
                                    f"split over {tp} GPUs (vLLM asserts they divide evenly)",
@@ -493,7 +510,7 @@ def _kv_context(r: Resolved) -> K.KVContext:
 
 def _encoder_plan(spec: ModelSpec, r: Resolved) -> E.EncoderPlan | None:
     """V1's encoder pass in the profile run (V0 profiles multimodal inputs its own way, left to the calibration)."""
-    if spec.multimodal is None or r.profile.engine == "v0":
+    if spec.multimodal is None or r.profile.engine == "v0" or r.text_only:
         return None
     if r.dep.skip_mm_profiling:
         return E.SKIPPED
@@ -536,7 +553,10 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
                             mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored,
-                            mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least)
+                            mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,
+                            towers=r.towers)
+    # A text-only profile run has no encoder pass, encoder cache or multimodal input embeddings.
+    a_spec = replace(spec, multimodal=None) if r.text_only else spec
     ctx = _kv_context(r)
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
@@ -549,7 +569,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stages = []
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
-        act = B.activation(spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
+        act = B.activation(a_spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc)

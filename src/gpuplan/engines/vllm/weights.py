@@ -125,6 +125,9 @@ def _ignored(name: str, ignore: tuple[str, ...]) -> bool:
     return False
 
 
+TOWER_KINDS = ("vision", "projector")
+
+
 def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | None:
     """The quantization that applies to tensor `t`, or None when vLLM keeps it unquantized."""
     if q is None:
@@ -135,7 +138,7 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
         return None
     if q.experts_only and t.kind != "experts":
         return None
-    if t.kind in ("vision", "projector"):
+    if t.kind in TOWER_KINDS:
         return None
     if q.ignore and _ignored(name, q.ignore):
         return None
@@ -199,8 +202,10 @@ def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: i
 def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int, pp: int, *,
                   mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
                   stored: tuple[Tensor, ...] | None = None, mnbt: int = 0,
-                  cpu_offload_bytes: int = 0, at_least=lambda version: True) -> list[StageWeights]:
-    """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out)."""
+                  cpu_offload_bytes: int = 0, at_least=lambda version: True,
+                  towers: str = "first") -> list[StageWeights]:
+    """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out).
+    `towers`: the stages holding vision/audio towers and projectors: "first", "every" or "none" (towers.py)."""
     parts = stage_layers(spec, pp)
     per_layer_names = _needs_per_layer_names(q)
     out = []
@@ -231,11 +236,14 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
         if first:
             for t in spec.embedding:
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
-            for t in spec.extra:
+        for t in spec.extra:
+            if t.kind in TOWER_KINDS:
                 # Vision towers and projectors are sharded as their adapters say (most are tensor-parallel
                 # lumps; positions, norms and small projectors can be replicated).
-                n = shard_numel(t, sh) if t.kind in ("vision", "projector") else t.numel
-                add(t.kind, n * DTYPE_BYTES.get(t.dtype or "", act_bytes))
+                if _holds_towers(towers, first):
+                    add(t.kind, shard_numel(t, sh) * DTYPE_BYTES.get(t.dtype or "", act_bytes))
+            elif first:
+                add(t.kind, t.numel * DTYPE_BYTES.get(t.dtype or "", act_bytes))
         if last:
             for t in spec.head:
                 if t.kind == "lm_head" and spec.tie_word_embeddings and first:
@@ -253,7 +261,7 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add("buffers", mnbt * buf.width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     if stored is not None:
-        out = _stored_stages(spec, stored, sh, pp_partition(spec.num_decoder_layers, pp), out, act_bytes)
+        out = _stored_stages(spec, stored, sh, pp_partition(spec.num_decoder_layers, pp), out, act_bytes, towers)
     if cpu_offload_bytes > 0:
         out = [_offload(spec, w, sh, q, act_bytes, mxfp4_pad, cpu_offload_bytes) for w in out]
     return out
@@ -308,8 +316,12 @@ def _stored_tensor_bytes(t: Tensor, sh: Sharding, act_bytes: int) -> int:
     return stored_bytes(dtype, n)
 
 
+def _holds_towers(towers: str, first: bool) -> bool:
+    return towers == "every" or (towers == "first" and first)
+
+
 def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, parts: list[tuple[int, int]],
-                   computed: list[StageWeights], act_bytes: int) -> list[StageWeights]:
+                   computed: list[StageWeights], act_bytes: int, towers: str = "first") -> list[StageWeights]:
     """Exact bytes from the checkpoint's own tensors, keeping the computed runtime buffers (rope, MLA). `parts`
     are decoder-layer ranges: the checkpoint numbers its layers as vLLM's decoder layers."""
     layer_re = re.compile(r"(?:layers|blk|h|blocks)\.(\d+)\.")
@@ -321,6 +333,10 @@ def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, pa
                 by[k] = v
         first, last = s == 0, s == len(parts) - 1
         for t in stored:
+            if t.kind in TOWER_KINDS:  # a tower's own layer numbers say nothing about pipeline stages
+                if _holds_towers(towers, first):
+                    by[t.kind] = by.get(t.kind, 0) + _stored_tensor_bytes(t, sh, act_bytes)
+                continue
             m = layer_re.search(t.name)
             if m:
                 i = int(m.group(1))

@@ -1,0 +1,193 @@
+"""Which multimodal vLLM architectures leave their encoder towers unbuilt in a text-only start-up, read from wheels.
+
+    python tools/vllm/tower_marks.py WHEEL... > src/gpuplan/data/vllm_towers.json
+
+With --limit-mm-per-prompt 0 for every modality a tower serves (or --language-model-only, 0.17+), vLLM builds no
+weights for that tower:
+- 0.10.1 - 0.14: some model classes build the tower under `if multimodal_config.get_limit_per_prompt(...)`;
+- 0.15 on: classes build towers inside `with self._mark_tower_model(vllm_config, modalities)` (or
+  `_mark_composite_model(..., tower_targets=...)`), which swaps them for empty placeholders; from 0.30 the same
+  mark also leaves towers off pipeline stages after the first under Model Runner V2.
+
+For each architecture of the multimodal registry the class that defines `__init__` is found (following bases through
+model files) and its body parsed with `ast`, never imported. The modalities are the literal ones named by the marks
+or the guards. An architecture is listed for the wheels where every tower it builds this way is covered.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+_MODELS = "vllm/model_executor/models/"
+
+
+def _registry(z: zipfile.ZipFile) -> dict[str, tuple[str, str]]:
+    tree = ast.parse(z.read(_MODELS + "registry.py").decode())
+    out: dict[str, tuple[str, str]] = {}
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if not any(isinstance(t, ast.Name) and t.id == "_MULTIMODAL_MODELS" for t in targets):
+            continue
+        if not isinstance(node.value, ast.Dict):
+            continue
+        for k, v in zip(node.value.keys, node.value.values, strict=True):
+            if isinstance(k, ast.Constant) and isinstance(v, ast.Tuple) and len(v.elts) == 2:
+                mod, cls = (e.value for e in v.elts if isinstance(e, ast.Constant))
+                out[k.value] = (mod, cls)
+    return out
+
+
+def _literal_modalities(node: ast.AST) -> set[str] | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, (ast.Set, ast.List, ast.Tuple)) and all(
+            isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+        return {e.value for e in node.elts}
+    return None
+
+
+def _method(call: ast.Call) -> str | None:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else None
+
+
+def _marks(init: ast.FunctionDef) -> tuple[str, set[str]] | None:
+    """('marked' | 'guarded', modalities) when the __init__ builds its towers under marks or limit guards;
+    None when it does neither (or names a modality that is not a literal)."""
+    marked: set[str] = set()
+    guarded: set[str] = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Call) and _method(node) == "_mark_tower_model" and len(node.args) >= 2:
+            mods = _literal_modalities(node.args[1])
+            if mods is None:
+                return None
+            marked |= mods
+        elif isinstance(node, ast.Call) and _method(node) == "_mark_composite_model":
+            for kw in node.keywords:
+                if kw.arg == "tower_targets" and isinstance(kw.value, ast.Dict):
+                    for k in kw.value.keys:
+                        if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                            return None
+                        marked.add(k.value)
+        elif isinstance(node, ast.If):
+            for sub in ast.walk(node.test):
+                if isinstance(sub, ast.Call) and _method(sub) == "get_limit_per_prompt" and sub.args:
+                    mods = _literal_modalities(sub.args[0])
+                    if mods is None:
+                        return None
+                    guarded |= mods
+    if marked:
+        return "marked", marked | guarded
+    if guarded:
+        return "guarded", guarded
+    return None
+
+
+def _calls_super_init(init: ast.FunctionDef) -> bool:
+    return any(isinstance(n, ast.Call) and _method(n) == "__init__" for n in ast.walk(init))
+
+
+class _Files:
+    def __init__(self, z: zipfile.ZipFile) -> None:
+        self.z, self.names, self.cache = z, set(z.namelist()), {}
+
+    def module(self, mod: str) -> tuple[dict[str, ast.ClassDef], dict[str, tuple[str, str]]] | None:
+        if mod in self.cache:
+            return self.cache[mod]
+        path = _MODELS + mod.replace(".", "/") + ".py"
+        if path not in self.names:
+            self.cache[mod] = None
+            return None
+        tree = ast.parse(self.z.read(path).decode())
+        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+        imports: dict[str, tuple[str, str]] = {}
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                for a in node.names:
+                    imports[a.asname or a.name] = (node.module, a.name)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vllm.model_executor.models."):
+                for a in node.names:
+                    imports[a.asname or a.name] = (node.module.removeprefix("vllm.model_executor.models."), a.name)
+        self.cache[mod] = (classes, imports)
+        return self.cache[mod]
+
+    def towers(self, mod: str, cls: str, depth: int = 0) -> tuple[str, set[str]] | None:
+        info = self.module(mod)
+        if info is None or depth > 12:
+            return None
+        classes, imports = info
+        if cls not in classes:
+            return self.towers(*imports[cls], depth + 1) if cls in imports else None
+        node = classes[cls]
+        init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if init is not None:
+            found = _marks(init)
+            if found is not None or not _calls_super_init(init):
+                return found
+        for base in node.bases:  # __init__ inherited, or delegated to super() with no towers of its own
+            name = re.sub(r"\[.*", "", ast.unparse(base))
+            if name in classes:
+                sub = self.towers(mod, name, depth + 1)
+            elif name in imports and imports[name][0] != "interfaces":
+                sub = self.towers(*imports[name], depth + 1)
+            else:
+                continue
+            if sub is not None:
+                return sub
+        return None
+
+
+def _skips_later_stages(z: zipfile.ZipFile) -> bool:
+    """Whether interfaces.py's _mark_tower_model also leaves towers off pipeline stages after the first."""
+    tree = ast.parse(z.read(_MODELS + "interfaces.py").decode())
+    fn = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_mark_tower_model"), None)
+    return fn is not None and "is_first_rank" in ast.unparse(fn)
+
+
+def _version(wheel: Path) -> tuple[str, tuple[int, ...]]:
+    v = re.match(r"vllm-(\d+(?:\.\d+)*)", wheel.name).group(1)
+    return v, tuple(int(x) for x in v.split("."))
+
+
+def main() -> None:
+    wheels = sorted((Path(a) for a in sys.argv[1:]), key=lambda w: _version(w)[1])
+    seen: list[str] = []
+    pp_first_only: str | None = None  # first wheel whose _mark_tower_model also skips towers on later PP stages
+    by_arch: dict[str, list[list]] = {}  # arch -> [[from, until, kind, modalities], ...]
+    for wheel in wheels:
+        version = _version(wheel)[0]
+        seen.append(version)
+        with zipfile.ZipFile(wheel) as z:
+            files = _Files(z)
+            found = {arch: files.towers(mod, cls) for arch, (mod, cls) in _registry(z).items()}
+            if pp_first_only is None and _skips_later_stages(z):
+                pp_first_only = version
+        for arch, ranges in by_arch.items():  # close ranges that this wheel no longer continues
+            last = ranges[-1]
+            now = found.get(arch)
+            if last[1] is None and (now is None or [now[0], sorted(now[1])] != last[2:]):
+                last[1] = version
+        for arch, now in found.items():
+            if now is None:
+                continue
+            ranges = by_arch.setdefault(arch, [])
+            if not ranges or ranges[-1][1] is not None:
+                ranges.append([version, None, now[0], sorted(now[1])])
+    json.dump({"_doc": "Multimodal architectures whose towers vLLM does not build when every modality they serve has "
+                       "--limit-mm-per-prompt 0 (or --language-model-only): [from, until, how, modalities], 'until' "
+                       "the first scanned wheel where that stops holding (null: still holds). 'guarded': the class "
+                       "builds the tower under a get_limit_per_prompt test (0.10.1 - 0.14); 'marked': inside "
+                       "_mark_tower_model (0.15+), which from 0.30 also leaves towers off later pipeline stages under "
+                       "Model Runner V2. Read by tools/vllm/tower_marks.py (ast, never imported).",
+               "wheels": seen, "later_pp_stages_skip_marked_towers_mrv2_from": pp_first_only,
+               "architectures": dict(sorted(by_arch.items()))}, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
