@@ -213,6 +213,9 @@ def estimate(
     skip_mm_profiling: Annotated[bool, typer.Option("--skip-mm-profiling")] = False,
     language_model_only: Annotated[bool, typer.Option(
         "--language-model-only", help="vLLM 0.17+: text only; vision/audio towers are not loaded")] = False,
+    mm_encoder_tp_mode: Annotated[str, typer.Option(
+        "--mm-encoder-tp-mode", help="weights (default) or data: whole vision towers on every TP rank (0.10.2+)")
+    ] = "weights",
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE")] = None,
@@ -252,6 +255,7 @@ def estimate(
             mm_processor_kwargs=parse_json_object(mm_processor_kwargs, "mm_processor_kwargs"),
             skip_mm_profiling=skip_mm_profiling,
             language_model_only=language_model_only,
+            mm_encoder_tp_mode=mm_encoder_tp_mode,
             env=parse_env(env),
         )
     except ValidationError as exc:

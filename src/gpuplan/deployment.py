@@ -43,6 +43,8 @@ class Deployment:
     skip_mm_profiling: bool = False
     # vLLM 0.17+: every modality off, as limit_mm_per_prompt 0 for each (towers unbuilt where the class allows).
     language_model_only: bool = False
+    # vLLM 0.10.2+: "data" keeps whole towers on every TP rank (where the model class supports it).
+    mm_encoder_tp_mode: str = "weights"
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:

@@ -100,6 +100,7 @@ def deployment_of(rec: dict) -> Deployment:
                                          if k == "max_pixels")),
         skip_mm_profiling=bool(d.get("skip_mm_profiling")),
         language_model_only=bool(d.get("language_model_only")),
+        mm_encoder_tp_mode=d.get("mm_encoder_tp_mode") or "weights",
     )
 
 

@@ -116,6 +116,31 @@ class _Files:
         self.cache[mod] = (classes, imports)
         return self.cache[mod]
 
+    def class_flag(self, mod: str, cls: str, flag: str, depth: int = 0) -> bool | None:
+        """A boolean class attribute, as the first class in the base chain that sets it has it (None: unset)."""
+        info = self.module(mod)
+        if info is None or depth > 12:
+            return None
+        classes, imports = info
+        if cls not in classes:
+            return self.class_flag(*imports[cls], flag, depth + 1) if cls in imports else None
+        for node in classes[cls].body:
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets if isinstance(
+                node, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == flag for t in targets) and isinstance(node.value, ast.Constant):
+                return bool(node.value.value)
+        for base in classes[cls].bases:
+            name = re.sub(r"\[.*", "", ast.unparse(base))
+            if name in classes:
+                sub = self.class_flag(mod, name, flag, depth + 1)
+            elif name in imports and imports[name][0] != "interfaces":
+                sub = self.class_flag(*imports[name], flag, depth + 1)
+            else:
+                continue
+            if sub is not None:
+                return sub
+        return None
+
     def towers(self, mod: str, cls: str, depth: int = 0) -> tuple[str, set[str]] | None:
         info = self.module(mod)
         if info is None or depth > 12:
@@ -159,12 +184,16 @@ def main() -> None:
     seen: list[str] = []
     pp_first_only: str | None = None  # first wheel whose _mark_tower_model also skips towers on later PP stages
     by_arch: dict[str, list[list]] = {}  # arch -> [[from, until, kind, modalities], ...]
+    tp_data: dict[str, list[list]] = {}  # arch -> [[from, until], ...] where supports_encoder_tp_data is True
     for wheel in wheels:
         version = _version(wheel)[0]
         seen.append(version)
         with zipfile.ZipFile(wheel) as z:
             files = _Files(z)
-            found = {arch: files.towers(mod, cls) for arch, (mod, cls) in _registry(z).items()}
+            registry = _registry(z)
+            found = {arch: files.towers(mod, cls) for arch, (mod, cls) in registry.items()}
+            data_mode = {arch for arch, (mod, cls) in registry.items()
+                         if files.class_flag(mod, cls, "supports_encoder_tp_data")}
             if pp_first_only is None and _skips_later_stages(z):
                 pp_first_only = version
         for arch, ranges in by_arch.items():  # close ranges that this wheel no longer continues
@@ -178,6 +207,13 @@ def main() -> None:
             ranges = by_arch.setdefault(arch, [])
             if not ranges or ranges[-1][1] is not None:
                 ranges.append([version, None, now[0], sorted(now[1])])
+        for arch, ranges in tp_data.items():
+            if ranges[-1][1] is None and arch not in data_mode:
+                ranges[-1][1] = version
+        for arch in data_mode:
+            ranges = tp_data.setdefault(arch, [])
+            if not ranges or ranges[-1][1] is not None:
+                ranges.append([version, None])
     json.dump({"_doc": "Multimodal architectures whose towers vLLM does not build when every modality they serve has "
                        "--limit-mm-per-prompt 0 (or --language-model-only): [from, until, how, modalities], 'until' "
                        "the first scanned wheel where that stops holding (null: still holds). 'guarded': the class "
@@ -185,7 +221,12 @@ def main() -> None:
                        "_mark_tower_model (0.15+), which from 0.30 also leaves towers off later pipeline stages under "
                        "Model Runner V2. Read by tools/vllm/tower_marks.py (ast, never imported).",
                "wheels": seen, "later_pp_stages_skip_marked_towers_mrv2_from": pp_first_only,
-               "architectures": dict(sorted(by_arch.items()))}, sys.stdout, indent=1)
+               "architectures": dict(sorted(by_arch.items())),
+               "_encoder_tp_data_doc": "Architectures whose class sets supports_encoder_tp_data: with "
+                                       "--mm-encoder-tp-mode data (0.10.2+) their towers keep full weights on every "
+                                       "TP rank and split the profile's items over the ranks; other classes fall "
+                                       "back to 'weights' (config/model.py). [from, until] as above.",
+               "encoder_tp_data": dict(sorted(tp_data.items()))}, sys.stdout, indent=1)
     sys.stdout.write("\n")
 
 

@@ -7,7 +7,7 @@ Value lists are checked by validators that raise a `PydanticCustomError` carryin
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -291,6 +291,9 @@ class DeploymentFields(BaseModel):
     skip_mm_profiling: bool = False
     language_model_only: bool = Field(
         default=False, description="vLLM 0.17+: every modality off; vLLM then builds no vision/audio tower weights")
+    mm_encoder_tp_mode: Literal["weights", "data"] = Field(
+        default="weights", description="vLLM 0.10.2+: data keeps whole vision towers on every TP rank (where the "
+                                       "model supports it), each rank taking a share of the images")
     env: Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)] = Field(
         default_factory=dict, description="vLLM environment variables that change its accounting"
     )

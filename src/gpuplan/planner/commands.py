@@ -38,6 +38,7 @@ class LaunchSpec:
     mm_processor_kwargs: tuple[tuple[str, int], ...] = ()
     skip_mm_profiling: bool = False
     language_model_only: bool = False
+    mm_encoder_tp_mode: str = "weights"
 
 
 def model_ref(spec: LaunchSpec) -> str:
@@ -63,7 +64,7 @@ def vllm_args(spec: LaunchSpec) -> list[str]:
     if spec.pin_max_num_batched_tokens:
         args += ["--max-num-batched-tokens", str(spec.max_num_batched_tokens)]
     for flag, value in _mm_options(spec):
-        args += [flag] if value is True else [flag, json.dumps(value)]
+        args += [flag] if value is True else [flag, value if isinstance(value, str) else json.dumps(value)]
     return args
 
 
@@ -78,6 +79,8 @@ def _mm_options(spec: LaunchSpec) -> list[tuple[str, object]]:
         opts.append(("--skip-mm-profiling", True))
     if spec.language_model_only:
         opts.append(("--language-model-only", True))
+    if spec.mm_encoder_tp_mode != "weights":
+        opts.append(("--mm-encoder-tp-mode", spec.mm_encoder_tp_mode))
     return opts
 
 
@@ -164,7 +167,8 @@ def commands_for_report(model: str, report, dep) -> Commands:
                       pin_max_num_batched_tokens=dep.max_num_batched_tokens is not None,
                       vllm_version=report.engine_version, env=tuple(dep.env),
                       limit_mm_per_prompt=tuple(dep.limit_mm_per_prompt), mm_processor_kwargs=tuple(dep.mm_processor_kwargs),
-                      skip_mm_profiling=dep.skip_mm_profiling, language_model_only=dep.language_model_only)
+                      skip_mm_profiling=dep.skip_mm_profiling, language_model_only=dep.language_model_only,
+                      mm_encoder_tp_mode=dep.mm_encoder_tp_mode)
     return launch_commands(spec)
 
 

@@ -30,7 +30,7 @@ from .profiles import (
     removed_after,
     uses_model_runner_v2,
 )
-from .weights import Sharding, stage_layers, stage_weights
+from .weights import Sharding, stage_layers, stage_weights, whole_towers
 
 if TYPE_CHECKING:
     from ...gpus import GPU
@@ -69,6 +69,7 @@ class Resolved:
     sparse_mla: bool = False  # DeepSeek-V3.2 / GLM-5: sparse MLA backends
     towers: str = "first"  # where vision/audio tower weights live: none | first | every (pipeline stage)
     text_only: bool = False  # the profile run skips the encoder (every modality turned off)
+    encoder_dp: bool = False  # --mm-encoder-tp-mode data: whole towers on every TP rank
 
     @property
     def cudagraph_in_budget(self) -> bool:
@@ -258,7 +259,8 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         quantized=quant is not None and quant.source != "online" and quant.method != "gguf",
         has_state=any(layer.attention.state for layer in spec.layers), attention_free=spec.attention_free)
     towers = T.placement(spec, dep, profile, pp=pp, runner_v2=runner_v2)
-    _check_parallel(spec, tp, pp, towers)
+    encoder_dp = T.encoder_data_parallel(spec, dep, profile, tp, warnings)
+    _check_parallel(spec, tp, pp, "whole" if encoder_dp else towers)
     text_only = T.profiles_text_only(spec, dep, profile)
     if towers == "none":
         warnings.append(f"text only ({_text_only_how(spec, dep)}): vLLM {profile.version} does not build the "
@@ -270,7 +272,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                         replicated_kinds=_sequence_parallel_kinds(spec, dep, profile, tp, pp, warnings))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
-                    spec.attention_free, SM.is_sparse_mla(spec), towers, text_only)
+                    spec.attention_free, SM.is_sparse_mla(spec), towers, text_only, encoder_dp)
 
 
 def _text_only_how(spec: ModelSpec, dep: Deployment) -> str:
@@ -390,6 +392,7 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
 
 
 def _check_parallel(spec: ModelSpec, tp: int, pp: int, towers: str) -> None:
+    """vLLM's divisibility checks. `towers`: "none" (not built) or "whole" (not split) skip the tower's."""
     heads = spec.num_attention_heads
     if heads and heads % tp:
         raise UnservableDeployment("tensor_parallel_size", f"{spec.num_attention_heads} attention heads cannot be split "
@@ -402,7 +405,7 @@ def _check_parallel(spec: ModelSpec, tp: int, pp: int, towers: str) -> None:
     if not kv_ok(tp):
         raise UnservableDeployment("tensor_parallel_size", f"{kv} KV heads and TP={tp}: one must divide the other",
                            accepted=[str(d) for d in _divisors(heads) if kv_ok(d)])
-    mm_heads = spec.multimodal.tp_heads if spec.multimodal and towers != "none" else 0
+    mm_heads = spec.multimodal.tp_heads if spec.multimodal and towers not in ("none", "whole") else 0
     if mm_heads and mm_heads % tp:
         raise UnservableDeployment("tensor_parallel_size", f"the vision tower's {mm_heads} attention heads cannot be "
                                    f"split over {tp} GPUs (vLLM asserts they divide evenly)",
@@ -517,8 +520,9 @@ def _encoder_plan(spec: ModelSpec, r: Resolved) -> E.EncoderPlan | None:
     shape = spec.multimodal.encoder
     if shape is None:
         return None
+    # Data-parallel towers: the rank holding the largest item runs it through unsplit weights.
     return E.plan(shape, r.profile, max_model_len=r.max_model_len, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs,
-                  tp=r.tp, act_bytes=r.act_bytes, text_hidden=spec.hidden_size,
+                  tp=1 if r.encoder_dp else r.tp, act_bytes=r.act_bytes, text_hidden=spec.hidden_size,
                   limits=dict(r.dep.limit_mm_per_prompt), max_pixels=dict(r.dep.mm_processor_kwargs).get("max_pixels"))
 
 
@@ -551,6 +555,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     parts = stage_layers(spec, r.pp)
     # The Transformers backend keeps transformers' rotary embedding, which computes cos/sin per step.
     w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
+    if r.encoder_dp:
+        w_spec = replace(w_spec, extra=whole_towers(w_spec.extra))
+        stored = whole_towers(stored) if stored is not None else None
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
                             mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored,
                             mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,

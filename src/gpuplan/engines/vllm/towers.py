@@ -9,6 +9,9 @@ A text-only start-up is one where every modality the model serves has --limit-mm
 Under pipeline parallelism vLLM builds towers on every stage (they sit outside make_layers), except that from 0.33
 _mark_tower_model leaves them off the later stages when Model Runner V2 runs.
 
+With --mm-encoder-tp-mode data (0.10.2+) a class that supports it keeps its towers' full weights on every TP rank
+and gives each rank a share of the images; other classes fall back to splitting the weights ("weights").
+
 The per-architecture facts are data/vllm_towers.json, read from each wheel by tools/vllm/tower_marks.py.
 """
 
@@ -25,6 +28,8 @@ from .profiles import Profile, parse_version
 ALL_MODALITIES = ("image", "video", "audio")
 LANGUAGE_MODEL_ONLY_FROM = "0.17.0"  # MultiModalConfig.language_model_only
 TEXT_ONLY_PROFILE_FROM = "0.10.1"  # MultiModalRegistry.supports_multimodal_inputs checks the limits
+ENCODER_TP_MODES = ("weights", "data")
+ENCODER_TP_MODE_FROM = "0.10.2"  # MultiModalConfig.mm_encoder_tp_mode
 
 
 @cache
@@ -32,11 +37,32 @@ def _data() -> dict:
     return data_json("vllm_towers.json")
 
 
-def _range_at(architecture: str, vt: tuple[int, ...]) -> list | None:
-    for lo, until, how, mods in _data()["architectures"].get(architecture, ()):
+def _range_at(architecture: str, vt: tuple[int, ...], table: str = "architectures") -> list | None:
+    for found in _data()[table].get(architecture, ()):
+        lo, until = found[:2]
         if parse_version(lo) <= vt and (until is None or vt < parse_version(until)):
-            return [lo, until, how, mods]
+            return found
     return None
+
+
+def encoder_data_parallel(spec: ModelSpec, dep: Deployment, profile: Profile, tp: int,
+                          warnings: list[str]) -> bool:
+    """Whether the towers run data-parallel over the TP ranks: whole on each GPU, each taking a share of the items."""
+    mode = dep.mm_encoder_tp_mode
+    if mode not in ENCODER_TP_MODES:
+        raise GpuplanError("mm_encoder_tp_mode", f"unknown mode {mode!r}", accepted=ENCODER_TP_MODES)
+    if mode == "weights":
+        return False
+    if not profile.at_least(ENCODER_TP_MODE_FROM):
+        raise GpuplanError("mm_encoder_tp_mode", f"vLLM {profile.version} has no --mm-encoder-tp-mode: it came in "
+                           f"{ENCODER_TP_MODE_FROM}", accepted=["weights", "a vllm_version of 0.10.2 or later"])
+    if spec.multimodal is None:
+        return False
+    if _range_at(spec.architecture, profile.version_tuple, "encoder_tp_data") is None:
+        warnings.append(f"--mm-encoder-tp-mode data: vLLM {profile.version}'s {spec.architecture} does not support "
+                        "it and falls back to splitting the tower's weights over TP")
+        return False
+    return tp > 1
 
 
 def modalities(architecture: str) -> tuple[str, ...]:

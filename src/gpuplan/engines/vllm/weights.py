@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ...model.spec import Layer, ModelSpec, QuantConfig, Tensor
@@ -126,6 +126,11 @@ def _ignored(name: str, ignore: tuple[str, ...]) -> bool:
 
 
 TOWER_KINDS = ("vision", "projector")
+
+
+def whole_towers(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The tensors with towers and projectors unsplit on every TP rank (--mm-encoder-tp-mode data)."""
+    return tuple(replace(t, parallel="replicated") if t.kind in TOWER_KINDS else t for t in tensors)
 
 
 def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | None:

@@ -6,7 +6,8 @@
   const form = $("form");
   const FIELDS = ["model", "config", "gpu", "num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "dtype",
     "quantization", "kv_cache_dtype", "max_model_len", "max_num_seqs", "gpu_memory_utilization", "vllm_version",
-    "limit_image", "limit_video", "max_pixels", "skip_mm_profiling", "language_model_only"];
+    "limit_image", "limit_video", "max_pixels", "skip_mm_profiling", "language_model_only",
+    "mm_encoder_tp_mode"];
   const INT_FIELDS = ["num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs"];
   const DEFAULTS = {}; // field -> value as shipped in the HTML, to keep shared URLs short
   const state = { models: [], gpus: [], report: null, options: null, chosen: null, modelMax: {}, planKey: "",
@@ -122,6 +123,7 @@
     }
     if (v.skip_mm_profiling === "yes") body.skip_mm_profiling = true;
     if (v.language_model_only === "yes") body.language_model_only = true;
+    if (v.mm_encoder_tp_mode) body.mm_encoder_tp_mode = v.mm_encoder_tp_mode;
     return ok ? body : null;
   }
 
