@@ -60,6 +60,10 @@ FIX = Path(__file__).parent / "fixtures" / "hub"
     ("token_embd.weight", "embedding", "vocab"),
     ("output.weight", "lm_head", "vocab"),
     ("output_norm.weight", "norm", "replicated"),
+    ("model.L_module.layers.2.attn.gqkv_proj.weight", "attention", "column"),  # HRM-Text
+    ("model.H_module.layers.2.self_attn.gate_proj.weight", "attention", "column"),
+    ("model.gate_projections.17.weight", "attention", "column"),  # IQuest-Coder Loop
+    ("model.gate_projections.17.bias", "attention", "column"),
     ("something.unheard_of", "other", "replicated"),
 ])
 def test_classify(name: str, kind: str, parallel: str) -> None:
@@ -131,6 +135,16 @@ def test_deepseek_mtp_layers_are_skipped() -> None:
     assert [t.name for t in m.tensors] == ["model.layers.0.self_attn.kv_a_proj_with_mqa.weight"]
     assert {t.kind for t in m.skipped} == {"mtp"}
     assert any("MTP" in n for n in m.notes)
+
+
+def test_pangu_num_mtp_layers_marks_the_extra_layers_as_mtp() -> None:
+    info = _info([
+        ("model.layers.0.mlp.down_proj.weight", "bfloat16", (4096, 11008)),
+        ("model.layers.4.mlp.down_proj.weight", "bfloat16", (4096, 11008)),
+    ], num_hidden_layers=4, num_mtp_layers=1)
+    m = map_checkpoint(info)
+    assert [t.name for t in m.tensors] == ["model.layers.0.mlp.down_proj.weight"]
+    assert {t.kind for t in m.skipped} == {"mtp"}
 
 
 def test_tied_lm_head_is_skipped_and_noted() -> None:

@@ -61,6 +61,10 @@ ROLE_RULES: tuple[tuple[str, str, str], ...] = (
     # Attention projections.
     (r"\.(qkv_proj|query_key_value|c_attn|Wqkv|W_pack|wqkv)\.", "attention", "column"),
     (r"\.attn_qkv\.", "attention", "column"),
+    # HRM-Text's fused gate/q/k/v and output gate; IQuest-Coder Loop's per-layer loop-mixing gates (split by head).
+    (r"\.gqkv_proj\.", "attention", "column"),
+    (r"\.self_attn\.gate_proj\.", "attention", "column"),
+    (r"\.gate_projections\.\d+\.", "attention", "column"),
     (r"\.(q_proj|query|wq)\.", "attention", "column"),
     (r"\.attn_q\.", "attention", "column"),
     (r"\.(k_proj|v_proj|key|value|wk|wv)\.", "attention", "kv"),
@@ -182,7 +186,7 @@ def map_checkpoint(info: CheckpointInfo, spec: ModelSpec | None = None) -> Tenso
     n_layers = (spec.num_layers if spec is not None else 0) or _first_int(config, "num_hidden_layers",
                                                                           "n_layer", "num_layers")
     tied_flag = spec.tie_word_embeddings if spec is not None else config.get("tie_word_embeddings")
-    mtp_config = bool(_first_int(config, "num_nextn_predict_layers", "mtp_num_hidden_layers"))
+    mtp_config = bool(_first_int(config, "num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_layers"))
 
     loaded: list[Tensor] = []
     skipped: list[Tensor] = []
