@@ -163,3 +163,21 @@ def test_iquest_loop_on_two_h100s_at_32k() -> None:
     assert r.weights_bytes == 39_829_075_072
     assert r.max_num_batched_tokens == 8192
     assert r.max_concurrency == pytest.approx(r.num_gpu_blocks / (2048 + 1029), abs=0.006)
+
+
+def test_a_looped_decoder_reads_its_layers_once_per_run_so_it_decodes_slower_than_its_base() -> None:
+    """Throughput counts the weights a token reads: IQuest Loop's 80 layers twice (loop_num 2), the embedding row
+    and head once. Its base model has the same tensors and runs them once."""
+    from gpuplan.planner.throughput import active_params
+
+    loop, base = build_spec(LOOP["config"]), build_spec(BASE["config"])
+    head = 76_800 * 5_120  # untied lm_head, read once per token
+    layers = 80 * (487_598_080 + 5_160)
+    assert active_params(loop).active - head == pytest.approx(2 * layers, rel=1e-6)
+    assert active_params(base).active - head == pytest.approx(layers - 80 * 5_160, rel=1e-6)
+
+
+def test_hrm_text_runs_its_two_stacks_four_times_on_average() -> None:
+    # L stack H_cycles x L_cycles = 6 times, H stack H_cycles = 2 times: (6 + 2) / 2.
+    assert build_spec(HRM["config"]).layer_runs == 4.0
+    assert build_spec(HRM_SAVED["config"]).layer_runs == 4.0

@@ -64,8 +64,9 @@ def _iquest_loop(cfg: dict, outer: dict, name: str) -> ModelSpec:
     notes = (f"IQuest-Coder Loop: each of the {n} layers runs {loops} times per token; vLLM caches loop 1 with "
              f"full attention and each later loop in a {window}-token sliding window ({n} full + "
              f"{n * (loops - 1)} sliding KV layers)",) if loops > 1 else ()
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), notes=notes)
+    return replace(spec, layer_runs=float(loops))
 
 
 @register("hrm_text")
@@ -104,8 +105,10 @@ def _hrm_text(cfg: dict, outer: dict, name: str) -> ModelSpec:
              "HRM-Text reads the prompt bidirectionally, so vLLM turns chunked prefill and prefix caching off at "
              "start-up: a prompt longer than --max-num-batched-tokens is never scheduled (set it to at least "
              "max_model_len, which raises the activation peak)",)
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), notes=notes)
+    # The L stack runs H x L times and the H stack H times: H x (L + 1) / 2 passes over the 2 stacks on average.
+    return replace(spec, layer_runs=h_cycles * (l_cycles + 1) / 2)
 
 
 @register("iquestcoder")

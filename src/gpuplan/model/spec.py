@@ -304,6 +304,9 @@ class ModelSpec:
     sequence_parallel: tuple[SequenceParallelRule, ...] = ()  # what sequence-parallel MoE replicates
     # Sizes vLLM asserts the tensor-parallel size divides, beyond heads and vocabulary: (size, what it is).
     tp_divides: tuple[tuple[int, str], ...] = ()
+    # Times a token runs through the decoder layers' weights, on average (looped decoders re-run their layers:
+    # IQuest-Coder Loop loop_num times, HRM-Text H_cycles x (L_cycles + 1) / 2); memory is unaffected, speed is not.
+    layer_runs: float = 1.0
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
     checkpoint: tuple[Tensor, ...] | None = None

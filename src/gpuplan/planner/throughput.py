@@ -16,7 +16,8 @@ _NOT_PER_TOKEN = ("vision", "projector", "mtp", "total")
 
 @dataclass(frozen=True)
 class ActiveParams:
-    """Parameters one text token reads: routed experts count top_k / num_experts."""
+    """Parameters one text token reads: routed experts count top_k / num_experts, a looped decoder's layers as
+    often as it runs them (so `active` can exceed `total`)."""
 
     total: int
     active: int
@@ -27,14 +28,21 @@ class ActiveParams:
 
 
 def active_params(spec: ModelSpec) -> ActiveParams:
+    """Parameters read per token: decoder-layer weights as many times as a looped decoder runs them."""
     counts = spec.param_counts()
     moe = next((layer.mlp for layer in spec.layers if layer.mlp.kind == "moe" and layer.mlp.num_experts), None)
     share = moe.top_k / moe.num_experts if moe else 1.0
+    in_layers: dict[str, int] = {}
+    for layer in spec.layers:
+        for t in layer.tensors:
+            if t.in_checkpoint:
+                in_layers[t.kind] = in_layers.get(t.kind, 0) + t.numel
     active = 0.0
     for kind, n in counts.items():
         if kind in _NOT_PER_TOKEN or kind == "embedding":  # an embedding lookup reads one row
             continue
-        active += n * share if kind == "experts" else n
+        reads = (n - in_layers.get(kind, 0)) + in_layers.get(kind, 0) * spec.layer_runs
+        active += reads * share if kind == "experts" else reads
     return ActiveParams(total=counts["total"], active=int(active))
 
 
