@@ -228,3 +228,12 @@ def test_sarvam_105b_serves_on_four_h100s_with_room_for_long_contexts() -> None:
     assert r.weights_bytes / 2**30 == pytest.approx(49.67, abs=0.01)
     assert r.kv.bytes_per_token == 32 * 576 * 2
     assert r.kv_cache_tokens > 4 * 131072
+
+
+def test_pangu_r72b_caches_128_wide_values_on_0_14_too_where_other_models_still_padded_v() -> None:
+    """openpangu.py runs its sink attention on FlashAttentionDiffKVBackend with head_size_v = v_channels from 0.14,
+    the first release that serves it; vLLM's general head_size_v (padding V to the key width before) came in 0.20."""
+    spec = _spec(PANGU_R72)
+    dep = Deployment(gpu_name="H100", gpu_memory_bytes=80 * 2**30, vllm_version="0.14.0", block_size=16,
+                     tensor_parallel_size=2, max_model_len=8192, kv_cache_memory_bytes=40 * 10**9)
+    assert estimate(spec, dep).kv.bytes_per_block == 16 * 50 * 2 * (192 + 128) * 2

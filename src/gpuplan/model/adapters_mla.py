@@ -215,7 +215,7 @@ def _openpangu(cfg: dict, outer: dict, name: str) -> ModelSpec:
             w = _pangu_window(cfg, i)
             if w not in cache:
                 cache[w] = Attention("sliding_window" if w else "full", heads, kv, hd,
-                                     v_head_dim=vd if vd != hd else None, window=w)
+                                     v_head_dim=vd if vd != hd else None, window=w, v_own_size=bool(sink))
             return cache[w]
 
         def att_tensors(a: Attention) -> tuple[Tensor, ...]:

@@ -123,6 +123,9 @@ class Attention:
     # size; true also on layers whose indexer is skipped (they reuse another layer's top-k indices).
     sparse: bool = False
     compress_ratio: int = 0  # dsv4: 1 (window only), 4 or 128
+    # V cached at v_head_dim in every vLLM that serves the layer, before the general head_size_v of 0.20
+    # (openPangu's sink attention runs on its own DiffKV backend from 0.14).
+    v_own_size: bool = False
 
     @property
     def needs_kv(self) -> bool:

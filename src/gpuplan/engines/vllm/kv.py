@@ -94,7 +94,7 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "mamba":
         return state_kv(a, ctx, ssm_dtype_bytes)
     heads = max(1, a.num_kv_heads // ctx.tp)
-    v_dim = a.v_head_dim if a.v_head_dim and ctx.head_size_v else a.head_dim
+    v_dim = a.v_head_dim if a.v_head_dim and (ctx.head_size_v or a.v_own_size) else a.head_dim
     per_tok = int(heads * (a.head_dim + v_dim) * b)
     if a.kind == "sliding_window":
         return LayerKV("sliding_window", per_tok, window=a.window or 0)
