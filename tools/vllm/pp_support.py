@@ -11,61 +11,21 @@ was resolved (to a model class, nn.Module or an interface), so a class built som
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import sys
 import zipfile
 from pathlib import Path
 
-_MODELS = "vllm/model_executor/models/"
+from wheel_models import ModelFiles, base_name, registry
+
 # Registry tables whose classes are served as generative models (pooling and speculative tables are not).
 _TABLES = ("_TEXT_GENERATION_MODELS", "_MULTIMODAL_MODELS")
 # Bases that end a chain without adding PP support.
 _NEUTRAL = {"nn.Module", "Module", "Protocol", "Generic", "object"}
 
 
-def _registry(z: zipfile.ZipFile) -> dict[str, tuple[str, str]]:
-    tree = ast.parse(z.read(_MODELS + "registry.py").decode())
-    out: dict[str, tuple[str, str]] = {}
-    for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if not any(isinstance(t, ast.Name) and t.id in _TABLES for t in targets) or not isinstance(node.value, ast.Dict):
-            continue
-        for k, v in zip(node.value.keys, node.value.values, strict=True):
-            if isinstance(k, ast.Constant) and isinstance(v, ast.Tuple) and len(v.elts) == 2:
-                mod, cls = (e.value for e in v.elts if isinstance(e, ast.Constant))
-                out[k.value] = (mod, cls)
-    return out
-
-
-class _Files:
-    def __init__(self, z: zipfile.ZipFile) -> None:
-        self.z, self.names, self.cache = z, set(z.namelist()), {}
-
-    def module(self, mod: str) -> tuple[dict[str, list[str]], dict[str, tuple[str, str]]] | None:
-        """(classes -> base names, imported name -> (module, name)) of models/<mod>.py."""
-        if mod in self.cache:
-            return self.cache[mod]
-        path = _MODELS + mod.replace(".", "/") + ".py"
-        if path not in self.names:
-            self.cache[mod] = None
-            return None
-        tree = ast.parse(self.z.read(path).decode())
-        classes: dict[str, list[str]] = {}
-        imports: dict[str, tuple[str, str]] = {}
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef):
-                classes[node.name] = [ast.unparse(b) for b in node.bases]
-            elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                for a in node.names:
-                    imports[a.asname or a.name] = (node.module, a.name)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vllm.model_executor.models."):
-                for a in node.names:
-                    imports[a.asname or a.name] = (node.module.removeprefix("vllm.model_executor.models."), a.name)
-        self.cache[mod] = (classes, imports)
-        return self.cache[mod]
-
+class _Files(ModelFiles):
     def supports_pp(self, mod: str, cls: str, depth: int = 0) -> bool | None:
         """True/False when the whole base chain resolves; None when some base cannot be followed."""
         info = self.module(mod)
@@ -77,8 +37,8 @@ class _Files:
                 return self.supports_pp(*imports[cls], depth + 1)
             return None
         verdict: bool | None = False
-        for base in classes[cls]:
-            name = re.sub(r"\[.*", "", base)
+        for base in classes[cls].bases:
+            name = base_name(base)
             if name.split(".")[-1] == "SupportsPP":
                 return True
             if name in _NEUTRAL or name.startswith("Supports") or name.startswith("Has") or name in (
@@ -101,7 +61,8 @@ def main() -> None:
     version = re.match(r"vllm-(\d+(?:\.\d+)*)", wheel.name).group(1)
     with zipfile.ZipFile(wheel) as z:
         files = _Files(z)
-        refuse = sorted(arch for arch, (mod, cls) in _registry(z).items() if files.supports_pp(mod, cls) is False)
+        refuse = sorted(arch for arch, (mod, cls) in registry(z, _TABLES).items()
+                        if files.supports_pp(mod, cls) is False)
     json.dump({"_doc": "Architectures in vLLM's generative registry whose class does not implement SupportsPP: vLLM "
                        "refuses --pipeline-parallel-size > 1 for them (config/model.py). Read from the wheel by "
                        "tools/vllm/pp_support.py (ast, never imported); classes whose base chain could not be "

@@ -23,23 +23,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-_MODELS = "vllm/model_executor/models/"
-
-
-def _registry(z: zipfile.ZipFile) -> dict[str, tuple[str, str]]:
-    tree = ast.parse(z.read(_MODELS + "registry.py").decode())
-    out: dict[str, tuple[str, str]] = {}
-    for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if not any(isinstance(t, ast.Name) and t.id == "_MULTIMODAL_MODELS" for t in targets):
-            continue
-        if not isinstance(node.value, ast.Dict):
-            continue
-        for k, v in zip(node.value.keys, node.value.values, strict=True):
-            if isinstance(k, ast.Constant) and isinstance(v, ast.Tuple) and len(v.elts) == 2:
-                mod, cls = (e.value for e in v.elts if isinstance(e, ast.Constant))
-                out[k.value] = (mod, cls)
-    return out
+from wheel_models import MODELS, ModelFiles, base_name, registry
 
 
 def _literal_modalities(node: ast.AST) -> set[str] | None:
@@ -92,30 +76,7 @@ def _calls_super_init(init: ast.FunctionDef) -> bool:
     return any(isinstance(n, ast.Call) and _method(n) == "__init__" for n in ast.walk(init))
 
 
-class _Files:
-    def __init__(self, z: zipfile.ZipFile) -> None:
-        self.z, self.names, self.cache = z, set(z.namelist()), {}
-
-    def module(self, mod: str) -> tuple[dict[str, ast.ClassDef], dict[str, tuple[str, str]]] | None:
-        if mod in self.cache:
-            return self.cache[mod]
-        path = _MODELS + mod.replace(".", "/") + ".py"
-        if path not in self.names:
-            self.cache[mod] = None
-            return None
-        tree = ast.parse(self.z.read(path).decode())
-        classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
-        imports: dict[str, tuple[str, str]] = {}
-        for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                for a in node.names:
-                    imports[a.asname or a.name] = (node.module, a.name)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vllm.model_executor.models."):
-                for a in node.names:
-                    imports[a.asname or a.name] = (node.module.removeprefix("vllm.model_executor.models."), a.name)
-        self.cache[mod] = (classes, imports)
-        return self.cache[mod]
-
+class _Files(ModelFiles):
     def class_flag(self, mod: str, cls: str, flag: str, depth: int = 0) -> bool | None:
         """A boolean class attribute, as the first class in the base chain that sets it has it (None: unset)."""
         info = self.module(mod)
@@ -130,7 +91,7 @@ class _Files:
             if any(isinstance(t, ast.Name) and t.id == flag for t in targets) and isinstance(node.value, ast.Constant):
                 return bool(node.value.value)
         for base in classes[cls].bases:
-            name = re.sub(r"\[.*", "", ast.unparse(base))
+            name = base_name(base)
             if name in classes:
                 sub = self.class_flag(mod, name, flag, depth + 1)
             elif name in imports and imports[name][0] != "interfaces":
@@ -155,7 +116,7 @@ class _Files:
             if found is not None or not _calls_super_init(init):
                 return found
         for base in node.bases:  # __init__ inherited, or delegated to super() with no towers of its own
-            name = re.sub(r"\[.*", "", ast.unparse(base))
+            name = base_name(base)
             if name in classes:
                 sub = self.towers(mod, name, depth + 1)
             elif name in imports and imports[name][0] != "interfaces":
@@ -169,7 +130,7 @@ class _Files:
 
 def _skips_later_stages(z: zipfile.ZipFile) -> bool:
     """Whether interfaces.py's _mark_tower_model also leaves towers off pipeline stages after the first."""
-    tree = ast.parse(z.read(_MODELS + "interfaces.py").decode())
+    tree = ast.parse(z.read(MODELS + "interfaces.py").decode())
     fn = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_mark_tower_model"), None)
     return fn is not None and "is_first_rank" in ast.unparse(fn)
 
@@ -190,9 +151,9 @@ def main() -> None:
         seen.append(version)
         with zipfile.ZipFile(wheel) as z:
             files = _Files(z)
-            registry = _registry(z)
-            found = {arch: files.towers(mod, cls) for arch, (mod, cls) in registry.items()}
-            data_mode = {arch for arch, (mod, cls) in registry.items()
+            archs = registry(z, ("_MULTIMODAL_MODELS",))
+            found = {arch: files.towers(mod, cls) for arch, (mod, cls) in archs.items()}
+            data_mode = {arch for arch, (mod, cls) in archs.items()
                          if files.class_flag(mod, cls, "supports_encoder_tp_data")}
             if pp_first_only is None and _skips_later_stages(z):
                 pp_first_only = version
