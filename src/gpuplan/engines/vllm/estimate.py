@@ -258,14 +258,15 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         # --quantization fp8 on a bf16 checkpoint (source "online") and a GGUF file do not.
         quantized=quant is not None and quant.source != "online" and quant.method != "gguf",
         has_state=any(layer.attention.state for layer in spec.layers), attention_free=spec.attention_free)
-    towers = T.placement(spec, dep, profile, pp=pp, runner_v2=runner_v2)
+    off = T.text_only(spec, dep, profile)
+    towers = T.placement(spec, profile, off=off, pp=pp, runner_v2=runner_v2)
     encoder_dp = T.encoder_data_parallel(spec, dep, profile, tp, warnings)
     _check_parallel(spec, tp, pp, "whole" if encoder_dp else towers)
-    text_only = T.profiles_text_only(spec, dep, profile)
+    text_only = T.profiles_text_only(profile, off)
     if towers == "none":
         warnings.append(f"text only ({_text_only_how(spec, dep)}): vLLM {profile.version} does not build the "
                         f"{' and '.join(T.modalities(spec.architecture))} tower weights")
-    elif T.text_only(spec, dep, profile):
+    elif off:
         warnings.append(f"text only ({_text_only_how(spec, dep)}): vLLM {profile.version} still loads the tower "
                         "weights for this model" + ("" if text_only else ", and profiles it as multimodal"))
     sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"),

@@ -86,17 +86,18 @@ def text_only(spec: ModelSpec, dep: Deployment, profile: Profile) -> bool:
     return all(limits.get(m) == 0 for m in modalities(spec.architecture))
 
 
-def profiles_text_only(spec: ModelSpec, dep: Deployment, profile: Profile) -> bool:
-    """Whether the profile run skips the encoder: V1 from 0.10.1 on a text-only start-up."""
-    return profile.engine == "v1" and profile.at_least(TEXT_ONLY_PROFILE_FROM) and text_only(spec, dep, profile)
+def profiles_text_only(profile: Profile, off: bool) -> bool:
+    """Whether the profile run skips the encoder: V1 from 0.10.1 on a text-only start-up (`off`: text_only())."""
+    return off and profile.engine == "v1" and profile.at_least(TEXT_ONLY_PROFILE_FROM)
 
 
-def placement(spec: ModelSpec, dep: Deployment, profile: Profile, *, pp: int, runner_v2: bool) -> str:
-    """Where the tower and projector weights live: "none", "first" (stage) or "every" (stage)."""
+def placement(spec: ModelSpec, profile: Profile, *, off: bool, pp: int, runner_v2: bool) -> str:
+    """Where the tower and projector weights live: "none", "first" (stage) or "every" (stage).
+    `off`: the start-up is text only (text_only())."""
     if spec.multimodal is None:
         return "first"
     found = _range_at(spec.architecture, profile.version_tuple)
-    if found is not None and text_only(spec, dep, profile):
+    if found is not None and off:
         return "none"
     if pp == 1:
         return "first"
