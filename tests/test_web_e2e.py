@@ -297,6 +297,29 @@ def test_a_vision_model_shows_the_encoder_line_and_takes_the_multimodal_options(
     page.close()
 
 
+def test_a_small_card_shows_the_first_start_and_the_cold_cache_option(base_url, api, browser):
+    """Qwen3-8B on an L4 (vLLM 0.30): a first start on an empty torch.compile cache gets less KV cache than a
+    restart; the page says how much, and choosing the empty cache makes that the headline, as the API says."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = watch_console(page)
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/estimate") else None)
+    page.goto(f"{base_url}/ui/?" + urlencode({"model": "Qwen/Qwen3-8B", "gpu": "L4", "max_model_len": "4096",
+                                              "vllm_version": "0.30.0"}))
+    settle(page)
+    want = api.post("/v1/estimate", json=sent[-1]).json()
+    value, text = shown(page, "first_start_tokens")
+    assert value == str(want["first_start"]["kv_cache_tokens"]) and "First start on an empty compile cache" in text
+    assert int(value) < want["kv_cache_tokens"]
+    page.select_option("#compile_cache", "cold")
+    settle(page)
+    assert sent[-1]["compile_cache"] == "cold"
+    assert shown(page, "kv_cache_tokens")[0] == value
+    assert page.locator('#numbers [data-key="first_start_tokens"]').count() == 0
+    assert errors == []
+    page.close()
+
+
 def test_assets_are_local(base_url, api):
     html = api.get("/ui/").text
     assert "http://" not in html and "https://" not in html

@@ -150,6 +150,12 @@ def render_report(report: Any, model_ref: str | None = None) -> None:
     out.print(
         f"Maximum concurrency for {report.max_model_len:,} tokens per request: {report.max_concurrency:.2f}x"
     )
+    first = report.first_start
+    if first is not None and (first["kv_cache_tokens"] != report.kv_cache_tokens or first["fits"] != report.fits):
+        out.print(f"First start on an empty torch.compile cache: ~{first['kv_cache_tokens']:,} tokens, "
+                  f"{first['max_concurrency']:.2f}x ({first['cold_compile_bytes'] / GiB:.2f} GiB per GPU of "
+                  "compiler scratch counted as activation)" + ("" if first["fits"] else "; would not start"),
+                  style="dim")
     if report.fits:
         out.print(Text(f"fits: max_model_len={report.max_model_len:,}, max_num_seqs={report.max_num_seqs}", style="bold green"))
     else:
@@ -216,6 +222,10 @@ def estimate(
     mm_encoder_tp_mode: Annotated[str, typer.Option(
         "--mm-encoder-tp-mode", help="weights (default) or data: whole vision towers on every TP rank (0.10.2+)")
     ] = "weights",
+    compile_cache: Annotated[str, typer.Option(
+        "--compile-cache", help="warm (default): a restart with torch.compile's cache filled; cold: a first start "
+                                "on an empty cache (vLLM 0.24+ counts the compiler's scratch as activation)")
+    ] = "warm",
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE")] = None,
@@ -256,6 +266,7 @@ def estimate(
             skip_mm_profiling=skip_mm_profiling,
             language_model_only=language_model_only,
             mm_encoder_tp_mode=mm_encoder_tp_mode,
+            compile_cache=compile_cache,
             env=parse_env(env),
         )
     except ValidationError as exc:

@@ -45,6 +45,9 @@ class Deployment:
     language_model_only: bool = False
     # vLLM 0.10.2+: "data" keeps whole towers on every TP rank (where the model class supports it).
     mm_encoder_tp_mode: str = "weights"
+    # "warm": a restart that finds torch.compile's cache filled; "cold": a first start on an empty cache (a new
+    # command, or a container without a kept ~/.cache/vllm), whose compiler scratch vLLM charges as activation.
+    compile_cache: str = "warm"
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:

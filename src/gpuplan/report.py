@@ -89,6 +89,11 @@ class MemoryReport:
     # V1's multimodal encoder pass in the profile run, where the model code sizes it: modality, items, budget_tokens,
     # item_tokens, patches, tower_bytes, cached_output_bytes (modality "none" under --skip-mm-profiling).
     encoder_profile: dict | None = None
+    # "warm" (a restart that finds torch.compile's cache filled) or "cold" (a first start on an empty one).
+    compile_cache: str = "warm"
+    # For a warm estimate where vLLM charges a cold compile's scratch (0.24+): what the first start gets instead,
+    # cold_compile_bytes, available_kv_cache_bytes, kv_cache_tokens, max_concurrency, num_gpu_blocks, fits, reason.
+    first_start: dict | None = None
 
     @property
     def kv_cache_tokens(self) -> int:
@@ -155,5 +160,11 @@ class MemoryReport:
             "param_counts": self.param_counts,
             "per_stage": list(self.per_stage),
             "encoder_profile": self.encoder_profile,
+            "compile_cache": self.compile_cache,
+            "first_start": None if self.first_start is None else {
+                "cold_compile_gib": g(self.first_start["cold_compile_bytes"]),
+                "available_kv_cache_gib": g(self.first_start["available_kv_cache_bytes"]),
+                **{k: v for k, v in self.first_start.items()
+                   if k not in ("cold_compile_bytes", "available_kv_cache_bytes")}},
             "warnings": list(self.warnings),
         }

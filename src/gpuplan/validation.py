@@ -101,6 +101,8 @@ def deployment_of(rec: dict) -> Deployment:
         skip_mm_profiling=bool(d.get("skip_mm_profiling")),
         language_model_only=bool(d.get("language_model_only")),
         mm_encoder_tp_mode=d.get("mm_encoder_tp_mode") or "weights",
+        # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
+        compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
     )
 
 

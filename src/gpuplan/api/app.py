@@ -7,6 +7,7 @@ module parses, maps errors to 400 answers that name the field, and renders JSON.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,7 +96,8 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     first = errors[0]
     field = _field_of(first)
     ctx = first.get("ctx") or {}
-    accepted = ctx.get("accepted")
+    # Literal fields name their choices in pydantic's "expected" ("'warm' or 'cold'").
+    accepted = ctx.get("accepted") or re.findall(r"'([^']*)'", str(ctx.get("expected") or "")) or None
     msg = str(first.get("msg", "invalid value"))
     if first.get("type") == "json_invalid":
         field, msg = "body", "not valid JSON"

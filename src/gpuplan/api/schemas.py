@@ -294,6 +294,10 @@ class DeploymentFields(BaseModel):
     mm_encoder_tp_mode: Literal["weights", "data"] = Field(
         default="weights", description="vLLM 0.10.2+: data keeps whole vision towers on every TP rank (where the "
                                        "model supports it), each rank taking a share of the images")
+    compile_cache: Literal["warm", "cold"] = Field(
+        default="warm", description="warm: a restart that finds torch.compile's cache filled (~/.cache/vllm kept); "
+                                    "cold: a first start on an empty cache, whose compiler scratch vLLM 0.24+ "
+                                    "charges as activation")
     env: Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)] = Field(
         default_factory=dict, description="vLLM environment variables that change its accounting"
     )

@@ -16,6 +16,7 @@ from .types import Commands
 
 # How an assumed pre-quantized checkpoint is named in the command: the user must supply one.
 _HF_CACHE = "@HF_CACHE@"  # placeholder swapped for the unquoted mount after quoting
+_VLLM_CACHE = "@VLLM_CACHE@"
 _CHECKPOINT_SUFFIX = {"awq": "AWQ-INT4", "gptq": "GPTQ-INT4", "int8": "W8A8-INT8"}
 
 
@@ -134,14 +135,17 @@ def sglang_command(spec: LaunchSpec) -> str:
 def docker_command(spec: LaunchSpec) -> str:
     d = data()["docker"]
     tag = "v" + spec.vllm_version.lstrip("v")
-    args = ["docker", "run", "--gpus", "all", "-p", "8000:8000", "--ipc=host", "-v", _HF_CACHE, "-e", "HF_TOKEN"]
+    # The vLLM cache mount keeps torch.compile's artifacts, so a restarted container is a warm start.
+    args = ["docker", "run", "--gpus", "all", "-p", "8000:8000", "--ipc=host", "-v", _HF_CACHE, "-v", _VLLM_CACHE,
+            "-e", "HF_TOKEN"]
     for k, v in spec.env:
         args += ["-e", f"{k}={v}"]
     if spec.assumed_quantization:
         args += ["-v", "/path/to:/path/to"]
     args += [f"{d['image']}:{tag}", "--model", model_ref(spec), *vllm_args(spec)]
-    # The cache mount stays unquoted so the shell expands ~ to the user's home.
-    return shlex.join(args).replace(shlex.quote(_HF_CACHE), d["hf_cache"])
+    # The cache mounts stay unquoted so the shell expands ~ to the user's home.
+    return (shlex.join(args).replace(shlex.quote(_HF_CACHE), d["hf_cache"])
+            .replace(shlex.quote(_VLLM_CACHE), d["vllm_cache"]))
 
 
 def launch_commands(spec: LaunchSpec) -> Commands:

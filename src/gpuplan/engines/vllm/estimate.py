@@ -11,7 +11,7 @@ from ...deployment import Deployment
 from ...errors import GpuplanError, UnservableDeployment
 from ...model.spec import ModelSpec, QuantConfig
 from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS
-from ...report import Component, MemoryReport
+from ...report import Component, KVCacheReport, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
 from . import encoder_profile as E
@@ -122,20 +122,28 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
     return q, want
 
 
-# The cold-start KV loss public 0.24-0.30 logs show: 0.95 GiB on an RTX 5090 at 0.24 (heldout_public ghd-003 and
-# its restart ghd-004), 0.8-1.3 GiB at TP=1 on 0.30 (compile_cache_public.jsonl), 0.5-0.65 at TP=2 on 2x RTX 4090
-# at 0.28 (github.com/vitalyrodnenko/replay-sim, behind vllm#54383); a fork measured 2.5 GiB on a Quadro RTX 8000
-# (1CatAI/1Cat-vLLM pull 518). Earlier V1 releases compile inside the same profiled pass, but no public log pairs
-# a first start with its restart, so gpuplan does not claim the loss for them.
-COLD_COMPILE_LOSS = 1 * GiB
+COMPILE_CACHES = ("warm", "cold")
 
 
-def _cold_compile_matters(profile: Profile, r: Resolved, available: int) -> bool:
-    """Whether a cold torch.compile cache would cost a noticeable share (5% or more) of the KV cache: the public
-    first starts lost 6-7% of their tokens on 24-32 GB cards (ghd-003, replay-sim's NOISE_PLAN)."""
-    if profile.engine != "v1" or not profile.at_least("0.24") or r.dep.enforce_eager:
-        return False
-    return 0 < available <= 20 * COLD_COMPILE_LOSS
+def _cold_compile_models(r: Resolved) -> bool:
+    """Whether gpuplan models a first start on an empty torch.compile cache for this start-up. vLLM compiles
+    inside the profile run that memory_profiling measures; public first/restart pairs show the cost from 0.24.
+    Earlier V1 releases compile inside the same measured pass, but no public log pairs a first start with its
+    restart there, and their calibrations come from logs whose cache state is unknown."""
+    p = r.profile
+    return (p.engine == "v1" and not r.dep.enforce_eager and r.dep.kv_cache_memory_bytes is None
+            and p.flag_from("cold_compile_scratch"))
+
+
+def _cold_compile_bytes(spec: ModelSpec, r: Resolved, peak: int) -> int:
+    """Per GPU, what a cold compile adds to the profile run's measured peak (calibration.json cold_compile_gib).
+    Dense models: the compiler's transient spike, freed before the forward runs; vLLM's peak is the larger of
+    the two (vllm#54209), so a forward bigger than the spike (8192 batched tokens on an 80 GB card) hides it.
+    MoE models: memory the compile leaves behind (the start-up ledger's consumed memory)."""
+    c = r.profile.calib["cold_compile_gib"]
+    if spec.is_moe:
+        return int(c["moe_resident"] * GiB / r.tp)
+    return max(0, int(c["dense_spike"] * GiB / r.tp) - peak)
 
 
 def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings: list[str]) -> QuantConfig | None:
@@ -214,6 +222,9 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if dep.max_model_len and lim and L > lim.derived and dep.env_value(LONG_LEN_ENV):
         warnings.append(f"max_model_len {L} exceeds the model's derived maximum ({lim.key}={lim.derived}); "
                         f"{LONG_LEN_ENV} lets vLLM start, but positions past {lim.derived} are untrained")
+    if dep.compile_cache not in COMPILE_CACHES:
+        raise GpuplanError("compile_cache", f"unknown torch.compile cache state {dep.compile_cache!r}",
+                           accepted=COMPILE_CACHES)
     kv_dtype = (dep.kv_cache_dtype or "auto").lower()
     if kv_dtype not in K.KV_DTYPES:
         raise GpuplanError("kv_cache_dtype", f"unsupported KV cache dtype {dep.kv_cache_dtype!r}",
@@ -574,6 +585,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
     enc = _encoder_plan(spec, r)
+    cold_models = _cold_compile_models(r)
+    charge_cold = cold_models and r.dep.compile_cache == "cold"
     stages = []
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
@@ -590,38 +603,49 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         extra = 0
         if p.formula == "v1_absolute_peak":
             extra = base  # 0.8's V1 counted all used memory, the CUDA context included
+        cold = _cold_compile_bytes(spec, r, act.peak) if cold_models else 0
+        peak = act.peak + (cold if charge_cold else 0)
         if r.dep.kv_cache_memory_bytes is not None:
             avail = int(r.dep.kv_cache_memory_bytes)
         else:
-            avail = budget - (w + act.peak + n_torch + graphs_in + extra)
+            avail = budget - (w + peak + n_torch + graphs_in + extra)
         specs = K.stage_specs(spec, lo, hi, ctx, ssm_bytes)
         plan = K.plan_for(spec, lo, hi, ctx, ssm_bytes, p)
         blocks = max(0, avail // plan.bytes_per_block) if plan.bytes_per_block else 0
-        stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": act.peak,
+        stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": peak, "cold": cold,
                        "activation": act, "cudagraph_bytes": graphs, "available_bytes": avail, "plan": plan,
                        "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
                        "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})
-    # All stages share one block table: the engine gets the smallest block count.
-    lim = min(stages, key=lambda st: (st["num_blocks"] if st["plan"].bytes_per_block else math.inf,
-                                      st["available_bytes"]))
+    lim, kvr = _engine_kv(stages, ctx, r)
     plan = lim["plan"]
-    num_blocks = lim["num_blocks"]
-    has_kv = bool(plan.bytes_per_block)
-    kvr = K.kv_report(plan, num_blocks, ctx, p, r.kv_dtype, lim["bytes_per_token"]) if has_kv else None
     fits, reason, fit_len = _verdict(spec, r, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm)
-    comps = _components(spec, r, stages[0], n_torch, budget, stored is not None)
+    first_start = None
+    if cold_models and not charge_cold:
+        # The same start on an empty compile cache.
+        c_stages = [{**st, "activation_bytes": st["activation_bytes"] + st["cold"],
+                     "available_bytes": st["available_bytes"] - st["cold"],
+                     "num_blocks": max(0, (st["available_bytes"] - st["cold"]) // st["plan"].bytes_per_block)
+                     if st["plan"].bytes_per_block else 0} for st in stages]
+        c_lim, c_kvr = _engine_kv(c_stages, ctx, r)
+        c_fits, c_reason, _ = _verdict(spec, r, c_stages, c_lim, c_lim["plan"], c_kvr, budget, base, n_torch, ctx,
+                                       rows, qm)
+        first_start = {"cold_compile_bytes": stages[0]["cold"],
+                       "available_kv_cache_bytes": max(0, c_stages[0]["available_bytes"]),
+                       "kv_cache_tokens": c_kvr.kv_cache_tokens if c_kvr else 0,
+                       "max_concurrency": c_kvr.max_concurrency if c_kvr else 0.0,
+                       "num_gpu_blocks": c_kvr.num_gpu_blocks if c_kvr else 0, "fits": c_fits, "reason": c_reason}
+    comps = _components(spec, r, stages[0], n_torch, budget, stored is not None,
+                        stages[0]["cold"] if charge_cold else 0)
     warnings = list(r.warnings) + list(spec.notes)
     if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
         warnings.append("V0 engine: windowed layers are allocated full length")
     tower = stages[0]["activation"].encoder
     if enc is not None and max(tower, enc.output_bytes) > stages[0]["activation"].peak // 2:
         warnings.append(_encoder_warning(spec, r, enc))
-    if _cold_compile_matters(p, r, stages[0]["available_bytes"]):
-        warnings.append("first start of this command on an empty torch.compile cache (a new shape, or a container "
-                        "without a persistent ~/.cache/vllm): vLLM counts the compiler's scratch memory as activation, "
-                        "and public vLLM 0.24-0.30 first starts got 0.5-1.3 GiB less KV cache per GPU than the "
-                        "restart that followed (vllm#54383, #54122; a fork measured 2.5 on a 48 GB card); a restart, "
-                        "or a kept VLLM_CACHE_ROOT, gets the figure above")
+    if w := _first_start_warning(r, fits, kvr, first_start):
+        warnings.append(w)
+    if r.dep.compile_cache == "cold" and not cold_models:
+        warnings.append(_cold_not_modelled(r))
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
@@ -637,7 +661,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         cudagraph_in_budget=r.cudagraph_in_budget, budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
         kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len,
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
-        per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation")} for st in stages),
+        per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
+        first_start=first_start, compile_cache=r.dep.compile_cache,
         peak_process_bytes=base + budget + graphs_outside,
         encoder_profile=None if enc is None else {
             "modality": enc.modality, "items": enc.items, "budget_tokens": enc.budget_tokens,
@@ -647,6 +672,43 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
 
 
 LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def _engine_kv(stages: list[dict], ctx: K.KVContext, r: Resolved) -> tuple[dict, KVCacheReport | None]:
+    """The stage that limits the engine (all stages share one block table: it gets the smallest block count)
+    and the KV report vLLM prints for it."""
+    lim = min(stages, key=lambda st: (st["num_blocks"] if st["plan"].bytes_per_block else math.inf,
+                                      st["available_bytes"]))
+    plan = lim["plan"]
+    if not plan.bytes_per_block:
+        return lim, None
+    return lim, K.kv_report(plan, lim["num_blocks"], ctx, r.profile, r.kv_dtype, lim["bytes_per_token"])
+
+
+def _first_start_warning(r: Resolved, fits: bool, kvr: KVCacheReport | None, first: dict | None) -> str | None:
+    """Say what a first start on an empty compile cache gets, where it is a noticeable share (5% or more) of the
+    restart's KV cache, or where it would not start at all."""
+    if first is None or kvr is None:
+        return None
+    lost = first["cold_compile_bytes"] / GiB
+    head = (f"a first start on an empty torch.compile cache (a new command, or a container without a kept "
+            f"~/.cache/vllm) has ~{lost:.2f} GiB per GPU of compiler scratch counted as activation")
+    if fits and not first["fits"]:
+        return f"{head}, and would not start: {first['reason']}; a restart with the cache filled starts"
+    if first["kv_cache_tokens"] < 0.95 * kvr.kv_cache_tokens:
+        return (f"{head}: about {first['kv_cache_tokens']:,} tokens of KV cache ({first['max_concurrency']:.2f}x) "
+                f"instead of {kvr.kv_cache_tokens:,}; restarts that find the cache filled get the figures above")
+    return None
+
+
+def _cold_not_modelled(r: Resolved) -> str:
+    p = r.profile
+    if p.engine != "v1" or r.dep.enforce_eager:
+        return "compile_cache cold: nothing is compiled here (enforce_eager or the V0 engine), so it changes nothing"
+    if r.dep.kv_cache_memory_bytes is not None:
+        return "compile_cache cold: with kv_cache_memory_bytes vLLM skips memory profiling, so it changes nothing"
+    return (f"compile_cache cold: not modelled for vLLM {p.version}; its figures are calibrated on public logs whose "
+            "compile-cache state is unknown (public first/restart pairs exist from 0.24)")
 
 
 def long_len_refusal(spec: ModelSpec, dep: Deployment) -> str | None:
@@ -737,7 +799,8 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     return True, None, max(fit_len, r.max_model_len) if fit_len else None
 
 
-def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget: int, stored: bool) -> tuple:
+def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget: int, stored: bool,
+                cold: int = 0) -> tuple:
     p = r.profile
     by = stage["weights_by_kind"]
     w_note = "from the checkpoint's tensor headers" if stored else "computed from the config"
@@ -755,6 +818,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   + (f" + V0 Mamba state cache {act.recurrent_cache / GiB:.2f}" if act.recurrent_cache else "")
                   + (f"; the vision tower's pass before it {act.encoder / GiB:.2f} (from the model code)"
                      if act.encoder else "")
+                  + (f" + cold torch.compile scratch {cold / GiB:.2f} (first start on an empty compile cache)"
+                     if cold else "")
                   + "; calibrated"),
         Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
         Component("cudagraph", stage["cudagraph_bytes"], False,

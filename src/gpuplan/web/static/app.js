@@ -7,7 +7,7 @@
   const FIELDS = ["model", "config", "gpu", "num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "dtype",
     "quantization", "kv_cache_dtype", "max_model_len", "max_num_seqs", "gpu_memory_utilization", "vllm_version",
     "limit_image", "limit_video", "max_pixels", "skip_mm_profiling", "language_model_only",
-    "mm_encoder_tp_mode"];
+    "mm_encoder_tp_mode", "compile_cache"];
   const INT_FIELDS = ["num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs"];
   const DEFAULTS = {}; // field -> value as shipped in the HTML, to keep shared URLs short
   const state = { models: [], gpus: [], report: null, options: null, chosen: null, modelMax: {}, planKey: "",
@@ -124,6 +124,7 @@
     if (v.skip_mm_profiling === "yes") body.skip_mm_profiling = true;
     if (v.language_model_only === "yes") body.language_model_only = true;
     if (v.mm_encoder_tp_mode) body.mm_encoder_tp_mode = v.mm_encoder_tp_mode;
+    if (v.compile_cache) body.compile_cache = v.compile_cache;
     return ok ? body : null;
   }
 
@@ -290,6 +291,12 @@
     if (r.per_gpu.peak_process_gib) {
       line("peak_process_gib", r.per_gpu.peak_process_gib, "Memory used per GPU (nvidia-smi): ", gib(r.per_gpu.peak_process_gib),
         " GiB", exactness(r, "all"));
+    }
+    const first = r.first_start; // shown where it differs from the restart's figures
+    if (first && (first.kv_cache_tokens !== r.kv_cache_tokens || first.fits !== r.fits)) {
+      line("first_start_tokens", first.kv_cache_tokens, "First start on an empty compile cache: ",
+        int(first.kv_cache_tokens), ` tokens, ${conc(first.max_concurrency)}` + (first.fits ? "" : " (would not start)"),
+        { exact: false, note: `${gib(first.cold_compile_gib)} GiB per GPU of torch.compile scratch counted as activation; calibrated` });
     }
     line("max_model_len_fit", r.max_model_len_fit ?? "", "Longest max_model_len that fits: ",
       r.max_model_len_fit ? int(r.max_model_len_fit) : "none", "", kvx);
