@@ -77,9 +77,13 @@ def test_llama31_70b_awq_fits_one_a100_at_the_engines_longest_context():
     # With no length asked for, the full 131,072 does not fit in bf16 KV; the engine's longest does.
     full = gpuplan.estimate(L70_AWQ, gpu="A100-80GB")
     assert not full.fits and full.max_model_len_fit
-    assert one.fits and one.launch_max_model_len == full.max_model_len_fit
+    # ...or, where a first start's compile scratch would not leave room for that, the first start's longest.
+    at_longest = gpuplan.estimate(L70_AWQ, gpu="A100-80GB", max_model_len=full.max_model_len_fit)
+    first = at_longest.first_start
+    want = first["max_model_len_fit"] if first is not None and not first["fits"] else full.max_model_len_fit
+    assert one.fits and one.launch_max_model_len == want and one.max_model_len == full.max_model_len_fit
     assert _engine(L70_AWQ, one).fits
-    assert f"--max-model-len {full.max_model_len_fit}" in one.commands.vllm
+    assert f"--max-model-len {want}" in one.commands.vllm
     # The named deployment (vLLM's default context) does not fit; shorter context and fp8 KV both do.
     changes = {n.change for n in r.requested.nearest}
     assert {"shorter context", "fp8 KV cache"} <= changes
@@ -281,3 +285,18 @@ def test_the_estimate_launch_command_uses_only_flags_vllm_accepts(opts):
     assert r.status_code == 200, r.text
     args = shlex.split(r.json()["commands"]["vllm"])
     assert args[:2] == ["vllm", "serve"] and check_vllm_args(args[3:]) == []
+
+
+def test_a_context_the_planner_shortens_also_starts_on_an_empty_compile_cache():
+    """Qwen3-8B at its 40,960 tokens does not fit one L4 on vLLM 0.30; the longest length a restart fits (29,920)
+    would refuse a first start, whose compile scratch costs ~1 GiB, so the planner launches at the first start's."""
+    near = plan("Qwen/Qwen3-8B", gpus="L4", num_gpus=1, vllm_version="0.30.0").requested.nearest
+    o = next(n.option for n in near if n.change == "shorter context")
+    assert o.fits and o.launch_max_model_len < o.max_model_len
+    assert f"--max-model-len {o.launch_max_model_len}" in o.commands.vllm
+    assert any("the longest a first start on an empty torch.compile cache fits" in w for w in o.warnings)
+    first = gpuplan.estimate("Qwen/Qwen3-8B", gpu="L4", vllm_version="0.30.0", max_model_len=o.launch_max_model_len,
+                             compile_cache="cold")
+    assert first.fits
+    assert not gpuplan.estimate("Qwen/Qwen3-8B", gpu="L4", vllm_version="0.30.0", max_model_len=o.max_model_len,
+                                compile_cache="cold").fits

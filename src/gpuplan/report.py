@@ -92,7 +92,8 @@ class MemoryReport:
     # "warm" (a restart that finds torch.compile's cache filled) or "cold" (a first start on an empty one).
     compile_cache: str = "warm"
     # For a warm estimate where vLLM charges a cold compile's scratch (0.24+): what the first start gets instead,
-    # cold_compile_bytes, available_kv_cache_bytes, kv_cache_tokens, max_concurrency, num_gpu_blocks, fits, reason.
+    # cold_compile_bytes, available_kv_cache_bytes, kv_cache_tokens, max_concurrency, num_gpu_blocks, fits, reason,
+    # max_model_len_fit.
     first_start: dict | None = None
 
     @property

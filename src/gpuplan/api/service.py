@@ -500,7 +500,7 @@ def known_architectures() -> dict[str, Any]:
                 **_spec_dims(spec),
                 "vocab": spec.vocab_size,
                 "model_type": spec.model_type,
-                "attention_kinds": spec.attention_kinds,
+                "attention_kinds": dict(spec.attention_kinds),
                 "moe": spec.is_moe,
             }
             if item["total_params"] is None:

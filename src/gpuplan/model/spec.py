@@ -367,17 +367,18 @@ class ModelSpec:
     def total_params(self) -> int:
         return self._param_counts["total"]
 
-    @property
+    # Cached: the engine asks these several times per estimate, and a spec's layers never change.
+    @cached_property
     def attention_free(self) -> bool:
         """Every layer recurrent (Mamba, Mamba-2): no attention KV cache at all."""
         return bool(self.layers) and all(layer.attention.kind == "mamba" for layer in self.layers)
 
-    @property
+    @cached_property
     def is_moe(self) -> bool:
         return any(layer.mlp.kind == "moe" for layer in self.layers)
 
-    @property
-    def attention_kinds(self) -> dict[str, int]:
+    @cached_property
+    def attention_kinds(self) -> dict[str, int]:  # shared: read it, do not change it
         kinds: dict[str, int] = {}
         for layer in self.layers:
             kinds[layer.attention.kind] = kinds.get(layer.attention.kind, 0) + 1

@@ -63,7 +63,7 @@ def _shorter_context(ctx: Context, base: Candidate, opt: Option) -> Option | Non
     fit = opt.max_model_len
     if not fit:
         return None
-    o = evaluate(ctx, base, fit, shrink=False)
+    o = evaluate(ctx, base, fit, shrink=False, chosen=True)
     if o.fits or ctx.concurrency == 1:
         return o
     # More than one request at once: the longest length at which the KV cache holds them all.

@@ -196,18 +196,29 @@ def run_engine(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[D
     return dep, rep
 
 
-def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: bool) -> Option:
+def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: bool, chosen: bool = False) -> Option:
     """Run the engine on one candidate. With `shrink` and no target length, a deployment whose KV cache
-    cannot hold the model's full context is re-run at the longest length the engine says fits."""
+    cannot hold the model's full context is re-run at the longest length the engine says fits. `chosen`: the
+    planner, not the user, picked max_model_len (so did a shrink)."""
     dep, rep = run_engine(ctx, c, max_model_len)
     floor = min(data()["min_context"], ctx.spec.max_model_len_limit)
     if shrink and max_model_len is None and not rep.fits and rep.max_model_len_fit and \
             rep.max_model_len_fit >= floor:
         dep, rep = run_engine(ctx, c, rep.max_model_len_fit)
-    return _option(ctx, c, dep, rep)
+        chosen = True
+    # The longest length a restart fits leaves nothing for a first start's compile scratch: a length the
+    # planner picks is one the first start, on an empty torch.compile cache, fits too.
+    first = rep.first_start
+    notes: tuple[str, ...] = ()
+    if chosen and first is not None and not first["fits"] and (first["max_model_len_fit"] or 0) >= floor:
+        restart_len = rep.max_model_len
+        dep, rep = run_engine(ctx, c, first["max_model_len_fit"])
+        notes = (f"launched at {rep.max_model_len:,} tokens, the longest a first start on an empty torch.compile "
+                 f"cache fits; once ~/.cache/vllm holds this command's compile, restarts fit {restart_len:,}",)
+    return _option(ctx, c, dep, rep, notes)
 
 
-def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport) -> Option:
+def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport, notes: tuple[str, ...] = ()) -> Option:
     L = rep.max_model_len
     conc = rep.max_concurrency
     fits = rep.fits and conc >= ctx.concurrency
@@ -226,7 +237,7 @@ def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport) -> O
         throughput = estimate_throughput(c.gpu, num_gpus=c.num_gpus, pp=c.pp, weights_bytes=rep.weights_bytes,
                                          kv_request_bytes=kv_req, batch=batch, params=ctx.params,
                                          fp8_compute=fp8_compute)
-    warnings = list(rep.warnings)
+    warnings = [*notes, *rep.warnings]
     if c.fmt.assumed:
         warnings.append(f"{c.fmt.label}: serve a {c.fmt.key} checkpoint of this model; the commands name a "
                         "placeholder path (/path/to/...) for it")

@@ -627,13 +627,14 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                      "num_blocks": max(0, (st["available_bytes"] - st["cold"]) // st["plan"].bytes_per_block)
                      if st["plan"].bytes_per_block else 0} for st in stages]
         c_lim, c_kvr = _engine_kv(c_stages, ctx, r)
-        c_fits, c_reason, _ = _verdict(spec, r, c_stages, c_lim, c_lim["plan"], c_kvr, budget, base, n_torch, ctx,
-                                       rows, qm)
+        c_fits, c_reason, c_fit_len = _verdict(spec, r, c_stages, c_lim, c_lim["plan"], c_kvr, budget, base,
+                                                n_torch, ctx, rows, qm)
         first_start = {"cold_compile_bytes": stages[0]["cold"],
                        "available_kv_cache_bytes": max(0, c_stages[0]["available_bytes"]),
                        "kv_cache_tokens": c_kvr.kv_cache_tokens if c_kvr else 0,
                        "max_concurrency": c_kvr.max_concurrency if c_kvr else 0.0,
-                       "num_gpu_blocks": c_kvr.num_gpu_blocks if c_kvr else 0, "fits": c_fits, "reason": c_reason}
+                       "num_gpu_blocks": c_kvr.num_gpu_blocks if c_kvr else 0, "fits": c_fits, "reason": c_reason,
+                       "max_model_len_fit": c_fit_len}
     comps = _components(spec, r, stages[0], n_torch, budget, stored is not None,
                         stages[0]["cold"] if charge_cold else 0)
     warnings = list(r.warnings) + list(spec.notes)
