@@ -34,6 +34,7 @@ from .weights import Sharding, stage_layers, stage_weights, whole_towers
 
 if TYPE_CHECKING:
     from ...gpus import GPU
+    from .kv_dsv4 import DSV4Plan
 
 DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")
 HOPPER = 9.0
@@ -611,7 +612,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
             avail = budget - (w + peak + n_torch + graphs_in + extra)
         specs = K.stage_specs(spec, lo, hi, ctx, ssm_bytes)
         plan = K.plan_for(spec, lo, hi, ctx, ssm_bytes, p)
-        blocks = max(0, avail // plan.bytes_per_block) if plan.bytes_per_block else 0
+        blocks = _blocks(avail, plan)
         stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": peak, "cold": cold,
                        "activation": act, "cudagraph_bytes": graphs, "available_bytes": avail, "plan": plan,
                        "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
@@ -621,20 +622,20 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     fits, reason, fit_len = _verdict(spec, r, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm)
     first_start = None
     if cold_models and not charge_cold:
-        # The same start on an empty compile cache.
-        c_stages = [{**st, "activation_bytes": st["activation_bytes"] + st["cold"],
-                     "available_bytes": st["available_bytes"] - st["cold"],
-                     "num_blocks": max(0, (st["available_bytes"] - st["cold"]) // st["plan"].bytes_per_block)
-                     if st["plan"].bytes_per_block else 0} for st in stages]
-        c_lim, c_kvr = _engine_kv(c_stages, ctx, r)
-        c_fits, c_reason, c_fit_len = _verdict(spec, r, c_stages, c_lim, c_lim["plan"], c_kvr, budget, base,
-                                                n_torch, ctx, rows, qm)
+        # The same start on an empty compile cache (the restart's own figures where every stage hides the spike).
+        c_stages, c_lim, c_kvr, c_verdict = stages, lim, kvr, (fits, reason, fit_len)
+        if any(st["cold"] for st in stages):
+            c_stages = [{**st, "activation_bytes": st["activation_bytes"] + st["cold"],
+                         "available_bytes": st["available_bytes"] - st["cold"],
+                         "num_blocks": _blocks(st["available_bytes"] - st["cold"], st["plan"])} for st in stages]
+            c_lim, c_kvr = _engine_kv(c_stages, ctx, r)
+            c_verdict = _verdict(spec, r, c_stages, c_lim, c_lim["plan"], c_kvr, budget, base, n_torch, ctx, rows, qm)
         first_start = {"cold_compile_bytes": stages[0]["cold"],
                        "available_kv_cache_bytes": max(0, c_stages[0]["available_bytes"]),
                        "kv_cache_tokens": c_kvr.kv_cache_tokens if c_kvr else 0,
                        "max_concurrency": c_kvr.max_concurrency if c_kvr else 0.0,
-                       "num_gpu_blocks": c_kvr.num_gpu_blocks if c_kvr else 0, "fits": c_fits, "reason": c_reason,
-                       "max_model_len_fit": c_fit_len}
+                       "num_gpu_blocks": c_kvr.num_gpu_blocks if c_kvr else 0,
+                       "fits": c_verdict[0], "reason": c_verdict[1], "max_model_len_fit": c_verdict[2]}
     comps = _components(spec, r, stages[0], n_torch, budget, stored is not None,
                         stages[0]["cold"] if charge_cold else 0)
     warnings = list(r.warnings) + list(spec.notes)
@@ -673,6 +674,10 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
 
 
 LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def _blocks(available: int, plan: K.KVPlan | DSV4Plan) -> int:
+    return max(0, available // plan.bytes_per_block) if plan.bytes_per_block else 0
 
 
 def _engine_kv(stages: list[dict], ctx: K.KVContext, r: Resolved) -> tuple[dict, KVCacheReport | None]:
