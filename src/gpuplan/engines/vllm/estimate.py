@@ -126,14 +126,21 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
 COMPILE_CACHES = ("warm", "cold")
 
 
-def _cold_compile_models(r: Resolved) -> bool:
-    """Whether gpuplan models a first start on an empty torch.compile cache for this start-up. vLLM compiles
-    inside the profile run that memory_profiling measures; public first/restart pairs show the cost from 0.24.
-    Earlier V1 releases compile inside the same measured pass, but no public log pairs a first start with its
-    restart there, and their calibrations come from logs whose cache state is unknown."""
+def _cold_compile_gap(r: Resolved) -> str | None:
+    """None where gpuplan models a first start on an empty torch.compile cache for this start-up, else why the
+    cache state changes nothing or is not modelled. vLLM compiles inside the profile run that memory_profiling
+    measures; public first/restart pairs show the cost from 0.24. Earlier V1 releases compile inside the same
+    measured pass, but no public log pairs a first start with its restart there, and their calibrations come
+    from logs whose cache state is unknown."""
     p = r.profile
-    return (p.engine == "v1" and not r.dep.enforce_eager and r.dep.kv_cache_memory_bytes is None
-            and p.flag_from("cold_compile_scratch"))
+    if p.engine != "v1" or r.dep.enforce_eager:
+        return "nothing is compiled here (enforce_eager or the V0 engine), so it changes nothing"
+    if r.dep.kv_cache_memory_bytes is not None:
+        return "with kv_cache_memory_bytes vLLM skips memory profiling, so it changes nothing"
+    if not p.flag_from("cold_compile_scratch"):
+        return (f"not modelled for vLLM {p.version}; its figures are calibrated on public logs whose "
+                "compile-cache state is unknown (public first/restart pairs exist from 0.24)")
+    return None
 
 
 def _cold_compile_bytes(spec: ModelSpec, r: Resolved, peak: int) -> int:
@@ -586,7 +593,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
     enc = _encoder_plan(spec, r)
-    cold_models = _cold_compile_models(r)
+    cold_gap = _cold_compile_gap(r)
+    cold_models = cold_gap is None
     charge_cold = cold_models and r.dep.compile_cache == "cold"
     stages = []
     for s, (lo, hi) in enumerate(parts):
@@ -646,8 +654,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         warnings.append(_encoder_warning(spec, r, enc))
     if w := _first_start_warning(r, fits, kvr, first_start):
         warnings.append(w)
-    if r.dep.compile_cache == "cold" and not cold_models:
-        warnings.append(_cold_not_modelled(r))
+    if r.dep.compile_cache == "cold" and cold_gap:
+        warnings.append(f"compile_cache cold: {cold_gap}")
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
@@ -705,16 +713,6 @@ def _first_start_warning(r: Resolved, fits: bool, kvr: KVCacheReport | None, fir
         return (f"{head}: about {first['kv_cache_tokens']:,} tokens of KV cache ({first['max_concurrency']:.2f}x) "
                 f"instead of {kvr.kv_cache_tokens:,}; restarts that find the cache filled get the figures above")
     return None
-
-
-def _cold_not_modelled(r: Resolved) -> str:
-    p = r.profile
-    if p.engine != "v1" or r.dep.enforce_eager:
-        return "compile_cache cold: nothing is compiled here (enforce_eager or the V0 engine), so it changes nothing"
-    if r.dep.kv_cache_memory_bytes is not None:
-        return "compile_cache cold: with kv_cache_memory_bytes vLLM skips memory profiling, so it changes nothing"
-    return (f"compile_cache cold: not modelled for vLLM {p.version}; its figures are calibrated on public logs whose "
-            "compile-cache state is unknown (public first/restart pairs exist from 0.24)")
 
 
 def long_len_refusal(spec: ModelSpec, dep: Deployment) -> str | None:
