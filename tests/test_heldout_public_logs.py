@@ -35,3 +35,15 @@ def test_weights_meet_the_bar_on_public_start_ups_across_versions_and_gpus(resul
 def test_most_failed_public_start_ups_are_predicted_to_fail(result: dict) -> None:
     f = result["summary"]["failed_outcome_agreement"]
     assert f["n"] >= 15 and f["agree"] / f["n"] >= 0.75
+
+
+def test_kv_tokens_on_public_start_ups_meet_the_issue_median(result: dict) -> None:
+    """The sweep's arms count as the first starts its launch script made them (see the fixtures README)."""
+    s = result["summary"]["kv_cache_tokens"]
+    assert s["n"] >= 25 and s["median_abs_pct"] <= 3.0
+
+
+def test_the_sweep_on_fresh_instances_is_judged_as_first_starts(result: dict) -> None:
+    """Qwen2.5-14B at PP=2 on an L4 (0.28): the first start's 49,488 tokens, not a restart's ~61K."""
+    rec = next(r for r in result["records"] if r["id"] == "ghd-019")
+    assert rec["abs_pct_error"]["kv_cache_tokens"] <= 3.0
