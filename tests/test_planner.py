@@ -300,3 +300,29 @@ def test_a_context_the_planner_shortens_also_starts_on_an_empty_compile_cache():
     assert first.fits
     assert not gpuplan.estimate("Qwen/Qwen3-8B", gpu="L4", vllm_version="0.30.0", max_model_len=o.max_model_len,
                                 compile_cache="cold").fits
+
+
+def test_the_options_table_shows_what_a_restart_and_a_first_start_fit():
+    """Qwen3-8B on one L4 (vLLM 0.30): the table's context column gives both lengths where they differ, and
+    a first start at the shorter one is what the engine says fits; the fp8-KV option is the same either way."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from gpuplan.planner.render import render_answer
+
+    result = plan("Qwen/Qwen3-8B", gpus="L4", num_gpus=1, vllm_version="0.30.0")
+    near = {n.change: n.option for n in result.requested.nearest}
+    short, fp8 = near["shorter context"], near["fp8 KV cache"]
+    cold = short.first_start_max_model_len
+    assert cold is not None and cold < short.max_model_len
+    assert gpuplan.estimate("Qwen/Qwen3-8B", gpu="L4", vllm_version="0.30.0", max_model_len=cold,
+                            compile_cache="cold").fits
+    assert not gpuplan.estimate("Qwen/Qwen3-8B", gpu="L4", vllm_version="0.30.0", max_model_len=cold + 256,
+                                compile_cache="cold").fits
+    assert fp8.first_start_max_model_len is None
+    assert short.to_dict()["first_start_max_model_len"] == cold
+    out = StringIO()
+    Console(file=out, width=200).print(render_answer(result, width=200))
+    assert f"{short.max_model_len:,} ({cold:,} cold)" in out.getvalue()
+    assert "a first start on an empty torch.compile cache" in out.getvalue()

@@ -302,8 +302,9 @@ def test_a_small_card_shows_the_first_start_and_the_cold_cache_option(base_url, 
     restart; the page says how much, and choosing the empty cache makes that the headline, as the API says."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = watch_console(page)
-    sent = []
+    sent, planned = [], []
     page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/estimate") else None)
+    page.on("request", lambda r: planned.append(r.post_data_json) if r.url.endswith("/v1/plan") else None)
     page.goto(f"{base_url}/ui/?" + urlencode({"model": "Qwen/Qwen3-8B", "gpu": "L4", "max_model_len": "4096",
                                               "vllm_version": "0.30.0"}))
     settle(page)
@@ -311,6 +312,13 @@ def test_a_small_card_shows_the_first_start_and_the_cold_cache_option(base_url, 
     value, text = shown(page, "first_start_tokens")
     assert value == str(want["first_start"]["kv_cache_tokens"]) and "First start on an empty compile cache" in text
     assert int(value) < want["kv_cache_tokens"]
+    # the options table gives a restart's longest context and, where shorter, a first start's
+    options = api.post("/v1/plan", json=planned[-1]).json()["options"]
+    cold = [o for o in options if o["first_start_max_model_len"] is not None]
+    assert cold
+    cells = page.locator("#plan tbody tr td.num").all_inner_texts()
+    o = cold[0]
+    assert f"{o['max_model_len']:,} ({o['first_start_max_model_len']:,} cold)" in cells
     page.select_option("#compile_cache", "cold")
     settle(page)
     assert sent[-1]["compile_cache"] == "cold"

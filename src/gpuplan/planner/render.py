@@ -23,6 +23,20 @@ def _gpus(num_gpus: int, gpu: str) -> str:
     return f"{num_gpus} x {gpu.removeprefix('NVIDIA ')}"
 
 
+def _ctx(o, compact: bool = False) -> str:
+    """'29,920 (22,384 cold)': a restart's longest context, and a first start's where it is shorter; a narrow
+    terminal gets '29,920 c' and the caption says what the mark means."""
+    if o.first_start_max_model_len is None:
+        return _num(o.max_model_len)
+    if compact:
+        return f"{_num(o.max_model_len)} c"
+    return f"{_num(o.max_model_len)} ({o.first_start_max_model_len:,} cold)"
+
+
+COLD_NOTE = "N (M cold): restarts fit N tokens, a first start on an empty torch.compile cache M"
+COLD_MARK = "c: a first start on an empty torch.compile cache fits less (--json: first_start_max_model_len)"
+
+
 def _short_label(label: str, notes: dict[str, str]) -> str:
     """'gptq int4 (assumed pre-quantized checkpoint)' -> 'gptq int4 *', the note kept once for the caption."""
     head, sep, note = label.partition(" (")
@@ -67,12 +81,13 @@ def render_answer(result: PlanResult, limit: int = 20, width: int = WIDE) -> Gro
             if req.nearest:
                 notes: dict[str, str] = {}
                 rows = [(n.change, _gpus(n.option.num_gpus, n.option.gpu), _short_label(n.option.quantization_label, notes),
-                         n.option.kv_cache_dtype, _num(n.option.max_model_len), f"{n.option.max_concurrency:.2f}",
+                         n.option.kv_cache_dtype, _ctx(n.option), f"{n.option.max_concurrency:.2f}",
                          _num(n.option.cost_per_hour_usd, "{:.2f}")) for n in req.nearest]
                 header = [("change", "left"), ("GPUs", "left"), ("weights", "left"), ("KV", "left"),
                           ("max ctx", "right"), ("concurrency", "right"), ("$/h", "right")]
+                cold = [COLD_NOTE] if any(n.option.first_start_max_model_len is not None for n in req.nearest) else []
                 near = _table("nearest deployments that fit (each re-checked by the engine)", header, rows,
-                              _caption(notes), title_justify="left")
+                              _caption(notes, *cold), title_justify="left")
                 parts.append(near)
             else:
                 parts.append(Text("no nearby deployment fits", style="red"))
@@ -93,7 +108,7 @@ def render_plan(result: PlanResult, limit: int = 20, only_fitting: bool = False,
                                                                              f"{o.pipeline_parallel_size}"),
         ("weights", "left", lambda o: _short_label(o.quantization_label, notes)), ("KV", "left", lambda o: o.kv_cache_dtype),
         ("fits", "left", lambda o: "[green]yes[/]" if o.fits else "[red]no[/]"),
-        ("max ctx", "right", lambda o: _num(o.max_model_len)), ("concurrency", "right", lambda o: f"{o.max_concurrency:.2f}"),
+        ("max ctx", "right", lambda o: _ctx(o, compact)), ("concurrency", "right", lambda o: f"{o.max_concurrency:.2f}"),
         ("weights GiB", "right", lambda o: f"{o.weights_bytes / 2**30:.2f}"),
         ("KV GiB", "right", lambda o: f"{o.kv_cache_bytes / 2**30:.2f}"),
         ("decode tok/s", "right", lambda o: _num(o.throughput.decode_tokens_per_s)),
@@ -106,9 +121,11 @@ def render_plan(result: PlanResult, limit: int = 20, only_fitting: bool = False,
                    if name not in ("#", "weights GiB", "KV GiB", "$/1M out")]
     rows = [tuple(str(i) if get is None else get(o) for _, _, get in columns)  # type: ignore[operator]
             for i, o in enumerate(shown, 1)]
-    more = "throughput is a roofline estimate" if compact else "throughput and $/1M tokens are roofline estimates"
+    more = ["throughput is a roofline estimate" if compact else "throughput and $/1M tokens are roofline estimates"]
+    if any(o.first_start_max_model_len is not None for o in shown):
+        more.append(COLD_MARK if compact else COLD_NOTE)
     return _table(f"{result.model}, vLLM {result.vllm_version}: {ctx}, {result.concurrency} concurrent",
-                  [(name, just) for name, just, _ in columns], rows, _caption(notes, more),
+                  [(name, just) for name, just, _ in columns], rows, _caption(notes, *more),
                   **({"box": box.SIMPLE_HEAD} if compact else {}))
 
 

@@ -247,6 +247,10 @@ def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport, note
     if price is None:
         warnings.append(f"{c.gpu.name}: {source}")
     default_seqs = dep.max_num_seqs is None
+    first = rep.first_start
+    first_len = None
+    if first is not None and (first["max_model_len_fit"] or 0) < (rep.max_model_len_fit or 0):
+        first_len = first["max_model_len_fit"] or 0
     launch = LaunchSpec(model=ctx.model_ref, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
                         max_model_len=L, gpu_memory_utilization=rep.gpu_memory_utilization, kv_cache_dtype=c.kv,
                         quantization_flag=c.fmt.flag, assumed_quantization=c.fmt.key if c.fmt.assumed else None,
@@ -265,6 +269,7 @@ def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport, note
         throughput=throughput, cost_per_hour_usd=per_hour,
         cost_per_1m_output_tokens_usd=cost_per_1m_tokens(per_hour, throughput.decode_tokens_per_s),
         price_source=source, commands=launch_commands(launch), warnings=tuple(dict.fromkeys(warnings)),
+        first_start_max_model_len=first_len,
     )
 
 

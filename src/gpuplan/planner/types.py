@@ -65,6 +65,9 @@ class Option:
     price_source: str
     commands: Commands
     warnings: tuple[str, ...] = ()
+    # The longest context a first start on an empty torch.compile cache fits, where it is shorter than a
+    # restart's (vLLM 0.24+ on cards whose profile run does not hide the compile spike); None where equal.
+    first_start_max_model_len: int | None = None
 
     def to_dict(self) -> dict:
         t = self.throughput
@@ -82,6 +85,7 @@ class Option:
             "reason": self.reason,
             "launch_max_model_len": self.launch_max_model_len,
             "max_model_len": self.max_model_len,
+            "first_start_max_model_len": self.first_start_max_model_len,
             "max_concurrency": self.max_concurrency,
             "max_num_seqs": self.max_num_seqs,
             "kv_cache_tokens": self.kv_cache_tokens,

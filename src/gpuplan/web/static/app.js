@@ -432,11 +432,16 @@
         el("td", { text: o.gpu }),
         el("td", { class: "num", text: (o.pipeline_parallel_size || 1) > 1 ? `${o.num_gpus} (TP ${o.tensor_parallel_size} × PP ${o.pipeline_parallel_size})` : String(o.num_gpus) }),
         el("td", { text: `${o.quantization || "–"} / ${o.kv_cache_dtype || "auto"}` }),
-        el("td", { class: "num", text: o.max_model_len ? int(o.max_model_len) : "–" }),
+        el("td", { class: "num", text: maxCtx(o),
+          title: o.first_start_max_model_len != null ? "restarts fit the first figure; a first start on an empty torch.compile cache, the second" : null }),
         el("td", { class: "num", text: o.max_concurrency != null ? conc(o.max_concurrency) : "–" }),
         el("td", { class: "num", text: o.cost_per_hour_usd != null ? "$" + Number(o.cost_per_hour_usd).toFixed(2) : "–" }),
         el("td", {}, use)));
     });
+  }
+  function maxCtx(o) {
+    if (!o.max_model_len) return "–";
+    return o.first_start_max_model_len != null ? `${int(o.max_model_len)} (${int(o.first_start_max_model_len)} cold)` : int(o.max_model_len);
   }
   function applyOption(o) {
     const set = (id, v) => {
