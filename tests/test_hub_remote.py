@@ -276,3 +276,24 @@ def test_unreachable_hub_falls_back_to_the_catalog_and_says_so(hub: Callable[[Ha
     spec = gpuplan.load_model("someone-else/Llama-3.1-8B")
     assert spec.name == "meta-llama/Llama-3.1-8B"
     assert any("using the catalog" in n for n in spec.notes)
+
+
+def test_a_repo_with_only_a_mistral_params_json_is_read_as_vllm_reads_it(
+        hub: Callable[[Handler], list[str]]) -> None:
+    """Mistral Large 3 ships params.json and no config.json; vLLM then reads params.json, and so does gpuplan."""
+    params = json.loads((Path(__file__).parent / "fixtures/oracle/families/mla.json").read_text())[
+        "models"]["mistralai/Mistral-Large-3-675B-Instruct-2512"]["params_json"]
+    body = json.dumps(params).encode()
+
+    def handler(request: Any) -> Any:
+        if request.url.path.endswith("/params.json"):
+            headers = {"content-length": str(len(body)), "etag": '"p1"', "x-repo-commit": "a" * 40,
+                       "content-type": "text/plain; charset=utf-8"}
+            return httpx.Response(200, headers=headers, content=body if request.method == "GET" else b"")
+        return answer("no_config")(request)
+
+    log = hub(handler)
+    info = load_reference("mistralai/Mistral-Large-3-675B-Instruct-2512")
+    assert info.config["model_type"] == "deepseek_v3" and info.config["n_routed_experts"] == 128
+    assert info.tensors is None and any("params.json" in n for n in info.notes)
+    assert any(line.endswith("/params.json") for line in log)

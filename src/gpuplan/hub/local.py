@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from ..model.mistral_params import config_from_mistral_params, is_mistral_params
 from .checkpoint import CheckpointInfo, CheckpointTensor, dtype_nbytes, normalize_dtype
 from .errors import ConfigError, ConfigMissing, ModelNotFound
 
@@ -172,6 +173,9 @@ def load_directory(directory: Path, ref: str) -> CheckpointInfo:
         if ggufs:
             raise ConfigError("model", f"{directory} holds several GGUF models; pass one file: "
                                        + ", ".join(p.name for p in ggufs[:10]))
+        params_path = directory / "params.json"
+        if params_path.is_file():
+            return checkpoint_from_mistral_params(_read_json(params_path, "params.json"), ref, "local")
         raise ConfigMissing("model", f"{directory} has no config.json")
     config = _read_config(config_path)
 
@@ -200,8 +204,20 @@ def load_directory(directory: Path, ref: str) -> CheckpointInfo:
                           notes=tuple(notes), quantization_config=quant if isinstance(quant, dict) else None)
 
 
+def checkpoint_from_mistral_params(params: Any, ref: str, source: str, revision: str | None = None) -> CheckpointInfo:
+    """A Mistral-format params.json (no config.json): converted as vLLM converts it. Its consolidated
+    safetensors use Mistral's tensor names, so sizes come from the converted config."""
+    config, notes = config_from_mistral_params(params)
+    quant = config.get("quantization_config")
+    return CheckpointInfo(ref=ref, source=source, config=config, tensors=None, revision=revision,
+                          notes=(*notes, "sizes come from params.json"),
+                          quantization_config=quant if isinstance(quant, dict) else None)
+
+
 def load_config_file(path: Path, ref: str) -> CheckpointInfo:
     config = _read_config(path)
+    if is_mistral_params(config) and "model_type" not in config:
+        return checkpoint_from_mistral_params(config, ref, "config")
     quant = config.get("quantization_config")
     return CheckpointInfo(ref=ref, source="config", config=config, tensors=None,
                           notes=("config.json only: weight sizes are derived from it",),

@@ -24,7 +24,7 @@ from .errors import (
     RevisionNotFound,
 )
 from .ids import RepoId
-from .local import MAX_JSON_FILE, merge_side_configs
+from .local import MAX_JSON_FILE, checkpoint_from_mistral_params, merge_side_configs
 
 # Seconds to wait for the Hub before giving up on one request; a planner should fail fast, not hang.
 DEFAULT_TIMEOUT = 10.0
@@ -171,7 +171,13 @@ def load_remote(repo: RepoId, ref: str | None = None, *, timeout: float = DEFAUL
         raise
     except Exception as e:  # noqa: BLE001 - every other failure is mapped to a named error below
         # When the probe failed, the cache miss is secondary: report why the Hub was unreachable.
-        raise _map_error(unreachable or e, repo, "config.json") from e
+        mapped = _map_error(unreachable or e, repo, "config.json")
+        if isinstance(mapped, ConfigMissing):
+            # vLLM falls back to a Mistral-format params.json when a repository has no config.json.
+            params = _optional_json(repo, "params.json", timeout, cache_only)
+            if params is not None:
+                return checkpoint_from_mistral_params(params, ref, "hub", repo.revision or "main")
+        raise mapped from e
     if not isinstance(config, dict):
         raise ConfigError("model", f"config.json of {repo} is not a JSON object")
     notes: list[str] = []
