@@ -273,6 +273,28 @@ _MISTRAL_MOE_KEYS = {"route_every_n": "moe_layer_freq", "first_k_dense_replace":
                      "num_expert_groups_per_tok": "topk_group"}
 
 
+def mistral_text_config(params: dict[str, Any]) -> dict[str, Any]:
+    """Mistral key names to HF ones, with vLLM's defaults for what a params.json leaves out (adapt_config_dict's
+    _remap_general_mistral_args): shared by every params.json vLLM reads."""
+    cfg: dict[str, Any] = {new: params[old] for old, new in _MISTRAL_KEYS.items() if old in params}
+    cfg["hidden_act"] = params.get("activation", "silu")
+    cfg["tie_word_embeddings"] = bool(params.get("tied_embeddings", False))
+    cfg["max_position_embeddings"] = params.get("max_position_embeddings", 128_000)
+    cfg["max_seq_len"] = params.get("max_seq_len", cfg["max_position_embeddings"])  # a length limit vLLM reads too
+    return cfg
+
+
+def mistral_quantization(params: dict[str, Any]) -> dict[str, Any] | None:
+    """A params.json's quantization as vLLM reads it: Mistral's own FP8 spelling (per-tensor FP8, activation
+    scales static unless qscheme_act is NO_SCALES) wins, else a quantization_config passed through."""
+    q = params.get("quantization")
+    if isinstance(q, dict) and q.get("qformat_weight") == "fp8_e4m3":
+        return {"quant_method": "fp8", "activation_scheme": "dynamic" if q.get("qscheme_act") == "NO_SCALES"
+                else "static"}
+    qc = params.get("quantization_config")
+    return qc if isinstance(qc, dict) else None
+
+
 def mistral_large_3_config(params: dict[str, Any]) -> dict[str, Any]:
     """The HF-style text config vLLM derives from a Mistral Large 3 params.json (transformers_utils/configs/
     mistral.py: adapt_config_dict for an MLA MoE with shared experts): DeepSeek-V3 keys, model_type deepseek_v3,
@@ -282,15 +304,11 @@ def mistral_large_3_config(params: dict[str, Any]) -> dict[str, Any]:
     moe = params.get("moe")
     if not isinstance(moe, dict) or not (moe.get("num_shared_experts") or 0) or not params.get("qk_nope_head_dim"):
         raise ConfigError("params.json", "not a Mistral Large 3 params.json (MLA with a shared-expert MoE)")
-    cfg: dict[str, Any] = {new: params[old] for old, new in _MISTRAL_KEYS.items() if old in params}
+    cfg = mistral_text_config(params)
     for key in ("vocab_size", "head_dim", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
                 "v_head_dim", "llama_4_scaling"):
         if key in params:
             cfg[key] = params[key]
-    cfg["hidden_act"] = params.get("activation", "silu")
-    cfg["tie_word_embeddings"] = bool(params.get("tied_embeddings", False))
-    cfg["max_position_embeddings"] = params.get("max_position_embeddings", 128_000)
-    cfg["max_seq_len"] = params.get("max_seq_len", cfg["max_position_embeddings"])  # a length limit vLLM reads too
     cfg.update({new: moe[old] for old, new in _MISTRAL_MOE_KEYS.items() if old in moe})
     cfg.update(topk_method=None, norm_topk_prob=True, scoring_func="softmax", model_type="deepseek_v3",
                architectures=["MistralLarge3ForCausalLM"])
@@ -307,11 +325,7 @@ def mistral_large_3_config(params: dict[str, Any]) -> dict[str, Any]:
         cfg["rope_parameters"] = cfg["rope_scaling"] = rope
     elif "rope_theta" in params:
         cfg["rope_theta"] = params["rope_theta"]
-    if isinstance(params.get("quantization_config"), dict):
-        cfg["quantization_config"] = params["quantization_config"]  # passed through as vLLM does
-    q = params.get("quantization")
-    if isinstance(q, dict) and q.get("qformat_weight") == "fp8_e4m3":
-        # Mistral's own FP8 spelling: per-tensor FP8, activation scales static unless qscheme_act is NO_SCALES
-        cfg["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "dynamic" if q.get(
-            "qscheme_act") == "NO_SCALES" else "static"}
+    quant = mistral_quantization(params)
+    if quant is not None:
+        cfg["quantization_config"] = quant
     return cfg

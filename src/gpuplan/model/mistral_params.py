@@ -14,11 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from .adapters_mla import mistral_large_3_config
+from .adapters_mla import mistral_large_3_config, mistral_quantization, mistral_text_config
 
-# Mistral key -> HF key (adapt_config_dict's _remap_general_mistral_args)
-_GENERAL = {"dim": "hidden_size", "norm_eps": "rms_norm_eps", "n_kv_heads": "num_key_value_heads",
-            "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads", "hidden_dim": "intermediate_size"}
 _KEPT = ("head_dim", "vocab_size", "rope_theta")
 _REQUIRED = ("dim", "n_layers", "n_heads", "vocab_size")
 
@@ -65,12 +62,8 @@ def config_from_mistral_params(params: dict[str, Any]) -> tuple[dict[str, Any], 
     missing = [k for k in _REQUIRED if k not in params]
     if missing:
         raise ConfigError("params.json", f"missing {', '.join(missing)}")
-    cfg: dict[str, Any] = {new: params[old] for old, new in _GENERAL.items() if old in params}
+    cfg = mistral_text_config(params)
     cfg.update({k: params[k] for k in _KEPT if k in params})
-    cfg["hidden_act"] = params.get("activation", "silu")
-    cfg["tie_word_embeddings"] = bool(params.get("tied_embeddings", False))
-    cfg["max_position_embeddings"] = params.get("max_position_embeddings", 128_000)
-    cfg["max_seq_len"] = params.get("max_seq_len", cfg["max_position_embeddings"])
     if params.get("sliding_window"):
         _sliding(cfg, params["sliding_window"])
     if isinstance(moe, dict) and moe:
@@ -84,14 +77,12 @@ def config_from_mistral_params(params: dict[str, Any]) -> tuple[dict[str, Any], 
     if isinstance(yarn, dict) and yarn:
         cfg["rope_scaling"] = {"rope_type": "yarn", "factor": float(yarn["factor"]),
                                "original_max_position_embeddings": int(yarn["original_max_position_embeddings"])}
-    if isinstance(params.get("quantization_config"), dict):
-        cfg["quantization_config"] = params["quantization_config"]
-    elif isinstance(params.get("quantization"), dict):
-        q = params["quantization"]
-        if q.get("qformat_weight") != "fp8_e4m3":
-            raise ConfigError("params.json", f"quantization {q.get('qformat_weight')!r} is not one vLLM reads "
-                                             "from a params.json (fp8_e4m3)")
-        cfg["quantization_config"] = {"quant_method": "fp8", "activation_scheme": "dynamic" if q.get(
-            "qscheme_act") == "NO_SCALES" else "static"}
+    quant = mistral_quantization(params)
+    q = params.get("quantization")
+    if quant is None and isinstance(q, dict) and q:
+        raise ConfigError("params.json", f"quantization {q.get('qformat_weight')!r} is not one vLLM reads "
+                                         "from a params.json (fp8_e4m3)")
+    if quant is not None:
+        cfg["quantization_config"] = quant
     return cfg, ("config derived from params.json (Mistral format), as vLLM does for a repository without "
                  "config.json",)
