@@ -74,7 +74,9 @@ def test_the_stray_attention_chunk_size_turned_the_hybrid_manager_off_until_0_16
     allowed = estimate(_flash(), Deployment(**dep, vllm_version="0.14.0", env=((CHUNKED_ENV, "1"),)))
     assert not off.kv.hybrid_manager and allowed.kv.hybrid_manager
     assert any("attention_chunk_size" in w for w in off.warnings)
-    assert allowed.max_concurrency > 10 * off.max_concurrency
+    # Off, the SWA layers join the full ones in one group of two head shapes, each charged the whole 128K; vLLM
+    # counts a request's blocks once for the group (UniformTypeKVCacheSpecs: the most any shape needs).
+    assert 5 * off.max_concurrency < allowed.max_concurrency < 7 * off.max_concurrency
     assert estimate(_flash(), Deployment(**dep, vllm_version="0.16.0")).kv.hybrid_manager
     # Setting the variable to 0 still turns the manager off on 0.20, but no longer on 0.21 for MiMo
     env0 = ((CHUNKED_ENV, "0"),)

@@ -126,6 +126,9 @@ class Attention:
     # V cached at v_head_dim in every vLLM that serves the layer, before the general head_size_v of 0.20
     # (openPangu's sink attention runs on its own DiffKV backend from 0.14).
     v_own_size: bool = False
+    # A cache layer that fixes its own block size and keeps the model dtype whatever --kv-cache-dtype says
+    # (Inkling's short-conv state: a K-only SlidingWindowSpec of own_block tokens a block); 0: neither.
+    own_block: int = 0
 
     @property
     def needs_kv(self) -> bool:

@@ -34,13 +34,14 @@ class LayerKV:
     chunk: int = 0
     is_state: bool = False
     checkpoint: bool = False  # a recurrent state that keeps a prefill-checkpoint block per request (0.32+)
+    block: int = 0  # tokens per block the layer fixes itself (Inkling's short-conv state); 0: the engine's
 
     def key(self) -> tuple:
-        return (self.kind, self.bytes_per_token, self.window, self.chunk, self.checkpoint)
+        return (self.kind, self.bytes_per_token, self.window, self.chunk, self.checkpoint, self.block)
 
     def page(self, block_size: int) -> int:
         """Bytes of one block of this layer on its own: block_size tokens, or one whole state."""
-        return self.bytes_per_token if self.is_state else self.bytes_per_token * block_size
+        return self.bytes_per_token if self.is_state else self.bytes_per_token * (self.block or block_size)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,12 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "mla" and not ctx.mla_cache:
         # deepseek_v2.py before 0.7.1 padded q, k and v to 256 and attended with num_heads KV heads.
         return LayerKV("full", int(2 * max(1, a.num_heads // ctx.tp) * PRE_MLA_HEAD_SIZE * b))
+    if a.kind == "mla" and a.window:
+        # Sliding-window MLA outside DeepSeek-V4 (Dots3Note): vLLM 0.33 packs its SlidingWindowMLASpec pages beside
+        # the full MLA and indexer pages in block-outermost groups (kv_cache_planning._get_packed_kv_cache_groups),
+        # which this planner lacks; refuse rather than size the window as a full-length cache.
+        raise GpuplanError("model", "the KV cache of sliding-window MLA layers (Dots3Note) is not modelled: vLLM "
+                           "packs them with the full MLA and indexer pages in block-outermost groups")
     if a.kind == "mla":
         per_tok = FP8_DS_MLA_BYTES_PER_TOKEN if ctx.kv_cache_dtype == "fp8_ds_mla" else int(
             (a.kv_lora_rank + a.qk_rope_head_dim) * b)
@@ -93,6 +100,11 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
         return LayerKV("mla", per_tok)
     if a.kind == "mamba":
         return state_kv(a, ctx, ssm_dtype_bytes)
+    if a.own_block:
+        # Inkling's short-conv state: a SlidingWindowSpec of own_block tokens a block, K-only (head_size_v 0), in
+        # the model dtype whatever --kv-cache-dtype says (models/inkling/*/sconv_swa_attn.py).
+        return LayerKV(a.kind, max(1, a.num_kv_heads // ctx.tp) * a.head_dim * ctx.model_dtype_bytes,
+                       window=a.window or 0, block=a.own_block)
     heads = max(1, a.num_kv_heads // ctx.tp)
     v_dim = a.v_head_dim if a.v_head_dim and (ctx.head_size_v or a.v_own_size) else a.head_dim
     per_tok = int(heads * (a.head_dim + v_dim) * b)
@@ -215,6 +227,7 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
         counts[k] = (s, counts[k][1] + 1 if k in counts else 1)
     distinct = list(counts.values())
     if len(distinct) == 1 or (not has_state and len({s.kind for s, _ in distinct}) == 1
+                              and len({s.block for s, _ in distinct}) == 1
                               and profile.at_least("0.11")):
         # Uniform spec, or one attention type with different shapes (UniformTypeKVCacheSpecs):
         # one group, each layer its own page.
@@ -223,7 +236,7 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
         return KVPlan(bs, tuple((s, n, 1) for s, n in distinct), n_layers, distinct[0][0].page(bs), total,
                       False, bs, 0)
     # Hybrid: unify page sizes, then cut each type into groups of group_size layers.
-    attn_pages = [s.bytes_per_token * bs for s, _ in distinct if not s.is_state]
+    attn_pages = [s.page(bs) for s, _ in distinct if not s.is_state]
     page = max(attn_pages) if attn_pages else max(s.bytes_per_token for s, _ in distinct)
     if has_state:
         state_max = max(s.bytes_per_token for s, _ in distinct if s.is_state)
@@ -232,11 +245,11 @@ def plan_stage(specs: list[LayerKV], ctx: KVContext, profile: Profile) -> KVPlan
     for s, _ in distinct:
         if s.is_state:
             continue
-        p = s.bytes_per_token * bs
+        p = s.page(bs)
         if page % p:
             raise GpuplanError("model", "KV page sizes of this model's layer types cannot be unified "
                                f"({p} vs {page} bytes per block)")
-        block_sizes.append(bs * (page // p))
+        block_sizes.append((s.block or bs) * (page // p))
     n_min = min(n for _, n in distinct)
     n_max = max(n for _, n in distinct)
     group_size = n_min
@@ -268,7 +281,8 @@ def plan_for(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int, 
     """The stage's KV layout: DeepSeek-V4's own grouping, or the generic one."""
     if "dsv4" in spec.attention_kinds:
         # vLLM groups the whole model's layers, then projects the groups on each stage.
-        return D.plan([layer.attention for layer in spec.layers], ctx.block_size, ctx.mnbt, lo, hi)
+        return D.plan([layer.attention for layer in spec.layers], ctx.block_size, ctx.mnbt, lo, hi,
+                      profile=profile, in_flight=ctx.in_flight_factor)
     specs = stage_specs(spec, lo, hi, ctx, ssm_bytes)
     if profile.engine == "v0":
         # V0 pages attention layers only (CacheEngine counts attention layers); recurrent states live in the
@@ -277,12 +291,24 @@ def plan_for(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int, 
     return plan_stage(specs, ctx, profile)
 
 
+def _type_block(plan: KVPlan, s: LayerKV, page: int) -> int:
+    """Tokens a block of one layer type holds in a hybrid plan: its own block size (else the plan's), scaled so its
+    page fills the unified page (vLLM's unify_kv_cache_spec_page_size)."""
+    return (s.block or plan.block_size) * (page // s.page(plan.block_size))
+
+
 def blocks_per_request(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
     if isinstance(plan, D.DSV4Plan):
         return D.blocks_per_request(plan, seq_len)
+    if not plan.hybrid and len(plan.types) > 1:
+        # One UniformTypeKVCacheSpecs group (one attention type, several layer shapes) whose block holds every
+        # layer's page: a request takes the most blocks any of its layers needs (max_memory_usage_bytes: max pages
+        # x summed page, the same from 0.11 to 0.33), not one set per layer shape. HY V4's MLA layers with and
+        # without an indexer cache; full-attention layers of two head shapes (MiMo-V2 with the manager off).
+        return max(request_blocks(s, seq_len, plan.block_size, ctx, profile) for s, _n, _g in plan.types)
     total = 0
     for s, _n, groups in plan.types:
-        bs = plan.block_size * (plan.page_bytes // (s.bytes_per_token * plan.block_size)) \
+        bs = _type_block(plan, s, plan.page_bytes) \
             if (plan.hybrid and not s.is_state and s.bytes_per_token) else plan.block_size
         total += groups * request_blocks(s, seq_len, bs, ctx, profile)
     return total
@@ -296,7 +322,7 @@ def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -
     for s, n, _g in plan.types:
         if plan.hybrid:
             page = plan.page_bytes
-            bs = plan.block_size * (page // (s.bytes_per_token * plan.block_size)) if not s.is_state \
+            bs = _type_block(plan, s, page) if not s.is_state \
                 else plan.block_size
         else:
             bs = plan.block_size
@@ -326,7 +352,7 @@ def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, k
     for s, n, g in plan.types:
         bs = plan.block_size
         if plan.hybrid and not s.is_state and s.bytes_per_token:
-            bs = plan.block_size * (plan.page_bytes // (s.bytes_per_token * plan.block_size))
+            bs = _type_block(plan, s, plan.page_bytes)
         groups.append(KVGroup(s.kind, n, plan.page_bytes if plan.hybrid else s.page(plan.block_size),
                               bs, g * request_blocks(s, L, bs, ctx, profile)))
     return KVCacheReport(

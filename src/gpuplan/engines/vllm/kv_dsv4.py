@@ -10,17 +10,29 @@ windowed ones by (block size, window) (kv_cache_utils.group_and_unify_kv_cache_s
 to a full-group page size, splits them into sub-groups of `num_layer_tuples` layers
 (_get_kv_cache_groups_uniform_groups), and sizes the pool in layer tuples (_get_kv_cache_config_deepseek_v4).
 All of it is exact arithmetic; nothing here is fitted.
+
+Later releases (read in the 0.23-0.33 wheels) keep the per-layer specs and pages (fp8_ds_mla) and change the pool:
+  * 0.23: the pool is cut per page size, with as many slots as the fullest group has (no longer whole tuples);
+  * 0.26: window caches hold window - 1 + max_num_batched_tokens x max_concurrent_batches (async scheduling);
+  * 0.27: window pages keep their own size, each group packs densely into one block, the widest group sets the
+    bytes per block, and a request needs the groups' pages summed (concurrency);
+  * 0.29: the generic packed grouping (kv_cache_planning._get_packed_kv_cache_groups) picks the layer repeats from
+    the balanced buckets only, and the admission check counts a request's pages x the pool's bytes per block.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ...errors import GpuplanError
 from ...model.spec import Attention
 from ...report import KVCacheReport, KVGroup
 from ...units import cdiv, round_up
+
+if TYPE_CHECKING:
+    from .profiles import Profile
 
 ENTRY_BYTES = 584  # fp8_ds_mla entry of DeepSeek-V4
 ALIGN = 576  # FlashMLA page alignment
@@ -97,10 +109,13 @@ class DSV4Plan:
     mnbt: int
     hybrid: bool = True
     padding_layers: int = 0
+    pool_bytes: int = 0  # >= 0.23: the pool's bytes per block when it is no longer cut in whole layer tuples
+    need_from_pool: bool = False  # >= 0.29: a request's bytes are its pages x the pool's bytes per block
+    conc_sum_pages: bool = False  # >= 0.27: blocks per request are the groups' pages, summed
 
     @property
     def bytes_per_block(self) -> int:
-        return self.tuple_bytes * self.pool_tuples
+        return self.pool_bytes or self.tuple_bytes * self.pool_tuples
 
     @property
     def num_groups(self) -> int:
@@ -125,8 +140,28 @@ def _approximate_gcd(values: list[int], lower: int) -> int:
     return best_d
 
 
-def plan(attns: list[Attention], block_size: int | None, mnbt: int, lo: int = 0, hi: int | None = None) -> DSV4Plan:
-    """Group the whole model's caches as vLLM does, then project the groups on the stage's layers [lo, hi)."""
+def _repeats_0_29(buckets: list[list[Cache]]) -> int:
+    """vLLM >= 0.29 (_get_packed_kv_cache_groups): layer repeats per group, chosen over the balanced buckets (equal
+    layer counts per page size) only, at least the largest balanced bucket that mixes page sizes."""
+    counts = [(len(set(Counter(c.page for c in cs).values())) == 1, len({c.page for c in cs}),
+               Group(tuple(cs)).layer_tuples()) for cs in buckets]
+    floor = max((n for bal, sizes, n in counts if bal and sizes > 1), default=0)
+    if not floor:
+        raise GpuplanError("model", "DeepSeek-V4 without ratio-4 layers: vLLM >= 0.29 then sizes the compressor "
+                           "states as per-block state buckets, which gpuplan does not model")
+    return _approximate_gcd([n for bal, _s, n in counts if bal], floor)
+
+
+def plan(attns: list[Attention], block_size: int | None, mnbt: int, lo: int = 0, hi: int | None = None, *,
+         profile: Profile | None = None, in_flight: int = 1) -> DSV4Plan:
+    """Group the whole model's caches as vLLM does, then project the groups on the stage's layers [lo, hi).
+
+    `profile` selects the release's planning (flags read in vLLM's source, see the branches below); without one,
+    the 0.20-0.22 planning. `in_flight` is vLLM's max_concurrent_batches (max_in_flight_tokens, >= 0.26)."""
+    flag = (lambda f: profile.flag_from(f)) if profile is not None else (lambda f: False)
+    slots, packed, need_pool = flag("dsv4_slot_pool"), flag("dsv4_packed_pool"), flag("dsv4_pool_need")
+    if flag("dsv4_in_flight"):
+        mnbt *= in_flight  # SlidingWindowSpec holds window - 1 + max_in_flight_tokens
     bs = block_size or DEFAULT_BLOCK
     hi = len(attns) if hi is None else hi
     full: list[Cache] = []
@@ -142,12 +177,15 @@ def plan(attns: list[Attention], block_size: int | None, mnbt: int, lo: int = 0,
     full_group = Group(tuple(full))
     full_pages = sorted({c.page for c in full})
     counts = [full_group.layer_tuples()] + [Group(tuple(cs)).layer_tuples() for cs in windowed.values()]
-    n_tuples = _approximate_gcd(counts, counts[0])
+    n_tuples = _repeats_0_29([full, *windowed.values()]) if need_pool else _approximate_gcd(counts, counts[0])
     groups = [full_group]
     padding = 0
     for cs in windowed.values():
         by_page: dict[int, list[Cache]] = {}
         for c in cs:
+            if packed:  # >= 0.27: window pages keep their own size (the pool packs each group densely)
+                by_page.setdefault(c.page, []).append(c)
+                continue
             larger = [p for p in full_pages if p >= c.page]
             if not larger:
                 raise GpuplanError("block_size", f"block size {bs} leaves DeepSeek-V4's window caches larger "
@@ -172,17 +210,31 @@ def plan(attns: list[Attention], block_size: int | None, mnbt: int, lo: int = 0,
         if mine.caches:
             pool = max(pool, mine.layer_tuples())
     first = projected[0]
+    stage = [[c for c in g.caches if lo <= c.layer < hi] for g in groups]
+    pool_bytes = 0
+    if packed:  # >= 0.27 (_get_packed_kv_cache_layout / _get_kv_cache_bytes_per_block): the widest group's pages
+        pool_bytes = max(sum(c.page for c in cs) for cs in stage)
+    elif slots:  # 0.23-0.26 (_bucket_layers_by_page_size): per page size, as many slots as the fullest group has
+        sizes = {c.page for cs in stage for c in cs}
+        pool_bytes = sum(p * max(sum(c.page == p for c in cs) for cs in stage) for p in sizes)
     return DSV4Plan(bs, tuple(projected), sum({c.page for c in first.caches}),
-                    max(g.layer_tuples() for g in projected), pool, mnbt, padding_layers=padding)
+                    max(g.layer_tuples() for g in projected), pool, mnbt, padding_layers=padding,
+                    pool_bytes=pool_bytes, need_from_pool=need_pool, conc_sum_pages=packed)
 
 
 def needed_bytes(p: DSV4Plan, seq_len: int) -> int:
-    """_max_memory_usage_bytes_from_groups: every group reserves the global tuple layout."""
+    """_max_memory_usage_bytes_from_groups: every group reserves the global tuple layout (<= 0.28), or its pages of
+    the pool's blocks (>= 0.29)."""
+    if p.need_from_pool:
+        return sum(g.pages(seq_len, p.mnbt) for g in p.groups) * p.bytes_per_block
     return sum(p.num_tuples * g.pages(seq_len, p.mnbt) * p.tuple_bytes for g in p.groups)
 
 
 def blocks_per_request(p: DSV4Plan, seq_len: int) -> int:
-    """get_max_concurrency_for_kv_cache_config: groups' usage over the first group's page."""
+    """get_max_concurrency_for_kv_cache_config: groups' usage over the first group's page (<= 0.26), or the groups'
+    pages summed (>= 0.27)."""
+    if p.conc_sum_pages:
+        return sum(g.pages(seq_len, p.mnbt) for g in p.groups)
     usage = sum(g.pages(seq_len, p.mnbt) * g.page_sum for g in p.groups)
     return cdiv(usage, p.groups[0].page_sum)
 
