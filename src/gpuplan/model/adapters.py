@@ -1316,6 +1316,7 @@ def build_spec(config: dict, name: str | None = None) -> ModelSpec:
         return _with(spec, notes=spec.notes + (f"model_type {mt!r}: using its text model ({inner_mt}); "
                                                "any vision tower is not counted",))
     _refuse_non_decoder(config, mt)
+    _refuse_unmodelled(mt, inner_mt)
     missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
                if text.get(k) is None]
     if missing:
@@ -1365,6 +1366,21 @@ def _refuse_non_decoder(config: dict, mt: object) -> None:
         return
     raise ConfigError("config", f"model_type {mt!r} is {what}; gpuplan sizes decoder-only LLMs "
                       "(and multimodal models whose text model is one)", accepted=sorted(ADAPTERS))
+
+
+@cache
+def _unmodelled_types() -> dict[str, str]:
+    return dict(data_json("unmodelled_model_types.json")["types"])
+
+
+def _refuse_unmodelled(*types: object) -> None:
+    """Families vLLM serves with KV layouts gpuplan does not plan yet: the generic fallback would size them as plain
+    attention, a confident wrong answer, so they are refused by name with what is missing."""
+    known = _unmodelled_types()
+    for mt in types:
+        if isinstance(mt, str) and mt in known:
+            raise ConfigError("model_type", f"{mt!r} is not modelled yet: {known[mt]}",
+                              accepted=sorted(ADAPTERS))
 
 
 _EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
