@@ -13,7 +13,7 @@ import pytest
 import gpuplan.model.adapters_dots3_note  # noqa: F401
 from gpuplan.api_python import estimate
 from gpuplan.engines.vllm.weights import Sharding, stage_weights
-from gpuplan.errors import ConfigError, GpuplanError
+from gpuplan.errors import ConfigError
 from gpuplan.model.adapters import build_spec
 
 FX = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "dots3_note.json").read_text())
@@ -102,13 +102,25 @@ def test_dots3_weights_per_gpu_at_tp8() -> None:
     assert _weights(8) == total == 71_251_407_616
 
 
-def test_does_dots3_fit_on_8_h100s_at_128k_gpuplan_refuses_to_guess_its_kv_cache() -> None:
-    # 66.4 GiB of weights per GPU at TP=8 leave an 80 GiB H100 little room, but the KV cache is the open part: vLLM
-    # 0.33 keeps 513-token sliding-window MLA pages beside the full MLA and indexer pages in packed groups, which
-    # gpuplan does not plan, so it says so instead of sizing the window layers as full-length caches.
-    with pytest.raises(GpuplanError, match="sliding-window MLA"):
-        estimate(_spec(), gpu="H100", tensor_parallel_size=8, max_model_len=131072)
-    assert any("KV cache not planned" in n for n in _spec().notes)
+def test_does_dots3_fit_on_8_h100s_at_128k_no_its_kv_cache_needs_5_69_gib() -> None:
+    """66.4 GiB of weights per GPU at TP=8 leave about 3 GiB of a 0.9 x 80 GiB H100 for the KV cache (the activation
+    peak is calibrated). vLLM 0.33 packs the layers block-outermost (tests/test_kv_packed.py): blocks of 2,367,488 B
+    (17 sliding pages of 64 x 2,176), one request of 131,072 tokens takes 2,048 pages in the full group (13 sparse
+    MLA + 13 indexer caches) and 2 x (cdiv(512 + 2 x 8,192, 64) + 1) = 530 in the two sliding groups: 2,578 x
+    2,367,488 = 6,103,384,064 B = 5.69 GiB. The longest context is what the pool less its null block holds:
+    (available - 2,367,488) // 2,367,488 pages, 530 of them the sliding groups', the rest 64 tokens each."""
+    r = estimate(_spec(), gpu="H100", tensor_parallel_size=8, max_model_len=131072)
+    assert not r.fits
+    assert "5.69 GiB KV cache is needed" in r.reason
+    block = 2_367_488
+    assert r.kv.bytes_per_block == block and r.kv.blocks_per_request == 2_578
+    pages = (r.available_kv_cache_bytes - block) // block
+    assert r.max_model_len_fit == (pages - 530) * 64
+    assert 48_000 < r.max_model_len_fit < 64_000  # about 55K tokens with today's activation estimate
+    # 32K does fit, with room for a second request
+    r32 = estimate(_spec(), gpu="H100", tensor_parallel_size=8, max_model_len=32768)
+    assert r32.fits and r32.kv.max_concurrency > 1
+    assert not any("KV cache not planned" in n for n in _spec().notes)
 
 
 def test_dots3_reads_the_sliding_geometry_vllm_reads() -> None:

@@ -27,14 +27,15 @@ The checkpoint's next-token-prediction block (model.layers.<num_hidden_layers>: 
 dense MLP, eh_proj, enorm / hnorm / shared_head.norm) and its own model.mtp.embed_tokens are skipped by the main
 model's loader; vLLM builds them (nvidia/mtp.py) only as a speculative draft.
 
-Not modelled here:
-  * the vision (MoE ViT) and audio (Whisper-style) towers, which vLLM builds when config.json has vision_config /
-    audio_config and the prompt limits allow images, video or audio; sized they are not, so this spec is the
-    text-only deployment (--limit-mm-per-prompt with image, video and audio at 0);
-  * the KV cache: the sliding layers are SlidingWindowMLASpec layers and the full layers' MLA rows are padded to the
-    sliding row width (swa_kv_lora_rank + swa_qk_rope_head_dim); vLLM 0.33 packs those pages with the indexer's in
-    block-outermost KV groups, a planning path gpuplan's KV planner does not have. The sliding layers are marked
-    as MLA with a window, which the planner refuses rather than sizing them as full-length caches.
+Not modelled here: the vision (MoE ViT) and audio (Whisper-style) towers, which vLLM builds when config.json has
+vision_config / audio_config and the prompt limits allow images, video or audio; sized they are not, so this spec is
+the text-only deployment (--limit-mm-per-prompt with image, video and audio at 0).
+
+KV cache (planned by engines/vllm/kv_packed.py): the sliding layers are SlidingWindowMLASpec layers of the sliding row
+(swa_kv_lora_rank + swa_qk_rope_head_dim), the full layers' MLA rows are padded to that same width (physical head
+size, Dots3NotePaddedMLAAttention) beside the indexer's key cache. The full layers' backend declares only the
+block-outermost BLHNC layout, so vLLM 0.33 packs those pages side by side in each block; every layer here carries
+`block_outermost` and the full layers `kv_row`.
 """
 
 from __future__ import annotations
@@ -125,8 +126,11 @@ def _dots3_note(cfg: dict, outer: dict, name: str) -> ModelSpec:
     index_dim = _int(cfg, "index_head_dim", default=128)
     window = _int(cfg, "sliding_window_size")
 
-    full = _attention(cfg, "", indexer_head_dim=index_dim, sparse=True)
-    swa = _attention(cfg, _SWA, window=window)
+    # the full layers' cache rows are padded to the sliding layers' row; the padded sparse backend declares BLHNC
+    # only, which makes the whole model's KV cache block-outermost
+    swa_row = _int(cfg, _SWA + "kv_lora_rank") + _int(cfg, _SWA + "qk_rope_head_dim")
+    full = _attention(cfg, "", indexer_head_dim=index_dim, sparse=True, block_outermost=True, kv_row=swa_row)
+    swa = _attention(cfg, _SWA, window=window, block_outermost=True)
     full_t = _attention_tensors(cfg, hidden, "") + _indexer_tensors(
         cfg, hidden, _int(cfg, "q_lora_rank"), index_dim
     )
@@ -170,10 +174,7 @@ def _dots3_note(cfg: dict, outer: dict, name: str) -> ModelSpec:
             pos, _int(cfg, _SWA + "qk_rope_head_dim"), theta=float(cfg.get(_SWA + "rope_theta") or 0) or None
         ),
     )
-    notes = (
-        "KV cache not planned: vLLM 0.33 packs this model's sliding-window MLA pages with its full MLA and "
-        "indexer pages in block-outermost groups, which gpuplan does not model",
-    )
+    notes: tuple[str, ...] = ()
     if (
         outer.get("vision_config")
         or outer.get("audio_config")

@@ -129,6 +129,13 @@ class Attention:
     # A cache layer that fixes its own block size and keeps the model dtype whatever --kv-cache-dtype says
     # (Inkling's short-conv state: a K-only SlidingWindowSpec of own_block tokens a block); 0: neither.
     own_block: int = 0
+    # The model's KV cache is block-outermost (vLLM 0.33: one of its attention backends declares only BLHNC /
+    # BLNHC layouts, and vLLM resolves one layout per model), so vLLM packs pages of different sizes side by side
+    # in each block (engines/vllm/kv_packed.py). gpuplan cannot see backends: the adapter sets it on every layer.
+    block_outermost: bool = False
+    # MLA cache rows padded to this many elements (0: kv_lora_rank + qk_rope_head_dim); Dots3Note's full layers
+    # pad theirs to the sliding layers' row width.
+    kv_row: int = 0
 
     @property
     def needs_kv(self) -> bool:
@@ -359,6 +366,8 @@ class ModelSpec:
         for t in tensors:
             if t.kind == "lm_head" and self.tie_word_embeddings:
                 seen_tied = True
+                continue
+            if not t.in_checkpoint:  # buffers and padding vLLM allocates beside the checkpoint's parameters
                 continue
             counts[t.kind] = counts.get(t.kind, 0) + t.numel
         if seen_tied:

@@ -179,7 +179,10 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
             chunked = max_model_len > 32768 and profile.flag_from("long_context_chunked_prefill")
             mnbt = 2048 if chunked else max(max_model_len, 2048)
         return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
-    big = total >= 70 * GiB and "a100" not in (dep.gpu_name or "").lower()
+    # 0.33 keeps GB10 (DGX Spark, compute capability 12.1: a large GPU's memory, not its compute) on the small tier
+    cc = dep.compute_capability or getattr(_gpu_of(dep.gpu_name), "compute_capability", None)
+    gb10 = cc == 12.1 and profile.flag_from("gb10_small_defaults")
+    big = total >= 70 * GiB and "a100" not in (dep.gpu_name or "").lower() and not gb10
     huge = total >= 160 * GiB and profile.flag_from("big_gpu_defaults")
     if huge:
         d_mnbt, d_seqs = 16384, 1024
@@ -522,7 +525,13 @@ def _resident_threads(dep: Deployment) -> int | None:
 
 
 def _kv_context(r: Resolved) -> K.KVContext:
-    in_flight = r.profile.sw_in_flight_factor if r.pp == 1 else max(r.pp, r.profile.sw_in_flight_factor)
+    # VllmConfig.max_concurrent_batches: PP needs pp batches in flight, async scheduling (on by default from 0.26,
+    # sw_in_flight_factor 2) one more, and with pipeline stages only the V2 model runner overlaps that extra one.
+    async_default = r.profile.sw_in_flight_factor == 2
+    if r.pp == 1:
+        in_flight = r.profile.sw_in_flight_factor
+    else:
+        in_flight = r.pp + 1 if (async_default and r.runner_v2) else max(r.pp, r.profile.sw_in_flight_factor)
     return K.KVContext(tp=r.tp, kv_bytes=K.kv_element_bytes(r.kv_dtype, r.act_bytes), kv_cache_dtype=r.kv_dtype,
                        model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,

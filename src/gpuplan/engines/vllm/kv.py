@@ -15,6 +15,7 @@ from ...model.spec import Attention, ModelSpec
 from ...report import KVCacheReport, KVGroup
 from ...units import DTYPE_BYTES, cdiv
 from . import kv_dsv4 as D
+from . import kv_packed as P
 from .profiles import Profile
 
 FP8_DS_MLA_BYTES_PER_TOKEN = 656  # 512 fp8 NoPE + 4 fp32 tile scales + 64 bf16 RoPE values
@@ -86,12 +87,14 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "mla" and not ctx.mla_cache:
         # deepseek_v2.py before 0.7.1 padded q, k and v to 256 and attended with num_heads KV heads.
         return LayerKV("full", int(2 * max(1, a.num_heads // ctx.tp) * PRE_MLA_HEAD_SIZE * b))
+    if a.block_outermost:
+        # A block-outermost model (Dots3Note): planned by kv_packed; here only its caches' bytes per token.
+        return LayerKV(a.kind, P.bytes_per_token(a, ctx), window=a.window or 0)
     if a.kind == "mla" and a.window:
-        # Sliding-window MLA outside DeepSeek-V4 (Dots3Note): vLLM 0.33 packs its SlidingWindowMLASpec pages beside
-        # the full MLA and indexer pages in block-outermost groups (kv_cache_planning._get_packed_kv_cache_groups),
-        # which this planner lacks; refuse rather than size the window as a full-length cache.
-        raise GpuplanError("model", "the KV cache of sliding-window MLA layers (Dots3Note) is not modelled: vLLM "
-                           "packs them with the full MLA and indexer pages in block-outermost groups")
+        # Sliding-window MLA outside DeepSeek-V4 and outside a block-outermost layout: vLLM's grouping of such a
+        # SlidingWindowMLASpec has not been read; refuse rather than size the window as a full-length cache.
+        raise GpuplanError("model", "the KV cache of sliding-window MLA layers outside a block-outermost layout "
+                           "is not modelled")
     if a.kind == "mla":
         per_tok = FP8_DS_MLA_BYTES_PER_TOKEN if ctx.kv_cache_dtype == "fp8_ds_mla" else int(
             (a.kv_lora_rank + a.qk_rope_head_dim) * b)
@@ -283,6 +286,8 @@ def plan_for(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int, 
         # vLLM groups the whole model's layers, then projects the groups on each stage.
         return D.plan([layer.attention for layer in spec.layers], ctx.block_size, ctx.mnbt, lo, hi,
                       profile=profile, in_flight=ctx.in_flight_factor)
+    if P.uses_packed(spec):
+        return P.plan(spec, lo, hi, ctx, profile)  # a block-outermost layout: vLLM 0.33's packed groups
     specs = stage_specs(spec, lo, hi, ctx, ssm_bytes)
     if profile.engine == "v0":
         # V0 pages attention layers only (CacheEngine counts attention layers); recurrent states live in the
@@ -300,6 +305,8 @@ def _type_block(plan: KVPlan, s: LayerKV, page: int) -> int:
 def blocks_per_request(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
     if isinstance(plan, D.DSV4Plan):
         return D.blocks_per_request(plan, seq_len)
+    if isinstance(plan, P.PackedPlan):
+        return P.blocks_per_request(plan, seq_len)
     if not plan.hybrid and len(plan.types) > 1:
         # One UniformTypeKVCacheSpecs group (one attention type, several layer shapes) whose block holds every
         # layer's page: a request takes the most blocks any of its layers needs (max_memory_usage_bytes: max pages
@@ -315,9 +322,16 @@ def blocks_per_request(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Prof
 
 
 def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -> int:
-    """vLLM's check_enough_kv_cache_memory: sum over real layers of each layer's max memory usage."""
+    """vLLM's check that one max-length request fits: before 0.14 the sum over real layers of each layer's max
+    memory usage (check_enough_kv_cache_memory); from 0.14 a hybrid plan's groups each reserve their pages in every
+    one of the group_size pools, padding slots included (_max_memory_usage_bytes_from_groups: group_size x page x
+    the groups' blocks summed, i.e. bytes per block x blocks per request)."""
     if isinstance(plan, D.DSV4Plan):
         return D.needed_bytes(plan, seq_len)
+    if isinstance(plan, P.PackedPlan):
+        return P.needed_bytes(plan, seq_len)
+    if plan.hybrid and profile.flag_from("padded_fit"):
+        return plan.bytes_per_block * blocks_per_request(plan, seq_len, ctx, profile)
     total = 0
     for s, n, _g in plan.types:
         if plan.hybrid:
@@ -335,6 +349,8 @@ def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, k
               bytes_per_token: int) -> KVCacheReport:
     if isinstance(plan, D.DSV4Plan):
         return D.kv_report(plan, num_blocks, ctx.max_model_len, kv_dtype, bytes_per_token, profile.tokens_formula)
+    if isinstance(plan, P.PackedPlan):
+        return P.kv_report(plan, num_blocks, ctx.max_model_len, kv_dtype, bytes_per_token)
     L = ctx.max_model_len
     need = blocks_per_request(plan, L, ctx, profile)
     conc = num_blocks / need if need else 0.0
@@ -368,6 +384,8 @@ def max_fitting_len(plan: KVPlan, available: int, ctx: KVContext, profile: Profi
     """Longest max_model_len whose one request fits the available KV memory (vLLM's estimate)."""
     if isinstance(plan, D.DSV4Plan):
         return D.max_fitting_len(plan, available - (plan.bytes_per_block if null_block else 0), upper)
+    if isinstance(plan, P.PackedPlan):
+        return P.max_fitting_len(plan, available - (plan.bytes_per_block if null_block else 0), upper)
     budget = available - (plan.bytes_per_block if null_block else 0)
     lo, hi = 0, upper
     while lo < hi:
