@@ -25,6 +25,8 @@ QWEN4_EXP_TEXT = {
     "layer_types": ["linear_attention", "linear_attention", "linear_attention", "indexed_attention"] * 10,
 }
 UNMODELLED = data_json("unmodelled_model_types.json")["types"]
+# A listed type with the same standard fields (Qwen4Exp itself is modelled now: adapters_qwen4_exp.py).
+REFUSED = {**QWEN4_EXP_TEXT, "model_type": "deepseek_v41"}
 
 
 @pytest.mark.parametrize("model_type", sorted(UNMODELLED))
@@ -40,12 +42,12 @@ def test_no_family_is_both_refused_and_adapted() -> None:
 
 
 def test_a_wrapper_whose_text_model_is_unmodelled_is_refused_too() -> None:
-    wrapper = {"model_type": "qwen4_exp", "architectures": ["Qwen4ExpForConditionalGeneration"],
-               "text_config": QWEN4_EXP_TEXT}
-    with pytest.raises(ConfigError, match="'qwen4_exp' is not modelled yet: Qwen4Exp"):
+    wrapper = {"model_type": "glm5_next", "architectures": ["Glm5NextForConditionalGeneration"],
+               "text_config": {**QWEN4_EXP_TEXT, "model_type": "glm5_next_text"}}
+    with pytest.raises(ConfigError, match="'glm5_next' is not modelled yet: GLM-5-Next"):
         build_spec(wrapper)
     renamed = {**wrapper, "model_type": "some_new_wrapper"}
-    with pytest.raises(ConfigError, match="'qwen4_exp_text' is not modelled yet"):
+    with pytest.raises(ConfigError, match="'glm5_next_text' is not modelled yet"):
         build_spec(renamed)
 
 
@@ -56,16 +58,16 @@ def test_an_unknown_family_still_falls_back_to_the_generic_decoder() -> None:
 
 def test_the_cli_says_so_in_one_line_and_exits_non_zero(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(QWEN4_EXP_TEXT))
+    path.write_text(json.dumps(REFUSED))
     with pytest.raises(SystemExit) as exit_info:
         main(["estimate", str(path), "--gpu", "H100"])
     assert exit_info.value.code == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: model_type: 'qwen4_exp_text' is not modelled yet")
+    assert len(lines) == 1 and lines[0].startswith("error: model_type: 'deepseek_v41' is not modelled yet")
 
 
 def test_the_api_answers_400_naming_the_field() -> None:
     client = TestClient(create_app(allow_network=False))
-    r = client.post("/v1/estimate", json={"model": QWEN4_EXP_TEXT, "gpu": "H100"})
+    r = client.post("/v1/estimate", json={"model": REFUSED, "gpu": "H100"})
     assert r.status_code == 400 and r.json()["field"] == "model_type"
     assert "not modelled yet" in json.dumps(r.json())

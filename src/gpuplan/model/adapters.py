@@ -1417,4 +1417,4 @@ from . import adapters_hy_v3, adapters_laguna, adapters_muse_glimmer  # noqa: E4
 from . import adapters_bailing  # noqa: E402,F401,I001
 from . import adapters_mla  # noqa: E402,F401,I001
 from . import adapters_beam, adapters_dots3_note, adapters_flint, adapters_hy_v4, adapters_inkling  # noqa: E402,F401,I001
-from . import adapters_muse_spark  # noqa: E402,F401,I001
+from . import adapters_muse_spark, adapters_qwen4_exp  # noqa: E402,F401,I001

@@ -63,6 +63,9 @@ class Tensor:
     # Fused experts (expert_col / expert_row): the smallest per-rank intermediate slice when the experts are split
     # over TP (vLLM's kimi_k3 model pads moe_intermediate_size up to this many rows per partition); 0: no floor.
     min_shard: int = 0
+    # Kept in host memory, not on the GPU (Qwen4Exp's n-gram embedding table in pinned CPU memory, read over UVA):
+    # a parameter of the model, but no part of "Model loading took".
+    host: bool = False
 
     @property
     def numel(self) -> int:

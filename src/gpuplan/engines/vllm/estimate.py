@@ -397,10 +397,13 @@ def _mamba_cache_mode(spec: ModelSpec, dep: Deployment, profile: Profile, cc: fl
     checkpoint: set[str] = set()
     if mode == "align" and profile.at_least("0.32") and "mamba2" in kinds:
         checkpoint.add("mamba2")
-    if mode == "align" and profile.at_least("0.33") and kinds == {"gdn"}:
-        dk = {layer.attention.state[-1].shape[1] for layer in spec.layers if layer.attention.kind == "mamba"}
+    # Qwen4Exp's per-layer-embedding short conv ("ple_conv") always declares an alignment, but vLLM takes the lcm
+    # over every Mamba layer, so it checkpoints only when the GDN layers do too.
+    if mode == "align" and profile.at_least("0.33") and "gdn" in kinds and kinds <= {"gdn", "ple_conv"}:
+        dk = {layer.attention.state[-1].shape[1] for layer in spec.layers
+              if layer.attention.kind == "mamba" and layer.attention.state_kind == "gdn"}
         if 9.0 <= cc < 10.0 or ((10.0 <= cc < 11.0 or 12.0 <= cc < 13.0) and dk == {128}):
-            checkpoint.add("gdn")
+            checkpoint |= kinds
     # Kimi K3's KDA prefills with FlashKDA from 0.31 on SM90/SM10x/SM12x with bf16 activations, and FlashKDA
     # exports a checkpoint state (models/kimi_k3/nvidia/kda.py: is_flashkda_supported, get_kv_cache_spec).
     if mode == "align" and profile.at_least("0.31") and "kda_flash" in kinds and int(cc) in (9, 10, 12) \

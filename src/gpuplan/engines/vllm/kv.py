@@ -287,7 +287,7 @@ def plan_for(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, ssm_bytes: int, 
         return D.plan([layer.attention for layer in spec.layers], ctx.block_size, ctx.mnbt, lo, hi,
                       profile=profile, in_flight=ctx.in_flight_factor)
     if P.uses_packed(spec):
-        return P.plan(spec, lo, hi, ctx, profile)  # a block-outermost layout: vLLM 0.33's packed groups
+        return P.plan(spec, lo, hi, ctx, profile, ssm_bytes)  # a block-outermost layout: vLLM 0.33's packed groups
     specs = stage_specs(spec, lo, hi, ctx, ssm_bytes)
     if profile.engine == "v0":
         # V0 pages attention layers only (CacheEngine counts attention layers); recurrent states live in the

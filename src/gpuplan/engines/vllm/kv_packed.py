@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ...errors import GpuplanError
 from ...model.spec import Attention, ModelSpec
 from ...report import KVCacheReport, KVGroup
-from ...units import cdiv, round_up
+from ...units import DTYPE_BYTES, cdiv, round_up
 from .kv_dsv4 import _approximate_gcd
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ MLA = "mla"  # MLAAttentionSpec (a FullAttentionSpec: one uniform type with FULL
 SLIDING = "sliding"  # SlidingWindowSpec
 SLIDING_MLA = "sliding_mla"  # SlidingWindowMLASpec (a SlidingWindowSpec)
 CHUNKED = "chunked"  # ChunkedLocalAttentionSpec
-STATE = "state"  # MambaSpec / CircularBufferSpec: a fixed number of blocks per request
+STATE = "state"  # MambaSpec: a fixed number of blocks per request
+RING = "ring"  # CircularBufferSpec: one block per request for its whole life, its own (small) block size
 _FULL_TYPES = (FULL, MLA)
 _WINDOW_TYPES = (SLIDING, SLIDING_MLA)
 
@@ -77,6 +78,7 @@ class Cache:
     align: int = 1  # get_block_stride_alignment(), bytes
     state_blocks: int = 1  # STATE: blocks one request holds
     layer: int = 0  # the decoder layer that owns it (pipeline stages own layer ranges)
+    replicated: bool = False  # STATE: MambaSpec.tp_replicated (every TP rank holds the whole state)
 
     def blocks(self, seq_len: int, in_flight: int) -> int:
         """cdiv(max_memory_usage_bytes, page): blocks one request of seq_len tokens holds."""
@@ -87,6 +89,8 @@ class Cache:
             return cdiv(min(self.window + in_flight, seq_len), self.block_size)
         if self.spec == STATE:
             return self.state_blocks
+        if self.spec == RING:
+            return 1  # CircularBufferSpec.max_memory_usage_bytes: one page for the request's life
         return cdiv(seq_len, self.block_size)
 
 
@@ -100,7 +104,15 @@ def _uniform_with(first: Cache, c: Cache) -> bool:
         return c.spec in _WINDOW_TYPES and c.window == first.window
     if first.spec in (SLIDING_MLA, CHUNKED):
         return c.spec == first.spec and c.window == first.window
-    return c.spec == STATE and c.page == first.page and c.state_blocks == first.state_blocks
+    if first.spec == RING:  # CircularBufferSpec.is_uniform_with_collection
+        return c.spec == RING
+    # MambaSpec.is_uniform_with_collection: one page, one count of state blocks, one tp_replicated
+    return (
+        c.spec == STATE
+        and c.page == first.page
+        and c.state_blocks == first.state_blocks
+        and c.replicated == first.replicated
+    )
 
 
 def _most_per_page(caches: list[Cache]) -> int:
@@ -144,7 +156,7 @@ def group_caches(caches: list[Cache]) -> list[tuple[Cache, ...]]:
         return sum(cdiv(len(v), n) * p for p, v in by_page.items())
 
     def is_state(b: list[Cache]) -> bool:
-        return b[0].spec == STATE or (repeats is None and b[0].spec in _WINDOW_TYPES)
+        return b[0].spec in (STATE, RING) or (repeats is None and b[0].spec in _WINDOW_TYPES)
 
     anchor = max(widest(by_page, len(b) if is_state(b) else n_groups(b, bal)) for b, by_page, bal in info)
     groups: list[tuple[Cache, ...]] = []
@@ -278,6 +290,10 @@ def layer_caches(a: Attention, ctx: KVContext, bs: int, layer: int = 0) -> list[
 
 def bytes_per_token(a: Attention, ctx: KVContext) -> int:
     """Bytes a token takes in one layer's caches (the report's per-token figure)."""
+    if a.kind == "mamba":
+        return 0  # a recurrent state: no per-token bytes
+    if _is_qsa(a):
+        return _qsa_token(a, ctx) + a.indexer_head_dim * 2 // a.compress_ratio
     bs = block_size(ctx)
     return sum(c.page for c in layer_caches(a, ctx, bs)) // bs
 
@@ -290,13 +306,12 @@ def _promote(caches: list[Cache]) -> list[Cache]:
     if not kinds & set(_FULL_TYPES) or not kinds & {SLIDING, SLIDING_MLA, CHUNKED}:
         return caches
     to = {SLIDING_MLA: MLA, SLIDING: FULL, CHUNKED: FULL}
-    return [
-        Cache(c.name, to.get(c.spec, c.spec), c.block_size, c.page, 0, c.align, c.state_blocks, c.layer)
-        for c in caches
-    ]
+    return [replace(c, spec=to.get(c.spec, c.spec), window=0) for c in caches]
 
 
-def plan(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, profile: Profile) -> PackedPlan:
+def plan(
+    spec: ModelSpec, lo: int, hi: int, ctx: KVContext, profile: Profile, ssm_bytes: int = 4
+) -> PackedPlan:
     if not profile.at_least("0.33"):
         raise GpuplanError(
             "vllm_version",
@@ -304,6 +319,16 @@ def plan(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, profile: Profile) ->
             "this model's KV layout in older releases is not modelled",
             accepted=["0.33"],
         )
+    if any(_is_qsa(layer.attention) or layer.attention.kind == "mamba" for layer in spec.layers):
+        caches = qsa_hybrid_caches(spec, ctx, ssm_bytes)
+        if (lo, hi) != (0, len(spec.layers)):
+            raise GpuplanError(
+                "pipeline_parallel_size",
+                "gpuplan plans this model's packed KV cache (QSA + recurrent states) for one "
+                "pipeline stage only",
+                accepted=["1"],
+            )
+        return plan_caches(caches, ctx.mnbt * ctx.in_flight_factor, lo, hi, hybrid=True)
     bs = block_size(ctx)
     caches: list[Cache] = []
     seen: dict[int, list[Cache]] = {}
@@ -313,13 +338,133 @@ def plan(spec: ModelSpec, lo: int, hi: int, ctx: KVContext, profile: Profile) ->
             continue
         if id(a) not in seen:
             seen[id(a)] = layer_caches(a, ctx, bs)
-        caches += [
-            Cache(c.name, c.spec, c.block_size, c.page, c.window, c.align, c.state_blocks, i)
-            for c in seen[id(a)]
-        ]
+        caches += [replace(c, layer=i) for c in seen[id(a)]]
     if not ctx.hybrid_manager:
         caches = _promote(caches)
     return plan_caches(caches, ctx.mnbt * ctx.in_flight_factor, lo, hi, hybrid=ctx.hybrid_manager)
+
+
+# ----------------------------------------------------------------------------- QSA layers beside recurrent states
+# Read for Qwen4Exp (models/qwen4_exp/nvidia, common/qsa_cache.py; vLLM 0.33). A QSA layer registers, in this order,
+# the indexer's raw-key ring (QSAKeyStateCache: CircularBufferSpec), its compressed key cache (QSACompressedKeyCache:
+# MLAAttentionSpec with tokens_per_state = the compression ratio) and the main K/V page (FullAttentionSpec). The QSA
+# state backend declares only BLNHC / BLHNC, which makes the whole pool block-outermost. Recurrent layers are
+# MambaSpecs padded to the attention page.
+
+QSA_KERNEL_BLOCK = 16  # Qwen4ExpQSAFlashAttentionBackend: MultipleOf(16); the QSA state backend takes any
+GDN_CHECKPOINT_ALIGNMENT = 64  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT (mamba/gdn/qwen_gdn_linear_attn.py)
+ROPE_AXES, BF16_PER_INT64 = 3, 4  # QSAKeyStateCache keeps 3 int64 MRoPE positions after the key (4 bf16 each)
+QSA_KV_DTYPES = ("auto", "bfloat16", "fp8", "fp8_e4m3")
+
+
+def _is_qsa(a: Attention) -> bool:
+    return a.block_outermost and a.kind == "full" and a.compress_ratio > 0 and a.indexer_head_dim > 0
+
+
+def _qsa_token(a: Attention, ctx: KVContext) -> int:
+    """The main page's bytes per token: FullAttentionSpec of max(1, kv heads / tp) heads, K and V of head_dim,
+    bf16 or (fp8) one byte."""
+    return max(1, a.num_kv_heads // ctx.tp) * 2 * a.head_dim * int(ctx.kv_bytes)
+
+
+def _state_page(a: Attention, ctx: KVContext, ssm_bytes: int) -> int:
+    """MambaSpec.page_size_bytes before padding: the state tensors of one request on one rank. A state with no split
+    dimension is tp_replicated (Qwen4Exp's PLE conv state: short_conv_state_shape with tp_world_size=1)."""
+    total = 0
+    for st in a.state:
+        dt = (
+            ssm_bytes
+            if st.dtype == "ssm"
+            else ctx.model_dtype_bytes
+            if st.dtype == "conv"
+            else DTYPE_BYTES[st.dtype]
+        )
+        total += st.rank_numel(ctx.tp) * dt
+    return total
+
+
+def _replicated(a: Attention) -> bool:
+    return all(st.tp_dim is None for st in a.state)
+
+
+def _exports_checkpoints(states: list[Attention], ctx: KVContext) -> bool:
+    """get_mamba_prefill_checkpoint_alignment is not None: in align mode every Mamba layer declares a checkpoint
+    alignment, and then every one of them keeps a prefill-checkpoint block (num_prefill_checkpoint_blocks=1).
+    estimate.py decides which state kinds do (ctx.mamba_checkpoint: Qwen's GDN on FlashInfer, with Qwen4Exp's PLE
+    short conv beside it)."""
+    for a in states:
+        if a.state_kind not in ("gdn", "ple_conv"):
+            raise GpuplanError("model", f"a {a.state_kind} state in a block-outermost KV layout is not modelled")
+    return bool(states) and all(a.state_kind in ctx.mamba_checkpoint for a in states)
+
+
+def qsa_hybrid_caches(spec: ModelSpec, ctx: KVContext, ssm_bytes: int) -> list[Cache]:
+    """Every layer's caches of a QSA + recurrent-state model at vLLM 0.33's block size, in vLLM's order.
+
+    Block size (platforms/interface.py update_block_size_for_backend, _align_hybrid_block_size): vLLM's default 16
+    (both backends take it), then the attention page of one token, FullAttentionSpec(max(1, kv/tp) heads, head_dim)
+    in the KV dtype, must cover the largest MambaSpec page of get_mamba_specs_from_config (GDN's, or the PLE conv
+    state's, which no TP rank divides): block = a x cdiv(mamba page, a x page per token), a = the block size
+    (lcm with the checkpoint grid 64 in align mode when every layer exports checkpoints), rounded up to 16; a larger
+    --block-size stays. Every MambaSpec is then padded to block x page per token (none when equal)."""
+    if ctx.kv_cache_dtype not in QSA_KV_DTYPES:
+        raise GpuplanError(
+            "kv_cache_dtype",
+            "Qwen4Exp's QSA attention keeps a BF16 or FP8-e4m3 main KV cache only",
+            accepted=list(QSA_KV_DTYPES),
+        )
+    if not ctx.hybrid_manager:
+        raise GpuplanError("model", "this model's recurrent states need vLLM's hybrid KV cache manager")
+    if ctx.mamba_mode not in ("none", "align"):
+        raise GpuplanError("model", f"mamba_cache_mode {ctx.mamba_mode!r} is not modelled for this model")
+    qsa = [layer.attention for layer in spec.layers if _is_qsa(layer.attention)]
+    states = [layer.attention for layer in spec.layers if layer.attention.kind == "mamba"]
+    if not qsa or any(not a.block_outermost for a in states):
+        raise GpuplanError(
+            "model", "recurrent states in a block-outermost KV layout need QSA attention layers"
+        )
+    per_tok = _qsa_token(qsa[0], ctx)
+    mamba = max(_state_page(a, ctx, ssm_bytes) for a in states) if states else 0
+    bs = ctx.block_size or QSA_KERNEL_BLOCK
+    if bs % QSA_KERNEL_BLOCK:
+        raise GpuplanError(
+            "block_size",
+            f"this model's QSA attention needs a block size that is a multiple of {QSA_KERNEL_BLOCK}",
+            accepted=["16", "32", "64"],
+        )
+    checkpoints = _exports_checkpoints(states, ctx)
+    padded = None
+    if mamba:
+        step = math.lcm(bs, GDN_CHECKPOINT_ALIGNMENT) if checkpoints else bs
+        need = round_up(step * cdiv(mamba, step * per_tok), QSA_KERNEL_BLOCK)
+        bs = max(bs, need)
+        if bs * per_tok != mamba:
+            padded = bs * per_tok
+    blocks = (2 + int(checkpoints)) if ctx.mamba_mode == "align" else 1
+    out: list[Cache] = []
+    for i, layer in enumerate(spec.layers):
+        a = layer.attention
+        if a.kind == "mamba":
+            page = padded if padded is not None else _state_page(a, ctx, ssm_bytes)
+            out.append(
+                Cache(a.state_kind, STATE, bs, page, state_blocks=blocks, layer=i, replicated=_replicated(a))
+            )
+        elif _is_qsa(a):
+            r = a.compress_ratio
+            cap = round_up(r, r)  # round_up(ratio + speculative tokens, ratio); no drafts
+            width = a.indexer_head_dim
+            # model_config.uses_mrope: the ring keeps each token's 3 MRoPE positions after its key
+            if any(rc.mrope for rc in spec.rope_caches):
+                width = round_up(width, BF16_PER_INT64) + ROPE_AXES * BF16_PER_INT64
+            out += [
+                Cache("qsa_ring", RING, cap, cap * width * 2, layer=i),
+                # the indexer key cache: bf16 (attention_config's indexer_kv_dtype default), bs / ratio rows a block
+                Cache("qsa_compressed", MLA, bs, bs // r * a.indexer_head_dim * 2, layer=i),
+                Cache("qsa", FULL, bs, bs * _qsa_token(a, ctx), layer=i),
+            ]
+        elif a.needs_kv:
+            raise GpuplanError("model", f"a {a.kind} layer beside QSA layers is not modelled")
+    return out
 
 
 # ----------------------------------------------------------------------------- what vLLM checks and prints

@@ -153,6 +153,8 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
 def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int, name: str,
                  mxfp4_pad: tuple[int, int] | None = None) -> int:
     """Bytes of tensor `t` on one rank."""
+    if t.host:
+        return 0  # host-resident (pinned CPU memory): no GPU bytes
     if t.stored:
         return stored_bytes(t.dtype or "bfloat16", shard_numel(t, sh))
     tq = _quant_for(t, q, name)
