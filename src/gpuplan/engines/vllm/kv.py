@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ...errors import GpuplanError
 from ...model.spec import Attention, ModelSpec
 from ...report import KVCacheReport, KVGroup
-from ...units import DTYPE_BYTES, cdiv
+from ...units import DTYPE_BYTES, cdiv, largest_within
 from . import kv_dsv4 as D
 from . import kv_packed as P
 from .profiles import Profile
@@ -387,14 +387,7 @@ def max_fitting_len(plan: KVPlan, available: int, ctx: KVContext, profile: Profi
     if isinstance(plan, P.PackedPlan):
         return P.max_fitting_len(plan, available - (plan.bytes_per_block if null_block else 0), upper)
     budget = available - (plan.bytes_per_block if null_block else 0)
-    lo, hi = 0, upper
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if needed_bytes(plan, mid, ctx, profile) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    return largest_within(lambda n: needed_bytes(plan, n, ctx, profile), budget, upper)
 
 
 def request_kv_bytes(spec: ModelSpec, dep, seq_len: int) -> int:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from ...errors import GpuplanError
 from ...model.spec import Attention
 from ...report import KVCacheReport, KVGroup
-from ...units import cdiv, round_up
+from ...units import cdiv, largest_within, round_up
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -240,14 +240,7 @@ def blocks_per_request(p: DSV4Plan, seq_len: int) -> int:
 
 
 def max_fitting_len(p: DSV4Plan, available: int, upper: int) -> int:
-    lo, hi = 0, upper
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if needed_bytes(p, mid) <= available:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    return largest_within(lambda n: needed_bytes(p, n), available, upper)
 
 
 def kv_report(p: DSV4Plan, num_blocks: int, max_model_len: int, kv_dtype: str, bytes_per_token: int,

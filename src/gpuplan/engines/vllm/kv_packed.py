@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from ...errors import GpuplanError
 from ...model.spec import Attention, ModelSpec
 from ...report import KVCacheReport, KVGroup
-from ...units import DTYPE_BYTES, cdiv, round_up
+from ...units import DTYPE_BYTES, cdiv, largest_within, round_up
 from .kv_dsv4 import _approximate_gcd
 
 if TYPE_CHECKING:
@@ -482,14 +482,7 @@ def needed_bytes(p: PackedPlan, seq_len: int) -> int:
 
 def max_fitting_len(p: PackedPlan, available: int, upper: int) -> int:
     """_estimate_max_model_len_from_groups, given the memory already less the null block."""
-    lo, hi = 0, upper
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if needed_bytes(p, mid) <= available:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    return largest_within(lambda n: needed_bytes(p, n), available, upper)
 
 
 def kv_report(
