@@ -16,6 +16,7 @@ from ...report import KVCacheReport, KVGroup
 from ...units import DTYPE_BYTES, cdiv, largest_within
 from . import kv_dsv4 as D
 from . import kv_packed as P
+from .kv_usage import chunk_blocks, window_blocks
 from .profiles import Profile
 
 FP8_DS_MLA_BYTES_PER_TOKEN = 656  # 512 fp8 NoPE + 4 fp32 tile scales + 64 bf16 RoPE values
@@ -169,9 +170,9 @@ def request_blocks(s: LayerKV, seq_len: int, bs: int, ctx: KVContext, profile: P
         return 1
     in_flight = ctx.mnbt * ctx.in_flight_factor
     if s.kind == "sliding_window" and ctx.hybrid_manager:
-        return cdiv(min(s.window - 1 + in_flight, seq_len), bs) + 1
+        return window_blocks(s.window, in_flight, seq_len, bs)
     if s.kind == "chunked_local" and ctx.hybrid_manager:
-        return cdiv(min(s.chunk + in_flight, seq_len), bs)
+        return chunk_blocks(s.chunk, in_flight, seq_len, bs)
     return cdiv(seq_len, bs)
 
 

@@ -30,6 +30,7 @@ from ...errors import GpuplanError
 from ...model.spec import Attention
 from ...report import KVCacheReport, KVGroup
 from ...units import cdiv, largest_within, round_up
+from .kv_usage import window_blocks
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -56,7 +57,7 @@ class Cache:
         """max_memory_usage_bytes // page: blocks one request of seq_len tokens holds."""
         if not self.window:
             return cdiv(seq_len, self.block_size)
-        return cdiv(min(self.window - 1 + mnbt, seq_len), self.block_size) + 1
+        return window_blocks(self.window, mnbt, seq_len, self.block_size)
 
 
 def layer_caches(a: Attention, block_size: int, layer: int = 0) -> list[Cache]:

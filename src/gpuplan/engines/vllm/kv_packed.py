@@ -45,6 +45,7 @@ from ...model.spec import Attention, ModelSpec
 from ...report import KVCacheReport, KVGroup
 from ...units import DTYPE_BYTES, cdiv, largest_within, round_up
 from .kv_dsv4 import _approximate_gcd
+from .kv_usage import chunk_blocks, window_blocks
 
 if TYPE_CHECKING:
     from .kv import KVContext
@@ -82,11 +83,10 @@ class Cache:
 
     def blocks(self, seq_len: int, in_flight: int) -> int:
         """cdiv(max_memory_usage_bytes, page): blocks one request of seq_len tokens holds."""
-        # windows: window - 1 + max_in_flight_tokens, +1 for a window astride two blocks
         if self.spec in _WINDOW_TYPES:
-            return cdiv(min(self.window - 1 + in_flight, seq_len), self.block_size) + 1
+            return window_blocks(self.window, in_flight, seq_len, self.block_size)
         if self.spec == CHUNKED:
-            return cdiv(min(self.window + in_flight, seq_len), self.block_size)
+            return chunk_blocks(self.window, in_flight, seq_len, self.block_size)
         if self.spec == STATE:
             return self.state_blocks
         if self.spec == RING:
