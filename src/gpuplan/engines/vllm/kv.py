@@ -16,6 +16,7 @@ from ...report import KVCacheReport, KVGroup
 from ...units import DTYPE_BYTES, cdiv, largest_within
 from . import kv_dsv4 as D
 from . import kv_packed as P
+from . import kv_recipes  # noqa: F401  (registers the families' cache recipes)
 from .kv_usage import chunk_blocks, window_blocks
 from .profiles import Profile
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -235,6 +236,33 @@ def plan_caches(
 # ----------------------------------------------------------------------------- from gpuplan's Attention
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How one family's layers become vLLM 0.33 cache specs (engines/vllm/kv_recipes/<family>.py).
+
+    caches(spec, ctx, ssm_bytes): every layer's `Cache`s in vLLM's registration order, each with its decoder layer;
+    token_bytes(attention, ctx): one layer's bytes per token for the report's per-token figure."""
+
+    caches: Callable[[ModelSpec, KVContext, int], list[Cache]]
+    token_bytes: Callable[[Attention, KVContext], int]
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(name: str, recipe: Recipe) -> None:
+    if name in RECIPES:
+        raise ValueError(f"cache recipe {name!r} registered twice")
+    RECIPES[name] = recipe
+
+
+def _recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise GpuplanError("model", f"no KV cache recipe {name!r} is registered") from None
+
+
 def uses_packed(spec: ModelSpec) -> bool:
     return any(layer.attention.block_outermost for layer in spec.layers)
 
@@ -290,6 +318,8 @@ def layer_caches(a: Attention, ctx: KVContext, bs: int, layer: int = 0) -> list[
 
 def bytes_per_token(a: Attention, ctx: KVContext) -> int:
     """Bytes a token takes in one layer's caches (the report's per-token figure)."""
+    if a.recipe:
+        return _recipe(a.recipe).token_bytes(a, ctx)
     if a.kind == "mamba":
         return 0  # a recurrent state: no per-token bytes
     if _is_qsa(a):
@@ -319,6 +349,12 @@ def plan(
             "this model's KV layout in older releases is not modelled",
             accepted=["0.33"],
         )
+    recipes = {layer.attention.recipe for layer in spec.layers if layer.attention.recipe}
+    if recipes:
+        if len(recipes) > 1:
+            raise GpuplanError("model", f"layers of several cache recipes in one model: {sorted(recipes)}")
+        caches = _recipe(recipes.pop()).caches(spec, ctx, ssm_bytes)
+        return plan_caches(caches, ctx.mnbt * ctx.in_flight_factor, lo, hi, hybrid=ctx.hybrid_manager)
     if any(_is_qsa(layer.attention) or layer.attention.kind == "mamba" for layer in spec.layers):
         caches = qsa_hybrid_caches(spec, ctx, ssm_bytes)
         if (lo, hi) != (0, len(spec.layers)):
