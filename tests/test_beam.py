@@ -9,6 +9,7 @@ No vLLM 0.33 oracle exists: the vLLM numbers here are hand arithmetic from the 0
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,29 @@ def test_nested_rope_parameters_pick_the_sliding_layers_entry() -> None:
 def test_tied_embeddings_are_refused_as_vllm_does() -> None:
     with pytest.raises(ConfigError):
         build_spec({**BEAM["config"], "tie_word_embeddings": True})
+
+
+def test_beam_on_eight_nvswitch_h200s_gives_480_mib_a_gpu_to_its_multicast_all_reduce_workspace() -> None:
+    """BeamModel allocates, outside torch, three Lamport buffers for its fused all-reduce + norm kernels when
+    TP is 2/4/8, the model is bf16, 1024 <= hidden <= 8192 (a multiple of 1024), and the GPU is SM 9.x/10.x with
+    NVLink multicast. hidden 5120, TP=8, T = max(8192 batched tokens, max_num_seqs) = 8192:
+    one-shot min(8192, 3,276,800 // (8 x 5120 x 2) = 40) x 81,920 = 3,276,800 bytes;
+    two-shot 2 x cdiv(8192, 8) x 81,920 = 167,772,160 bytes (160 MiB), the larger;
+    3 buffers = 503,316,480 bytes = 480 MiB, counted as non-torch memory and so taken from the KV cache."""
+    spec = _spec()
+    plain = replace(spec, comm_workspace="")
+    dep = dict(gpu="H200", tensor_parallel_size=8, max_model_len=8192, max_num_batched_tokens=8192)
+    with_ws, without = estimate_on(spec, **dep), estimate_on(plain, **dep)
+    assert with_ws.non_torch_bytes - without.non_torch_bytes == 3 * 167_772_160 == 480 * 2**20
+    assert without.available_kv_cache_bytes - with_ws.available_kv_cache_bytes == 480 * 2**20
+    assert "480 MiB" in next(c.note for c in with_ws.components if c.name == "non_torch")
+
+
+def test_beam_without_nvlink_multicast_or_on_one_gpu_builds_no_workspace() -> None:
+    """A PCIe H100 has no NVLink multicast, one GPU has no all-reduce, and TP=16 is not a size the kernels take."""
+    spec = _spec()
+    plain = replace(spec, comm_workspace="")
+    for gpu, tp in (("H100 PCIe", 8), ("H200", 1), ("H100", 16)):
+        a = estimate_on(spec, gpu=gpu, tensor_parallel_size=tp, max_model_len=8192)
+        b = estimate_on(plain, gpu=gpu, tensor_parallel_size=tp, max_model_len=8192)
+        assert a.non_torch_bytes == b.non_torch_bytes, (gpu, tp)

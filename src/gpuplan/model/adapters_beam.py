@@ -29,6 +29,8 @@ not part of the served model.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _embed_head, _int, _moe_layers, _spec, _tie, register
@@ -128,7 +130,7 @@ def _beam(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # Only layers typed sliding build a rotary embedding (with or without a window); get_rope hands them all the
     # same cache.
     rope = (_rope_cache(cfg, hd),) if _SWA in types else ()
-    return _spec(
+    spec = _spec(
         name,
         cfg,
         outer,
@@ -143,3 +145,5 @@ def _beam(cfg: dict, outer: dict, name: str) -> ModelSpec:
         head=head,
         rope=rope,
     )
+    # BeamModel builds a multicast all-reduce workspace for its fused all-reduce + norm kernels (allreduce.py)
+    return replace(spec, comm_workspace="beam_lamport")

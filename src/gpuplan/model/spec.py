@@ -328,6 +328,9 @@ class ModelSpec:
     # Times a token runs through the decoder layers' weights, on average (looped decoders re-run their layers:
     # IQuest-Coder Loop loop_num times, HRM-Text H_cycles x (L_cycles + 1) / 2); memory is unaffected, speed is not.
     layer_runs: float = 1.0
+    # A communication workspace the model allocates outside torch while it loads (engines/vllm/comm_workspace.py
+    # sizes it; vLLM counts it as non-torch memory): "beam_lamport" is Beam's multicast all-reduce. "" for none.
+    comm_workspace: str = ""
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
     checkpoint: tuple[Tensor, ...] | None = None

@@ -18,6 +18,7 @@ from . import encoder_profile as E
 from . import kv as K
 from . import sparse_mla as SM
 from . import towers as T
+from .comm_workspace import workspace_bytes
 from .engine_choice import choose_engine
 from .profiles import (
     Profile,
@@ -599,7 +600,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     ctx = _kv_context(r)
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
-    n_torch = B.non_torch(p, r.tp, r.pp, _fabric(r.dep))
+    comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=_fabric(r.dep),
+                           dtype=r.dtype)
+    n_torch = B.non_torch(p, r.tp, r.pp, _fabric(r.dep)) + comm
     base = B.baseline(p, r.tp, r.pp, _fabric(r.dep), _resident_threads(r.dep))
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
@@ -657,7 +660,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                        "num_gpu_blocks": c_kvr.num_gpu_blocks if c_kvr else 0,
                        "fits": c_verdict[0], "reason": c_verdict[1], "max_model_len_fit": c_verdict[2]}
     comps = _components(spec, r, stages[0], n_torch, budget, stored is not None,
-                        stages[0]["cold"] if charge_cold else 0)
+                        stages[0]["cold"] if charge_cold else 0, comm)
     warnings = list(r.warnings) + list(spec.notes)
     if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
         warnings.append("V0 engine: windowed layers are allocated full length")
@@ -816,7 +819,7 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
 
 
 def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget: int, stored: bool,
-                cold: int = 0) -> tuple:
+                cold: int = 0, comm: int = 0) -> tuple:
     p = r.profile
     by = stage["weights_by_kind"]
     w_note = "from the checkpoint's tensor headers" if stored else "computed from the config"
@@ -837,7 +840,9 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   + (f" + cold torch.compile scratch {cold / GiB:.2f} (first start on an empty compile cache)"
                      if cold else "")
                   + "; calibrated"),
-        Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"),
+        Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"
+                  + (f"; with the model's multicast all-reduce workspace, {comm / MiB:.0f} MiB (computed)"
+                     if comm else "")),
         Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool"
                   + (f" for {B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size)} batch "
