@@ -27,7 +27,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import gpuplan
+from gpuplan.errors import GpuplanError
 
 FLASH = "deepseek-ai/DeepSeek-V4-Flash"
 AVAILABLE = 22 * 47_808 * 5_554  # the pool of vllm#44376 (tests/test_deepseek_v4.py): 5,841,563,904 B
@@ -129,3 +132,25 @@ def test_how_many_128k_requests_does_an_80_gib_pool_hold_for_pro_on_vllm_033():
     assert r.kv.blocks_per_request == 13_850
     assert r.kv.max_concurrency == 4.32
     assert r.kv_cache_tokens == 566_108
+
+
+def test_from_vllm_0_30_kv_cache_dtype_auto_means_fp8_and_plans_the_same_pool():
+    """models/deepseek_v4/attention.py (_resolve_dsv4_kv_cache_dtype) maps auto to fp8_ds_mla on the FlashMLA path
+    from 0.30; 0.29 still asserts an fp8 cache, so auto there cannot start."""
+    auto, fp8 = _flash("0.33.0", kv_cache_dtype="auto"), _flash("0.33.0")
+    assert auto.kv.bytes_per_block == fp8.kv.bytes_per_block == FULL_033
+    assert auto.max_model_len_fit == fp8.max_model_len_fit
+    assert any("auto means fp8" in w for w in auto.warnings)
+    old = _flash("0.29.0", kv_cache_dtype="auto")
+    assert not old.fits and "fp8" in (old.reason or "")
+
+
+def test_deepseek_v4_on_an_sm12_gpu_from_0_28_is_flashinfers_plain_rows_which_gpuplan_does_not_plan():
+    """From 0.28 nvidia/model.py gives SM 12.x GPUs FlashInfer's plain-row attention by default (a bf16 or per-tensor
+    fp8 row per token, not fp8_ds_mla): a different cache layout, so gpuplan answers with an error naming the GPU.
+    Before 0.28 only FlashMLA existed, which is not built for SM 12.x: a verdict that it cannot start."""
+    with pytest.raises(GpuplanError) as e:
+        _flash("0.33.0", gpu="RTX PRO 6000", tensor_parallel_size=2, kv_cache_memory_bytes=None)
+    assert e.value.field == "gpu"
+    old = _flash("0.27.1", gpu="RTX PRO 6000", tensor_parallel_size=2, kv_cache_memory_bytes=None)
+    assert not old.fits and "9.x and 10.x" in (old.reason or "")

@@ -83,6 +83,21 @@ class Resolved:
 # ----------------------------------------------------------------------------- resolution of defaults
 
 
+def _dsv4_kv_dtype(profile: Profile, cc: float, kv_dtype: str, warnings: list[str]) -> str:
+    """DeepSeek-V4's cache dtype. On SM 9.x/10.x vLLM serves it with FlashMLA's fp8_ds_mla rows, and from 0.30 maps
+    auto to them (before, auto fails its fp8 assertion: the verdict says so). From 0.28, SM 12.x defaults to
+    FlashInfer's plain bf16/fp8 rows instead, a layout gpuplan does not plan."""
+    if cc >= 12.0 and profile.flag_from("dsv4_sm12_flashinfer"):
+        raise GpuplanError("gpu", f"vLLM {profile.version} serves DeepSeek-V4 on compute capability 12.x GPUs through "
+                           "FlashInfer's plain-row sparse cache, whose layout gpuplan does not plan; pick an SM 9.x "
+                           "or 10.x GPU (H100, H200, B200)", accepted=["H100", "H200", "B200", "B300"])
+    if kv_dtype == "auto" and 9.0 <= cc < 11.0 and profile.flag_from("dsv4_auto_fp8"):
+        warnings.append(f"vLLM {profile.version} keeps DeepSeek-V4's cache in fp8_ds_mla: kv_cache_dtype auto means "
+                        "fp8 here")
+        return "fp8"
+    return kv_dtype
+
+
 def _resolve_dtype(spec: ModelSpec, dep: Deployment, cc: float) -> str:
     d = (dep.dtype or "auto").lower()
     if d not in DTYPES:
@@ -254,6 +269,8 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         # vLLM >= 0.16 maps "auto" to fp8 when the checkpoint declares an FP8 KV cache.
         kv_dtype = "fp8"
         warnings.append("the checkpoint declares an FP8 KV cache: vLLM's kv_cache_dtype auto means fp8 here")
+    if "dsv4" in spec.attention_kinds:
+        kv_dtype = _dsv4_kv_dtype(profile, cc, kv_dtype, warnings)
     kv_dtype, changed = SM.kv_cache_dtype(spec, profile, cc, kv_dtype, tp)
     if changed:
         warnings.append(changed)
