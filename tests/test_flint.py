@@ -167,4 +167,21 @@ def test_rope_table_follows_no_rope_layer_indices() -> None:
 
 def test_flint_warns_that_vllm_needs_flashinfer_and_a_bf16_kv_cache() -> None:
     r = estimate_on(build_spec(CFG), gpu="H100", tensor_parallel_size=2, max_model_len=32768)
-    assert any("--attention-backend FLASHINFER" in w and "fp8" in w for w in r.warnings)
+    assert r.fits
+    assert any("--attention-backend FLASHINFER" in w for w in r.warnings)
+
+
+def test_flint_cannot_start_with_an_fp8_kv_cache_or_on_ampere_or_ada() -> None:
+    """FlintAttention asserts FlashInfer, a bf16 model and a bf16 KV cache; FlashInfer serves its sinks on SM 9.0,
+    10.x and 12.x only. So four A100s (SM 8.0) or L40S (8.9) cannot serve it, nor can H100s with an fp8 cache,
+    while a B200 (10.0) and an RTX PRO 6000 (12.0) can."""
+    spec = build_spec(CFG)
+    fp8 = estimate_on(spec, gpu="H100", tensor_parallel_size=2, max_model_len=32768, kv_cache_dtype="fp8")
+    assert not fp8.fits and "bfloat16 KV cache" in (fp8.reason or "") and "fp8" in fp8.reason
+    for gpu in ("A100-80GB", "L40S"):
+        r = estimate_on(spec, gpu=gpu, tensor_parallel_size=4, max_model_len=32768)
+        assert not r.fits and "compute capability 9.0, 10.x, 12.x only" in (r.reason or ""), gpu
+    for gpu in ("B200", "RTX PRO 6000"):
+        assert estimate_on(spec, gpu=gpu, tensor_parallel_size=2, max_model_len=32768).fits, gpu
+    f16 = estimate_on(spec, gpu="H100", tensor_parallel_size=2, max_model_len=32768, dtype="float16")
+    assert not f16.fits and "bfloat16 model" in (f16.reason or "")

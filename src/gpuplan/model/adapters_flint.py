@@ -27,10 +27,12 @@ NVFP4 headers, so that path is not sized here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _core_dims, _embed_head, _int, _rope, _spec, _tie, register
-from .spec import Attention, Layer, Mlp, ModelSpec, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec, ServingLimits, Tensor
 
 _FULL, _SWA = "full_attention", "sliding_attention"
 
@@ -129,12 +131,16 @@ def _flint(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # first only on SM 10.x (platforms/cuda.py); elsewhere FlashAttention comes first. FlashInfer serves sinks only
     # where its TRT-LLM kernels run (FlashInferBackend.supports_sink: SM 9.0, 10.x, 12.x).
     notes = (
-        "vLLM's Flint model runs only on the FlashInfer attention backend with a bfloat16 model and KV cache "
-        "(it asserts all three, so --kv-cache-dtype fp8 is refused); outside the B200/B300 family (SM 10.x) "
-        "start vLLM with --attention-backend FLASHINFER, and FlashInfer serves Flint's attention sinks only "
-        "on SM 9.0 (Hopper), 10.x and 12.x, so Ampere GPUs cannot serve it.",
+        "vLLM's Flint model runs only on the FlashInfer attention backend; outside the B200/B300 family (SM 10.x) "
+        "start vLLM with --attention-backend FLASHINFER.",
     )
-    return _spec(
+    limits = ServingLimits(
+        "vLLM's Flint attention (FlashInfer with attention sinks)",
+        model_dtypes=("bfloat16",),
+        kv_dtypes=("auto", "bfloat16"),
+        capabilities=((9.0, 9.05), (10.0, 11.0), (12.0, 13.0)),
+    )
+    spec = _spec(
         name,
         cfg,
         outer,
@@ -150,3 +156,4 @@ def _flint(cfg: dict, outer: dict, name: str) -> ModelSpec:
         rope=rope,
         notes=notes,
     )
+    return replace(spec, serving_limits=limits)

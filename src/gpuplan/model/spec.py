@@ -282,6 +282,17 @@ class SequenceParallelRule:
 
 
 @dataclass(frozen=True)
+class ServingLimits:
+    """What a model's own vLLM code asserts at start-up beyond memory: the reach of the one attention backend it
+    runs on. A deployment outside it cannot start, whatever the memory says."""
+
+    who: str  # whose assertion, for the verdict ("vLLM's Flint attention, FlashInfer only")
+    model_dtypes: tuple[str, ...] = ()  # resolved model dtypes it takes; () any
+    kv_dtypes: tuple[str, ...] = ()  # --kv-cache-dtype values it takes; () any
+    capabilities: tuple[tuple[float, float], ...] = ()  # [low, high) compute-capability ranges; () any
+
+
+@dataclass(frozen=True)
 class MaxLenLimit:
     """The longest max_model_len vLLM accepts for a config, and its default when none is given."""
 
@@ -331,6 +342,7 @@ class ModelSpec:
     # A communication workspace the model allocates outside torch while it loads (engines/vllm/comm_workspace.py
     # sizes it; vLLM counts it as non-torch memory): "beam_lamport" is Beam's multicast all-reduce. "" for none.
     comm_workspace: str = ""
+    serving_limits: ServingLimits | None = None
     notes: tuple[str, ...] = field(default=())
     # Tensors read from the checkpoint's headers (stored=True); when present, weights are exact bytes.
     checkpoint: tuple[Tensor, ...] | None = None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...deployment import Deployment
 from ...errors import GpuplanError, UnservableDeployment
-from ...model.spec import ModelSpec, QuantConfig
+from ...model.spec import ModelSpec, QuantConfig, ServingLimits
 from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS
 from ...report import Component, KVCacheReport, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
@@ -769,6 +769,19 @@ def _verdict(spec, r: Resolved, *args):
     return False, too_long, min(fit_len, derived) if fit_len else (derived if fits else None)
 
 
+def _outside_limits(lim: ServingLimits, r: Resolved) -> str | None:
+    """Why the model's own start-up assertions refuse this deployment (None: they pass)."""
+    if lim.model_dtypes and r.dtype not in lim.model_dtypes:
+        return f"{lim.who} asserts a {' or '.join(lim.model_dtypes)} model; this deployment runs {r.dtype}"
+    if lim.kv_dtypes and r.kv_dtype not in lim.kv_dtypes:
+        return (f"{lim.who} asserts a {' or '.join(x for x in lim.kv_dtypes if x != 'auto')} KV cache; drop "
+                f"--kv-cache-dtype {r.kv_dtype}")
+    if lim.capabilities and not any(lo <= r.cc < hi for lo, hi in lim.capabilities):
+        where = ", ".join(f"{lo:.1f}" if hi - lo < 0.1 else f"{int(lo)}.x" for lo, hi in lim.capabilities)
+        return f"{lim.who} runs on compute capability {where} only; this GPU is {r.cc:.1f}"
+    return None
+
+
 def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm):
     p = r.profile
     T = r.total
@@ -780,6 +793,8 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
         if not 9.0 <= r.cc < 11.0:
             return False, (f"vLLM's DeepSeek-V4 attention runs on FlashMLA's sparse kernels, built for compute "
                            f"capability 9.x and 10.x (Hopper, datacenter Blackwell) only; this GPU is {r.cc}"), None
+    if spec.serving_limits is not None and (why := _outside_limits(spec.serving_limits, r)):
+        return False, why, None
     need = quant_min_capability(p, r.quant.method) if r.quant else None
     if need is not None and r.cc < need:
         return False, (f"vLLM {p.version} refuses {r.quant.method} weights on this GPU (compute capability "
