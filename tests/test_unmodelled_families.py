@@ -42,13 +42,13 @@ def test_no_family_is_both_refused_and_adapted() -> None:
 
 
 def test_a_wrapper_whose_text_model_is_unmodelled_is_refused_too() -> None:
-    wrapper = {"model_type": "glm5_next", "architectures": ["Glm5NextForConditionalGeneration"],
-               "text_config": {**QWEN4_EXP_TEXT, "model_type": "glm5_next_text"}}
-    with pytest.raises(ConfigError, match="'glm5_next' is not modelled yet: GLM-5-Next"):
+    if not UNMODELLED:
+        pytest.skip("every listed family is modelled now")
+    inner = sorted(UNMODELLED)[0]
+    wrapper = {"model_type": "some_new_wrapper", "architectures": ["SomeNewForConditionalGeneration"],
+               "text_config": {**QWEN4_EXP_TEXT, "model_type": inner}}
+    with pytest.raises(ConfigError, match=f"'{inner}' is not modelled yet"):
         build_spec(wrapper)
-    renamed = {**wrapper, "model_type": "some_new_wrapper"}
-    with pytest.raises(ConfigError, match="'glm5_next_text' is not modelled yet"):
-        build_spec(renamed)
 
 
 def test_an_unknown_family_still_falls_back_to_the_generic_decoder() -> None:

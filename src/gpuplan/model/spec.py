@@ -139,7 +139,7 @@ class Attention:
     # MLA cache rows padded to this many elements (0: kv_lora_rank + qk_rope_head_dim); Dots3Note's full layers
     # pad theirs to the sliding layers' row width.
     kv_row: int = 0
-    # A block-outermost layer whose caches a family module in engines/vllm/kv_recipes lays out (vLLM 0.33's
+    # A layer whose caches a family module in engines/vllm/kv_recipes lays out for kv_packed's planner (vLLM 0.33's
     # newer families, whose cache kinds fit no field above); `recipe_args` holds that family's per-layer numbers
     # as (name, value) pairs, which only its recipe reads.
     recipe: str = ""

@@ -89,8 +89,9 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "mla" and not ctx.mla_cache:
         # deepseek_v2.py before 0.7.1 padded q, k and v to 256 and attended with num_heads KV heads.
         return LayerKV("full", int(2 * max(1, a.num_heads // ctx.tp) * PRE_MLA_HEAD_SIZE * b))
-    if a.block_outermost:
-        # A block-outermost model (Dots3Note): planned by kv_packed; here only its caches' bytes per token.
+    if a.block_outermost or a.recipe:
+        # A block-outermost model (Dots3Note) or a cache recipe's: planned by kv_packed; here only its caches'
+        # bytes per token.
         return LayerKV(a.kind, P.bytes_per_token(a, ctx), window=a.window or 0)
     if a.kind == "mla" and a.window:
         # Sliding-window MLA outside DeepSeek-V4 and outside a block-outermost layout: vLLM's grouping of such a

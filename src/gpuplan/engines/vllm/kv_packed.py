@@ -264,7 +264,8 @@ def _recipe(name: str) -> Recipe:
 
 
 def uses_packed(spec: ModelSpec) -> bool:
-    return any(layer.attention.block_outermost for layer in spec.layers)
+    # A cache recipe plans through here too when its layout is layer-outermost (one uniform group plans alike).
+    return any(layer.attention.block_outermost or layer.attention.recipe for layer in spec.layers)
 
 
 def block_size(ctx: KVContext) -> int:

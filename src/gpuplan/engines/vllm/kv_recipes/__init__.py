@@ -3,3 +3,5 @@
 Each module registers one recipe (kv_packed.register_recipe) named by the `Attention.recipe` its adapter sets;
 importing this package registers them all.
 """
+
+from . import glm5_next, minimax_m3, step5  # noqa: F401
