@@ -113,3 +113,19 @@ def test_gemma4_towers_stay_whole_on_every_tensor_parallel_rank(name: str) -> No
              for tp in (1, 2)]
     assert by_tp[1]["vision"] == by_tp[0]["vision"] > 0
     assert by_tp[1]["projector"] == by_tp[0]["projector"] > 0
+
+
+def test_gemma4_full_layers_cache_rotary_cos_sin_over_the_whole_512_wide_head() -> None:
+    """Gemma-4's full layers use "proportional" RoPE with partial_rotary_factor 0.25, which vLLM (0.19+) builds as
+    Gemma4RotaryEmbedding (rotary_embedding/gemma4_rope.py): the unrotated frequencies are zero-padded and the
+    cos/sin cache spans the whole global head, rotary_dim = head_size = 512, not 512 x 0.25 = 128. At 262,144
+    positions in bf16 that table is 262,144 x 512 x 2 = 268,435,456 bytes (256 MiB), 192 MiB more than a 128-wide
+    one; the sliding layers' default RoPE keeps its 256-wide table. (gemma-4-26B-A4B's logged 48.5 GiB of weights:
+    48.47 with it, 48.28 without.)"""
+    cfg = json.loads((DATA / "google__gemma-4-26B-A4B.json").read_text())["hf_config"]
+    widths = sorted(rc.rotary_dim for rc in build_spec(cfg).rope_caches)
+    assert widths == [256, 512]
+    partial = {**cfg, "text_config": {**cfg["text_config"], "rope_parameters": {
+        **cfg["text_config"]["rope_parameters"],
+        "full_attention": {"rope_type": "default", "partial_rotary_factor": 0.25, "rope_theta": 1e6}}}}
+    assert sorted(rc.rotary_dim for rc in build_spec(partial).rope_caches) == [128, 256]

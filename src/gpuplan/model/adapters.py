@@ -1228,9 +1228,14 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
         extra += (Tensor("audio_tower", "vision", (ple.gemma4_audio_params(aud),)),
                   Tensor("embed_audio", "projector", (_int(aud, "output_proj_dims", default=1536) * hidden,)))
     buffers = ple.ple_buffer(text, n) if outer.get("text_config") else ()
+    # The full layers' "proportional" RoPE is vLLM's Gemma4RotaryEmbedding (rotary_embedding/gemma4_rope.py, 0.19+),
+    # which zero-pads the unrotated frequencies and caches cos/sin over the whole head, not head x partial factor.
+    full_rope = (text.get("rope_parameters") or {}).get("full_attention") or {}
+    full_rot = ghd if full_rope.get("rope_type", "proportional") == "proportional" else int(
+        ghd * float(full_rope.get("partial_rotary_factor") or 0.25))
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=True, embedding=emb, head=head, rope=_rope(text, hd) + (RopeCache(
-                     _int(text, "max_position_embeddings", default=131072), ghd // 4),), extra=extra,
+                     _int(text, "max_position_embeddings", default=131072), full_rot),), extra=extra,
                  token_buffers=buffers,
                  notes=("Gemma-4 layout reconstructed from its config; weights and KV are estimates until "
                         "checked against a vLLM log.",))

@@ -70,25 +70,6 @@ def _gemma4_unified_towers(vis: dict, aud: dict, th: int) -> tuple[Tensor, ...]:
     return out
 
 
-def _gemma4_rope(cfg: dict, outer: dict, inner: ModelSpec) -> tuple[RopeCache, ...]:
-    """One cos/sin cache per distinct get_rope key, in the model dtype, max_position_embeddings long. A
-    "proportional" RoPE (the full layers) is vLLM's Gemma4RotaryEmbedding (rotary_embedding/gemma4_rope.py), which
-    zero-pads the unrotated frequencies and builds its cache over the whole head (rotary_dim = head_size), not over
-    head_size x partial_rotary_factor."""
-    text = outer.get("text_config") or cfg
-    pos = _int(text, "max_position_embeddings", default=131072)
-    params = text.get("rope_parameters") or {}
-    out: list[RopeCache] = []
-    for kind in ("sliding_window", "full"):
-        hd = next((x.attention.head_dim for x in inner.layers if x.attention.kind == kind), 0)
-        if not hd:
-            continue
-        p = params.get("sliding_attention" if kind == "sliding_window" else "full_attention") or {}
-        rot = hd if p.get("rope_type") == "proportional" else int(hd * float(p.get("partial_rotary_factor") or 1.0))
-        out.append(RopeCache(pos, rot, theta=float(p.get("rope_theta") or (10000.0 if kind != "full" else 1e6))))
-    return tuple(out)
-
-
 @register("gemma4_unified", "gemma4_unified_text")
 def _gemma4_unified(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # The text model is Gemma 4's; the wrapper's vision/audio configs name no SigLIP or conformer tower, so they
@@ -107,7 +88,7 @@ def _gemma4_unified(cfg: dict, outer: dict, name: str) -> ModelSpec:
     if towers:
         tokens = _int(vis, "num_soft_tokens", default=280) if vis else 0
         mm = MultimodalSpec(sum(t.numel for t in towers), tokens, inner.hidden_size)
-    return replace(inner, extra=inner.extra + towers, multimodal=mm, rope_caches=_gemma4_rope(cfg, outer, inner),
+    return replace(inner, extra=inner.extra + towers, multimodal=mm,
                    notes=("Gemma 4 Unified as vLLM 0.33 builds it: Gemma 4's text model and an encoder-free patch "
                           "embedder; weights and KV are read from vLLM's model code, not yet checked against a "
                           "vLLM log.",))
