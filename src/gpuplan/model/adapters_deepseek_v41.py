@@ -7,10 +7,25 @@ which the main model does not build). Compressors and compressed caches live onl
 only on index_source_layer_ids; every other compressed layer reads the latest source at or below it. The caches
 themselves are laid out by the deepseek_v41 cache recipe (engines/vllm/kv_recipes/deepseek_v41.py).
 
-Only this topology is provided, and no model_type is registered: the weights vLLM 0.33 loads for this family on
-Hopper depend on choices gpuplan has not read to the byte (the MXFP4 expert backend's repacking of the 288-row
-per-rank slices at TP 8, wo_a's MXFP8 batched GEMM falling back to BF16 emulation on SM90, the shared-expert
-padding, the engram tables' pinned-host placement, the vision tower), so deepseek_v41 stays refused until they are.
+Only this topology is provided, and no model_type is registered: deepseek_v41 stays refused until the weights are
+read to the byte. What is read so far (vLLM 0.33, SM90, TP 8):
+- routed experts: Humming comes before Marlin on Hopper (fused_moe/oracle/mxfp4.py; humming-kernels 0.1.19 is a
+  wheel requirement). The per-rank intermediate 2304/8 = 288 is rounded up to 320
+  (mxfp4_round_up_hidden_size_and_intermediate_size), then Humming pads rows to 256 and columns to 128 and, with the
+  checkpoint's MXFP8 activations run as block FP8, adds one fp32 scale per expert per matrix: gate-up 768 x 5120
+  (1,966,080 B + 122,880 B of scales + 4), down 5120 x 384 (983,040 + 61,440 + 4) = 3,133,448 B per expert per
+  rank, 44.82 GiB over 40 x 384 experts, 11.2 GiB above plain MXFP4 sizing;
+- dense MXFP8 linears also go through Humming on Hopper (kernels/linear/__init__.py), padded the same way at one
+  byte per weight plus 1/32 byte of scale (fused_wqa_wkv replicated 1792 x 5120; wq_b 4096 x 1280; wo_b 5120 x 1024;
+  shared-expert gate-up 768 x 5120 and down 5120 x 384); _pad_shared_expert_weight adds nothing at TP 8;
+- the fp32 attention sink is padded to 64 heads a rank; compressor linears are bf16 and replicated (2 x 512 rows
+  at ratio 2, 512 at ratio 1); wk and k_norm only on layers that are both kv and index sources; the vision tower and
+  aligner are bf16 and TP-split, image_start/end/newline fp32, and every MoE gate gains an fp32 bias_vl;
+- still unread: wo_a's batched MXFP8 GEMM (DeepGEMM bmm or BF16 emulation on SM90), the engram tables
+  (common/engram.py: shapes, the pinned-host split, wkv's per-rank padding), the model-level tensors and buffers
+  of models/deepseek_v41/nvidia/model.py, and Blackwell's kernels (TRT-LLM MXFP8 experts, mega attention).
+gpuplan would need per-rank padded byte counts for Humming's MXFP8 and MXFP4 layouts (weights.py sizes MXFP4
+experts unpadded unless the method itself is mxfp4).
 """
 
 from __future__ import annotations
