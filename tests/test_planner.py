@@ -7,6 +7,7 @@ import ast
 import json
 import shlex
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -326,3 +327,22 @@ def test_the_options_table_shows_what_a_restart_and_a_first_start_fit():
     Console(file=out, width=200).print(render_answer(result, width=200))
     assert f"{short.max_model_len:,} ({cold:,} cold)" in out.getvalue()
     assert "a first start on an empty torch.compile cache" in out.getvalue()
+
+
+def test_a_model_that_refuses_fp8_kv_still_gets_a_plan_with_those_options_skipped() -> None:
+    """GLM-5-Next's sparse MLA cache is modelled in 16 bits only, so its fp8-KV combinations are refused; the plan
+    lists them under skipped, with the reason, and ranks the rest instead of failing as a whole."""
+    fx = json.loads((Path(__file__).parent / "fixtures/oracle/families/glm5_next.json").read_text())
+    cfg = next(iter(fx["models"].values()))["config"]
+    result = plan(cfg, gpus=["H200"], max_model_len=131072)
+    assert result.options and all(o.kv_cache_dtype == "auto" for o in result.options)
+    assert any("fp8 KV" in s and "16 bits" in s for s in result.skipped)
+    with pytest.raises(GpuplanError) as err:  # nothing left to rank: the model's own refusal is the answer
+        plan(cfg, gpus=["H200"], max_model_len=131072, kv_cache_dtype="fp8")
+    assert err.value.field == "kv_cache_dtype"
+
+
+def test_deepseek_v4_plan_skips_an_sm12_gpu_and_ranks_the_others() -> None:
+    result = plan("deepseek-ai/DeepSeek-V4-Flash", gpus=["RTX PRO 6000", "H200"], max_model_len=32768)
+    assert result.options and {o.gpu for o in result.options} == {"NVIDIA H200 141GB"}
+    assert any("RTX PRO 6000" in s and "plain-row" in s for s in result.skipped)

@@ -315,6 +315,10 @@ def candidates(ctx: Context, gpus: Iterable[GPU], counts: Iterable[int], formats
     return out
 
 
+# Errors that refuse one combination of GPU, weight format, KV dtype or the block size it implies, not the model.
+CANDIDATE_FIELDS = frozenset({"gpu", "kv_cache_dtype", "block_size", "quantization"})
+
+
 def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = None, num_gpus: int | None = None,
          max_gpus: int = 8, quantization: str | None = None, kv_cache_dtype: str | None = None,
          max_model_len: int | None = None, concurrency: int = 1, vllm_version: str | None = None,
@@ -341,8 +345,20 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
     kv_dtypes = [kv_cache_dtype.lower()] if kv_cache_dtype else list(data()["kv_cache_dtypes"])
     splits: dict[int, tuple[int, int] | None] = {}
     skipped: list[str] = []
-    options = [evaluate(ctx, c, max_model_len, shrink=True)
-               for c in candidates(ctx, gpu_list, counts, formats, kv_dtypes, splits, skipped)]
+    options = []
+    refusals: list[GpuplanError] = []
+    for c in candidates(ctx, gpu_list, counts, formats, kv_dtypes, splits, skipped):
+        try:
+            options.append(evaluate(ctx, c, max_model_len, shrink=True))
+        except GpuplanError as exc:
+            if exc.field not in CANDIDATE_FIELDS:
+                raise
+            # This model refuses this GPU, KV dtype or block layout (its own backend's reach): the other
+            # combinations still answer.
+            refusals.append(exc)
+            skipped.append(f"{c.gpu.name}, {c.fmt.key or c.fmt.label} weights, {c.kv} KV: {exc.message}")
+    if refusals and not options:
+        raise refusals[0]
     options.sort(key=rank_key)
     requested = None
     if num_gpus is not None and len(gpu_list) == 1:
