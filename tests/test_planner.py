@@ -346,3 +346,12 @@ def test_deepseek_v4_plan_skips_an_sm12_gpu_and_ranks_the_others() -> None:
     result = plan("deepseek-ai/DeepSeek-V4-Flash", gpus=["RTX PRO 6000", "H200"], max_model_len=32768)
     assert result.options and {o.gpu for o in result.options} == {"NVIDIA H200 141GB"}
     assert any("RTX PRO 6000" in s and "plain-row" in s for s in result.skipped)
+
+
+def test_context_table_leaves_out_what_the_model_refuses_and_says_so() -> None:
+    """DeepSeek-V4 on an SM 12.x card (vLLM 0.28+ runs FlashInfer's plain-row cache there, not planned by gpuplan):
+    the table keeps the H200 rows and names what it left out."""
+    table = context_table("deepseek-ai/DeepSeek-V4-Flash", gpus=["RTX PRO 6000", "H200"], counts=(8,))
+    assert table.rows and {r.gpu for r in table.rows} == {"NVIDIA H200 141GB"}
+    assert any("RTX PRO 6000" in s for s in table.skipped)
+    assert "RTX PRO 6000" in json.dumps(table.to_dict()["skipped"])

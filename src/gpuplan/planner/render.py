@@ -150,7 +150,8 @@ def render_context_table(table: ContextTable, width: int = WIDE) -> Table:
         rows.append((_gpus(r.num_gpus, r.gpu), _short_label(r.quantization_label, notes), r.kv_cache_dtype, mark,
                      _num(r.max_model_len), *[("-" if c is None else f"{c:.2f}") for _, c in r.concurrency]))
     caption = _caption(notes, *(f"{mark}: {text}" for text, mark in envs.items()),
-                       "@L: max concurrency, requests of L tokens at once (K = 1,024 tokens, k = 1,000, as vLLM reads them)")
+                       "@L: max concurrency, requests of L tokens at once (K = 1,024 tokens, k = 1,000, as vLLM reads them)",
+                       *(f"not shown: {s}" for s in table.skipped))
     # One column per length: in a narrow terminal only two spaces between columns, so seven lengths fit in 100.
     narrow = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if width < WIDE else {}
     return _table(f"{table.model}: longest context and max concurrency (vLLM {table.vllm_version})", header, rows,

@@ -196,10 +196,11 @@ class ContextTable:
     vllm_version: str
     lengths: tuple[int, ...]
     rows: tuple[ContextRow, ...]
+    skipped: tuple[str, ...] = ()  # combinations the model itself refuses (a GPU, a KV dtype), and why
 
     def to_dict(self) -> dict:
         return {"model": self.model, "vllm_version": self.vllm_version, "lengths": list(self.lengths),
-                "rows": [r.to_dict() for r in self.rows]}
+                "rows": [r.to_dict() for r in self.rows], "skipped": list(self.skipped)}
 
 
 @dataclass(frozen=True)
