@@ -8,6 +8,8 @@ those layers a kv_sharing_target_layer_name and allocates no KV cache for them).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _embed_head, _int, _layer_types, _spec, _tie, register
@@ -50,12 +52,12 @@ def ple_buffer(text: dict, n: int) -> tuple[TokenBuffer, ...]:
 
 
 def shared_kv_tensors(t: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """A KV-shared layer as vLLM holds it: its qkv_proj still has K and V slots (and k_norm), loaded from the
-    checkpoint, but transformers 5.23 builds no k/v projections or k_norm for it (it drops them on load), so
-    they count in weights and not in the parameter count."""
+    """A KV-shared layer as vLLM holds it. Before 0.30 its qkv_proj still has K and V slots (and k_norm), loaded
+    from the checkpoint; from 0.30 (models/gemma4.py) the layer builds only q_proj and o_proj, as transformers 5.23
+    does (it drops them on load). So they count in weights before 0.30 and never in the parameter count."""
     kv_names = ("self_attn.k_proj", "self_attn.v_proj", "self_attn.k_norm")
-    return tuple(Tensor(x.name, x.kind, x.shape, x.parallel, x.linear, x.heads, x.dtype, x.stored, False)
-                 if any(k in x.name for k in kv_names) else x for x in t)
+    return tuple(replace(x, in_checkpoint=False, until="0.30") if any(k in x.name for k in kv_names) else x
+                 for x in t)
 
 
 def gemma4_audio_params(aud: dict) -> int:

@@ -66,6 +66,9 @@ class Tensor:
     # Kept in host memory, not on the GPU (Qwen4Exp's n-gram embedding table in pinned CPU memory, read over UVA):
     # a parameter of the model, but no part of "Model loading took".
     host: bool = False
+    # vLLM allocates it only in releases before this one ("": in every release), e.g. the K/V slots of Gemma-4's
+    # KV-shared layers, which 0.30 stopped building.
+    until: str = ""
 
     @property
     def numel(self) -> int:

@@ -198,9 +198,11 @@ def _tensor_name(t: Tensor, index: int) -> str:
 
 @lru_cache(maxsize=4096)
 def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: int, index: int,
-                 mxfp4_pad: tuple[int, int] | None) -> tuple[tuple[str, int], ...]:
+                 mxfp4_pad: tuple[int, int] | None, at_least=lambda version: True) -> tuple[tuple[str, int], ...]:
     by: dict[str, int] = {}
     for t in layer.tensors:
+        if t.until and at_least(t.until):
+            continue  # this release no longer builds it
         name = _tensor_name(t, index)
         by[t.kind] = by.get(t.kind, 0) + tensor_bytes(t, sh, q, act_bytes, name, mxfp4_pad)
     return tuple(by.items())
@@ -233,7 +235,7 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             else:
                 groups[key] = [layer, 1, i if per_layer_names else -1]
         for layer, count, index in groups.values():
-            for kind, n in _layer_bytes(layer, sh, q, act_bytes, index, mxfp4_pad):
+            for kind, n in _layer_bytes(layer, sh, q, act_bytes, index, mxfp4_pad, at_least):
                 add(kind, n * count)
             a = layer.attention
             if mla_absorbed and a.kind == "mla":
