@@ -7,9 +7,10 @@ option; this module only chooses what to run and orders the results.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import TypeVar
 
 from ..deployment import Deployment
 from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, estimate, request_kv_bytes, resolve
@@ -315,8 +316,35 @@ def candidates(ctx: Context, gpus: Iterable[GPU], counts: Iterable[int], formats
     return out
 
 
+T = TypeVar("T")
+
 # Errors that refuse one combination of GPU, weight format, KV dtype or the block size it implies, not the model.
 CANDIDATE_FIELDS = frozenset({"gpu", "kv_cache_dtype", "block_size", "quantization"})
+
+
+@dataclass
+class Refusals:
+    """The combinations a model's own backend refuses (a GPU, a KV dtype, a block layout): the others still
+    answer, and these are named with the reason."""
+
+    errors: list[GpuplanError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def attempt(self, run: Callable[[], T], c: Candidate) -> T | None:
+        """run(); None when the model refuses combination `c` (any other error propagates)."""
+        try:
+            return run()
+        except GpuplanError as exc:
+            if exc.field not in CANDIDATE_FIELDS:
+                raise
+            self.errors.append(exc)
+            self.notes.append(f"{c.gpu.name}, {c.fmt.key or c.fmt.label} weights, {c.kv} KV: {exc.message}")
+            return None
+
+    def raise_if_nothing_left(self, answered: bool) -> None:
+        """With every combination refused, the model's own refusal is the answer."""
+        if self.errors and not answered:
+            raise self.errors[0]
 
 
 def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = None, num_gpus: int | None = None,
@@ -345,20 +373,14 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
     kv_dtypes = [kv_cache_dtype.lower()] if kv_cache_dtype else list(data()["kv_cache_dtypes"])
     splits: dict[int, tuple[int, int] | None] = {}
     skipped: list[str] = []
+    refused = Refusals()
     options = []
-    refusals: list[GpuplanError] = []
     for c in candidates(ctx, gpu_list, counts, formats, kv_dtypes, splits, skipped):
-        try:
-            options.append(evaluate(ctx, c, max_model_len, shrink=True))
-        except GpuplanError as exc:
-            if exc.field not in CANDIDATE_FIELDS:
-                raise
-            # This model refuses this GPU, KV dtype or block layout (its own backend's reach): the other
-            # combinations still answer.
-            refusals.append(exc)
-            skipped.append(f"{c.gpu.name}, {c.fmt.key or c.fmt.label} weights, {c.kv} KV: {exc.message}")
-    if refusals and not options:
-        raise refusals[0]
+        option = refused.attempt(lambda c=c: evaluate(ctx, c, max_model_len, shrink=True), c)
+        if option is not None:
+            options.append(option)
+    refused.raise_if_nothing_left(bool(options))
+    skipped += refused.notes
     options.sort(key=rank_key)
     requested = None
     if num_gpus is not None and len(gpu_list) == 1:

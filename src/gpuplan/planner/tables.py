@@ -10,12 +10,11 @@ from collections.abc import Mapping, Sequence
 
 from ..engines.vllm.estimate import CHUNKED_ENV, declares_chunked_attention
 from ..engines.vllm.profiles import get_profile
-from ..errors import GpuplanError
 from ..model.spec import ModelSpec
 from .config import data
 from .search import (
-    CANDIDATE_FIELDS,
     Candidate,
+    Refusals,
     format_allowed,
     formats_for,
     kv_allowed,
@@ -43,8 +42,7 @@ def context_table(model: str | dict | ModelSpec, gpus: Sequence[str] | str | Non
     splits: dict[int, tuple[int, int] | None] = {}
     rows: list[ContextRow] = []
     hybrid_matters: bool | None = None
-    refusals: list[GpuplanError] = []
-    skipped: list[str] = []
+    refused = Refusals()
     for gpu in resolve_gpus(gpus):
         if not format_allowed(gpu, fmt):
             continue
@@ -56,13 +54,8 @@ def context_table(model: str | dict | ModelSpec, gpus: Sequence[str] | str | Non
                 if not kv_allowed(gpu, kv):
                     continue
                 base = Candidate(gpu, n, s[0], s[1], fmt, kv.lower(), ctx.env)
-                try:
-                    row = _row(ctx, base, lens)
-                except GpuplanError as exc:
-                    if exc.field not in CANDIDATE_FIELDS:
-                        raise
-                    refusals.append(exc)
-                    skipped.append(f"{gpu.name}, {kv.lower()} KV: {exc.message}")
+                row = refused.attempt(lambda base=base: _row(ctx, base, lens), base)
+                if row is None:
                     continue
                 rows.append(row)
                 if hybrid_matters is None and chunked and row.hybrid_manager is not None:
@@ -72,10 +65,9 @@ def context_table(model: str | dict | ModelSpec, gpus: Sequence[str] | str | Non
                     on = Candidate(gpu, n, s[0], s[1], fmt, kv.lower(),
                                    tuple(sorted({**dict(ctx.env), CHUNKED_ENV: "1"}.items())))
                     rows.append(_row(ctx, on, lens))
-    if refusals and not rows:
-        raise refusals[0]
+    refused.raise_if_nothing_left(bool(rows))
     return ContextTable(model=ctx.model_ref, vllm_version=get_profile(vllm_version).version, lengths=lens,
-                        rows=tuple(rows), skipped=tuple(dict.fromkeys(skipped)))
+                        rows=tuple(rows), skipped=tuple(dict.fromkeys(refused.notes)))
 
 
 def _row(ctx, c: Candidate, lens: tuple[int, ...]) -> ContextRow:

@@ -617,10 +617,11 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     ctx = _kv_context(r)
     ssm_bytes = DTYPE_BYTES.get(spec.mamba_ssm_dtype or "", r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
-    comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=_fabric(r.dep),
+    fabric = _fabric(r.dep)
+    comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=fabric,
                            dtype=r.dtype)
-    n_torch = B.non_torch(p, r.tp, r.pp, _fabric(r.dep)) + comm
-    base = B.baseline(p, r.tp, r.pp, _fabric(r.dep), _resident_threads(r.dep))
+    n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
+    base = B.baseline(p, r.tp, r.pp, fabric, _resident_threads(r.dep))
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
