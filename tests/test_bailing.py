@@ -41,12 +41,6 @@ def _rope_bytes(spec) -> int:
     return sum(c.positions * c.rotary_dim * 2 for c in spec.rope_caches)
 
 
-def _mla_absorbed_bytes(spec) -> int:
-    """W_UK_T / W_UV: vLLM's MLA keeps kv_b_proj again in bf16, heads x (nope + v) x kv_lora_rank per MLA layer."""
-    return sum(2 * a.num_heads * (a.qk_nope_head_dim + a.v_head_dim) * a.kv_lora_rank
-               for a in (layer.attention for layer in spec.layers) if a.kind == "mla")
-
-
 def _assert_kv_plan_is_vllms(model: dict, r) -> None:
     meta = model["vllm_meta"]
     assert r.kv.bytes_per_block == meta["bytes_per_block"]
@@ -136,8 +130,8 @@ def test_ring_2_5_puts_mla_on_every_fifth_layer_and_lightning_attention_elsewher
     kinds = [layer.attention.kind for layer in spec.layers]
     assert [i for i, k in enumerate(kinds) if k == "mla"] == [4, 9, 14, 19]
     # Weights: vLLM's parameters (fp32 gates and biases) plus two rotary caches (the linear layers' NeoX 64 of
-    # 128, the MLA layers' GPT-J 64) and MLA's absorbed kv_b_proj copies.
-    assert r.weights_bytes == RING["vllm_meta"]["bytes"] + 2 * 32768 * 64 * 2 + _mla_absorbed_bytes(spec)
+    # 128, the MLA layers' GPT-J 64). MLA's W_UK_T / W_UV are views of the bf16 kv_b_proj: no copy.
+    assert r.weights_bytes == RING["vllm_meta"]["bytes"] + 2 * 32768 * 64 * 2
     # The linear layers' state is one [16, 128, 128] bf16 matrix per request (512 KiB), padded to the MLA page of
     # 512 tokens x 576 x 2 bytes; five groups of 4 layers.
     _assert_kv_plan_is_vllms(RING, r)
@@ -149,7 +143,7 @@ def test_ring_2_5_with_a_q_lora_keeps_the_fused_q_a_projection_whole_on_every_gp
     spec, r = _oracle_run(RING_Q)
     assert spec.total_params == RING_Q["vllm_meta"]["params"]
     assert [i for i, layer in enumerate(spec.layers) if layer.attention.kind == "mla"] == [7, 15, 23]
-    assert r.weights_bytes == RING_Q["vllm_meta"]["bytes"] + 2 * 131072 * 64 * 2 + _mla_absorbed_bytes(spec)
+    assert r.weights_bytes == RING_Q["vllm_meta"]["bytes"] + 2 * 131072 * 64 * 2
     _assert_kv_plan_is_vllms(RING_Q, r)
     names = {t.name: t for t in spec.layers[7].tensors}
     assert names["model.layers.{i}.attention.q_a_proj"].parallel == "replicated"
@@ -179,7 +173,7 @@ def test_ling_3_0_flash_is_124b_with_kda_state_in_float32() -> None:
     spec, r = _oracle_run(FLASH3)
     assert spec.total_params == FLASH3["vllm_meta"]["params"] == 124_414_211_552  # the recipe's 124B
     assert [i for i, layer in enumerate(spec.layers) if layer.attention.kind == "mla"] == list(range(5, 42, 6))
-    assert r.weights_bytes == FLASH3["vllm_meta"]["bytes"] + 32768 * 64 * 2 + _mla_absorbed_bytes(spec)
+    assert r.weights_bytes == FLASH3["vllm_meta"]["bytes"] + 32768 * 64 * 2
     # KDA state: a (3, 3 x 32 x 128) bf16 conv window and a (32, 128, 128) float32 recurrent state.
     state = spec.layers[0].attention.state
     assert [(s.shape, s.dtype) for s in state] == [((3, 12288), "conv"), ((32, 128, 128), "float32")]
@@ -191,7 +185,7 @@ def test_ling_3_0_flash_is_124b_with_kda_state_in_float32() -> None:
 def test_ling_3_0_tiny_and_the_tail_rule() -> None:
     spec, r = _oracle_run(TINY)
     assert spec.total_params == TINY["vllm_meta"]["params"]
-    assert r.weights_bytes == TINY["vllm_meta"]["bytes"] + 131072 * 64 * 2 + _mla_absorbed_bytes(spec)
+    assert r.weights_bytes == TINY["vllm_meta"]["bytes"] + 131072 * 64 * 2
     _assert_kv_plan_is_vllms(TINY, r)
     # _is_kda_layer: layers past the last whole group of 4 are MLA too.
     longer = build_spec({**TINY["config"], "num_hidden_layers": 26})

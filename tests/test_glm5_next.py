@@ -72,14 +72,15 @@ def test_mtp_layer_is_in_the_checkpoint_but_not_loaded() -> None:
 def test_bf16_weights_per_gpu_at_tp1_and_tp8() -> None:
     """TP=1: 313,326,828,862 parameters, bf16 except fp32 ones (hc mixers 45 x 786,486; KDA convs 3 x 8192 x 4,
     dt_bias 8192, A_log 64 per KDA layer; indexer ape 16 x 128 and k_norm 2 x 128 per MLA layer; 42 x 288 bias),
-    plus the topk_indices_buffer [8192, round_up(2048 + 15, 128) = 2176] int32 = 71,303,168 bytes and vLLM's
-    absorbed MLA weights. TP=8: the 304,405,807,104 expert parameters are 76,101,451,776 bytes a GPU alone."""
+    plus the topk_indices_buffer [8192, round_up(2048 + 15, 128) = 2176] int32 = 71,303,168 bytes. MLA's
+    W_UK_T / W_UV are views of the bf16 kv_b_proj, so they add nothing (11 x 64 x 512 x 512 x 2 = 369,098,752 at
+    TP=1 if they were copies). TP=8: the 304,405,807,104 expert parameters are 76,101,451,776 bytes a GPU alone."""
     r1, r8 = _run(1), _run(8)
     fp32 = 45 * 786_486 + 34 * (3 * 8192 * 4 + 8192 + 64) + 11 * (16 * 128 + 256) + 42 * 288
     spec = _spec()
     assert sum(t.numel for layer in spec.layers for t in layer.tensors if t.dtype == "float32") == fp32
-    assert r1.weights_bytes == 627_172_164_344
-    assert r8.weights_bytes == 79_038_006_584
+    assert r1.weights_bytes == 627_172_164_344 - 369_098_752 == 626_803_065_592
+    assert r8.weights_bytes == 79_038_006_584 - 369_098_752 // 8 == 78_991_869_240
     assert r8.per_stage[0]["weights_by_kind"]["experts"] == 304_405_807_104 * 2 // 8 == 76_101_451_776
     assert r8.per_stage[0]["weights_by_kind"]["buffers"] == 8192 * 2176 * 4
 
@@ -146,7 +147,7 @@ def test_does_glm5_next_fit_on_8_h100s_at_128k() -> None:
     fp8 = estimate_on(_spec({**CFG, "quantization_config": FP8}), gpu="H100", tensor_parallel_size=8,
                       max_model_len=K128)
     assert fp8.fits
-    assert fp8.weights_bytes == 40_807_872_824
+    assert fp8.weights_bytes == 40_761_735_480  # kv_b_proj stays bf16 in this checkpoint: no dequantized copy
     assert fp8.kv.bytes_per_block == 11_627_520
     assert fp8.kv_cache_tokens > 2_000_000 and fp8.kv.max_concurrency > 15
 

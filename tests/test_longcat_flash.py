@@ -52,13 +52,12 @@ def test_longcat_flash_chat_is_560b_as_vllm_loads_it() -> None:
 
 def test_longcat_flash_chat_weights_are_vllms_parameter_bytes() -> None:
     """vLLM's parameter bytes (bf16, the router classifier and bias float32) plus what vLLM holds that is not a
-    parameter: the rotary cache (131,072 x 64 bf16) and each of the 56 MLA blocks' absorbed kv_b_proj copies
-    (64 heads x (128 + 128) x 512 bf16)."""
+    parameter: the rotary cache (131,072 x 64 bf16). MLA's W_UK_T / W_UV are views of the bf16 kv_b_proj."""
     _, r = _oracle_run(CHAT)
-    rope, absorbed = 131072 * 64 * 2, 56 * 64 * 256 * 512 * 2
-    assert _by_kind(r)["rope_cache"] == rope and _by_kind(r)["mla_absorbed"] == absorbed
-    assert r.weights_bytes == CHAT["vllm_meta"]["bytes"] + rope + absorbed
-    assert round(r.weights_bytes / 2**30, 1) == 1045.5
+    rope = 131072 * 64 * 2
+    assert _by_kind(r)["rope_cache"] == rope and "mla_absorbed" not in _by_kind(r)
+    assert r.weights_bytes == CHAT["vllm_meta"]["bytes"] + rope
+    assert round(r.weights_bytes / 2**30, 1) == 1044.6
 
 
 def test_every_decoder_layer_caches_two_mla_attentions() -> None:
@@ -85,8 +84,8 @@ def test_tensor_parallel_splits_what_vllm_splits() -> None:
     dense = 56 * 3 * 6144 * 12288 // 8 * 2 + 56 * 2 * 6144 * 2
     moe = 28 * (768 * 6144 + 768) * 4 + 28 * 512 * 3 * 2048 * 6144 // 8 * 2
     ends = 2 * 131072 * 6144 // 8 * 2 + 6144 * 2
-    buffers = 56 * 8 * 256 * 512 * 2 + 131072 * 64 * 2  # absorbed kv_b per rank's 8 heads, rotary cache
-    assert r.weights_bytes == mla + dense + moe + ends + buffers == 142_069_071_872
+    rope = 131072 * 64 * 2  # MLA's W_UK_T / W_UV view kv_b_proj: no copy
+    assert r.weights_bytes == mla + dense + moe + ends + rope == 142_069_071_872 - 56 * 8 * 256 * 512 * 2
     assert not r.fits  # bf16 needs two nodes: 132.3 GiB of weights on each of 8 H200s
 
 
@@ -99,7 +98,7 @@ def test_bf16_chat_on_two_h200_nodes() -> None:
     assert r.fits
     assert [s["layers"] for s in r.per_stage] == [[0, 28], [28, 56]]
     assert all(s["bytes_per_token"] == 28 * 1152 for s in r.per_stage)
-    assert round(r.weights_bytes / 2**30, 1) == 66.2
+    assert round(r.weights_bytes / 2**30, 1) == 66.1
     assert r.kv_cache_tokens > 131072
 
 
@@ -111,7 +110,7 @@ def test_resaved_config_with_num_hidden_layers_and_no_zero_experts() -> None:
     meta = SHORTCAT["vllm_meta"]
     assert spec.total_params == meta["params"] == SHORTCAT["hf_params"] + 2 * 8
     assert spec.attention_kinds == {"mla": 4}
-    assert r.weights_bytes == meta["bytes"] + 131072 * 64 * 2 + 4 * 64 * 256 * 512 * 2
+    assert r.weights_bytes == meta["bytes"] + 131072 * 64 * 2
     assert r.kv.bytes_per_block == meta["bytes_per_block"] and r.num_gpu_blocks == meta["num_blocks"]
 
 

@@ -219,13 +219,13 @@ def test_mistral_large_3_fp8_checkpoint_keeps_its_quantization_config() -> None:
 
 
 def test_sarvam_105b_serves_on_four_h100s_with_room_for_long_contexts() -> None:
-    """106B bf16 parameters over 4 H100s: 49.5 GiB of parameters per GPU, 49.67 GiB with the fp32 rotary cache and
-    vLLM's absorbed MLA copies (32 layers x 16 heads x 256 x 512 in bf16), and an MLA cache of 36,864 bytes per
-    token: the full 128K context fits more than four times over."""
+    """106B bf16 parameters over 4 H100s: 49.5 GiB of parameters per GPU, 49.54 GiB with the fp32 rotary cache (MLA's
+    W_UK_T / W_UV are views of the bf16 kv_b_proj, not copies), and an MLA cache of 36,864 bytes per token: the full
+    128K context fits more than four times over."""
     r = api_estimate(_spec(SARVAM_105B), gpu="H100", tensor_parallel_size=4, max_model_len=131072,
                      vllm_version="0.33.0")
     assert r.fits
-    assert r.weights_bytes / 2**30 == pytest.approx(49.67, abs=0.01)
+    assert r.weights_bytes / 2**30 == pytest.approx(49.54, abs=0.01)
     assert r.kv.bytes_per_token == 32 * 576 * 2
     assert r.kv_cache_tokens > 4 * 131072
 
@@ -237,3 +237,26 @@ def test_pangu_r72b_caches_128_wide_values_on_0_14_too_where_other_models_still_
     dep = Deployment(gpu_name="H100", gpu_memory_bytes=80 * 2**30, vllm_version="0.14.0", block_size=16,
                      tensor_parallel_size=2, max_model_len=8192, kv_cache_memory_bytes=40 * 10**9)
     assert estimate(spec, dep).kv.bytes_per_block == 16 * 50 * 2 * (192 + 128) * 2
+
+
+# ----------------------------------------------------------------------------- W_UK_T / W_UV
+
+
+def _absorbed(model: str, version: str, **dep) -> int:
+    r = api_estimate(model, gpu="H100", max_model_len=8192, vllm_version=version, **dep)
+    return r.per_stage[0]["weights_by_kind"].get("mla_absorbed", 0)
+
+
+def test_fp8_deepseek_v3_keeps_a_bf16_copy_of_kv_b_proj_and_bf16_v2_lite_does_not() -> None:
+    """MLAAttention.process_weights_after_loading splits get_and_maybe_dequant_weights(kv_b_proj): an FP8 kv_b_proj
+    is dequantized into a new bf16 tensor that W_UK_T / W_UV keep alive (61 layers x 128/8 heads x (128 + 128) x
+    512 x 2 bytes at TP=8); a bf16 one is returned as is, and the split and permutes are views of it."""
+    assert _absorbed("deepseek-ai/DeepSeek-V3", "0.19.0", tensor_parallel_size=8) == 61 * 16 * 256 * 512 * 2
+    assert _absorbed("deepseek-ai/DeepSeek-V2-Lite", "0.19.0") == 0
+
+
+def test_v0_builds_the_same_copies_from_0_8_only() -> None:
+    """V0's MLA backend (attention/backends/mla/common.py) took V1's W_UK_T / W_UV in 0.8.0; 0.6 had no MLA."""
+    fp8 = {"tensor_parallel_size": 8}
+    assert _absorbed("deepseek-ai/DeepSeek-V3", "0.8.5", env={"VLLM_USE_V1": "0"}, **fp8) == 61 * 16 * 256 * 512 * 2
+    assert _absorbed("deepseek-ai/DeepSeek-V3", "0.6.6", **fp8) == 0

@@ -609,7 +609,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         w_spec = replace(w_spec, extra=whole_towers(w_spec.extra))
         stored = whole_towers(stored) if stored is not None else None
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
-                            mla_absorbed=bool(p.mla_absorbed_weights), mxfp4_pad=_mxfp4_pad(r), stored=stored,
+                            mla_absorbed=p.flag_from("mla_absorbed_weights"), mxfp4_pad=_mxfp4_pad(r), stored=stored,
                             mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,
                             towers=r.towers)
     # A text-only profile run has no encoder pass, encoder cache or multimodal input embeddings.
@@ -807,7 +807,10 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     if heaviest["weights_bytes"] > budget:
         return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
                        f"{gib(budget)} budget (gpu_memory_utilization {r.utilization} x {gib(T)})"), None
-    if T - base < budget and r.dep.kv_cache_memory_bytes is None:
+    # 0.8's V1 measured all used memory (total - free), so its budget already holds the context and buffers:
+    # the process never grows past the budget before CUDA graphs.
+    absolute = p.formula == "v1_absolute_peak"
+    if T - base < budget and r.dep.kv_cache_memory_bytes is None and not absolute:
         if p.engine == "v1" and p.at_least("0.9"):
             return False, (f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than desired GPU "
                            f"memory utilization ({r.utilization}, {gib(budget)}): lower gpu_memory_utilization"), None
@@ -837,6 +840,8 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
                            f"({gib(avail)}); the estimated maximum model length is {fit_len}"), fit_len
     # After the KV cache fills the budget: CUDA graphs (when outside it) and the sampler warm-up.
     if p.engine == "v1" and r.dep.kv_cache_memory_bytes is None:
+        # 0.8's budget already holds the context, but capture itself grows memory outside torch there (a 0.8.5
+        # TP=4 start on 4 x A10 held 6.2 GiB outside PyTorch when it ran out, QwenLM/Qwen3#1387): keep the margin.
         free = T - base - (budget - lim["activation_bytes"])
         graphs = 0 if r.cudagraph_in_budget else lim["cudagraph_bytes"]
         if graphs and free < graphs:

@@ -187,6 +187,15 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
     return linear_bytes(tq, out_f, in_f, act_bytes, in_full=_rest(t.shape, 1), row_parallel=p == "row")
 
 
+def _kv_b_dequantized(layer: Layer, q: QuantConfig | None, index: int) -> bool:
+    """Whether MLA's W_UK_T / W_UV are a new tensor: vLLM dequantizes a quantized kv_b_proj
+    (get_and_maybe_dequant_weights); an unquantized one in the model dtype is only viewed (split, permuted)."""
+    for t in layer.tensors:
+        if t.name.removesuffix(".weight").endswith("kv_b_proj"):
+            return _quant_for(t, q, _tensor_name(t, index)) is not None or t.dtype not in (None, "", "bfloat16")
+    return True  # kv_b_proj not named by this adapter: count the copy
+
+
 def _needs_per_layer_names(q: QuantConfig | None) -> bool:
     return bool(q and q.ignore and any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
                                        for p in q.ignore))
@@ -238,7 +247,7 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             for kind, n in _layer_bytes(layer, sh, q, act_bytes, index, mxfp4_pad, at_least):
                 add(kind, n * count)
             a = layer.attention
-            if mla_absorbed and a.kind == "mla":
+            if mla_absorbed and a.kind == "mla" and _kv_b_dequantized(layer, q, index):
                 # W_UK_T / W_UV: kv_b_proj dequantized to bf16 and kept beside the original.
                 add("mla_absorbed", count * cdiv(a.num_heads, sh.tp) * (a.qk_nope_head_dim + (a.v_head_dim or 0))
                     * a.kv_lora_rank * 2)
