@@ -113,3 +113,13 @@ def test_transformers_default_unified_config_is_refused_and_its_text_config_coun
     assert spec.attention_kinds == {"sliding_window": 25, "full": 5}
     full = next(x.attention for x in spec.layers if x.attention.kind == "full")
     assert (full.num_kv_heads, full.head_dim) == (4, 512)
+
+
+def test_a_text_only_start_still_builds_the_patch_embedder() -> None:
+    """Gemma4UnifiedForConditionalGeneration.__init__ calls nn.Module.__init__ (not Gemma 4's, whose towers are
+    marked) and builds its vision embedder and both multimodal embedders unconditionally: --language-model-only
+    saves nothing."""
+    spec = _spec()
+    full = estimate(spec, gpu="H100", max_model_len=32768)
+    text_only = estimate(spec, gpu="H100", max_model_len=32768, language_model_only=True)
+    assert text_only.weights_bytes == full.weights_bytes == 24_353_570_816

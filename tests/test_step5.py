@@ -197,3 +197,15 @@ def test_step5_vl_is_the_text_model_plus_step3p7s_perception_encoder() -> None:
     vl = build_spec(outer, "stepfun-ai/Step-5-Preview")
     assert vl.total_params == PREVIEW["hf_params"] + tower
     assert vl.multimodal is not None and vl.model_type == "step5_vl"
+
+
+def test_step5_vl_text_only_start_leaves_the_perception_encoder_unbuilt() -> None:
+    """Step5ForConditionalGeneration builds Step3p7's vision model and projector inside _mark_tower_model (0.33,
+    models/step5/nvidia/vl.py via step3p7.py): with --language-model-only neither is allocated."""
+    outer = {"model_type": "step5_vl", "architectures": ["Step5ForConditionalGeneration"],
+             "text_config": PREVIEW["config"]}
+    vl, text = build_spec(outer, "stepfun-ai/Step-5-Preview"), build_spec(PREVIEW["config"], "stepfun-ai/Step-5")
+    both = estimate(vl, gpu="B200", tensor_parallel_size=8, max_model_len=32768)
+    only = estimate(vl, gpu="B200", tensor_parallel_size=8, max_model_len=32768, language_model_only=True)
+    plain = estimate(text, gpu="B200", tensor_parallel_size=8, max_model_len=32768)
+    assert both.weights_bytes > only.weights_bytes == plain.weights_bytes

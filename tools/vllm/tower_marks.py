@@ -72,8 +72,17 @@ def _marks(init: ast.FunctionDef) -> tuple[str, set[str]] | None:
     return None
 
 
-def _calls_super_init(init: ast.FunctionDef) -> bool:
-    return any(isinstance(n, ast.Call) and _method(n) == "__init__" for n in ast.walk(init))
+def _calls_super_init(init: ast.FunctionDef, bases: set[str]) -> bool:
+    """super().__init__(...) or Base.__init__(self, ...) for one of the class's own bases; nn.Module.__init__(self)
+    skips the parents' __init__ (Gemma4Unified rebuilds the model without its parent's towers)."""
+    for n in ast.walk(init):
+        if isinstance(n, ast.Call) and _method(n) == "__init__":
+            owner = n.func.value
+            if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name) and owner.func.id == "super":
+                return True
+            if ast.unparse(owner) in bases:
+                return True
+    return False
 
 
 class _Files(ModelFiles):
@@ -113,7 +122,7 @@ class _Files(ModelFiles):
         init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
         if init is not None:
             found = _marks(init)
-            if found is not None or not _calls_super_init(init):
+            if found is not None or not _calls_super_init(init, {base_name(b) for b in node.bases}):
                 return found
         for base in node.bases:  # __init__ inherited, or delegated to super() with no towers of its own
             name = base_name(base)
@@ -151,7 +160,8 @@ def main() -> None:
         seen.append(version)
         with zipfile.ZipFile(wheel) as z:
             files = _Files(z)
-            archs = registry(z, ("_MULTIMODAL_MODELS",))
+            # 0.33 lists some towered families (Inkling) among the text-generation models
+            archs = registry(z, ("_MULTIMODAL_MODELS", "_TEXT_GENERATION_MODELS"))
             found = {arch: files.towers(mod, cls) for arch, (mod, cls) in archs.items()}
             data_mode = {arch for arch, (mod, cls) in archs.items()
                          if files.class_flag(mod, cls, "supports_encoder_tp_data")}

@@ -38,22 +38,41 @@ class ModelFiles:
         self.cache: dict[str, tuple[dict[str, ast.ClassDef], dict[str, tuple[str, str]]] | None] = {}
 
     def module(self, mod: str) -> tuple[dict[str, ast.ClassDef], dict[str, tuple[str, str]]] | None:
-        """(class name -> ClassDef, imported name -> (module, name)) of models/<mod>.py; None if absent."""
+        """(class name -> ClassDef, imported name -> (module, name)) of a model module; None if absent. `mod` is a
+        module of models/ ("llama") or, for 0.33's per-family packages, a dotted path ("vllm.models.step5")."""
         if mod in self.cache:
             return self.cache[mod]
-        path = MODELS + mod.replace(".", "/") + ".py"
-        if path not in self.names:
+        if mod.startswith("vllm."):
+            base = mod.replace(".", "/")
+            path = next((p for p in (base + ".py", base + "/__init__.py") if p in self.names), None)
+        else:
+            path = MODELS + mod.replace(".", "/") + ".py"
+            path = path if path in self.names else None
+        if path is None:
             self.cache[mod] = None
             return None
+        package = path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+        if not path.endswith("/__init__.py"):
+            package = package.rsplit(".", 1)[0]
         tree = ast.parse(self.z.read(path).decode())
         classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
         imports: dict[str, tuple[str, str]] = {}
-        for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                for a in node.names:
-                    imports[a.asname or a.name] = (node.module, a.name)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vllm.model_executor.models."):
-                for a in node.names:
-                    imports[a.asname or a.name] = (node.module.removeprefix("vllm.model_executor.models."), a.name)
+        # 0.33's family packages pick an implementation per platform inside if/else blocks: take the CUDA one.
+        other_platform = re.compile(r"\.(amd|xpu|cpu|rocm|tpu)\.|_stub$|\.vl_stub")
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                parts = package.split(".")
+                source = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            if not source.startswith("vllm.model_executor.models.") and not source.startswith("vllm.models."):
+                continue
+            for a in node.names:
+                name = a.asname or a.name
+                if name in imports and other_platform.search(source):
+                    continue
+                imports[name] = (source.removeprefix("vllm.model_executor.models."), a.name)
         self.cache[mod] = (classes, imports)
         return self.cache[mod]

@@ -121,4 +121,4 @@ def _glm4v_vision(vis: dict) -> tuple[tuple[Tensor, ...], MultimodalSpec, tuple[
                Tensor("visual.replicated", "vision", (whole,)))
     # glm4_1v.py splits the tower's heads over TP without vLLM's data-parallel fallback (12 heads: vllm#24004).
     return (tensors, MultimodalSpec(column + row + whole, 1024, out, tp_heads=heads),
-            (RopeCache(8192, (h // heads) // 2),))
+            (RopeCache(8192, (h // heads) // 2, tower=True),))

@@ -196,7 +196,7 @@ def _perception_encoder(vis: dict, text_hidden: int, projector_bias: bool
     mm = MultimodalSpec(column + row + whole + proj, tokens * tokens, text_hidden, tp_heads=heads)
     # Every block's PerceptionEncoderRope2D keeps an fp32 frequency table of (grid^2 + cls) x head_dim as a
     # buffer, built at load time: one cache entry for all of them.
-    table = RopeCache(n * (grid * grid + int(cls)), w // heads, dtype="float32")
+    table = RopeCache(n * (grid * grid + int(cls)), w // heads, dtype="float32", tower=True)
     return tensors, mm, (table,)
 
 

@@ -191,6 +191,8 @@ class RopeCache:
     # the token count; from `mrope_single_from` this model passes positions_factor=1 (Qwen3-VL, Qwen3.5: 0.32).
     mrope: bool = False
     mrope_single_from: str = ""
+    # A vision tower's own table: built with the tower, so absent where the tower is not (--language-model-only).
+    tower: bool = False
 
     def cached_positions(self, at_least) -> int:
         """Positions vLLM caches; `at_least(version)` tells whether the running vLLM is that version or newer."""

@@ -269,6 +269,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
         seen = set()
         for r in spec.rope_caches:
+            if r.tower and not _holds_towers(towers, first):
+                continue
             positions = r.cached_positions(at_least)
             key = (positions, r.rotary_dim, r.dtype, r.theta)
             if key not in seen:
