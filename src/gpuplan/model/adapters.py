@@ -1424,3 +1424,4 @@ from . import adapters_mla  # noqa: E402,F401,I001
 from . import adapters_beam, adapters_dots3_note, adapters_flint, adapters_hy_v4, adapters_inkling  # noqa: E402,F401,I001
 from . import adapters_muse_spark, adapters_qwen4_exp  # noqa: E402,F401,I001
 from . import adapters_glm5_next, adapters_minimax_m3, adapters_step5, adapters_unified_vlms  # noqa: E402,F401,I001
+from . import adapters_ernie45, adapters_hyperclovax  # noqa: E402,F401,I001

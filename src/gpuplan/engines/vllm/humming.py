@@ -1,0 +1,81 @@
+"""Per-rank bytes of the layouts vLLM 0.33 gives MX-quantized weights on Hopper (SM 9.0), where the Humming kernels
+(humming-kernels 0.1.19) rank ahead of Marlin (vLLM model_executor/layers/quantization/utils/humming/priority.py:
+_HUMMING_PREFERRED_CAPABILITIES = {90}; prioritize_humming moves Humming ahead of Marlin in every kernel list).
+
+What Humming allocates, as read in vLLM 0.33 and the humming package:
+- every Humming layer pads its per-rank output rows to a multiple of 256 and its per-rank input columns to a multiple
+  of 128 (utils/humming/linear.py:141-142 for dense linears, utils/humming/moe.py:411-412 for fused experts), and the
+  weight and its group scales take the padded shape (humming/transform.py check_and_pad_tensors with the shapes of
+  schema/humming.py get_tensors_attrs: weight [N, K x bits / 32] int32, group scale [N, K / group] one byte (e8m0));
+- MXFP8 weights with MXFP8 activations (8-bit x 8-bit) keep one byte per weight and one e8m0 byte per 32 weights; no
+  secondary scale (config/config.py: use_fused_e8m0_scale needs fp4 weights, use_int_weight_scale int activations);
+- MXFP4 experts run with fp8 activations take the fused-e8m0 path (config/config.py use_fused_e8m0_scale: fp8
+  activations, fp4 weights, e8m0 group scales, no native mxf8f6f4 MMA on SM90), which adds a per-tensor secondary
+  scale, one fp32 per expert per matrix (transform.py process_fused_e8m0_scale);
+- before Humming sees them, the experts' per-rank intermediate size is rounded up to 64
+  (fused_moe/oracle/mxfp4.py mxfp4_round_up_hidden_size_and_intermediate_size, the final `else` branch that the
+  Humming backend falls to);
+- a batched (bmm) MXFP8 linear, DeepSeek-V4.x's wo_a, is re-selected after loading from [DeepGEMM bmm, emulation]
+  (kernels/linear/__init__.py init_mxfp8_linear_kernel; modelopt.py ModelOptLinearMethod.process_weights_after_loading):
+  DeepGEMM's MXFP8 bmm requires Blackwell (kernels/linear/mxfp8/deep_gemm.py is_supported), so on Hopper the
+  emulation kernel dequantizes the weight to bf16 at load (VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD, on by default) and
+  keeps the e8m0 scale beside it (kernels/linear/mxfp8/emulation.py process_weights_after_loading).
+
+Other GPUs take other kernels (Blackwell: FlashInfer/TRT-LLM MXFP8, DeepGEMM bmm, b12x on SM 12.x; Ampere has no fp8
+activations), whose layouts are not read here: `require_hopper` refuses them.
+"""
+
+from __future__ import annotations
+
+from ...errors import GpuplanError
+from ...units import round_up
+
+PAD_N = 256  # utils/humming/linear.py:141, utils/humming/moe.py:411 (pad_n_to_multiple)
+PAD_K = 128  # utils/humming/linear.py:142, utils/humming/moe.py:412 (pad_k_to_multiple)
+MX_GROUP = 32  # MXFP8 / MXFP4 scale group (one e8m0 byte per 32 weights)
+MXFP4_INTERMEDIATE_ALIGN = 64  # fused_moe/oracle/mxfp4.py, mxfp4_round_up_... final else branch
+
+
+def require_hopper(compute_capability: float | None, what: str = "this model") -> None:
+    """Refuse every GPU but SM 9.0: Humming's padded layouts are the only ones read."""
+    if compute_capability is None or round(float(compute_capability) * 10) != 90:
+        raise GpuplanError(
+            "gpu", f"{what}: vLLM 0.33 picks different MXFP8 / MXFP4 kernels on compute capability "
+            f"{compute_capability} (Blackwell: FlashInfer / TRT-LLM / DeepGEMM; SM 12.x: b12x) whose weight layouts "
+            "gpuplan has not read; only Hopper (SM 9.0, Humming) is modelled", accepted=["H100", "H800", "H200", "H20", "GH200"])
+
+
+def padded(n: int, k: int) -> tuple[int, int]:
+    """A Humming layer's per-rank [rows, columns] after padding."""
+    return round_up(n, PAD_N), round_up(k, PAD_K)
+
+
+def mxfp8_linear_bytes(n: int, k: int) -> int:
+    """One rank's MXFP8 linear through Humming: n output rows, k input columns on this rank (after TP split).
+    Weight n' x k' bytes (fp8) + scales n' x k'/32 bytes (e8m0)."""
+    np_, kp = padded(n, k)
+    return np_ * kp + np_ * (kp // MX_GROUP)
+
+
+def mxfp8_emulated_bytes(n: int, k: int, act_bytes: int = 2) -> int:
+    """One rank's MXFP8 linear on the emulation kernel (Hopper's wo_a): the weight dequantized to the model dtype
+    (n x k x 2 for bf16) plus the e8m0 scale kept at [n, k/32]; no padding."""
+    return n * k * act_bytes + n * (k // MX_GROUP)
+
+
+def mxfp4_expert_intermediate(intermediate_per_rank: int) -> int:
+    """The experts' per-rank intermediate size after the MXFP4 round-up (to 64) for the Humming backend."""
+    return round_up(intermediate_per_rank, MXFP4_INTERMEDIATE_ALIGN)
+
+
+def mxfp4_w4a8_matrix_bytes(n: int, k: int) -> int:
+    """One expert's matrix [n, k] as Humming holds MXFP4 weights run with fp8 activations: n' x k'/2 bytes of
+    packed e2m1, n' x k'/32 e8m0 scales, one fp32 secondary scale."""
+    np_, kp = padded(n, k)
+    return np_ * kp // 2 + np_ * (kp // MX_GROUP) + 4
+
+
+def mxfp4_w4a8_expert_bytes(hidden: int, intermediate_per_rank: int, gated: bool = True) -> int:
+    """One expert's w13 [2I, H] (gated) or w1 [I, H] plus w2 [H, I] on one rank, I rounded up to 64 first."""
+    i = mxfp4_expert_intermediate(intermediate_per_rank)
+    return mxfp4_w4a8_matrix_bytes((2 if gated else 1) * i, hidden) + mxfp4_w4a8_matrix_bytes(hidden, i)
