@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from gpuplan.api_python import estimate as api_estimate
 from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.estimate import estimate
 from gpuplan.errors import UnservableDeployment
@@ -157,3 +158,18 @@ def test_public_v0_fallback_start_ups_are_sized_as_v0_and_their_driver_kv_matche
     by_id = {r["id"]: r for r in result["records"]}
     for pp_run in ("v0fb-004", "v0fb-005"):  # Llama-3.3-70B, PP stage 0: 17.94 / 17.90 GiB logged
         assert by_id[pp_run]["abs_pct_error"]["available_kv_cache_gib"] <= 1.0
+
+
+def test_on_0_8s_v1_a_0_995_budget_on_an_l40s_starts_eagerly_since_it_already_holds_the_cuda_context() -> None:
+    """0.8's gpu_worker.determine_available_memory adds everything outside torch (the CUDA context included,
+    total - free) to the peak, so the KV cache fills the budget and no more: at utilization 0.995 nothing overflows
+    before CUDA graphs, which --enforce-eager skips. From 0.9 vLLM refuses a budget above the free memory instead."""
+    spec = build_spec({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4096,
+                       "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8,
+                       "num_hidden_layers": 32, "vocab_size": 128256, "max_position_embeddings": 131072,
+                       "rope_theta": 500000.0, "torch_dtype": "bfloat16"})
+    opts = {"gpu": "L40S", "gpu_memory_utilization": 0.995, "max_model_len": 8192, "enforce_eager": True}
+    v08 = api_estimate(spec, vllm_version="0.8.5", **opts)
+    assert v08.profile == "v1-0.8" and v08.fits
+    v09 = api_estimate(spec, vllm_version="0.9.2", **opts)
+    assert not v09.fits and "Free memory on device" in (v09.reason or "")
