@@ -97,3 +97,17 @@ def test_an_unknown_hybrid_says_its_linear_attention_layers_are_sized_as_attenti
     assert spec.generic
     assert any("include linear_attention" in n and "overstated" in n for n in spec.notes)
     assert not any("overstated" in n for n in build_spec({**config, "layer_types": ["full_attention"] * 4}).notes)
+
+
+def test_an_unknown_moe_with_sliding_layers_caches_a_window_there_not_the_whole_context() -> None:
+    """transformers' cohere2_moe default names 3 sliding layers of every 4 (window 4096) in layer_types; the generic
+    MoE plans them as vLLM's SlidingWindowSpec, as the generic dense decoder already did, instead of full attention."""
+    n = 8
+    cfg = {"model_type": "some_new_moe", "hidden_size": 256, "num_hidden_layers": n, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "vocab_size": 1000, "intermediate_size": 512, "moe_intermediate_size": 128,
+           "num_experts": 8, "num_experts_per_tok": 2, "sliding_window": 4096, "max_position_embeddings": 131072,
+           "layer_types": ["sliding_attention", "sliding_attention", "sliding_attention", "full_attention"] * 2}
+    spec = build_spec(cfg)
+    assert spec.generic and spec.is_moe
+    assert spec.attention_kinds == {"sliding_window": 6, "full": 2}
+    assert [layer.attention.window for layer in spec.layers[:4]] == [4096, 4096, 4096, None]

@@ -81,16 +81,18 @@ def test_step_3_5_flash_kv_pages_and_groups_are_vllms() -> None:
     assert r.kv.num_groups == len(meta["groups"]) == 4
 
 
-def test_before_this_adapter_step_3_5_flash_was_a_generic_moe_with_30x_its_kv_cache() -> None:
-    """The generic fallback read neither num_attention_groups (so 64 KV heads), the sliding layers, the dense
-    first layers nor the shared expert: 210.99B parameters and 1,474,560 KV bytes a token on all 45 layers."""
+def test_without_this_adapter_step_3_5_flash_is_a_generic_moe_with_8x_its_full_attention_kv() -> None:
+    """The generic fallback reads the sliding layers from layer_types, but not num_attention_groups (so 64 KV heads),
+    the dense first layers nor the shared expert: 210.99B parameters and, on each of the 12 full layers, 32,768 KV
+    bytes a token against vLLM's 4,096. (Before it read layer_types it cached all 45 layers in full: 30x.)"""
     generic = build_spec({**FLASH["config"], "model_type": "step3p5_unregistered"})
     before = FLASH["generic_before"]
     assert generic.generic and generic.total_params == before["total_params"]
-    assert generic.attention_kinds == before["attention_kinds"]
-    per_token = sum(2 * a.num_kv_heads * a.head_dim * 2 for a in (x.attention for x in generic.layers))
-    # Against vLLM's 4,096 bytes a token on each of the 12 full layers (the 33 sliding ones stop at 512 tokens).
-    assert per_token == before["kv_bytes_per_token"] == 45 * 64 * 128 * 2 * 2 == 30 * 12 * 4096
+    assert before["attention_kinds"] == {"full": 45}
+    assert generic.attention_kinds == {"full": 12, "sliding_window": 33}
+    full = [a for a in (x.attention for x in generic.layers) if a.kind == "full"]
+    assert sum(2 * a.num_kv_heads * a.head_dim * 2 for a in full) == 12 * 64 * 128 * 2 * 2 == 8 * 12 * 4096
+    assert before["kv_bytes_per_token"] == 45 * 64 * 128 * 2 * 2 == 30 * 12 * 4096
     assert build_spec(FLASH["config"]).total_params == before["total_params"] - 14_036_214_720
 
 

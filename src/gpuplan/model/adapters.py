@@ -537,7 +537,7 @@ def _moe_layers(cfg: dict, n: int, is_moe: Callable[[int], bool], att_for: Calla
 
 
 def _moe_decoder(cfg: dict, outer: dict, name: str, *, experts_key: str, prefix: str, qkv_bias: bool,
-                 qk_norm: bool, is_moe: Callable[[int], bool]) -> ModelSpec:
+                 qk_norm: bool, is_moe: Callable[[int], bool], layer_types: bool = False) -> ModelSpec:
     """A Llama-style decoder whose MLP is a routed MoE, optionally with a gated shared expert
     (Mixtral, Qwen2-MoE, Qwen3-MoE)."""
     hidden, n, heads, kv, hd = _core_dims(cfg)
@@ -554,8 +554,14 @@ def _moe_decoder(cfg: dict, outer: dict, name: str, *, experts_key: str, prefix:
         moe_t += b.gated_mlp(hidden, si, prefix=prefix + "shared_expert.", kind="shared_experts")
         moe_t += (Tensor(prefix + "shared_expert_gate.weight", "router", (1, hidden), "replicated"),)
     att = Attention("full", heads, kv, hd)
+    att_for: Callable[[int], Attention] = lambda i: att  # noqa: E731
+    window = cfg.get("sliding_window") or cfg.get("sliding_window_size")
+    types = _layer_types(cfg, n) if layer_types else None
+    if types and window:  # layer_types names the sliding layers (Cohere2-MoE, EXAONE-MoE, Granite-MoE-SWA)
+        swa = Attention("sliding_window", heads, kv, hd, window=int(window))
+        att_for = lambda i: swa if types[i] == "sliding_attention" else att  # noqa: E731
     norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    layers = _moe_layers(cfg, n, is_moe, lambda i: att,
+    layers = _moe_layers(cfg, n, is_moe, att_for,
                          lambda a: b.attention(hidden, heads, kv, hd, qkv_bias=qkv_bias, qk_norm=qk_norm),
                          inter, hidden, moe, moe_t, norms)
     tie = _tie(cfg, outer)
@@ -1402,7 +1408,7 @@ def _generic_moe(cfg: dict, outer: dict, name: str, experts: int) -> ModelSpec:
     cfg = {**cfg, "moe_intermediate_size": mi, "shared_expert_intermediate_size": shared,
            "num_experts_per_tok": topk, "_experts": experts}
     return _moe_decoder(cfg, outer, name, experts_key="_experts", prefix=b.P + "mlp.",
-                        qkv_bias=bool(cfg.get("attention_bias")), qk_norm=False,
+                        qkv_bias=bool(cfg.get("attention_bias")), qk_norm=False, layer_types=True,
                         is_moe=lambda i: i >= first_dense and (i + 1 - first_dense) % step == 0)
 
 
