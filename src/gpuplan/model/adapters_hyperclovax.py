@@ -28,20 +28,15 @@ The checkpoint's discrete_vision_model weights (Omni exports) are dropped by the
 from __future__ import annotations
 
 from ..errors import ConfigError
-from . import builders as b
 from .adapters import (
-    _core_dims,
-    _embed_head,
     _int,
+    _llama_like,
     _qwen_vl_vision_params,
-    _rope,
-    _spec,
-    _tie,
     _with,
     build_spec,
     register,
 )
-from .spec import Attention, Layer, Mlp, ModelSpec, MultimodalSpec, Tensor
+from .spec import ModelSpec, MultimodalSpec, Tensor
 
 # The only class vLLM 0.33 registers for the vision-language checkpoints (registry.py).
 VLM_ARCH = "HCXVisionV2ForCausalLM"
@@ -49,25 +44,15 @@ VLM_ARCH = "HCXVisionV2ForCausalLM"
 
 @register("hyperclovax")
 def _hyperclovax(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    hidden, n, heads, kv, hd = _core_dims(cfg)
-    inter, vocab = _int(cfg, "intermediate_size"), _int(cfg, "vocab_size")
     if str(cfg.get("hidden_act") or "silu") != "silu":
         # HyperCLOVAXMLP raises for anything but SiLU.
         raise ConfigError("config", f"vLLM's HyperCLOVAX MLP only supports hidden_act silu, got "
                                     f"{cfg.get('hidden_act')!r}", accepted=["silu"])
-    attn_bias, mlp_bias = bool(cfg.get("attention_bias")), bool(cfg.get("mlp_bias"))
     post_norm = cfg.get("use_post_norm")
     post_norm = True if post_norm is None else bool(post_norm)  # transformers' HyperCLOVAXConfig default
-    norms = b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "post_attention_layernorm", hidden)
-    if post_norm:
-        norms += b.norm(b.P + "post_norm1", hidden) + b.norm(b.P + "post_norm2", hidden)
-    tensors = (b.attention(hidden, heads, kv, hd, qkv_bias=attn_bias, o_bias=attn_bias)
-               + b.gated_mlp(hidden, inter, bias=mlp_bias) + norms)
-    layer = Layer(Attention("full", heads, kv, hd), Mlp("dense", inter), tensors)
-    tie = _tie(cfg, outer)
-    emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
-    return _spec(name, cfg, outer, [layer] * n, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
-                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+    # Llama's layer (q/k/v and o biases with attention_bias, MLP biases with mlp_bias) plus, with use_post_norm,
+    # the two peri-layer norms on the attention and MLP outputs.
+    return _llama_like(cfg, outer, name, qkv_bias=bool(cfg.get("attention_bias")), extra_norms=2 if post_norm else 0)
 
 
 def _tower_tensors(vis: dict, text_hidden: int) -> tuple[Tensor, ...]:
