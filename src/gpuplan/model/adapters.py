@@ -1461,3 +1461,4 @@ from . import adapters_ernie45, adapters_hyperclovax  # noqa: E402,F401,I001
 from . import adapters_audio_wrappers, adapters_internvl, adapters_nemotron_nas, adapters_nemotron_vl  # noqa: E402,F401,I001
 from . import adapters_deepseek_vl2, adapters_hunyuan, adapters_qwen_omni, adapters_vision_wrappers  # noqa: E402,F401,I001
 from . import adapters_asr, adapters_minicpmv_phi4mm  # noqa: E402,F401,I001
+from . import adapters_dbrx  # noqa: E402,F401,I001
