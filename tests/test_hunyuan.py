@@ -124,6 +124,7 @@ def test_hunyuan_7b_at_tp2_is_split_evenly_by_the_fusers() -> None:
     = 3,752,472,576 x 2 = 7,504,945,152 bytes."""
     r = estimate_on(_spec(D7B), gpu="H100", tensor_parallel_size=2, max_model_len=32768)
     assert r.weights_bytes == 7_504_945_152
+    assert not any("tensor-parallel plan" in w for w in r.warnings)
 
 
 def test_hunyuanocr_text_and_vision_weights_at_tp1_and_tp2() -> None:
