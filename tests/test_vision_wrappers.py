@@ -90,6 +90,16 @@ def test_kimi_k25_int4_on_8_h200s_at_128k_fits_and_language_model_only_drops_the
     assert text.kv.kv_cache_tokens > full.kv.kv_cache_tokens
 
 
+def test_kimi_k25_at_tp32_keeps_its_16_head_tower_whole_on_every_gpu() -> None:
+    """32 does not divide MoonViT3d's 16 heads, so is_vit_use_data_parallel(16) falls back to data parallelism and
+    its blocks are built with disable_tp (kimi_k25_vit.py): each GPU holds the TP=1 tower, 833,741,280 B, while
+    the 64-head text model still splits 32 ways (and Kimi-VL's MoonViT, which does not pass its head count, has no
+    such fallback)."""
+    spec = _spec(KIMI, "moonshotai/Kimi-K2.5")
+    r = estimate(spec, gpu="H200", tensor_parallel_size=32, max_model_len=32768)
+    assert _tower_bytes(r) == {"vision": 833_741_280, "projector": 108_555_776}
+
+
 # ---------------------------------------------------------------------------------------------------- PaliGemma 2
 
 def test_paligemma2_3b_matches_transformers() -> None:

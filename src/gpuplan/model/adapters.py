@@ -1140,13 +1140,15 @@ def _kimi_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _with_tower(inner, outer, *_moonvit(vis, inner.hidden_size))
 
 
-def _moonvit(vis: dict, th: int, projector: str = "multi_modal_projector") -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+def _moonvit(vis: dict, th: int, projector: str = "multi_modal_projector", whole_unless_tp_divides_heads: bool = False
+             ) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
     """MoonViT (Kimi-VL: moonvit.py) and MoonViT3d (Kimi-K2.5 / K3: kimi_k25_vit.py; vt_-prefixed keys) with their
     projector. Per block: fused wqkv over qkv_hidden_size and fc0 column-parallel, wo and fc1 row-parallel under TP
     (biases, when attn_bias / linear_bias keep them, stay whole on the row side), two norms (LayerNorm with bias, or
     RMSNorm); a patch conv, a learned [height, width, hidden] position table and a final norm, replicated. The
     patchmerger projector is a LayerNorm and two biased linears; patchmergerv2 two bias-free linears and an RMSNorm
-    on the text side."""
+    on the text side. `whole_unless_tp_divides_heads`: MoonViT3d asks is_vit_use_data_parallel with its head count,
+    so at a TP size that does not divide the heads its blocks stay whole on every rank (Kimi-VL's MoonViT does not)."""
     h = _int(vis, "vt_hidden_size", "hidden_size", default=1152)
     n = _int(vis, "vt_num_hidden_layers", "num_hidden_layers", default=27)
     inter = _int(vis, "vt_intermediate_size", "intermediate_size", default=4304)
@@ -1169,8 +1171,9 @@ def _moonvit(vis: dict, th: int, projector: str = "multi_modal_projector") -> tu
         proj = 2 * h + m * m + m + m * th + th  # pre_norm, linear_1, linear_2
     # Rope2DPosEmb caches cis(freqs) for a 512x512 grid as complex64 on first use.
     rope_table = 512 * 512 * (qkv // heads // 2) * 8
-    tensors = (Tensor("vision_tower.encoder.column", "vision", (column,), "column"),
-               Tensor("vision_tower.encoder.row", "vision", (row,), "row"),
+    split = heads if whole_unless_tp_divides_heads else 0
+    tensors = (Tensor("vision_tower.encoder.column", "vision", (column,), "column", split_if_tp_divides=split),
+               Tensor("vision_tower.encoder.row", "vision", (row,), "row", split_if_tp_divides=split),
                Tensor("vision_tower.replicated", "vision", (whole,)),
                Tensor(projector, "projector", (proj,)))
     params = column + row + whole + proj

@@ -161,4 +161,5 @@ def _kimi_k3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     vis = outer.get("vision_config")
     if not isinstance(vis, dict) or not vis:
         return inner
-    return _with_tower(inner, outer, *_moonvit(vis, inner.hidden_size, projector="mm_projector"))
+    return _with_tower(inner, outer, *_moonvit(vis, inner.hidden_size, projector="mm_projector",
+                                               whole_unless_tp_divides_heads=True))

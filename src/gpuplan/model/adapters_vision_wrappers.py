@@ -15,7 +15,7 @@ quantization: vision/projector tensors are sized in the model dtype.
   float32 and cast with the tower to the model dtype when the tower is cast (no quantization or
   compressed-tensors); other quantization methods leave the tower's dtype alone. The vision encoder splits its
   heads over TP when TP divides them and falls back to whole weights per rank otherwise (is_vit_use_data_parallel
-  with the head count): gpuplan sizes the split and does not model that fallback.
+  with the head count), as sized here.
 - paligemma (PaliGemmaForConditionalGeneration, paligemma.py): vLLM's SigLIP vision model over vision_config
   with every encoder layer and its post LayerNorm, no pooling head; fused biased qkv and fc1 split over TP
   (column), out_proj / fc2 weights split by input (row) with their biases whole; the patch Conv2d, the position
@@ -121,7 +121,7 @@ def _vision(outer: dict) -> dict:
 def _kimi_k25(cfg: dict, outer: dict, name: str) -> ModelSpec:
     inner = _text_model(outer, name, "deepseek_v3")
     vis = _vision(outer)
-    tensors, mm = _moonvit(vis, inner.hidden_size, projector="mm_projector")
+    tensors, mm = _moonvit(vis, inner.hidden_size, projector="mm_projector", whole_unless_tp_divides_heads=True)
     quant = inner.quant or (parse_quant_config(outer["quantization_config"])
                             if outer.get("quantization_config") else None)
     # time_weight: [pos_emb_time, 1, hidden], created in float32; cast to the model dtype with the tower unless a
@@ -131,7 +131,6 @@ def _kimi_k25(cfg: dict, outer: dict, name: str) -> ModelSpec:
     h = _int(vis, "vt_hidden_size", "hidden_size", default=1152)
     buf = Tensor("vision_tower.patch_embed.pos_emb.time_weight", "vision", (frames, h),
                  dtype=None if cast else "float32", in_checkpoint=False)
-    # vLLM's MoonViT3d splits heads when TP divides them and otherwise keeps whole weights: no refusal (tp_heads 0).
     return _with_tower(inner, outer, tensors + (buf,), mm)
 
 
