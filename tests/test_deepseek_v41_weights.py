@@ -1,4 +1,4 @@
-"""DeepSeek-V4.1-Flash's weights per GPU on Hopper, the parts read to the byte in vLLM 0.33 (not yet the whole model).
+"""DeepSeek-V4.1-Flash's weights per GPU on Hopper, read to the byte in vLLM 0.33, part by part and then whole.
 
 Config: tests/fixtures/oracle/families/deepseek_v41.json (deepseek-ai/DeepSeek-V4.1-Flash): hidden 5120, 64 heads of
 512 (rope 64), q_lora_rank 1280, o_lora_rank 1024 in 8 output groups, 384 routed experts of 2304 (MXFP4, block
@@ -36,9 +36,8 @@ Model level (nvidia/model.py): embedding and LM head bf16 [129280 / 8 = 16160, 5
 topk_indices_buffer [8192, 512] int32 = 16,777,216 (model.py:759); candidate_block_buffer [8192, 2048] int32
 = 67,108,864 (model.py:772).
 
-Not read (so the model stays unregistered): compressor and indexer tensors, the engram block (wkv's padding, the GPU
-buffers of EngramBatch / NgramHashState, the pinned host tables), rotary caches, the vision tower that
-DeepseekV41ForCausalLM always builds unless images are disabled.
+The rest (compressors, indexers, the engram block, rotary caches, the vision tower, NgramHashState) is read in the
+second half below; model_type deepseek_v41 is registered, with len(tokenizer) taken as vocab_size.
 """
 
 import json
@@ -128,3 +127,107 @@ def test_gpus_other_than_hopper_are_refused(cc):
 def test_tp_that_does_not_divide_the_output_groups_is_refused():
     with pytest.raises(ConfigError):
         v41.hopper_layer_bytes(TEXT, 16)
+
+
+# ----------------------------------------------------------------------------- the whole model through weights.py
+
+import gpuplan.api_python as api  # noqa: E402
+import gpuplan.engines.vllm.kv_recipes.deepseek_v41  # noqa: E402,F401  (registers the cache recipe)
+from gpuplan.engines.vllm.weights import Sharding, stage_weights  # noqa: E402
+
+OUTER = FX["models"]["deepseek-ai/DeepSeek-V4.1-Flash"]["config"]
+TOKENIZER_LEN = 129280  # an INPUT, not read: len(tokenizer) sizes NgramHashState.token_map; the registered adapter
+# takes vocab_size (129,280) for it
+SPEC = v41.model_spec(OUTER, "deepseek-ai/DeepSeek-V4.1-Flash", TOKENIZER_LEN)
+LOCKS = 132 * 8 * 4  # utils/humming.py create_humming_locks on a 132-SM H100 / H200: int32 [SMs x 8]
+
+
+def test_humming_locks_follow_the_sm_count():
+    assert H.locks_bytes(132) == 4224
+    assert H.locks_bytes(114) == 3648  # H100 PCIe
+    with pytest.raises(GpuplanError):
+        H.locks_bytes(None)
+
+
+def test_whole_model_weights_on_each_of_8_h100s():
+    """TP 8, max_num_batched_tokens 8192, one rank (each Humming layer adds its 4,224-byte lock buffer):
+    40 decoder layers x (1,246,013,400 read before + 6 locks: fused_wqa_wkv, wq_b, wo_b, shared gate_up / down,
+      the experts object) = 49,841,549,760
+    compressors (compressor.py:292-304, bf16, replicated): layers 2/8/14 [1024, 5120] + norm 512 = 10,486,784 each;
+      layer 20 [512, 5120] + norm = 5,243,904 -> 36,704,256
+    indexers on the 8 index sources (attention.py:1385-1397): wq_b Humming [4096, 1280] 5,406,720 + 4,224,
+      weights_proj bf16 [32, 5120] 327,680 -> 5,738,624 x 8 = 45,908,992; wk bf16 [128, 512] + k_norm on the 4 kv
+      sources (attention.py:1418-1425): 131,328 x 4 = 525,312
+    engram layers 1 and 14 (engram.py:1629-1645): wkv [25600 / 8 = 3200 -> 3328, 6144] 20,447,232 + 638,976 + 4,224,
+      q_weight / k_weight bf16 2 x [4, 5120] 81,920 -> 21,172,352 x 2 = 42,344,704; tables: pinned host, 0
+    model level: embedding and LM head 2 x 165,478,400, final norm 10,240, hc_attn_fn_broadcast 491,520 -> 331,458,560
+    rotary caches (deepseek_scaling_rope.py:241-255): fp32 [65536 x 16, 64] at theta 160000 and [1048576, 64] at
+      theta 10000 -> 2 x 268,435,456 = 536,870,912
+    token buffers: top-k [8192, 512] int32 16,777,216, candidate blocks [8192, 2048] int32 67,108,864, engram staged
+      rows bf16 [8192, cdiv(24, 8) = 3, 256] x 2 layers 25,165,824 -> 109,051,904
+    vision tower (vl_model.py:155-171, bf16, 16 heads split over 8): patch embed 602,112 + 1,024, final norm 1,024;
+      32 blocks x (2 x 1,024 norms + wqkv 393,216 + 384 + wo 131,072 + 1,024 + w1 720,896 + w2 360,448 = 1,609,088)
+      -> 52,094,976 x 2 = 104,189,952; aligner w1 [640, 9216] + 640, w2 [5120, 640] + 5,120 -> 9,180,800 x 2
+      = 18,361,600, image_start / end / newline fp32 61,440 -> 18,423,040
+    NgramHashState (engram.py:466-472): token_map int32 [129,280] 517,120, primes int64 [2, 3, 8] 384, offsets
+      int64 [2, 24] 384, multipliers int64 [2, 4] 64 -> 517,952
+    total 51,067,545,344 B (47.56 GiB)."""
+    sh = Sharding(8, 8, 1, compute_capability=9.0, sm_count=132)
+    w = stage_weights(SPEC, sh, SPEC.quant, 2, 1, mla_absorbed=True, mnbt=8192)[0]
+    by = dict(w.by_kind)
+    assert by["experts"] == 40 * (1_203_244_032 + LOCKS)
+    assert by["rope_cache"] == 536_870_912 and by["buffers"] == 109_051_904
+    assert by["vision"] == 104_189_952 and by["projector"] == 18_423_040
+    assert "mla_absorbed" not in by  # no kv_b_proj in V4.1
+    assert w.total == 51_067_545_344
+
+
+def test_does_deepseek_v41_flash_fit_on_8_h100s_at_128k_yes():
+    """Weights 51,067,545,344 B per GPU (above); the KV layout is the recipe's (116,928-byte blocks, 9 groups);
+    with async scheduling two batches are in flight, so a window group needs cdiv(127 + 2 x 8192, 32) + 1 = 517
+    blocks: 7 x 517 + 2048 + 1 = 5668 blocks per 128K request."""
+    r = api.estimate(SPEC, gpu="H100", tensor_parallel_size=8, max_model_len=131072)
+    assert r.fits and r.weights_bytes == 51_067_545_344
+    assert (r.kv.bytes_per_block, r.kv.num_groups, r.kv.blocks_per_request) == (116928, 9, 5668)
+    assert r.kv.max_concurrency > 30  # about 34 requests of 128K (calibrated activation / graph terms)
+
+
+def test_does_it_fit_on_8_h200s_at_128k_yes_with_about_3_6x_the_kv():
+    h100 = api.estimate(SPEC, gpu="H100", tensor_parallel_size=8, max_model_len=131072)
+    h200 = api.estimate(SPEC, gpu="H200", tensor_parallel_size=8, max_model_len=131072)
+    assert h200.fits and h200.weights_bytes == h100.weights_bytes
+    assert h200.kv.kv_cache_tokens > 3.5 * h100.kv.kv_cache_tokens
+
+
+def test_it_does_not_fit_on_4_h100s():
+    r = api.estimate(SPEC, gpu="H100", tensor_parallel_size=4, max_model_len=131072)
+    assert not r.fits
+
+
+@pytest.mark.parametrize("gpu", ["A100", "B200"])
+def test_unread_gpus_are_refused_naming_the_gpu(gpu):
+    with pytest.raises(GpuplanError) as e:
+        api.estimate(SPEC, gpu=gpu, tensor_parallel_size=8, max_model_len=131072)
+    assert e.value.field == "gpu"
+
+
+def test_expert_parallelism_is_refused():
+    with pytest.raises(GpuplanError) as e:
+        api.estimate(SPEC, gpu="H200", tensor_parallel_size=8, max_model_len=131072, enable_expert_parallel=True)
+    assert e.value.field == "enable_expert_parallel"
+
+
+def test_the_config_alone_builds_the_registered_adapter_with_the_same_weights():
+    """build_spec on config.json (model_type deepseek_v41) is model_spec with len(tokenizer) = vocab_size."""
+    from gpuplan.model.adapters import build_spec
+
+    spec = build_spec(json.loads(json.dumps(OUTER)), "deepseek-ai/DeepSeek-V4.1-Flash")
+    assert spec.model_type == "deepseek_v41" and not spec.generic
+    assert spec.total_params == SPEC.total_params and spec.extra == SPEC.extra
+    assert api.estimate(spec, gpu="H100", tensor_parallel_size=8, max_model_len=131072).weights_bytes == 51_067_545_344
+
+
+def test_pipeline_parallelism_is_refused_until_its_stage_split_is_read():
+    with pytest.raises(GpuplanError) as e:
+        api.estimate(SPEC, gpu="H200", tensor_parallel_size=8, pipeline_parallel_size=2, max_model_len=131072)
+    assert e.value.field == "pipeline_parallel_size"

@@ -48,4 +48,5 @@ DTYPE_BYTES = {
     "int8": 1,
     "uint8": 1,
     "int32": 4,
+    "int64": 8,
 }

@@ -1465,3 +1465,4 @@ from . import adapters_audio_wrappers, adapters_internvl, adapters_nemotron_nas,
 from . import adapters_deepseek_vl2, adapters_hunyuan, adapters_qwen_omni, adapters_vision_wrappers  # noqa: E402,F401,I001
 from . import adapters_asr, adapters_minicpmv_phi4mm  # noqa: E402,F401,I001
 from . import adapters_dbrx  # noqa: E402,F401,I001
+from . import adapters_deepseek_v41  # noqa: E402,F401,I001

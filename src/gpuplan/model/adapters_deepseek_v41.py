@@ -41,6 +41,14 @@ give the read parts per rank, pinned in tests/test_deepseek_v41_weights.py):
   staging buffer [mnbt, cdiv(24 hash heads, tp), 256]; the fp8 tables (256 B + 8 B of scales a row) live in pinned
   host memory by default (EngramConfig.cpu_offload), split by hash heads over TP; their row counts come from
   EngramLayout's primes, and EngramBatch / NgramHashState hold further GPU buffers: not read to the byte.
+Now read (model_spec below; pinned in tests/test_deepseek_v41_weights.py): compressors, indexers, the engram block
+(tables host-only by default, so their primes do not matter on the GPU; EngramBatch is None without DP; staging rows
+bf16 [mnbt, cdiv(24, tp), 256]; NgramHashState's int32 token_map [len(tokenizer)] and int64 primes / offsets /
+multipliers), the two fp32 rotary caches, the vision tower a plain start builds (vllm_towers.json: 'marked'), and
+the int32 lock buffer of every Humming layer (SMs x 8). The model_type is registered below: len(tokenizer), which
+sizes one int32 buffer and is not in config.json, is taken as vocab_size (the tokenizer holds image_token_id 129,264,
+so the two differ by at most 15 entries, 60 bytes), and pipeline parallelism is refused (the cache recipe's
+single_stage), since which stage holds the engram hash state, the rotary caches and the token buffers is not read.
 """
 
 from __future__ import annotations
@@ -48,13 +56,17 @@ from __future__ import annotations
 from ..engines.vllm import humming as H
 from ..errors import ConfigError
 from ..units import cdiv, round_up
-from .spec import Attention
+from .adapters import register
+from .spec import Attention, Layer, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
 
 
 def text_config(outer: dict) -> dict:
     """The text fields as vLLM's DeepseekV41Config exposes them: text_config flattened onto the top level."""
     cfg = {k: v for k, v in outer.items() if k not in ("text_config", "vision_config")}
     cfg.update({k: v for k, v in (outer.get("text_config") or {}).items() if k != "model_type"})
+    # DeepseekV41Config also exposes the tower's depth as vision_n_layers (configs/deepseek_v41.py:52-53): the MoE
+    # gates grow a bias_vl when it is non-zero
+    cfg.setdefault("vision_n_layers", int((outer.get("vision_config") or {}).get("num_hidden_layers") or 0))
     return cfg
 
 
@@ -147,3 +159,198 @@ def hopper_model_level_bytes(cfg: dict, tp: int, mnbt: int, compute_capability: 
         "topk_indices_buffer": 4 * mnbt * int(cfg.get("index_topk") or 512),
         "candidate_block_buffer": 4 * mnbt * cand,
     }
+
+
+# ----------------------------------------------------------------------------- the whole model (SM90, vLLM 0.33)
+
+
+def _f32(name: str, *shape: int, kind: str = "other", parallel: str = "replicated", **kw) -> Tensor:
+    return Tensor(name, kind, tuple(shape), parallel, dtype="float32", **kw)
+
+
+def _bf16(name: str, kind: str, *shape: int, parallel: str = "replicated", **kw) -> Tensor:
+    return Tensor(name, kind, tuple(shape), parallel, dtype="bfloat16", **kw)
+
+
+def _hm(name: str, kind: str, n: int, k: int, parallel: str) -> Tensor:
+    """A dense MXFP8 linear that Humming serves on SM90 ([n, k] before the TP split)."""
+    return Tensor(name, kind, (n, k), parallel, linear=True, layout="humming_mxfp8")
+
+
+def layer_tensors(cfg: dict, i: int) -> tuple[Tensor, ...]:
+    """Every parameter and per-layer buffer vLLM 0.33 allocates for decoder layer i (NVIDIA path, FlashMLA sparse
+    attention, Humming MXFP8 / MXFP4 kernels), with its TP split; weights.py sizes them per rank."""
+    hidden, heads, hd = _i(cfg, "hidden_size"), _i(cfg, "num_attention_heads"), _i(cfg, "head_dim")
+    qlr, olr, groups = _i(cfg, "q_lora_rank"), _i(cfg, "o_lora_rank"), _i(cfg, "o_groups")
+    e, mi, hc = _i(cfg, "n_routed_experts"), _i(cfg, "moe_intermediate_size"), int(cfg.get("hc_mult") or 1)
+    shared = int(cfg.get("n_shared_experts") or 0) * mi
+    ratios = list(cfg.get("compress_ratios") or [])
+    r = int(ratios[i]) if i < len(ratios) else 0
+    kv_src = r > 0 and i in set(cfg.get("kv_source_layer_ids") or ())
+    idx_src = i in set(cfg.get("index_source_layer_ids") or ())
+    A, F, L = "model.layers.{i}.attn.", "model.layers.{i}.ffn.", "model.layers.{i}."
+    mix, hc_dim = (2 + hc) * hc, hc * hidden
+    # the sink is padded per rank to FlashMLA's 64 or 128 query heads (nvidia/flashmla.py get_padded_num_q_heads);
+    # the rank count does not change it while 64 / tp <= 64: a replicated [64] fp32 vector on every rank
+    t: tuple[Tensor, ...] = (_f32(A + "attn_sink", 64 if heads <= 64 else 128, kind="attention"),)
+    t += (_hm(A + "fused_wqa_wkv", "attention", qlr + hd, hidden, "replicated"),  # disable_tp (attention.py:371)
+          _bf16(A + "q_norm.weight", "norm", qlr), _bf16(A + "kv_norm.weight", "norm", hd),
+          _hm(A + "wq_b", "attention", heads * hd, qlr, "column"),
+          # is_bmm (attention.py:398): emulation kernel on SM90, bf16 plus its e8m0 scale
+          Tensor(A + "wo_a", "attention", (groups * olr, heads * hd // groups), "column", linear=True,
+                 layout="mxfp8_emulated"),
+          _hm(A + "wo_b", "attention", hidden, groups * olr, "row"))
+    if kv_src:  # compressor.py:292-304: bf16 (quant_config=None), replicated (disable_tp); gate only at ratio 2
+        t += (_bf16(A + "compressor.fused_wkv_wgate.weight", "attention", (2 if r > 1 else 1) * hd, hidden),
+              _bf16(A + "compressor.norm.weight", "norm", hd))
+    if idx_src:  # attention.py:1385-1425: wq_b MXFP8 replicated, weights_proj bf16; wk / k_norm on kv sources
+        ihd, ih = int(cfg.get("index_head_dim") or 128), int(cfg.get("index_n_heads") or 64)
+        t += (_hm(A + "indexer.wq_b", "attention", ih * ihd, qlr, "replicated"),
+              _bf16(A + "indexer.weights_proj.weight", "attention", ih, hidden))
+        if kv_src:
+            t += (_bf16(A + "indexer.wk.weight", "attention", ihd, hd), _bf16(A + "indexer.k_norm.weight", "norm", ihd))
+    if i in tuple(cfg.get("engram_layer_ids") or ()):
+        # engram.py:1629-1645: wkv an MXFP8 ColumnParallelLinear [(hc + 1) x hidden, n_hash_cols x head_dim];
+        # q_weight / k_weight bf16 [hc, hidden]; the fp8 hash table lives in pinned host memory (EngramConfig
+        # cpu_offload defaults to True), no GPU bytes; the staging rows are a token buffer (engram_buffers)
+        cols = (_i(cfg, "engram_max_ngram_size") - 1) * _i(cfg, "engram_n_heads") * _i(cfg, "engram_head_dim")
+        t += (_hm(L + "engram.wkv", "other", (hc + 1) * hidden, cols, "column"),
+              _bf16(L + "engram.q_weight", "other", hc, hidden), _bf16(L + "engram.k_weight", "other", hc, hidden))
+    t += (_bf16(L + "attn_norm.weight", "norm", hidden), _bf16(L + "ffn_norm.weight", "norm", hidden))
+    for part in ("attn", "ffn"):  # nvidia/model.py:440-484
+        t += (_f32(L + f"hc_{part}_fn", mix, hc_dim), _f32(L + f"hc_{part}_base", mix), _f32(L + f"hc_{part}_scale", 3))
+    # GateLinear without quant_config: bf16 weight; fp32 e_score_correction_bias; fp32 bias_vl on vision checkpoints
+    t += (_bf16(F + "gate.weight", "router", e, hidden), _f32(F + "gate.e_score_correction_bias", e, kind="router"))
+    if int(cfg.get("vision_n_layers") or 0) > 0:
+        t += (_f32(F + "gate.bias_vl", e, kind="router"),)
+    t += (Tensor(F + "experts.w13", "experts", (e, 2 * mi, hidden), "expert_col", linear=True,
+                 layout="humming_mxfp4_w4a8"),
+          Tensor(F + "experts.w2", "experts", (e, hidden, mi), "expert_row", linear=True, layout="humming_mxfp4_w4a8"))
+    if shared:
+        t += (_hm(F + "shared_experts.gate_up_proj", "shared_experts", 2 * shared, hidden, "column"),
+              _hm(F + "shared_experts.down_proj", "shared_experts", hidden, shared, "row"))
+    return t
+
+
+def rope_caches(cfg: dict) -> tuple[RopeCache, ...]:
+    """common/rope.py: compressed layers take DeepSeek-YaRN at compress_rope_theta, window-only layers plain RoPE
+    (factor 1) at rope_theta; DeepseekV4ScalingRotaryEmbedding keeps an fp32 cos/sin cache of
+    original_max_position x factor rows of rope_dim (rotary_embedding/deepseek_scaling_rope.py:241-255), one per
+    distinct parameter set (get_rope's _ROPE_DICT): 65536 x 16 and 1048576 x 1 positions here."""
+    n, rope_d = _i(cfg, "num_hidden_layers"), _i(cfg, "qk_rope_head_dim")
+    rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    if isinstance(rs.get("main"), dict) or rs.get("rope_type", rs.get("type", "default")) == "default":
+        raise ConfigError("rope_scaling", "gpuplan reads DeepSeek-V4.1's flat YaRN rope_scaling only",
+                          accepted=["{rope_type: yarn, factor, original_max_position_embeddings}"])
+    mpe = _i(cfg, "max_position_embeddings")
+    ratios = [int(x) for x in (cfg.get("compress_ratios") or [])[:n]] + [0] * max(0, n - len(cfg.get("compress_ratios") or []))
+    out = []
+    if any(r == 0 for r in ratios):
+        out.append(RopeCache(mpe, rope_d, "float32", theta=float(cfg.get("rope_theta") or 10000)))
+    if any(r > 0 for r in ratios):
+        out.append(RopeCache(int(rs["original_max_position_embeddings"] * float(rs["factor"])), rope_d, "float32",
+                             theta=float(cfg.get("compress_rope_theta") or cfg.get("rope_theta") or 10000)))
+    return tuple(out)
+
+
+def vision_tensors(outer: dict, hidden: int) -> tuple[Tensor, ...]:
+    """DeepseekV41ForCausalLM (nvidia/vl_model.py:155-171) builds the ViT and aligner of models/deepseek_v4/common/
+    vision.py inside _mark_tower_model, then casts both to the model dtype (its fp32 RMSNorm weights included); the
+    image_start / image_end / image_newline vectors stay fp32. Attention and MLP are TP-split when TP divides the
+    heads (is_vit_use_data_parallel), else whole on every rank; the patch embedding is replicated."""
+    v = outer.get("vision_config") or {}
+    if not int(v.get("num_hidden_layers") or 0):
+        return ()
+    d, nh, inter = int(v.get("hidden_size", 1024)), int(v.get("num_attention_heads", 16)), int(v.get("intermediate_size", 2816))
+    p, ds, n = int(v.get("patch_size", 14)), int(v.get("downsample_ratio", 3)), int(v["num_hidden_layers"])
+
+    def w(name: str, kind: str, *shape: int, parallel: str = "replicated") -> Tensor:
+        return Tensor(name, kind, tuple(shape), parallel, dtype="bfloat16",
+                      split_if_tp_divides=nh if parallel != "replicated" else 0)
+
+    t = [w("vision.patch_embed.proj.weight", "vision", d, 3 * p * p), w("vision.patch_embed.proj.bias", "vision", d),
+         w("vision.norm.weight", "vision", d)]
+    per_block = (w("norm1", "vision", d), w("norm2", "vision", d),
+                 w("wqkv.weight", "vision", 3 * d, d, parallel="column"), w("wqkv.bias", "vision", 3 * d, parallel="column"),
+                 w("wo.weight", "vision", d, d, parallel="row"), w("wo.bias", "vision", d),
+                 w("w1.weight", "vision", 2 * inter, d, parallel="column"), w("w2.weight", "vision", d, inter, parallel="row"))
+    # n identical blocks: one tensor per block part with a leading block dimension keeps the split rules (shape[0]
+    # is the split dimension for column tensors), so list them per block
+    for b in range(n):
+        t += [Tensor(f"vision.blocks.{b}.{x.name}", x.kind, x.shape, x.parallel, dtype=x.dtype,
+                     split_if_tp_divides=x.split_if_tp_divides) for x in per_block]
+    t += [w("aligner.w1.weight", "projector", hidden, d * ds * ds, parallel="column"),
+          w("aligner.w1.bias", "projector", hidden, parallel="column"),
+          w("aligner.w2.weight", "projector", hidden, hidden, parallel="row"), w("aligner.w2.bias", "projector", hidden)]
+    t += [_f32(f"image_{x}", hidden, kind="projector") for x in ("start", "end", "newline")]
+    return tuple(t)
+
+
+def engram_buffers(cfg: dict) -> tuple[TokenBuffer, ...]:
+    """Engram._init_staging (engram.py:1665-1671): bf16 staged rows [mnbt, cdiv(n_hash_cols, tp), head_dim] per
+    engram layer (EngramBatch.create returns None without data parallelism, so they stay)."""
+    cols = (_i(cfg, "engram_max_ngram_size") - 1) * _i(cfg, "engram_n_heads")
+    return tuple(TokenBuffer(f"engram_staged_rows_{i}", _i(cfg, "engram_head_dim"), "bfloat16", tp_units=cols)
+                 for i in cfg.get("engram_layer_ids") or ())
+
+
+def ngram_hash_buffers(cfg: dict, tokenizer_len: int) -> tuple[Tensor, ...]:
+    """NgramHashState's GPU buffers (engram.py:466-472), built in DeepseekV4Model.__init__ under the CUDA device
+    context: token_map int32 [len(tokenizer)] (build_compressed_token_map: one entry per tokenizer id), primes int64
+    [engram layers, max_ngram - 1, heads], offsets int64 [engram layers, n_hash_cols] (EngramLayout.offsets, the same
+    tensor), multipliers int64 [engram layers, max_ngram_size]. len(tokenizer) is not in config.json."""
+    nl = len(cfg.get("engram_layer_ids") or ())
+    if not nl:
+        return ()
+    g, h = _i(cfg, "engram_max_ngram_size"), _i(cfg, "engram_n_heads")
+    return (Tensor("model.engram_hash.token_map", "other", (tokenizer_len,), dtype="int32", in_checkpoint=False),
+            Tensor("model.engram_hash.primes", "other", (nl, g - 1, h), dtype="int64", in_checkpoint=False),
+            Tensor("model.engram_hash.offsets", "other", (nl, (g - 1) * h), dtype="int64", in_checkpoint=False),
+            Tensor("model.engram_hash.multipliers", "other", (nl, g), dtype="int64", in_checkpoint=False))
+
+
+def model_spec(outer: dict, name: str, tokenizer_len: int) -> ModelSpec:
+    """DeepSeek-V4.1 as vLLM 0.33 builds it on Hopper. `tokenizer_len` (len(tokenizer)) sizes NgramHashState's
+    int32 token map, the one GPU buffer config.json does not determine."""
+    from .adapters import _spec
+
+    cfg = text_config(outer)
+    hidden, vocab, n = _i(cfg, "hidden_size"), _i(cfg, "vocab_size"), _i(cfg, "num_hidden_layers")
+    hc = int(cfg.get("hc_mult") or 1)
+    atts = attention_layers(cfg)
+    moe = Mlp("moe", 0, _i(cfg, "n_routed_experts"), _i(cfg, "num_experts_per_tok"), _i(cfg, "moe_intermediate_size"),
+              int(cfg.get("n_shared_experts") or 0) * _i(cfg, "moe_intermediate_size"))
+    layers: list[Layer] = []
+    shared: dict[tuple, Layer] = {}
+    for i in range(n):
+        ts = layer_tensors(cfg, i)
+        key = (atts[i], tuple(x.name for x in ts))
+        if key not in shared:
+            shared[key] = Layer(atts[i], moe, ts)
+        layers.append(shared[key])
+    emb = (Tensor("model.embed_tokens.weight", "embedding", (vocab, hidden), "vocab"),
+           # finalize_mhc_broadcast_weights (nvidia/model.py:1485-1498): layer 0's hc_attn_fn summed over the streams
+           _f32("model.layers.0.hc_attn_fn_broadcast", (2 + hc) * hc, hidden, in_checkpoint=False))
+    head = (_bf16("model.norm.weight", "norm", hidden), Tensor("lm_head.weight", "lm_head", (vocab, hidden), "vocab"))
+    cand = int(cfg.get("candidate_topk_blocks") or 0) if int(cfg.get("candidate_source_layer_id", -1)) >= 0 else 0
+    buffers = (TokenBuffer("topk_indices_buffer", int(cfg.get("index_topk") or 512), "int32"),
+               *((TokenBuffer("candidate_block_buffer", cand, "int32"),) if cand else ()),
+               *engram_buffers(cfg))
+    vision = vision_tensors(outer, hidden)
+    v = outer.get("vision_config") or {}
+    mm = MultimodalSpec(params=sum(x.numel for x in vision), tokens_per_item=int(v.get("max_image_tokens", 1024)),
+                        hidden_size=hidden, tp_heads=0) if vision else None
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=_i(cfg, "num_attention_heads"),
+                 head_dim=_i(cfg, "head_dim"), inter=_i(cfg, "moe_intermediate_size"), tie=False, embedding=emb,
+                 head=head, rope=rope_caches(cfg), extra=vision + ngram_hash_buffers(cfg, tokenizer_len),
+                 multimodal=mm, token_buffers=buffers, residual_streams=hc, notes=(
+                     "DeepSeek-V4.1 on Hopper: weights are vLLM 0.33's per-rank allocations (Humming MXFP8 / MXFP4 "
+                     "padding, the engram tables in pinned host memory); the encoder's profile-run activation is "
+                     "gpuplan's calibrated multimodal term, not read from the source",))
+    return spec
+
+
+@register("deepseek_v41")
+def _deepseek_v41(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    # len(tokenizer) is not in config.json; vocab_size bounds it (see the module docstring)
+    return model_spec(outer, name, tokenizer_len=_i(text_config(outer), "vocab_size"))

@@ -72,6 +72,9 @@ class Tensor:
     # vLLM splits it over TP only when TP divides this count (an encoder's attention heads), else keeps it whole on
     # every rank (0: split as `parallel` says at any TP).
     split_if_tp_divides: int = 0
+    # A per-rank layout that engines/vllm/humming.py sizes (its LAYOUTS: Humming's padded MXFP8 / MXFP4 weights on
+    # Hopper, the MXFP8 emulation kernel's bf16 copy) instead of numel x dtype or a quantization method ("": none).
+    layout: str = ""
 
     @property
     def numel(self) -> int:
@@ -213,6 +216,9 @@ class TokenBuffer:
     width: int
     dtype: str | None = None
     last_stage_only: bool = False
+    # The width is this many units of `width` split over the TP ranks, rounded up (DeepSeek-V4.1's engram staging
+    # rows: cdiv(hash heads, tp) x head_dim a token); 0: `width` on every rank.
+    tp_units: int = 0
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,41 @@ def mxfp4_w4a8_expert_bytes(hidden: int, intermediate_per_rank: int, gated: bool
     """One expert's w13 [2I, H] (gated) or w1 [I, H] plus w2 [H, I] on one rank, I rounded up to 64 first."""
     i = mxfp4_expert_intermediate(intermediate_per_rank)
     return mxfp4_w4a8_matrix_bytes((2 if gated else 1) * i, hidden) + mxfp4_w4a8_matrix_bytes(hidden, i)
+
+
+LOCK_INTS_PER_SM = 8  # vllm/utils/humming.py create_humming_locks: int32 [num_compute_units x 8]
+
+
+def locks_bytes(sm_count: int | None) -> int:
+    """The int32 lock buffer every Humming layer allocates when its weights are processed (one per dense linear,
+    in kernels/linear/mxfp8/humming.py process_weights_after_loading; one per fused-MoE experts object, in
+    fused_moe/experts/fused_humming_moe.py HummingExpertsBase.__init__): SMs x 8 x 4 bytes."""
+    if not sm_count:
+        raise GpuplanError("gpu", "Humming allocates a lock buffer sized by the GPU's SM count, which gpuplan does "
+                           "not know for this GPU; name a catalog GPU", accepted=["H100", "H200", "H800", "H20"])
+    return sm_count * LOCK_INTS_PER_SM * 4
+
+
+# Tensor.layout values this module sizes (weights.py tensor_bytes hands them here with the per-rank shape).
+LAYOUTS = ("humming_mxfp8", "mxfp8_emulated", "humming_mxfp4_w4a8")
+
+
+def layout_bytes(layout: str, rank_shape: tuple[int, ...], parallel: str, compute_capability: float | None,
+                 sm_count: int | None) -> int:
+    """One rank's bytes of a tensor whose layout vLLM 0.33 builds on Hopper: `rank_shape` is [n, k] for a linear
+    after the TP split, [experts, n, k] for a fused-MoE weight (experts on this rank, n and k after the TP split,
+    unpadded). Dense Humming linears and the w13 half of fused experts carry the layer's lock buffer."""
+    require_hopper(compute_capability, "a Humming / MXFP8-emulated layer")
+    if layout == "humming_mxfp8":
+        n, k = rank_shape
+        return mxfp8_linear_bytes(n, k) + locks_bytes(sm_count)
+    if layout == "mxfp8_emulated":
+        n, k = rank_shape
+        return mxfp8_emulated_bytes(n, k)
+    if layout == "humming_mxfp4_w4a8":
+        e, n, k = rank_shape
+        if parallel == "expert_col":  # w13 [E, 2I, H]: I rounded up to 64 first, then padded
+            i = mxfp4_expert_intermediate(n // 2)
+            return e * mxfp4_w4a8_matrix_bytes(2 * i, k) + locks_bytes(sm_count)
+        return e * mxfp4_w4a8_matrix_bytes(n, mxfp4_expert_intermediate(k))  # w2 [E, H, I]
+    raise ValueError(f"unknown layout {layout!r}; known: {LAYOUTS}")

@@ -245,6 +245,8 @@ class Recipe:
 
     caches: Callable[[ModelSpec, KVContext, int], list[Cache]]
     token_bytes: Callable[[Attention, KVContext], int]
+    # Why the family is planned for one pipeline stage only ("": any stage split)
+    single_stage: str = ""
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -354,7 +356,10 @@ def plan(
     if recipes:
         if len(recipes) > 1:
             raise GpuplanError("model", f"layers of several cache recipes in one model: {sorted(recipes)}")
-        caches = _recipe(recipes.pop()).caches(spec, ctx, ssm_bytes)
+        recipe = _recipe(recipes.pop())
+        if recipe.single_stage and (lo, hi) != (0, len(spec.layers)):
+            raise GpuplanError("pipeline_parallel_size", recipe.single_stage, accepted=["1"])
+        caches = recipe.caches(spec, ctx, ssm_bytes)
         return plan_caches(caches, ctx.mnbt * ctx.in_flight_factor, lo, hi, hybrid=ctx.hybrid_manager)
     if any(_is_qsa(layer.attention) or layer.attention.kind == "mamba" for layer in spec.layers):
         caches = qsa_hybrid_caches(spec, ctx, ssm_bytes)

@@ -28,6 +28,9 @@ class Sharding:
     num_experts_pad: int = 0
     expert_min_shard: bool = False  # honour Tensor.min_shard (vLLM releases whose model code pads the experts)
     replicated_kinds: frozenset[str] = frozenset()  # split kinds kept whole on every rank (sequence-parallel MoE)
+    # The GPU, for tensors with a Tensor.layout (humming.py refuses the GPUs whose layouts are not read)
+    compute_capability: float | None = None
+    sm_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,8 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
     """Bytes of tensor `t` on one rank."""
     if t.host:
         return 0  # host-resident (pinned CPU memory): no GPU bytes
+    if t.layout:
+        return _layout_bytes(t, sh)
     if t.stored:
         return stored_bytes(t.dtype or "bfloat16", shard_numel(t, sh))
     tq = _quant_for(t, q, name)
@@ -187,6 +192,30 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
         heads = t.heads or 1
         out_f = (out_f // heads) * max(1, heads // sh.tp)
     return linear_bytes(tq, out_f, in_f, act_bytes, in_full=_rest(t.shape, 1), row_parallel=p == "row")
+
+
+def _layout_bytes(t: Tensor, sh: Sharding) -> int:
+    """A tensor with a per-rank layout (humming.py): its per-rank shape after the usual TP / EP split, unpadded."""
+    from . import humming
+
+    p = _parallel(t, sh)
+    if p in ("expert_col", "expert_row") and sh.ep > 1:
+        from ...errors import GpuplanError
+
+        raise GpuplanError("enable_expert_parallel", "Humming's expert-parallel path (grouped GEMM, expert maps) is "
+                           "not read for this layout", accepted=["false"])
+    if p in ("expert_col", "expert_row"):
+        rank_shape: tuple[int, ...] = (cdiv(t.shape[0], sh.ep), *_expert_rank_dims(t, sh))
+    else:
+        out_f, in_f = t.shape[0], _rest(t.shape, 1)
+        if p == "column":
+            out_f = cdiv(out_f, sh.tp)
+        elif p == "row":
+            in_f = cdiv(in_f, sh.tp)
+        elif p != "replicated":
+            raise ValueError(f"layout {t.layout!r} with parallel kind {p!r}")
+        rank_shape = (out_f, in_f)
+    return humming.layout_bytes(t.layout, rank_shape, t.parallel, sh.compute_capability, sh.sm_count)
 
 
 def _kv_b_dequantized(layer: Layer, q: QuantConfig | None, index: int) -> bool:
@@ -249,7 +278,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             for kind, n in _layer_bytes(layer, sh, q, act_bytes, index, mxfp4_pad, at_least):
                 add(kind, n * count)
             a = layer.attention
-            if mla_absorbed and a.kind == "mla" and _kv_b_dequantized(layer, q, index):
+            # a cache-recipe layer (DeepSeek-V4.1) has no kv_b_proj: its adapter lists every attention tensor
+            if mla_absorbed and a.kind == "mla" and not a.recipe and _kv_b_dequantized(layer, q, index):
                 # W_UK_T / W_UV: kv_b_proj dequantized to bf16 and kept beside the original.
                 add("mla_absorbed", count * cdiv(a.num_heads, sh.tp) * (a.qk_nope_head_dim + (a.v_head_dim or 0))
                     * a.kv_lora_rank * 2)
@@ -280,7 +310,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add("rope_cache", positions * r.rotary_dim * DTYPE_BYTES.get(r.dtype or "", act_bytes))
         for buf in spec.token_buffers:
             if last or not buf.last_stage_only:
-                add("buffers", mnbt * buf.width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
+                width = buf.width * cdiv(buf.tp_units, sh.tp) if buf.tp_units else buf.width
+                add("buffers", mnbt * width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     if stored is not None:
         out = _stored_stages(spec, stored, sh, pp_partition(spec.num_decoder_layers, pp), out, act_bytes, towers)

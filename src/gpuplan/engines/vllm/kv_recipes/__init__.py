@@ -4,4 +4,4 @@ Each module registers one recipe (kv_packed.register_recipe) named by the `Atten
 importing this package registers them all.
 """
 
-from . import glm5_next, minimax_m3, step5  # noqa: F401
+from . import deepseek_v41, glm5_next, minimax_m3, step5  # noqa: F401

@@ -127,4 +127,7 @@ def token_bytes(a: Attention, ctx: KVContext) -> int:
     return (RECORD + (INDEXER_ROW if g["index_owner"] else 0)) // g["ratio"]
 
 
-P.register_recipe("deepseek_v41", P.Recipe(caches=caches, token_bytes=token_bytes))
+P.register_recipe("deepseek_v41", P.Recipe(
+    caches=caches, token_bytes=token_bytes,
+    single_stage="gpuplan sizes DeepSeek-V4.1 for one pipeline stage: which stage holds the engram hash state, the "
+                 "rotary caches and the per-token buffers is not read"))
