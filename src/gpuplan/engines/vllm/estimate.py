@@ -20,6 +20,7 @@ from . import sparse_mla as SM
 from . import towers as T
 from .comm_workspace import workspace_bytes
 from .engine_choice import choose_engine
+from .native import no_native_warning
 from .profiles import (
     Profile,
     added_after,
@@ -220,6 +221,8 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         warnings.append(f"vLLM {profile.version} has no implementation of {spec.architecture} (added after v{span[0]}, "
                         f"by v{span[1]}): it refuses the model unless its Transformers backend can run the "
                         f"checkpoint's code; these numbers follow the native implementation (--vllm-version {span[1]})")
+    if note := no_native_warning(profile, spec.architecture):  # raises when vLLM certainly refuses it
+        warnings.append(note)
     if (dep.tensor_parallel_size or 1) > 1 and lacks_tp_plan(spec.architecture) and on_transformers_backend(
             profile, spec.architecture):
         warnings.append(f"vLLM {profile.version} runs {spec.architecture} through its Transformers backend, and its "

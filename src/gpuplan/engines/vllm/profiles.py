@@ -96,6 +96,58 @@ def lacks_tp_plan(architecture: str) -> bool:
     return architecture in _transformers_backend()["no_tp_plan"]
 
 
+@cache
+def _native_architectures() -> dict:
+    return _load("vllm_native_architectures.json")
+
+
+@cache
+def _ever_served() -> frozenset[str]:
+    """Every architecture some release read here registers: natively (newest wheel, older wheels, added, removed),
+    through _TRANSFORMERS_SUPPORTED_MODELS, or as an out-of-tree plugin it names (_OOT_SUPPORTED_MODELS)."""
+    d = _native_architectures()
+    return frozenset(set().union(*d["native"].values()) | set(d["earlier_only"]) | set(d["out_of_tree"])
+                     | set(_added()) | set(_removed()) | set(_transformers_backend()["backend"]))
+
+
+# vLLM's architecture suffixes (config/model.py _SUFFIX_TO_DEFAULTS): the registry also tries an unregistered
+# architecture with its suffix swapped for each of these (registry.py _normalize_arch).
+_ARCH_SUFFIXES = ("ForCausalLM", "ForConditionalGeneration", "ChatModel", "LMHeadModel", "ForTextEncoding",
+                  "EmbeddingModel", "ForSequenceClassification", "ForTokenClassification", "ForAudioClassification",
+                  "ForImageClassification", "ForVideoClassification", "ClassificationModel", "ForRewardModeling",
+                  "RewardModel", "Model")
+
+
+def never_native(architecture: str) -> tuple[str, str] | None:
+    """(oldest, newest) wheel read when no vLLM release between them registers `architecture` (nor a suffix-swapped
+    name vLLM would also try); None when one does, or when the config names no architecture."""
+    if not architecture:
+        return None
+    served = _ever_served()
+    suffix = next((s for s in _ARCH_SUFFIXES if architecture.endswith(s)), None)
+    names = {architecture} | ({architecture.replace(suffix, s) for s in _ARCH_SUFFIXES} if suffix else set())
+    if names & served:
+        return None
+    wheels = _native_architectures()["wheels"]
+    return wheels[0], wheels[-1]
+
+
+def registry_read(profile: Profile) -> bool:
+    """Whether gpuplan read this release's model registry and Transformers-backend fallback (the newest wheel)."""
+    return profile.version_tuple >= parse_version(_native_architectures()["newest"])
+
+
+def backend_refusal(profile: Profile, architecture: str) -> dict | None:
+    """Why this release's Transformers modeling backend refuses an architecture no release implements natively
+    ({"refused": "incompatible" | "non_attention_layers", ...}); None when not known to. Read for the newest wheel
+    only, so older releases get None."""
+    d = _native_architectures()
+    if not registry_read(profile) or never_native(architecture) is None:
+        return None
+    found = d.get("transformers_backend", {}).get(architecture)
+    return {**found, "transformers_version": d["transformers_version"]} if found else None
+
+
 def quant_min_capability(profile: Profile, method: str) -> float | None:
     """The lowest compute capability vLLM accepts for a quantization method in this release (None: not tracked)."""
     steps = _profiles()[0]["quant_min_capability"].get(method)
