@@ -1015,7 +1015,7 @@ def _with_tower(inner: ModelSpec, outer: dict, extra: tuple[Tensor, ...], mm: Mu
                                        if outer.get("quantization_config") else None))
 
 
-@register("mistral3", "llava", "llava_next", "pixtral")
+@register("mistral3", "llava", "llava_next", "pixtral", "llava_onevision", "llava_next_video")
 def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
     inner = _text_model(outer, name, "mistral")
     vis = outer.get("vision_config") or {}
@@ -1056,8 +1056,16 @@ def _llava_clip_tower(vis: dict, outer: dict, th: int) -> tuple[tuple[Tensor, ..
         # patch conv without bias, class embedding, positions incl. the class token, pre-LayerNorm
         vparams = used * per_layer + 3 * patch * patch * vh + vh + ((img // patch) ** 2 + 1) * vh + 2 * vh
     else:
-        vparams = _siglip_params({**vis, "num_hidden_layers": used})
-    proj = len(feats) * vh * th + th + th * th + th + (th if outer.get("model_type") == "llava_next" else 0)
+        # every LLaVA wrapper passes require_post_norm=False: SigLIP's post LayerNorm (2 x hidden) is not built
+        vparams = _siglip_params({**vis, "num_hidden_layers": used}) - 2 * vh
+    mt = outer.get("model_type")
+    if mt in ("llava_onevision", "llava_next_video"):
+        # llava_onevision.py / llava_next_video.py: the projector reads one feature layer's width, biases per
+        # multimodal_projector_bias; OneVision keeps an image_newline vector, the video-only NeXT-Video does not.
+        bias = 2 * th if outer.get("multimodal_projector_bias", True) else 0
+        proj = vh * th + th * th + bias + (th if mt == "llava_onevision" else 0)
+    else:
+        proj = len(feats) * vh * th + th + th * th + th + (th if mt == "llava_next" else 0)
     return ((Tensor("vision_tower", "vision", (vparams,), "column"),
              Tensor("multi_modal_projector", "projector", (proj,), "column")), MultimodalSpec(vparams + proj, 1024, th))
 

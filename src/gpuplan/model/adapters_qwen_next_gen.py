@@ -90,6 +90,13 @@ def _qwen3_vl_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
 
 def _qwen3_vl_like(cfg: dict, outer: dict, name: str, text_adapter) -> ModelSpec:
     vis = _vision_config(outer)
+    if vis and cfg is not outer:
+        # The language model is built through VllmConfig.with_hf_config(text_config), which (config/vllm.py, 0.33)
+        # overwrites the text config's tie_word_embeddings with the top-level one for a multimodal model; the
+        # top-level classes (Qwen3VLConfig, Qwen3VLMoeConfig) default it to False. A transformers-5 dump of
+        # Qwen3-VL-MoE writes text_config.tie_word_embeddings true (that class's default) beside a top-level false:
+        # vLLM then builds an untied LM head.
+        cfg = {**cfg, "tie_word_embeddings": bool(outer.get("tie_word_embeddings", False))}
     inner = text_adapter(cfg, outer, name)
     if not vis:
         return inner

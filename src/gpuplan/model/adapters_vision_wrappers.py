@@ -254,3 +254,42 @@ def _lfm2_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     mm = MultimodalSpec(column + row + whole + proj_n, _int(outer, "max_image_tokens", default=256), th,
                         tp_heads=_int(vis, "num_attention_heads", default=12))
     return _with_tower(inner, outer, tower + proj, mm)
+
+
+# ----------------------------------------------------------------------------- Idefics3 / SmolVLM
+
+
+@register("idefics3", "smolvlm")
+def _idefics3(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Idefics3ForConditionalGeneration / SmolVLMForConditionalGeneration (idefics3.py, smolvlm.py; vLLM 0.33).
+
+    The vision model is vLLM's Idefics2VisionTransformer over vision_config with every encoder layer and its post
+    LayerNorm (require_post_norm defaults to True there): a biased patch Conv2d and an (image_size / patch_size)^2
+    position table (position ids are computed per call, no buffer), per layer a fused biased qkv and fc1 split by
+    output, out_proj and fc2 split by input with whole biases, two LayerNorms; it asserts TP divides its heads.
+    The connector pixel-shuffles by scale_factor and projects hidden x scale_factor^2 to the text width with one
+    bias-free ReplicatedLinear (whole on every rank). The text model is LlamaModel over text_config and the LM
+    head is tied by text_config.tie_word_embeddings. Unlike the other towers here, vLLM hands the checkpoint's
+    quant config to this tower and connector; they are sized in the model dtype (exact for unquantized ones)."""
+    text = dict(outer.get("text_config") or {})
+    if text.get("architectures"):
+        # with_hf_config deep-copies the text config only when it names no architecture; otherwise it writes the
+        # top-level tie_word_embeddings (Idefics3Config / SmolVLMConfig default False) into the very text config
+        # the LM head then reads.
+        text["tie_word_embeddings"] = bool(outer.get("tie_word_embeddings", False))
+    inner = _text_model({**outer, "text_config": text}, name, "llama")
+    vis = _vision(outer)
+    h = _int(vis, "hidden_size", default=1152)
+    n = _int(vis, "num_hidden_layers", default=12)
+    patch, ch = _int(vis, "patch_size", default=32), _int(vis, "num_channels", default=3)
+    side = _int(vis, "image_size", default=224) // patch
+    column, row, whole = _vit_parts(h, _int(vis, "intermediate_size", default=3072), n)
+    whole += ch * patch * patch * h + h + side * side * h + 2 * h  # patch Conv2d + bias, positions, post_layernorm
+    tower = _tower("model.vision_model", column, row, whole)
+    scale = _int(outer, "scale_factor", default=2)
+    th = inner.hidden_size
+    proj = (Tensor("model.connector.modality_projection.proj.weight", "projector", (th, h * scale * scale)),)
+    # tokens one image tile becomes (Idefics3Model.image_seq_len)
+    mm = MultimodalSpec(column + row + whole + th * h * scale * scale, side * side // (scale * scale), th,
+                        tp_heads=_int(vis, "num_attention_heads", default=16))
+    return _with_tower(inner, outer, tower + proj, mm)
