@@ -99,7 +99,9 @@ def test_nemotron_nano_12b_vl_on_one_l40s_at_32k() -> None:
     assert kv.max_concurrency > 1  # more than one 32K request at a time
 
 
-def test_an_omni_config_with_an_audio_tower_is_refused_not_under_counted() -> None:
+def test_a_sound_config_missing_the_encoder_sizes_is_refused_not_guessed() -> None:
+    # The Parakeet encoder is sized from sound_config (adapters_nemotron_omni.py); the remote SoundConfig's own
+    # defaults are not readable, so a config that leaves sizing keys out is refused rather than filled in.
     cfg = {**VL["config"], "sound_config": {"model_type": "parakeet", "hidden_size": 1024, "num_hidden_layers": 24}}
     with pytest.raises(ConfigError, match="sound_config"):
         build_spec(cfg, "omni")

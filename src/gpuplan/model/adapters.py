@@ -1335,7 +1335,9 @@ _ARCH_MODEL_TYPES = {"ChatGLMModel": "chatglm", "ChatGLMForConditionalGeneration
 _ARCH_DECIDES = {"IQuestLoopCoderForCausalLM": "iquestloopcoder", "HrmTextForCausalLM": "hrm_text",
                  "LongcatFlashForCausalLM": "longcat_flash", "LongcatFlashNgramForCausalLM": "longcat_flash",
                  "DeciLMForCausalLM": "nemotron-nas", "HunYuanMoEV1ForCausalLM": "hunyuan_v1_moe",
-                 "HunYuanDenseV1ForCausalLM": "hunyuan_v1_dense"}
+                 "HunYuanDenseV1ForCausalLM": "hunyuan_v1_dense",
+                 # published LightOnOCR configs say model_type mistral3 (adapters_ocr_vlm.py)
+                 "LightOnOCRForConditionalGeneration": "lighton_ocr"}
 
 
 def build_spec(config: dict, name: str | None = None) -> ModelSpec:
@@ -1474,3 +1476,5 @@ from . import adapters_deepseek_vl2, adapters_hunyuan, adapters_qwen_omni, adapt
 from . import adapters_asr, adapters_minicpmv_phi4mm  # noqa: E402,F401,I001
 from . import adapters_dbrx  # noqa: E402,F401,I001
 from . import adapters_deepseek_v41  # noqa: E402,F401,I001
+from . import adapters_ocr_vlm  # noqa: E402,F401,I001
+from . import adapters_lfm3, adapters_nemotron_omni, adapters_phi4_multimodal  # noqa: E402,F401,I001

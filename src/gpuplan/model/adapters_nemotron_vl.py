@@ -32,9 +32,9 @@ text-only start-up builds none of it):
 - mlp1: the projector after the 2x pixel shuffle (downsample_ratio 0.5 stacks 4 patches): an RMSNorm of
   4 * vit_hidden_size, a bias-free Linear to projector_hidden_size, ReLU^2, and a bias-free Linear to the text
   width; plain torch modules, whole on every rank.
-- sound_encoder (Parakeet encoder + projection) when the config has a sound_config (the Omni checkpoints and
-  NemotronH_*_Omni_Reasoning_V3). gpuplan does not size it yet, so such configs are refused rather than
-  under-counted.
+- sound_encoder (Parakeet encoder + projection) when the config has a sound_config (the Omni checkpoints,
+  model_type NemotronH_*_Omni_Reasoning_V3): transformers' ParakeetEncoder and a ReLU^2 projection, whole on every
+  rank; sized in adapters_nemotron_omni.py.
 Everything in the tower is cast to the language model's dtype.
 
 KV cache: only the language model's; vLLM plans it from text_config exactly as for NemotronHForCausalLM
@@ -64,6 +64,9 @@ VIT_DIMS = {
     "vit_so400m_patch16_224": (1152, 27, 16, 4304),
 }
 ARCH = "NemotronH_Nano_VL_V2"
+# The Omni checkpoints' model_types (vLLM's registry maps their architectures to the same NemotronH_Nano_VL_V2 class).
+OMNI_MODEL_TYPES = ("NemotronH_Nano_Omni_Reasoning_V3", "NemotronH_Omni_Reasoning_V3",
+                    "NemotronH_Super_Omni_Reasoning_V3")
 
 
 def radio_cls_tokens(args: dict) -> int:
@@ -106,12 +109,8 @@ def radio_tensors(vis: dict) -> tuple[tuple[Tensor, ...], int]:
              Tensor("vision_model.radio_model.model.patch_generator", "vision", (whole_once,))), heads)
 
 
-@register("NemotronH_Nano_VL_V2")
+@register("NemotronH_Nano_VL_V2", *OMNI_MODEL_TYPES)
 def _nano_nemotron_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
-    if outer.get("sound_config"):
-        raise ConfigError("sound_config", "this checkpoint has a Parakeet audio encoder (sound_config), which "
-                                          "gpuplan does not size yet; the vision tower alone would under-count it",
-                          accepted=["a NemotronH_Nano_VL_V2 config without sound_config"])
     text = dict(outer.get("llm_config") or outer.get("text_config") or {})
     if not text:
         raise ConfigError("config", "NemotronH_Nano_VL_V2 config lacks llm_config")
@@ -134,6 +133,14 @@ def _nano_nemotron_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     if int(text.get("num_nextn_predict_layers") or 0) > 0:
         proj += (Tensor("vision_final_layernorm", "projector", (2 * vit,)),)
     params = sum(t.numel for t in tower + proj)
+    sound = outer.get("sound_config")
+    if sound:
+        if not isinstance(sound, dict):
+            raise ConfigError("sound_config", "sound_config must be a JSON object")
+        from .adapters_nemotron_omni import parakeet_tensors  # imported here: that module imports .adapters
+
+        audio, audio_params = parakeet_tensors(sound, inner.hidden_size)
+        proj, params = proj + audio, params + audio_params
     # One 512 x 512 tile: (512 / 16)^2 patches, pixel-shuffled 4 to 1 -> 256 tokens (num_image_token).
     side = _int(outer, "force_image_size", default=512) // _int(outer, "patch_size", default=16)
     mm = MultimodalSpec(params, side * side // shuffle, th)

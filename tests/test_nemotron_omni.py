@@ -1,0 +1,126 @@
+"""Nemotron 3 Nano Omni (NemotronH_Nano_Omni_Reasoning_V3) as vLLM 0.33 builds it: the Nano VL v2 wrapper (Nemotron-H
+MoE hybrid, RADIO ViT-H/16, mlp1) plus the Parakeet sound encoder and its projection
+(tests/fixtures/oracle/families/nemotron_omni.json, config source and counts inside)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import gpuplan.model.adapters_nemotron_omni  # noqa: F401
+import gpuplan.model.adapters_nemotron_vl  # noqa: F401
+from gpuplan.api_python import estimate
+from gpuplan.errors import ConfigError
+from gpuplan.model.adapters import build_spec
+
+FX = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "nemotron_omni.json").read_text())
+OMNI = FX["models"]["NemotronH_Nano_Omni_Reasoning_V3/Nemotron-3-Nano-Omni-30B-A3B-Reasoning-BF16"]
+CFG = OMNI["config"]
+NAME = "nvidia/Nemotron-3-Nano-Omni-30B-A3B-Reasoning-BF16"
+
+# Parakeet encoder, h 1024, FFN 4096, conv kernel 9, 24 blocks, no conv / linear biases (convolution_bias false,
+# attention_bias forced off by vLLM's ParakeetConfig):
+BLOCK = (2 * 2 * 1024 * 4096  # two macaron feed-forwards
+         + 5 * 1024 * 1024 + 2 * 1024  # q, k, v, o, relative_k_proj + bias_u / bias_v
+         + 2 * 1024 * 1024 + 1024 * 9 + 2 * 1024 + 1024 * 1024  # pw conv 1024 -> 2048, depth-wise, BatchNorm, pw conv
+         + 5 * 2 * 1024)  # five LayerNorms
+SUBSAMPLING = (9 * 256 + 256) + 2 * ((9 * 256 + 256) + (256 * 256 + 256)) + 256 * (128 // 8) * 1024 + 1024
+ENCODER = SUBSAMPLING + 24 * BLOCK
+SOUND_PROJ = 1024 + 1024 * 4096 + 4096 * 2688  # RMSNorm, Linear -> 4096, Linear -> text width, no biases
+RADIO = 653_693_440  # vLLM's RADIO ViT-H/16 with its video embedder (T = 2) and 4 + 6 class / register tokens
+MLP1 = 5120 + 5120 * 20480 + 20480 * 2688
+BUFFERS = 24 * 2 * 1024 + 512  # BatchNorm running_mean / running_var, inv_freq (model dtype)
+
+
+def _spec():
+    return build_spec(CFG, NAME)
+
+
+def _text():
+    return build_spec(CFG["llm_config"], "text")
+
+
+def test_the_omni_counts_its_audio_tower_like_transformers() -> None:
+    spec = _spec()
+    assert spec.model_type == "NemotronH_Nano_Omni_Reasoning_V3" == spec.architecture
+    assert not spec.generic and not any("not counted" in n for n in spec.notes)
+    assert ENCODER == 608_879_616 and SOUND_PROJ == 15_205_376 and MLP1 == 159_912_960
+    assert _text().total_params == OMNI["hf_params"]["text_nemotron_h"] == 31_577_937_344
+    assert spec.total_params == OMNI["hf_params"]["total"] == 31_577_937_344 + RADIO + MLP1 + ENCODER + SOUND_PROJ
+    assert spec.total_params == 33_015_628_736
+    assert spec.multimodal is not None and spec.multimodal.params == RADIO + MLP1 + ENCODER + SOUND_PROJ
+
+
+def test_weights_per_gpu_at_tp1_and_tp2() -> None:
+    """bf16. TP=1, vision kind: RADIO 653,693,440 + Parakeet 608,879,616 + buffers 49,664 = 1,262,622,720 x 2 B
+    = 2,525,245,440, plus 24 num_batches_tracked int64 = 192 B -> 2,525,245,632 B; projector kind: mlp1 159,912,960
+    + sound projection 15,205,376 = 175,118,336 x 2 = 350,236,672 B.
+    TP=2: RADIO's qkv / proj / fc1 / fc2 (629,432,320) halve -> 314,716,160 + 24,261,120 whole = 338,977,280 x 2 =
+    677,954,560 B; the Parakeet encoder is transformers' own module, whole on every rank: 1,217,858,752 B; vision
+    1,895,813,312 B. The projectors are plain torch modules, whole: 350,236,672 B at any TP."""
+    one = estimate(_spec(), gpu="H100", tensor_parallel_size=1, max_model_len=131072)
+    two = estimate(_spec(), gpu="H100", tensor_parallel_size=2, max_model_len=131072)
+    t1 = estimate(_text(), gpu="H100", tensor_parallel_size=1, max_model_len=131072)
+    t2 = estimate(_text(), gpu="H100", tensor_parallel_size=2, max_model_len=131072)
+    k1, k2 = one.per_stage[0]["weights_by_kind"], two.per_stage[0]["weights_by_kind"]
+    assert 2 * (RADIO + ENCODER + BUFFERS) + 8 * 24 == k1["vision"] == 2_525_245_632
+    assert 2 * (MLP1 + SOUND_PROJ) == k1["projector"] == k2["projector"] == 350_236_672
+    assert k2["vision"] == 677_954_560 + 2 * (ENCODER + BUFFERS) + 8 * 24 == 1_895_813_312
+    assert one.weights_bytes == t1.weights_bytes + 2_525_245_632 + 350_236_672 == 66_031_371_712
+    assert two.weights_bytes == t2.weights_bytes + 1_895_813_312 + 350_236_672 == 33_832_056_512
+
+
+def test_does_nemotron_3_nano_omni_fit_on_one_h100_at_128k() -> None:
+    """Yes: 66.0 GB (61.5 GiB) of BF16 weights, and the rest holds about ten 128K requests.
+    Only the language model has a cache. Per token per attention layer: 2 (K, V) x 2 KV heads x 128 x 2 B = 1,024 B.
+    Mamba state per layer: conv (4 - 1) x (64 x 64 + 2 x 8 x 128) x 2 B = 36,864 B, plus ssm 64 heads x 64 x 128 x
+    4 B (float32, the SSM dtype hook's default from 0.20) = 2,097,152 B: 2,134,016 B. vLLM 0.33 raises the attention
+    block size until a page holds a state: ceil(2,134,016 / 1,024) = 2,084 tokens, aligned up to 2,096 (a multiple
+    of 16); page 2,096 x 1,024 = 2,146,304 B. 6 attention + 23 Mamba layers in groups of 6: 1 attention group + 4
+    Mamba groups (one padding slot); one block costs 6 pages = 12,877,824 B. A 128K request: ceil(131,072 / 2,096)
+    = 63 attention blocks."""
+    r = estimate(_spec(), gpu="H100", tensor_parallel_size=1, max_model_len=131072)
+    kv = r.kv
+    assert r.fits is True
+    assert (kv.block_size, kv.bytes_per_block, kv.num_groups, kv.group_size) == (2096, 12_877_824, 5, 6)
+    mamba, full = kv.groups
+    assert (mamba.kind, mamba.num_layers, mamba.page_bytes) == ("mamba", 23, 2_146_304)
+    assert (full.kind, full.num_layers, full.page_bytes, full.blocks_per_request) == ("full", 6, 2_146_304, 63)
+    assert kv.num_gpu_blocks == r.available_kv_cache_bytes // 12_877_824
+    assert 9 < kv.max_concurrency < 12
+    # the towers cost KV room: the text-only model leaves more blocks on the same GPU
+    assert estimate(_text(), gpu="H100", tensor_parallel_size=1, max_model_len=131072).kv.num_gpu_blocks > \
+        kv.num_gpu_blocks
+
+
+def test_a_text_only_start_up_builds_neither_radio_nor_parakeet() -> None:
+    from gpuplan.deployment import Deployment
+    from gpuplan.engines.vllm.estimate import estimate as vllm_estimate
+
+    dep = Deployment(gpu_name="H100", gpu_memory_bytes=80 * 2**30, max_model_len=32768, language_model_only=True)
+    t = estimate(_text(), gpu="H100", tensor_parallel_size=1, max_model_len=32768)
+    assert vllm_estimate(_spec(), dep).weights_bytes == t.weights_bytes
+
+
+def test_a_conv_bias_and_projection_bias_add_their_vectors() -> None:
+    # convolution_bias: pw conv 1 (2h) + depth-wise (h) + pw conv 2 (h) per block; projection_bias: 4096 + 2688
+    cfg = {**CFG, "sound_config": {**CFG["sound_config"], "convolution_bias": True, "projection_bias": True}}
+    assert build_spec(cfg, "b").total_params - _spec().total_params == 24 * 4 * 1024 + 4096 + 2688
+
+
+def test_a_sound_config_missing_sizes_is_refused() -> None:
+    # the remote SoundConfig's own defaults (conv kernel 31, projection 20480, biased) would fill them
+    sound = {k: v for k, v in CFG["sound_config"].items() if k not in ("conv_kernel_size", "projection_bias")}
+    with pytest.raises(ConfigError, match="conv_kernel_size, projection_bias"):
+        build_spec({**CFG, "sound_config": sound}, "omni")
+
+
+def test_the_transformers_native_omni_format_is_refused() -> None:
+    # transformers 5.23's nemotron_h_omni (text_config / audio_config / native RadioConfig) lacks the remote-code
+    # fields vLLM 0.33 reads; the generic fallback used to size it at 1.968B for transformers' 2.660B
+    cfg = {"model_type": "nemotron_h_omni", "architectures": ["NemotronH_Omni_Reasoning_V3"],
+           "text_config": CFG["llm_config"], "audio_config": CFG["sound_config"]}
+    with pytest.raises(ConfigError, match="nemotron_h_omni"):
+        build_spec(cfg, "native")
