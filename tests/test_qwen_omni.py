@@ -147,12 +147,16 @@ def test_qwen3_omni_30b_a3b_on_one_h100_at_64k_and_on_two() -> None:
     assert two.fits and two.max_concurrency > 4
 
 
-def test_qwen3_omni_text_only_start_builds_no_towers() -> None:
+def test_qwen3_omni_text_only_start_builds_no_towers_nor_their_deepstack_buffers() -> None:
     """--language-model-only: minus the 1,186,558,576 tower parameters (x 2 bytes), the sinusoids and the vision rotary
-    cache: 63,614,452,960 - 2,373,117,152 - 7,680,000 - 589,824 = 61,233,065,984 (the deepstack buffers stay, see
-    the adapter's notes)."""
+    cache: 63,614,452,960 - 2,373,117,152 - 7,680,000 - 589,824 = 61,233,065,984; from vLLM 0.28 use_deepstack is
+    false without the tower (qwen3_omni_moe_thinker.py), so the three 8192 x 2048 x 2 buffers go too:
+    61,233,065,984 - 100,663,296 = 61,132,402,688. vLLM 0.27 still allocates them."""
     r = estimate_on(_q3(), gpu="H100", tensor_parallel_size=1, max_model_len=65536, language_model_only=True)
-    assert r.weights_bytes == 61_233_065_984
+    assert r.weights_bytes == 61_132_402_688
+    old = estimate_on(_q3(), gpu="H100", tensor_parallel_size=1, max_model_len=65536, language_model_only=True,
+                      vllm_version="0.27.1")
+    assert dict(old.per_stage[0]["weights_by_kind"])["buffers"] == 100_663_296
 
 
 def test_qwen3_omni_at_tp8_keeps_its_20_head_audio_layers_whole_on_every_gpu() -> None:

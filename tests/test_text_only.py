@@ -133,3 +133,14 @@ def test_the_api_takes_language_model_only_and_answers_400_naming_it_on_an_old_v
     bad = client.post("/v1/estimate", json={"model": GEMMA3, "gpu": "H100", "language_model_only": True,
                                             "vllm_version": "0.16.0"})
     assert bad.status_code == 400 and bad.json()["field"] == "language_model_only"
+
+
+def test_qwen3_vl_text_only_drops_its_deepstack_buffers_from_0_28() -> None:
+    """Qwen3VLForConditionalGeneration allocates one [max_num_batched_tokens, 4096] bf16 buffer per deepstack level
+    (3) at load; from 0.28 use_deepstack is false when the tower is a StageMissingLayer, so a text-only start has
+    none: 3 x 8192 x 4096 x 2 = 201,326,592 bytes fewer than the 0.27 start."""
+    qwen = load_model(QWEN3_VL, allow_network=False)
+    kinds = {v: estimate(qwen, gpu="H100", vllm_version=v, max_model_len=32768,
+                         language_model_only=True).per_stage[0]["weights_by_kind"] for v in ("0.27.1", "0.28.0")}
+    assert kinds["0.27.1"].get("buffers", 0) == 3 * 8192 * 4096 * 2
+    assert kinds["0.28.0"].get("buffers", 0) == 0

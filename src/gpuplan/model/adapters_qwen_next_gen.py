@@ -104,7 +104,7 @@ def _qwen3_vl_like(cfg: dict, outer: dict, name: str, text_adapter) -> ModelSpec
     # Qwen3VLForConditionalGeneration.__init__ allocates one [max_num_batched_tokens, text hidden] buffer per
     # deepstack level (deepstack_input_embeds) at load time, in the model dtype.
     deep = len(vis.get("deepstack_visual_indexes") or [])
-    buffers = (TokenBuffer("deepstack_input_embeds", deep * inner.hidden_size),) if deep else ()
+    buffers = (TokenBuffer("deepstack_input_embeds", deep * inner.hidden_size, with_tower_from="0.28"),) if deep else ()
     return _with(inner, extra=inner.extra + extra, multimodal=mm, token_buffers=inner.token_buffers + buffers,
                  rope_caches=_mrope_single_from_032(inner.rope_caches))
 

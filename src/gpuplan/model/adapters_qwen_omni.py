@@ -32,10 +32,8 @@ Qwen3-Omni thinker:
   buffer per deepstack level is allocated beside it.
 
 Under --language-model-only, or every modality's prompt limit at 0, both classes build neither tower
-(_mark_tower_model, data/vllm_towers.json), nor (Qwen3-Omni) the deepstack buffers.
-
-Not expressed exactly by gpuplan's tensor kinds (see the ModelSpec notes): Qwen3-Omni's deepstack buffers stay
-counted in a text-only start.
+(_mark_tower_model, data/vllm_towers.json), nor, from vLLM 0.28 (use_deepstack checks for the missing tower),
+Qwen3-Omni's deepstack buffers.
 """
 
 from __future__ import annotations
@@ -184,10 +182,9 @@ def _qwen3_omni_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
     mm = MultimodalSpec(sum(t.numel for t in extra if t.in_checkpoint), 1024, inner.hidden_size, tp_heads=heads,
                         encoder=vmm.encoder)
     deep = len(vis.get("deepstack_visual_indexes") or [])
-    buffers = (TokenBuffer("deepstack_input_embeds", deep * inner.hidden_size),) if deep else ()
+    buffers = (TokenBuffer("deepstack_input_embeds", deep * inner.hidden_size, with_tower_from="0.28"),) if deep else ()
     tower_rope = RopeCache(VISION_ROPE_POSITIONS, (_int(vis, "hidden_size", default=1152) // heads) // 2, tower=True)
-    notes = ("a text-only start (--language-model-only) also drops the deepstack buffers, which stay counted here",)
     return _with(inner, extra=inner.extra + extra, multimodal=mm, model_type=str(outer.get("model_type")),
                  architecture=_arch(outer, "Qwen3OmniMoeForConditionalGeneration"),
                  token_buffers=inner.token_buffers + buffers, rope_caches=inner.rope_caches + (tower_rope,),
-                 notes=inner.notes + notes)
+                 notes=inner.notes)

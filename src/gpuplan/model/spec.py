@@ -219,6 +219,9 @@ class TokenBuffer:
     # The width is this many units of `width` split over the TP ranks, rounded up (DeepSeek-V4.1's engram staging
     # rows: cdiv(hash heads, tp) x head_dim a token); 0: `width` on every rank.
     tp_units: int = 0
+    # From this vLLM release the buffer exists only where the vision tower is built, so a text-only start (or a
+    # pipeline stage without the tower) has none (Qwen3-VL / Qwen3-Omni deepstack buffers from 0.28); "": always.
+    with_tower_from: str = ""
 
 
 @dataclass(frozen=True)

@@ -309,6 +309,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 seen.add(key)
                 add("rope_cache", positions * r.rotary_dim * DTYPE_BYTES.get(r.dtype or "", act_bytes))
         for buf in spec.token_buffers:
+            if buf.with_tower_from and at_least(buf.with_tower_from) and not _holds_towers(towers, first):
+                continue
             if last or not buf.last_stage_only:
                 width = buf.width * cdiv(buf.tp_units, sh.tp) if buf.tp_units else buf.width
                 add("buffers", mnbt * width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
