@@ -31,3 +31,14 @@ def test_qwen3_omni_thinker_weights_at_tp2_are_within_three_percent(by_id: dict)
     rec = by_id["fam-002"]
     assert rec["predicted"]["fits"]
     assert rec["abs_pct_error"]["weights_gib"] <= 3.0
+
+
+def test_qwen3_5_9b_on_an_l40s_matches_its_full_start_up_log() -> None:
+    """vlm-004 (tests/fixtures/vllm_logs/vlm_public.jsonl): Qwen3.5-9B with its vision tower, vLLM 0.19 defaults on a
+    48 GB L40S, every start-up line logged: 17.66 GiB loaded, 20.27 GiB of KV, 165,792 tokens in 528-token blocks
+    (the Gated DeltaNet page sets the block), 2.52x at 262,144 tokens. Gated DeltaNet + full attention, mrope."""
+    rec = {r["id"]: r for r in validate_file(FAMILIES.parent / "vlm_public.jsonl")["records"]}["vlm-004"]
+    err = rec["abs_pct_error"]
+    assert rec["predicted"]["fits"]
+    assert err["weights_gib"] <= 0.5
+    assert err["available_kv_cache_gib"] <= 1.0 and err["kv_cache_tokens"] <= 1.0 and err["max_concurrency"] <= 1.5
