@@ -13,9 +13,11 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from ...errors import GpuplanError
 from ...model.spec import Layer, ModelSpec, QuantConfig, Tensor
 from ...quant.methods import expert_bytes, linear_bytes, stored_bytes
 from ...units import DTYPE_BYTES, cdiv, round_up
+from . import humming
 
 VOCAB_PAD = 64
 
@@ -196,16 +198,12 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
 
 def _layout_bytes(t: Tensor, sh: Sharding) -> int:
     """A tensor with a per-rank layout (humming.py): its per-rank shape after the usual TP / EP split, unpadded."""
-    from . import humming
-
     p = _parallel(t, sh)
-    if p in ("expert_col", "expert_row") and sh.ep > 1:
-        from ...errors import GpuplanError
-
-        raise GpuplanError("enable_expert_parallel", "Humming's expert-parallel path (grouped GEMM, expert maps) is "
-                           "not read for this layout", accepted=["false"])
     if p in ("expert_col", "expert_row"):
-        rank_shape: tuple[int, ...] = (cdiv(t.shape[0], sh.ep), *_expert_rank_dims(t, sh))
+        if sh.ep > 1:
+            raise GpuplanError("enable_expert_parallel", "Humming's expert-parallel path (grouped GEMM, expert maps) "
+                               "is not read for this layout", accepted=["false"])
+        rank_shape: tuple[int, ...] = (t.shape[0], *_expert_rank_dims(t, sh))
     else:
         out_f, in_f = t.shape[0], _rest(t.shape, 1)
         if p == "column":
