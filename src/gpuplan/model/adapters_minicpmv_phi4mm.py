@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .adapters import _int, _with_tower, build_spec, register
+from .adapters_vision_wrappers import _idefics2_tower
 from .spec import ModelSpec, MultimodalSpec, Tensor
 
 # MiniCPMV.__new__'s version table (vLLM 0.33 minicpmv.py _SUPPORT_VERSION) and the text class each one builds.
@@ -65,28 +66,6 @@ def _minicpmv_version(cfg: dict) -> tuple[int, ...]:
         return tuple(int(x) for x in str(v).split("."))
     except ValueError as e:
         raise ConfigError("version", f"MiniCPM-V version {v!r} is not a number vLLM can read") from e
-
-
-def _idefics2_tower(vis: dict, layers: int, prefix: str, *, post_norm: bool,
-                    defaults: dict) -> tuple[tuple[Tensor, ...], int]:
-    """vLLM's Idefics2VisionTransformer (idefics2_vision_model.py) split as TP splits it; returns (tensors, params)."""
-    h = _int(vis, "hidden_size", default=defaults["hidden_size"])
-    inter = _int(vis, "intermediate_size", default=defaults["intermediate_size"])
-    patch = _int(vis, "patch_size", default=defaults["patch_size"])
-    image = _int(vis, "image_size", default=defaults["image_size"])
-    ch = _int(vis, "num_channels", default=3)
-    # QKVParallelLinear (weights + biases) and fc1 (weight + bias): output rows divided over TP
-    column = layers * (3 * h * h + 3 * h + inter * h + inter)
-    # out_proj and fc2 weights: input columns divided over TP
-    row = layers * (h * h + h * inter)
-    # per layer: out_proj / fc2 biases (added after the all-reduce) and two LayerNorms; then the patch conv,
-    # the position table and, when built, post_layernorm
-    whole = (layers * (2 * h + 4 * h) + ch * patch * patch * h + h + (image // patch) ** 2 * h
-             + (2 * h if post_norm else 0))
-    tensors = (Tensor(f"{prefix}.encoder.column", "vision", (column,), "column"),
-               Tensor(f"{prefix}.encoder.row", "vision", (row,), "row"),
-               Tensor(f"{prefix}.replicated", "vision", (whole,)))
-    return tensors, column + row + whole
 
 
 def _vit_layer_params(h: int, inter: int) -> int:

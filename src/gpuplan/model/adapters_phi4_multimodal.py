@@ -43,7 +43,8 @@ from dataclasses import replace
 
 from ..errors import ConfigError
 from .adapters import _int, _with_tower, build_spec, register
-from .adapters_minicpmv_phi4mm import _idefics2_tower, _vit_layer_params
+from .adapters_minicpmv_phi4mm import _vit_layer_params
+from .adapters_vision_wrappers import _idefics2_tower
 from .spec import ModelSpec, MultimodalSpec, Tensor
 
 ARCH = "Phi4MultimodalForCausalLM"

@@ -63,6 +63,23 @@ def _vit_parts(h: int, inter: int, layers: int) -> tuple[int, int, int]:
     return column, row, whole
 
 
+def _idefics2_tower(vis: dict, layers: int, prefix: str, *, post_norm: bool,
+                    defaults: dict) -> tuple[tuple[Tensor, ...], int]:
+    """vLLM's Idefics2VisionTransformer (idefics2_vision_model.py) over `layers` encoder layers, split as TP splits
+    it (the _vit_parts layers), then whole: the biased patch conv, the (image_size / patch_size)^2 position table
+    and, when built, post_layernorm. Returns (tensors, params)."""
+    h = _int(vis, "hidden_size", default=defaults["hidden_size"])
+    patch = _int(vis, "patch_size", default=defaults["patch_size"])
+    image = _int(vis, "image_size", default=defaults["image_size"])
+    ch = _int(vis, "num_channels", default=3)
+    column, row, whole = _vit_parts(h, _int(vis, "intermediate_size", default=defaults["intermediate_size"]), layers)
+    whole += ch * patch * patch * h + h + (image // patch) ** 2 * h + (2 * h if post_norm else 0)
+    tensors = (Tensor(f"{prefix}.encoder.column", "vision", (column,), "column"),
+               Tensor(f"{prefix}.encoder.row", "vision", (row,), "row"),
+               Tensor(f"{prefix}.replicated", "vision", (whole,)))
+    return tensors, column + row + whole
+
+
 def _int64_buffer(name: str, n: int) -> Tensor:
     """A non-persistent int64 buffer of n elements (position_ids): counted in the weights, not a parameter. Sized as
     2n int32, the same bytes (gpuplan's dtype table has no int64)."""
@@ -259,6 +276,10 @@ def _lfm2_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
 # ----------------------------------------------------------------------------- Idefics3 / SmolVLM
 
 
+# transformers' Idefics3VisionConfig defaults, where a config leaves vision fields out
+_IDEFICS3_VISION = {"hidden_size": 1152, "intermediate_size": 3072, "patch_size": 32, "image_size": 224}
+
+
 @register("idefics3", "smolvlm")
 def _idefics3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     """Idefics3ForConditionalGeneration / SmolVLMForConditionalGeneration (idefics3.py, smolvlm.py; vLLM 0.33).
@@ -280,16 +301,13 @@ def _idefics3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     inner = _text_model({**outer, "text_config": text}, name, "llama")
     vis = _vision(outer)
     h = _int(vis, "hidden_size", default=1152)
-    n = _int(vis, "num_hidden_layers", default=12)
-    patch, ch = _int(vis, "patch_size", default=32), _int(vis, "num_channels", default=3)
-    side = _int(vis, "image_size", default=224) // patch
-    column, row, whole = _vit_parts(h, _int(vis, "intermediate_size", default=3072), n)
-    whole += ch * patch * patch * h + h + side * side * h + 2 * h  # patch Conv2d + bias, positions, post_layernorm
-    tower = _tower("model.vision_model", column, row, whole)
+    side = _int(vis, "image_size", default=224) // _int(vis, "patch_size", default=32)
+    tower, tower_params = _idefics2_tower(vis, _int(vis, "num_hidden_layers", default=12), "model.vision_model",
+                                          post_norm=True, defaults=_IDEFICS3_VISION)
     scale = _int(outer, "scale_factor", default=2)
     th = inner.hidden_size
     proj = (Tensor("model.connector.modality_projection.proj.weight", "projector", (th, h * scale * scale)),)
     # tokens one image tile becomes (Idefics3Model.image_seq_len)
-    mm = MultimodalSpec(column + row + whole + th * h * scale * scale, side * side // (scale * scale), th,
+    mm = MultimodalSpec(tower_params + th * h * scale * scale, side * side // (scale * scale), th,
                         tp_heads=_int(vis, "num_attention_heads", default=16))
     return _with_tower(inner, outer, tower + proj, mm)
