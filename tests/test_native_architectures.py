@@ -53,6 +53,20 @@ def test_is_recurrent_gemma_served_by_vllm_0_33() -> None:
         _estimate(CONFIGS["recurrent_gemma"], tensor_parallel_size=2)
 
 
+def test_a_zamba_config_without_architectures_is_refused_by_its_model_type() -> None:
+    """A hand-trimmed config.json with no `architectures`: vLLM 0.33 fills it in from transformers' tables for the
+    model_type (transformers_utils/config.py), so it meets Zamba's classes all the same; gpuplan checks the
+    model_type's transformers class instead of letting the generic decoder size it silently."""
+    config = {k: v for k, v in CONFIGS["zamba"].items() if k != "architectures"}
+    with pytest.raises(UnservableDeployment, match="cannot start ZambaForCausalLM"):
+        _estimate(config)
+
+
+def test_a_llama_config_without_architectures_is_still_sized() -> None:
+    llama = {k: v for k, v in find_model("meta-llama/Llama-3.1-8B").hf_config.items() if k != "architectures"}
+    assert _estimate(llama).weights_bytes > 0
+
+
 def test_zamba_v1_on_an_older_release_is_sized_but_flagged() -> None:
     """gpuplan read the Transformers-backend fallback of 0.33 only: 0.32 gets the warning, not a refusal."""
     r = _estimate(CONFIGS["zamba"], "0.32.0")

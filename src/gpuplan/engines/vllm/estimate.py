@@ -24,6 +24,7 @@ from .native import no_native_warning
 from .profiles import (
     Profile,
     added_after,
+    architecture_of_model_type,
     get_profile,
     lacks_tp_plan,
     model_runner_v2_profiles_cudagraphs,
@@ -221,7 +222,9 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         warnings.append(f"vLLM {profile.version} has no implementation of {spec.architecture} (added after v{span[0]}, "
                         f"by v{span[1]}): it refuses the model unless its Transformers backend can run the "
                         f"checkpoint's code; these numbers follow the native implementation (--vllm-version {span[1]})")
-    if note := no_native_warning(profile, spec.architecture):  # raises when vLLM certainly refuses it
+    # A config without `architectures` is checked as its model_type's transformers class.
+    named = spec.architecture or architecture_of_model_type(spec.model_type) or ""
+    if note := no_native_warning(profile, named):  # raises when vLLM certainly refuses it
         warnings.append(note)
     if (dep.tensor_parallel_size or 1) > 1 and lacks_tp_plan(spec.architecture) and on_transformers_backend(
             profile, spec.architecture):

@@ -132,6 +132,15 @@ def never_native(architecture: str) -> tuple[str, str] | None:
     return wheels[0], wheels[-1]
 
 
+def architecture_of_model_type(model_type: str) -> str | None:
+    """For a config that names no architecture: the generative class transformers gives its model_type, where it
+    is one no vLLM release implements (vLLM 0.33 fills a missing `architectures` from transformers' own tables,
+    transformers_utils/config.py, and so meets the same class family)."""
+    found = [arch for arch, v in _native_architectures().get("transformers_backend", {}).items()
+             if v.get("model_type") == model_type]
+    return found[0] if len(found) == 1 else None
+
+
 def registry_read(profile: Profile) -> bool:
     """Whether gpuplan read this release's model registry and Transformers-backend fallback (the newest wheel)."""
     return profile.version_tuple >= parse_version(_native_architectures()["newest"])
