@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gpuplan.errors import GpuplanError
-from gpuplan.gpus import GIB, find_gpu, list_gpus, normalize_gpu_name, resolve_gpu_memory
+from gpuplan.gpus import GIB, card_of_memory, find_gpu, list_gpus, normalize_gpu_name, resolve_gpu_memory
 
 SHARED_GPUS = Path("/work/shared/data/gpus.json")
 
@@ -124,3 +124,31 @@ def test_resolve_gpu_memory_rejects_bad_sizes(bad) -> None:
 def test_resolve_unknown_gpu_raises() -> None:
     with pytest.raises(GpuplanError):
         resolve_gpu_memory("not-a-gpu", None)
+
+
+def test_an_unnamed_card_is_told_by_its_exact_visible_total() -> None:
+    """vLLM logs 'total_gpu_memory (23.58GiB)' without naming the card: that exact total is an RTX 3090's, so
+    an estimate for it gets a PCIe card's NCCL buffers and Ampere's kernels, not an H100's. A round 24 GiB names
+    no card, and stays the anonymous card it was."""
+    assert card_of_memory(round(23.58 * GIB)).name == "NVIDIA GeForce RTX 3090"
+    assert card_of_memory(round(178.36 * GIB)).name == "NVIDIA B200 180GB"
+    assert card_of_memory(round(24 * GIB)) is None
+    assert card_of_memory(None) is None
+
+
+def test_llama_8b_at_tp2_on_two_unnamed_3090_sized_cards_uses_pcie_buffers() -> None:
+    from gpuplan.catalog import find_model
+    from gpuplan.deployment import Deployment
+    from gpuplan.engines.vllm.estimate import estimate
+    from gpuplan.model.adapters import build_spec
+
+    spec = build_spec(find_model("meta-llama/Llama-3.1-8B").hf_config, "meta-llama/Llama-3.1-8B")
+
+    def run(gib: float):
+        return estimate(spec, Deployment(gpu_memory_bytes=round(gib * GIB), tensor_parallel_size=2,
+                                         max_model_len=4096))
+
+    told, anonymous = run(23.58), run(24.0)
+    assert any("taken to be the NVIDIA GeForce RTX 3090" in w for w in told.warnings)
+    assert not any("taken to be" in w for w in anonymous.warnings)
+    assert told.non_torch_bytes < anonymous.non_torch_bytes  # no NVSwitch buffers on a PCIe card

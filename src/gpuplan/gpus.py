@@ -15,7 +15,8 @@ from typing import Any
 from .datafiles import data_json
 from .errors import GpuplanError
 
-__all__ = ["GPU", "list_gpus", "find_gpu", "resolve_gpu_memory", "normalize_gpu_name", "size_ambiguity"]
+__all__ = ["GPU", "list_gpus", "find_gpu", "card_of_memory", "resolve_gpu_memory", "normalize_gpu_name",
+           "size_ambiguity"]
 
 GIB = 1 << 30
 
@@ -226,13 +227,28 @@ def find_gpu(name: str) -> GPU:
     return gpu
 
 
+@lru_cache(maxsize=256)
+def card_of_memory(memory_bytes: int | None) -> GPU | None:
+    """An unnamed card told by its CUDA-visible total alone, as vLLM and nvidia-smi print it (to 0.01 GiB): the
+    catalog card of that total, where every card of that total has the same compute capability and interconnect
+    (23.58 GiB is an RTX 3090, 23.57 an RTX A5000, 178.36 a B200); None otherwise (a round 80 or 24 matches no
+    card's exact total)."""
+    if not memory_bytes:
+        return None
+    gib = memory_bytes / GIB
+    found = [g for g in _load()[0] if g.compute_capability and abs(g.memory_bytes / GIB - gib) <= 0.005]
+    if not found or len({(g.compute_capability, g.fabric) for g in found}) > 1:
+        return None
+    return found[0]
+
+
 def resolve_gpu_memory(
     gpu: str | None, gpu_memory_gib: float | None
 ) -> tuple[str | None, int | None, float | None]:
     """(GPU name, CUDA-visible total bytes, compute capability) for the request.
 
     gpu alone: the catalog figures. gpu_memory_gib alone: an anonymous card of that size (name and
-    compute capability unknown). Both: the named GPU with the stated memory, for cards whose driver or
+    compute capability unknown here; the engine recognises a catalog card's exact total, card_of_memory). Both: the named GPU with the stated memory, for cards whose driver or
     MIG slice shows a different total. Neither: (None, None, None); the caller decides what that means.
     """
     memory: int | None = None

@@ -198,7 +198,7 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
             mnbt = 2048 if chunked else max(max_model_len, 2048)
         return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
     # 0.33 keeps GB10 (DGX Spark, compute capability 12.1: a large GPU's memory, not its compute) on the small tier
-    cc = dep.compute_capability or getattr(_gpu_of(dep.gpu_name), "compute_capability", None)
+    cc = dep.compute_capability or getattr(_card(dep), "compute_capability", None)
     gb10 = cc == 12.1 and profile.flag_from("gb10_small_defaults")
     big = total >= 70 * GiB and "a100" not in (dep.gpu_name or "").lower() and not gb10
     huge = total >= 160 * GiB and profile.flag_from("big_gpu_defaults")
@@ -238,7 +238,12 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     tp, pp = int(dep.tensor_parallel_size or 1), int(dep.pipeline_parallel_size or 1)
     if tp < 1 or pp < 1 or (dep.data_parallel_size or 1) < 1:
         raise GpuplanError("tensor_parallel_size", "parallel sizes must be >= 1")
-    cc = dep.compute_capability or HOPPER
+    card = _card(dep)
+    cc = dep.compute_capability or getattr(card, "compute_capability", None) or HOPPER
+    if card is not None and not dep.gpu_name:
+        warnings.append(f"an unnamed GPU with {total / GiB:.2f} GiB visible is taken to be the {card.name} (the "
+                        f"catalog card of that exact total: compute capability {card.compute_capability:g}, "
+                        f"{'NVSwitch' if card.fabric == 'nvswitch' else 'PCIe'}); pass --gpu to say otherwise")
     u = dep.gpu_memory_utilization if dep.gpu_memory_utilization is not None else profile.default_utilization
     if not 0 < u <= 1:
         raise GpuplanError("gpu_memory_utilization", f"must be in (0, 1], got {u}")
@@ -318,7 +323,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"),
                         replicated_kinds=_sequence_parallel_kinds(spec, dep, profile, tp, pp, warnings),
                         compute_capability=dep.compute_capability,
-                        sm_count=getattr(_gpu_of(dep.gpu_name), "sm_count", None))
+                        sm_count=getattr(_card(dep), "sm_count", None))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec), towers, text_only, encoder_dp)
@@ -539,17 +544,22 @@ def _gpu_of(name: str | None) -> GPU | None:
         return None
 
 
-def _fabric_of(name: str | None) -> str:
-    gpu = _gpu_of(name)
-    return gpu.fabric if gpu else "nvswitch"
+def _card(dep: Deployment) -> GPU | None:
+    """The catalog card: the named one, or an unnamed one its exact visible total identifies."""
+    if dep.gpu_name:
+        return _gpu_of(dep.gpu_name)
+    from ...gpus import card_of_memory
+
+    return card_of_memory(dep.gpu_memory_bytes)
 
 
 def _fabric(dep: Deployment) -> str:
-    return _fabric_of(dep.gpu_name)
+    gpu = _card(dep)
+    return gpu.fabric if gpu else "nvswitch"
 
 
 def _resident_threads(dep: Deployment) -> int | None:
-    gpu = _gpu_of(dep.gpu_name)
+    gpu = _card(dep)
     return gpu.resident_threads if gpu else None
 
 
