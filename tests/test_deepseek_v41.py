@@ -132,7 +132,7 @@ def test_per_token_bytes_of_the_full_length_caches():
 
 
 @pytest.mark.parametrize("change, field", [
-    ({"compute_capability": 10.0}, "gpu"),
+    ({"compute_capability": 12.0}, "gpu"),
     ({"kv_cache_dtype": "bfloat16", "kv_bytes": 2}, "kv_cache_dtype"),
     ({"block_size": 32}, "block_size"),
     ({"hybrid_manager": False}, "disable_hybrid_kv_cache_manager"),

@@ -204,7 +204,7 @@ def test_it_does_not_fit_on_4_h100s():
     assert not r.fits
 
 
-@pytest.mark.parametrize("gpu", ["A100", "B200"])
+@pytest.mark.parametrize("gpu", ["A100", "RTX PRO 6000"])
 def test_unread_gpus_are_refused_naming_the_gpu(gpu):
     with pytest.raises(GpuplanError) as e:
         api.estimate(SPEC, gpu=gpu, tensor_parallel_size=8, max_model_len=131072)

@@ -49,6 +49,14 @@ the int32 lock buffer of every Humming layer (SMs x 8). The model_type is regist
 sizes one int32 buffer and is not in config.json, is taken as vocab_size (the tokenizer holds image_token_id 129,264,
 so the two differ by at most 15 entries, 60 bytes), and pipeline parallelism is refused (the cache recipe's
 single_stage), since which stage holds the engram hash state, the rotary caches and the token buffers is not read.
+
+Blackwell (compute capability 10.x, B200 / GB200 / B300) builds the same modules; only the kernels behind the
+layout-tagged tensors change (engines/vllm/humming.py blackwell_layout_bytes): FlashInfer mm_mxfp8 for the dense
+MXFP8 linears (fp8 weight plus a 128 x 4-tile swizzled scale), DeepGEMM's MXFP8 bmm for wo_a (fp8 plus packed UE8M0
+scales, no bf16 copy), TRT-LLM MXFP4 x MXFP8 experts (intermediate rounded to 128, hidden to 256, no secondary
+scales) with an fp32 gemm1_clamp_limit per local expert (swiglu_limit), and no Humming lock buffers. Nothing else
+in models/deepseek_v41/nvidia differs by GPU at load: the gate stays bf16 (GateLinear keeps the model dtype), the
+sink is padded to 64 heads by both FlashMLA and mega attention, whose wq_b / wo_a permutations are in place.
 """
 
 from __future__ import annotations
@@ -93,7 +101,10 @@ def attention_layers(cfg: dict) -> list[Attention]:
                 qk_rope_head_dim=int(cfg["qk_rope_head_dim"]), qk_nope_head_dim=hd - int(cfg["qk_rope_head_dim"]),
                 indexer_head_dim=int(cfg.get("index_head_dim") or 128) if key[2] else 0, sparse=r > 0,
                 compress_ratio=r, block_outermost=True, recipe="deepseek_v41",
-                recipe_args=(("ratio", key[0]), ("kv_source", key[1]), ("index_owner", key[2])))
+                # o_groups: Blackwell's mega attention (and so the NVFP4 compressed record) needs 8 local heads per
+                # wo_a group (flash_mla_mega_attn.py is_available_for)
+                recipe_args=(("ratio", key[0]), ("kv_source", key[1]), ("index_owner", key[2]),
+                             ("o_groups", int(cfg.get("o_groups") or 0))))
         out.append(cache[key])
     return out
 
@@ -184,6 +195,11 @@ def layer_tensors(cfg: dict, i: int) -> tuple[Tensor, ...]:
     qlr, olr, groups = _i(cfg, "q_lora_rank"), _i(cfg, "o_lora_rank"), _i(cfg, "o_groups")
     e, mi, hc = _i(cfg, "n_routed_experts"), _i(cfg, "moe_intermediate_size"), int(cfg.get("hc_mult") or 1)
     shared = int(cfg.get("n_shared_experts") or 0) * mi
+    if olr % 4:
+        # DeepGEMM's wo_a scale aligns each group's o_lora_rank rows to 4 on Blackwell; humming.py sizes it for a
+        # multiple of 4 (every published V4.1 config: 1024)
+        raise ConfigError("o_lora_rank", f"o_lora_rank {olr} is not a multiple of 4; gpuplan does not size "
+                          "DeepGEMM's row-aligned wo_a scale for it")
     ratios = list(cfg.get("compress_ratios") or [])
     r = int(ratios[i]) if i < len(ratios) else 0
     kv_src = r > 0 and i in set(cfg.get("kv_source_layer_ids") or ())
@@ -226,6 +242,11 @@ def layer_tensors(cfg: dict, i: int) -> tuple[Tensor, ...]:
     t += (Tensor(F + "experts.w13", "experts", (e, 2 * mi, hidden), "expert_col", linear=True,
                  layout="humming_mxfp4_w4a8"),
           Tensor(F + "experts.w2", "experts", (e, hidden, mi), "expert_row", linear=True, layout="humming_mxfp4_w4a8"))
+    if cfg.get("swiglu_limit") is not None:
+        # RoutedExperts.swiglu_limit -> gemm1_clamp_limit: Blackwell's TRT-LLM experts keep it as an fp32 tensor of
+        # the local experts, made when the weights are processed (trtllm_mxfp4_moe.py:83-89); Humming keeps none
+        t += (Tensor(F + "experts.gemm1_clamp_limit", "experts", (e,), dtype="float32", in_checkpoint=False,
+                     layout="trtllm_clamp_limit"),)
     if shared:
         t += (_hm(F + "shared_experts.gate_up_proj", "shared_experts", 2 * shared, hidden, "column"),
               _hm(F + "shared_experts.down_proj", "shared_experts", hidden, shared, "row"))
@@ -310,7 +331,8 @@ def ngram_hash_buffers(cfg: dict, tokenizer_len: int) -> tuple[Tensor, ...]:
 
 
 def model_spec(outer: dict, name: str, tokenizer_len: int) -> ModelSpec:
-    """DeepSeek-V4.1 as vLLM 0.33 builds it on Hopper. `tokenizer_len` (len(tokenizer)) sizes NgramHashState's
+    """DeepSeek-V4.1 as vLLM 0.33 builds it on Hopper and Blackwell (humming.py sizes the layout-tagged tensors per
+    GPU). `tokenizer_len` (len(tokenizer)) sizes NgramHashState's
     int32 token map, the one GPU buffer config.json does not determine."""
     from .adapters import _spec
 
@@ -344,9 +366,10 @@ def model_spec(outer: dict, name: str, tokenizer_len: int) -> ModelSpec:
                  head_dim=_i(cfg, "head_dim"), inter=_i(cfg, "moe_intermediate_size"), tie=False, embedding=emb,
                  head=head, rope=rope_caches(cfg), extra=vision + ngram_hash_buffers(cfg, tokenizer_len),
                  multimodal=mm, token_buffers=buffers, residual_streams=hc, notes=(
-                     "DeepSeek-V4.1 on Hopper: weights are vLLM 0.33's per-rank allocations (Humming MXFP8 / MXFP4 "
-                     "padding, the engram tables in pinned host memory); the encoder's profile-run activation is "
-                     "gpuplan's calibrated multimodal term, not read from the source",))
+                     "DeepSeek-V4.1 on Hopper and Blackwell: weights are vLLM 0.33's per-rank allocations (Hopper: "
+                     "Humming MXFP8 / MXFP4 padding; Blackwell: FlashInfer MXFP8 with swizzled scales, DeepGEMM's "
+                     "wo_a, TRT-LLM MXFP4 experts; the engram tables in pinned host memory); the encoder's "
+                     "profile-run activation is gpuplan's calibrated multimodal term, not read from the source",))
     return spec
 
 
