@@ -75,6 +75,11 @@ class Tensor:
     # A per-rank layout that engines/vllm/humming.py sizes (its LAYOUTS: Humming's padded MXFP8 / MXFP4 weights on
     # Hopper, the MXFP8 emulation kernel's bf16 copy) instead of numel x dtype or a quantization method ("": none).
     layout: str = ""
+    # A vision/audio tower's or projector's Linear (kind "vision" / "projector", linear=True) that vLLM builds with the
+    # model's quant_config: the QuantConfig methods under which it is quantized, subject to the checkpoint's ignore
+    # list, matched against `name` (vLLM's module prefix for it, e.g. "visual.blocks.0.attn.qkv"). (): kept in the
+    # model dtype under every method, the default for towers whose vLLM code has not been read for this.
+    tower_quant: tuple[str, ...] = ()
 
     @property
     def numel(self) -> int:

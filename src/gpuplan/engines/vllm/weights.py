@@ -151,10 +151,22 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
     if q.experts_only and t.kind != "experts":
         return None
     if t.kind in TOWER_KINDS:
-        return None
+        # Only towers whose vLLM code passes the quant_config to these Linears, under the methods that quantize them
+        # there (Tensor.tower_quant); every other tower stays in the model dtype.
+        if q.method not in t.tower_quant:
+            return None
+        return None if q.ignore and _tower_ignored(name, q.ignore) else q
     if q.ignore and _ignored(name, q.ignore):
         return None
     return q
+
+
+def _tower_ignored(name: str, ignore: tuple[str, ...]) -> bool:
+    """A tower Linear's ignore match. `name` is vLLM's prefix ("visual.blocks.0.attn.qkv"); a checkpoint saved by
+    newer transformers spells it "model.visual.blocks.0.attn.qkv", and vLLM renames such plain entries (and
+    ModelOpt's "model.visual*" wildcards) through the model's hf_to_vllm_mapper, but leaves "re:" regexes as written
+    (compressed-tensors' apply_vllm_mapper), so a regex must match vLLM's own spelling."""
+    return _ignored(name, ignore) or _ignored("model." + name, tuple(p for p in ignore if not p.startswith("re:")))
 
 
 def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int, name: str,
@@ -288,8 +300,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             if t.kind in TOWER_KINDS:
                 # Vision towers and projectors are sharded as their adapters say (most are tensor-parallel
                 # lumps; positions, norms and small projectors can be replicated).
-                if _holds_towers(towers, first):
-                    add(t.kind, shard_numel(t, sh) * DTYPE_BYTES.get(t.dtype or "", act_bytes))
+                if _holds_towers(towers, first):  # quantized where Tensor.tower_quant says vLLM quantizes it
+                    add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
             elif first:
                 add(t.kind, t.numel * DTYPE_BYTES.get(t.dtype or "", act_bytes))
         if last:
