@@ -168,3 +168,37 @@ def _internvl_hf(cfg: dict, outer: dict, name: str) -> ModelSpec:
 @register("interns1")
 def _interns1(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _interns1_wrapper(outer, name)
+
+
+# InternVLChatModel attributes that transformers' QianfanOCRConfig does not define: vLLM 0.33 reads them straight
+# off the config (internvl.py __init__ / _init_vision_model), so a config without them stops vLLM with an
+# AttributeError; Qianfan-OCR's published config.json carries them from its InternVL-chat lineage.
+_QIANFAN_CHAT_KEYS = ("select_layer", "force_image_size", "ps_version")
+
+
+@register("qianfan_ocr")
+def _qianfan_ocr(cfg: dict, outer: dict, name: str) -> ModelSpec:
+    """Qianfan-OCR (QianfanOCRForConditionalGeneration, vLLM 0.33 qianfan_ocr.py): vLLM's InternVLChatModel (InternViT
+    under vision_model, mlp1, the Qwen3 text model) over transformers' QianfanOCRConfig, whose vision_config uses the
+    -hf field names; _add_intern_vit_fields maps them onto InternViT's before the tower is built: image_size and
+    patch_size lists to their first entry, qkv_bias from attention_bias, qk_normalization from use_qk_norm
+    (initializer_factor only seeds the layer scales). The text model comes from text_config, not llm_config."""
+    missing = [k for k in _QIANFAN_CHAT_KEYS if k not in outer]
+    if missing:
+        raise ConfigError("config", f"qianfan_ocr config lacks {', '.join(missing)}: vLLM 0.33 builds it as "
+                          "InternVLChatModel, which reads them from the config and fails without them",
+                          accepted=[f"a config with {', '.join(_QIANFAN_CHAT_KEYS)}"])
+    vis = dict(outer.get("vision_config") or {})
+    for key, default in (("image_size", 448), ("patch_size", 14)):
+        vis[key] = _pair(vis.get(key), default)[0]
+    vis.setdefault("qkv_bias", bool(vis.get("attention_bias", True)))
+    vis.setdefault("qk_normalization", bool(vis.get("use_qk_norm")))
+    vis.setdefault("norm_type", "layer_norm")  # QianfanOCRVisionConfig's default; InternViT's own is rms_norm
+    for key, default in (("hidden_size", 1024), ("num_attention_heads", 16), ("intermediate_size", 4096),
+                         ("num_hidden_layers", 24)):
+        vis.setdefault(key, default)  # QianfanOCRVisionConfig's defaults (InternViT-300M), not InternViT-6B's
+    # QianfanOCRConfig's class default is tie_word_embeddings False, and vLLM copies the wrapper's value onto the
+    # text config (config/vllm.py with_hf_config) even when config.json names none.
+    chat = {**outer, "llm_config": outer.get("text_config"), "vision_config": vis,
+            "tie_word_embeddings": bool(outer.get("tie_word_embeddings", False))}
+    return _internvl_chat(cfg, chat, name)
