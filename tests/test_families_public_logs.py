@@ -1,6 +1,8 @@
 """Public start-ups of families gpuplan first sized from vLLM's source alone (tests/fixtures/vllm_logs/
-families_public.jsonl: DeepSeek-OCR on vLLM 0.11.2, Qwen3-Omni's thinker under vllm-omni on 0.11.0). Only
-"Model loading took" was reachable in both, so that is what is held here."""
+families_public.jsonl): DeepSeek-OCR on vLLM 0.11.2 and Qwen3-Omni's thinker under vllm-omni on 0.11.0 (only
+"Model loading took" was reachable in both); Qwen3-Next-80B at TP=2 on two H200s (0.10.2), Qwen2.5-VL-3B on an L4
+in a Ray job (0.11.0), Intel's AutoRound Qwen2.5-Omni-7B on an RTX 4090 (0.21.0, a first start) and Qwen3.5-35B-A3B
+FP8 on a GB10 (0.18.1 dev) with their whole start-up lines. No constant was fitted on them."""
 
 from __future__ import annotations
 
@@ -42,3 +44,26 @@ def test_qwen3_5_9b_on_an_l40s_matches_its_full_start_up_log() -> None:
     assert rec["predicted"]["fits"]
     assert err["weights_gib"] <= 0.5
     assert err["available_kv_cache_gib"] <= 1.0 and err["kv_cache_tokens"] <= 1.0 and err["max_concurrency"] <= 1.5
+
+
+def test_qwen3_next_80b_at_tp2_on_two_h200s_matches_its_kv_cache_to_the_token(by_id: dict) -> None:
+    """fam-101: 74.28 GiB loaded a GPU, 973,760 tokens, 14.77x at 262,144 (the issue's worked case, logged)."""
+    err = by_id["fam-101"]["abs_pct_error"]
+    assert err["weights_gib"] <= 0.1 and err["kv_cache_tokens"] <= 0.1 and err["max_concurrency"] <= 0.1
+
+
+def test_an_autoround_qwen2_5_omni_on_one_4090_loads_and_starts_as_logged(by_id: dict) -> None:
+    """fam-103: vLLM serves quant_method auto-round as INC through GPTQ-Marlin, the towers in bf16: 7.75 GiB
+    loaded. gpuplan's KV figure is 8% under the log (0.84 GiB of CUDA graphs budgeted against 0.46 logged)."""
+    rec = by_id["fam-103"]
+    assert rec["predicted"]["fits"]
+    assert rec["abs_pct_error"]["weights_gib"] <= 1.5
+    assert rec["abs_pct_error"]["available_kv_cache_gib"] <= 10.0
+
+
+def test_the_other_full_start_ups_are_predicted_to_start(by_id: dict) -> None:
+    """fam-102 (Qwen2.5-VL-3B on an L4: KV 12.5% over the log, the vision tower's profile pass) and fam-104
+    (Qwen3.5-35B-A3B-FP8 on a GB10, unified memory: 6.4% over) are known misses on the KV figure; their weights
+    are held (fam-104's FP8 block was not found, so its weights are not scored)."""
+    assert by_id["fam-102"]["predicted"]["fits"] and by_id["fam-104"]["predicted"]["fits"]
+    assert by_id["fam-102"]["abs_pct_error"]["weights_gib"] <= 1.0

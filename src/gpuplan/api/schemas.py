@@ -37,6 +37,7 @@ QUANT_METHODS = (
     "gguf",
     "experts_int8",
     "moe_wna16",
+    "inc",
 )
 SEED_QUANTIZATIONS = QUANT_ALIASES + QUANT_METHODS + ("none",)
 

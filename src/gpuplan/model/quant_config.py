@@ -67,9 +67,60 @@ def _parse(qc: dict) -> QuantConfig:
         return QuantConfig("compressed-tensors", bits=8, scheme="w8a8_fp8", ignore=ignore)
     if method == "experts-int8":
         return QuantConfig("int8", bits=8, ignore=ignore)
+    if method in ("auto-round", "autoround", "inc"):
+        return _auto_round(qc, ignore)
     raise ConfigError("quantization_config", f"unsupported quant_method {qc.get('quant_method')!r}",
                       accepted=["awq", "gptq", "fp8", "mxfp4", "bitsandbytes", "compressed-tensors", "modelopt",
-                                "gguf"])
+                                "gguf", "auto-round"])
+
+
+def _auto_round(qc: dict, ignore: tuple[str, ...]) -> QuantConfig:
+    """Intel AutoRound checkpoints. vLLM maps quant_method "auto-round" to its INC method
+    (quantization/inc/inc.py override_quantization_method; auto_round.py before 0.15), which serves integer weights
+    through GPTQ-Marlin (packing_format "auto_round:auto_gptq", the default) or AWQ-Marlin ("auto_round:auto_awq"),
+    with desc_act off, and 8-bit block FP8 ("auto_round:fp8") as block FP8. A layer is quantized only under a prefix
+    of block_name_to_quantize (often just the text decoder's layers) and, in extra_config, one whose entry has
+    bits >= 16 stays in the model dtype (config_parser.py)."""
+    data_type = str(qc.get("data_type") or "int").lower()
+    bits = int(qc.get("bits") or 4)
+    group = qc.get("group_size", 128)
+    fmt = str(qc.get("packing_format") or "").lower()
+    backend = str(qc.get("backend") or qc.get("vllm_backend") or "auto").lower()
+    blocks = qc.get("block_name_to_quantize") or qc.get("to_quant_block_names") or ()
+    only = tuple(b.strip() for b in (blocks.split(",") if isinstance(blocks, str) else blocks) if str(b).strip())
+    extra = qc.get("extra_config") or {}
+    if not isinstance(extra, dict):
+        raise ConfigError("quantization_config.extra_config", "must be a JSON object of per-layer settings")
+    skip: list[str] = []
+    for name, layer in extra.items():
+        layer_bits = int((layer or {}).get("bits", bits))
+        if layer_bits >= 16:
+            # keys with regex characters are searched for anywhere in the name (re.search)
+            skip.append(("re:.*" + name) if any(c in name for c in "*+?^$()[]{}|\\") else name)
+        elif layer_bits != bits or (layer or {}).get("group_size", group) != group:
+            raise ConfigError("quantization_config.extra_config",
+                              f"layer {name!r} has its own bit width or group size ({layer}): per-layer mixed "
+                              "precision is not modelled", accepted=[f"bits {bits} (the default) or >= 16"])
+    base = dict(ignore=ignore + tuple(skip), only=only, origin="auto-round")
+    if "mx_fp" in data_type:
+        raise ConfigError("quantization_config.data_type", f"AutoRound {data_type} (MXFP) checkpoints are not "
+                          "modelled", accepted=["int", "fp (8-bit block FP8)"])
+    if data_type.startswith("fp"):
+        if bits != 8 or not isinstance(group, (list, tuple)) or len(group) != 2:
+            raise ConfigError("quantization_config", f"AutoRound fp{bits} with group_size {group!r}: vLLM serves "
+                              "only 8-bit block FP8", accepted=["bits 8 with a 2-D group_size"])
+        return QuantConfig("fp8", bits=8, weight_block=(int(group[0]), int(group[1])), **base)
+    if bits not in (4, 8):
+        raise ConfigError("quantization_config.bits", f"AutoRound {bits}-bit integer weights: vLLM serves them "
+                          "through Marlin, 4 and 8 bits only", accepted=["4", "8"])
+    group = int(group)
+    sym = bool(qc.get("sym", True))
+    if "awq" in fmt or "awq" in backend:
+        return QuantConfig("awq", bits=bits, group_size=group, symmetric=sym, **base)
+    if not sym:
+        raise ConfigError("quantization_config.sym", "AutoRound GPTQ-format weights must be symmetric for vLLM's "
+                          "Marlin path (it raises otherwise)", accepted=["true"])
+    return QuantConfig("gptq", bits=bits, group_size=max(group, 0), desc_act=False, symmetric=True, **base)
 
 
 def _compressed_tensors(qc: dict, ignore: tuple[str, ...]) -> QuantConfig:

@@ -248,6 +248,8 @@ class QuantConfig:
     kv_cache_fp8: bool = False  # the checkpoint declares an FP8 KV cache (kv_cache_scheme / kv_cache_quant_algo)
     experts_format: str = ""  # MoE experts stored differently from the other linears (e.g. "mxfp4")
     fp8_marlin: bool = False  # FP8 weights repacked for the weight-only Marlin kernel (no native FP8 on the GPU)
+    only: tuple[str, ...] = ()  # module prefixes outside which nothing is quantized (AutoRound's block names)
+    origin: str = ""  # the checkpoint's own quant_method where vLLM serves it through another (auto-round -> gptq)
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,15 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
     if want in (None, "none", "auto"):
         return have, (have.method if have else None)
     aliases = {"awq_marlin": "awq", "gptq_marlin": "gptq", "modelopt": "nvfp4", "gpt_oss_mxfp4": "mxfp4",
-               "bnb": "bitsandbytes", "compressed_tensors": "compressed-tensors"}
+               "bnb": "bitsandbytes", "compressed_tensors": "compressed-tensors", "auto-round": "inc",
+               "auto_round": "inc"}
     want = aliases.get(want, want)
+    if want == "inc":  # vLLM's name for AutoRound checkpoints, which it serves through GPTQ / AWQ Marlin or FP8
+        if have is not None and have.origin == "auto-round":
+            return have, have.method
+        raise GpuplanError("quantization", "--quantization inc needs an AutoRound checkpoint (quant_method "
+                           "auto-round in its config)" + (f"; this one is {have.method}" if have else ""),
+                           accepted=[have.method] if have else sorted(ASSUMED_FORMATS))
     if have is not None:
         if want in (have.method, "compressed-tensors") or (have.method == "compressed-tensors"):
             return have, have.method

@@ -150,6 +150,8 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
         return None
     if q.experts_only and t.kind != "experts":
         return None
+    if q.only and not _under(name, q.only):
+        return None
     if t.kind in TOWER_KINDS:
         # Only towers whose vLLM code passes the quant_config to these Linears, under the methods that quantize them
         # there (Tensor.tower_quant); every other tower stays in the model dtype.
@@ -159,6 +161,17 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
     if q.ignore and _ignored(name, q.ignore):
         return None
     return q
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether module `name` lies under one of a checkpoint's block prefixes (AutoRound's block_name_to_quantize:
+    vLLM tests layer_name.startswith(prefix) after renaming the prefix as the model's weights are renamed;
+    "thinker.model.layers" of a Qwen Omni checkpoint is its text model's "model.layers")."""
+    for raw in prefixes:
+        p = _norm_module(raw.removeprefix("thinker."))
+        if name.startswith(p):
+            return True
+    return False
 
 
 def _tower_ignored(name: str, ignore: tuple[str, ...]) -> bool:
@@ -238,8 +251,8 @@ def _kv_b_dequantized(layer: Layer, q: QuantConfig | None, index: int) -> bool:
 
 
 def _needs_per_layer_names(q: QuantConfig | None) -> bool:
-    return bool(q and q.ignore and any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
-                                       for p in q.ignore))
+    return bool(q and any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
+                          for p in q.ignore + q.only))
 
 
 def _tensor_name(t: Tensor, index: int) -> str:
