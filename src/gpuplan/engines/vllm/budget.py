@@ -8,7 +8,9 @@ data/calibration.json with the logs it was fitted on and the versions it applies
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
+from ...datafiles import data_json
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
@@ -85,6 +87,43 @@ def _hidden_factor(profile: Profile, *, pipeline: bool, act_bytes: int) -> float
     return float(k["float32"] if act_bytes == 4 else k["default"])
 
 
+@cache
+def _v0_forward_rules() -> dict:
+    return data_json("vllm_v0_forward.json")
+
+
+def _v0_forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile,
+                quant_method: str | None, cc: float) -> int:
+    """The V0 engine's eager forward peak, from the buffers each decoder layer holds (data/vllm_v0_forward.json), per
+    token in units of elements: an MLP that keeps its gate_up output alive peaks at 3I + 4H (+ I for Marlin's a_tmp
+    at down_proj), or 3I + 5H once the TP all-reduce allocates its output; llama.py's MLP, which frees gate_up,
+    at the largest of 3I + 3H, I + 4H (+ I) and I + 5H. I is the MLP (or shared-expert) width on this rank; the
+    attention block (q and kv outputs, the attention output, o_proj) is counted too, though it is never the peak
+    for the models read."""
+    rules = _v0_forward_rules()
+    h = spec.hidden_size * spec.residual_streams
+    marlin = (quant_method in ("awq", "gptq") and cc >= 8.0
+              and not profile.at_least(rules["marlin_a_tmp_until"]))
+    fresh_reduce = tp > 1 and profile.at_least(rules["new_allreduce_output_from"])
+    frees = spec.architecture in rules["frees_gate_up"]
+    peak = 0
+    for layer in spec.layers[lo:hi]:
+        m = layer.mlp
+        i = cdiv(m.intermediate_size if m.kind == "dense" else m.shared_intermediate_size, tp)
+        if i:
+            if frees:
+                mlp = max(3 * i + 3 * h, i + 4 * h + (i if marlin else 0), i + 5 * h if fresh_reduce else 0)
+            else:
+                mlp = max(3 * i + 4 * h + (i if marlin else 0), 3 * i + 5 * h if fresh_reduce else 0)
+            peak = max(peak, mlp)
+        a = layer.attention
+        if a.num_heads and a.kind not in ("dsv4",):
+            q = cdiv(a.num_heads, tp) * a.head_dim
+            kv = max(1, a.num_kv_heads // tp) * a.head_dim
+            peak = max(peak, 3 * h + 2 * q + 2 * kv + (h if fresh_reduce else 0) + (q if marlin else 0))
+    return int(tokens * act_bytes * peak)
+
+
 def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile,
              pipeline: bool = False) -> int:
     """Eager forward peak at `tokens` tokens: the widest MLP intermediate plus hidden-state buffers."""
@@ -134,7 +173,10 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
                moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
                cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
                max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None) -> Activation:
-    fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
+    if profile.engine == "v0":
+        fwd = _v0_forward(spec, lo, hi, tokens, tp, act_bytes, profile, quant_method, cc)
+    else:
+        fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     sampler = state = 0
     if last_stage:
@@ -173,7 +215,10 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
             tower = encoder.peak_bytes
     recurrent = v0_recurrent_cache(spec, lo, hi, tp, act_bytes, v0_state_slots) if v0_state_slots else 0
     # The tower runs first and frees its activations; the language model's pass then runs beside its outputs.
-    peak = max(max(fwd, sampler) + moe + mm, tower) + state + recurrent
+    # V0 frees a MoE layer's caches (fused_moe.py, per call) before its sampler runs; V1's calibration (dev 0.19
+    # records) keeps the workspace beside both.
+    text = max(fwd + moe, sampler) if profile.engine == "v0" else max(fwd, sampler) + moe
+    peak = max(text + mm, tower) + state + recurrent
     return Activation(fwd, sampler, moe, mm, peak, state, recurrent, tower)
 
 
