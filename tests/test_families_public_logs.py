@@ -61,9 +61,16 @@ def test_an_autoround_qwen2_5_omni_on_one_4090_loads_and_starts_as_logged(by_id:
     assert rec["abs_pct_error"]["available_kv_cache_gib"] <= 10.0
 
 
-def test_the_other_full_start_ups_are_predicted_to_start(by_id: dict) -> None:
-    """fam-102 (Qwen2.5-VL-3B on an L4: KV 12.5% over the log, the vision tower's profile pass) and fam-104
-    (Qwen3.5-35B-A3B-FP8 on a GB10, unified memory: 6.4% over) are known misses on the KV figure; their weights
-    are held (fam-104's FP8 block was not found, so its weights are not scored)."""
-    assert by_id["fam-102"]["predicted"]["fits"] and by_id["fam-104"]["predicted"]["fits"]
-    assert by_id["fam-102"]["abs_pct_error"]["weights_gib"] <= 1.0
+def test_qwen2_5_vl_3b_on_an_l4_under_0_11_matches_its_kv_cache(by_id: dict) -> None:
+    """fam-102: vLLM 0.11.0's Qwen2.5-VL tower peaks in its float32 rotary step over one 65,536-patch profile image
+    (3.30 GiB, tests/test_qwen_vl_encoder_profile.py): 9.26 GiB of KV logged. Counting the MLP step instead, as
+    gpuplan did, gave 10.42 (12.5% over)."""
+    err = by_id["fam-102"]["abs_pct_error"]
+    assert by_id["fam-102"]["predicted"]["fits"]
+    assert err["weights_gib"] <= 1.0 and err["available_kv_cache_gib"] <= 1.0 and err["kv_cache_tokens"] <= 1.0
+
+
+def test_qwen3_5_on_a_gb10_starts_as_logged(by_id: dict) -> None:
+    """fam-104 (Qwen3.5-35B-A3B-FP8 on a GB10's unified memory) is a known miss on the KV figure, 6.4% over: vLLM
+    counts host-side use of the shared memory as non-torch. Its FP8 block was not found, so weights are not scored."""
+    assert by_id["fam-104"]["predicted"]["fits"]

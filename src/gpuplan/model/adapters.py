@@ -1112,7 +1112,8 @@ def _qwen_vl_encoder(vis: dict, v25: bool, outer: dict) -> EncoderShape:
     return EncoderShape(patch_input=_int(vis, "in_channels", "in_chans", default=3) * t * p * p, patch_size=p,
                         merge=_int(vis, "spatial_merge_size", default=2), temporal_patch=t, hidden=h, intermediate=i,
                         mlp_live=3 if v25 else 2, hidden_live=4 if v25 else 2, rotary_bytes=2 * (head_dim // 2) * 4,
-                        max_pixels=_processor_pixels(outer, "preprocessor_config", 12845056)[0])
+                        max_pixels=_processor_pixels(outer, "preprocessor_config", 12845056)[0],
+                        block="qwen2_5_vl" if v25 else "qwen2_vl")
 
 
 def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:

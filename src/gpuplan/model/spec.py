@@ -274,6 +274,9 @@ class EncoderShape:
     video_max_pixels: int = 0  # qwen3_vl: the video processor's size["longest_edge"], over all frames
     video_min_pixels: int = 0  # qwen3_vl: its size["shortest_edge"]
     outputs: int = 1  # text-width vectors the tower emits per token (Qwen3-VL: the merger's and one per deepstack level)
+    # Which vLLM vision block the tower runs ("qwen2_5_vl": qwen2_5_vl.py's, "qwen2_vl": qwen2_vl.py's), for the
+    # releases whose attention phase encoder_profile counts tensor by tensor; "" keeps the MLP-phase count only.
+    block: str = ""
 
 
 @dataclass(frozen=True)

@@ -164,8 +164,7 @@ def plan(shape: EncoderShape, profile: Profile, *, max_model_len: int, mnbt: int
     items = max(1, min(budget // item.counted, max_num_seqs * per_prompt))
     tokens = items * item.tokens
     patches = tokens * shape.merge ** 2
-    per_patch = (4 * shape.patch_input + shape.rotary_bytes
-                 + act_bytes * (shape.hidden_live * shape.hidden + shape.mlp_live * math.ceil(shape.intermediate / tp)))
+    per_patch = _per_patch(shape, profile, tp, act_bytes)
     width = text_hidden * shape.outputs * act_bytes  # bytes of encoder output per token
     # Deepstack outputs taken from earlier blocks stay alive through the last ones.
     tower = patches * per_patch + (shape.outputs - 1) * tokens * text_hidden * act_bytes
@@ -173,6 +172,37 @@ def plan(shape: EncoderShape, profile: Profile, *, max_model_len: int, mnbt: int
     # The copy into larger cache entries holds both for a moment.
     peak = max(tower, items * (item.tokens + rows) * width) if rows > item.tokens else tower
     return EncoderPlan(modality, item.counted, items, budget, patches, peak, items * rows * width, tower)
+
+
+def _per_patch(shape: EncoderShape, profile: Profile, tp: int, act_bytes: int) -> int:
+    """Bytes per patch at the tower pass's peak. By default the MLP phase: float32 pixel values, the rotary table and
+    the block's live hidden- and intermediate-width tensors.
+
+    vLLM 0.11.0 - 0.11.2 on an unsharded Qwen2-VL / Qwen2.5-VL tower in half precision, read tensor by tensor
+    (qwen2_vl.py / qwen2_5_vl.py, the default flash-attention path, no compiled encoder): the peak is the attention's
+    rotary step, which runs in float32. apply_rotary_pos_emb_vision copies q and k to float32 (t.float()), the
+    vllm_flash_attn Triton kernel writes a new float32 output (empty_like) and type_as copies that back, while the
+    block input, norm1's output (held by the caller), the qkv projection and cos / sin ([n, head_dim / 2] float32 each)
+    are alive. In bytes per patch per unit of hidden (bf16): block input 2 + norm1 2 + qkv 6 + float32 copy 8 +
+    float32 output 8 + bf16 copy 4 = 30 on 0.11.1 - 0.11.2's Qwen2.5-VL, which rotates a view of qkv; Qwen2-VL there
+    still concatenates its (non-contiguous) q and k, + 4 = 34; 0.11.0 also holds contiguous q, k, v and their
+    concatenation, + 6 + 4 = 40. Outside the block: the pixel values, already in
+    the model dtype since 0.9.1 (the processor output cast in call_hf_processor), the float32 rotary table and, for
+    Qwen2.5-VL, window_index and reverse_indices (int64, one per merged token). The MLP phase (at most 8 + 8 x
+    intermediate / hidden half-widths with vLLM's native SiLU-and-mul) stays below it for the published towers."""
+    mlp = act_bytes * (shape.hidden_live * shape.hidden + shape.mlp_live * math.ceil(shape.intermediate / tp))
+    rotary_dim = shape.rotary_bytes // 8  # head_dim / 2: rotary_bytes is cos + sin in float32
+    fp32_rotary = (shape.block in ("qwen2_5_vl", "qwen2_vl") and tp == 1 and act_bytes == 2
+                   and profile.at_least("0.11.0") and not profile.at_least("0.12.0"))
+    if not fp32_rotary:
+        return 4 * shape.patch_input + shape.rotary_bytes + mlp
+    if not profile.at_least("0.11.1"):
+        halves = 40
+    else:
+        halves = 30 if shape.block == "qwen2_5_vl" else 34
+    attention = halves * shape.hidden + shape.rotary_bytes
+    windows = 2 * 8 // shape.merge ** 2 if shape.block == "qwen2_5_vl" else 0
+    return act_bytes * shape.patch_input + 4 * rotary_dim + windows + max(attention, mlp)
 
 
 def _cached_rows(profile: Profile, item: Item, budget: int) -> int:
