@@ -1531,3 +1531,4 @@ from . import adapters_deepseek_v41  # noqa: E402,F401,I001
 from . import adapters_ocr_vlm  # noqa: E402,F401,I001
 from . import adapters_lfm3, adapters_nemotron_omni, adapters_phi4_multimodal  # noqa: E402,F401,I001
 from . import adapters_aria  # noqa: E402,F401,I001
+from . import adapters_minicpm_ocr  # noqa: E402,F401,I001
