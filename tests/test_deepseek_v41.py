@@ -117,11 +117,55 @@ def test_a_larger_block_size_scales_the_full_length_pages_only():
     """--block-size 128: compressed 64 x 584 -> 37440 (ratio 2), 128 x 584 = 74752 -> 130 x 576 = 74880
     (ratio 1); indexer 64 x 132 -> 8640, 128 x 132 = 16896 -> 30 x 576 = 17280; window and ring unchanged.
     MLA group 3 x 37440 + 3 x 8640 + 74880 + 17280 = 230400 B; window 230400 // 19008 = 12 a block ->
-    cdiv(40, 12) = 4 groups; ring 1 group. Blocks at 128K: 4 x 261 + 1024 + 1 = 2069."""
+    cdiv(40, 12) = 4 groups; ring 1 group. Blocks at 128K: 4 x 261 + 1024 + 1 = 2069.
+
+    The pages sum to 230400 B, but that is not the block (this test pinned 230400 before; vLLM 0.33's source says
+    otherwise). On SM90 the sparse MLA backend (models/deepseek_v41/sparse_mla.py:116-117) and the indexer backend
+    (v1/attention/backends/mla/indexer.py:366-367) declare one fixed kernel block, [64], so the worker's
+    customize_attention_spec (v1/worker/utils.py:476-486) sets block_stride_alignment = MultipleOf(64) on the
+    compressed and indexer specs (the indexer's own alignment is None without indexer_sparse_logits,
+    models/deepseek_v41/attention.py:1300-1310, config/attention.py:100; the window backend's MultipleOf(32) and the
+    compressor's MultipleOf(1) are not fixed sizes, so those specs keep none). get_block_stride_alignment
+    (v1/kv_cache_interface.py:224-234): gcd(64, 128) = 64 != 128, so the alignment is the page of a 64-token copy
+    of the spec (copy_with_new_block_size re-runs _apply_alignment_padding): 19008 (compressed ratio 2), 37440
+    (ratio 1), 4608 (indexer ratio 2), 8640 (indexer ratio 1). _get_kv_cache_bytes_per_block
+    (v1/core/kv_cache_planning.py:574-605) rounds the widest group up to the lcm of every layer's alignment:
+    lcm(19008, 37440, 4608, 8640) = 2^9 x 3^3 x 5 x 11 x 13 = 9,884,160 B, so one 128-token block takes
+    9,884,160 B (42.9 x the pages it holds)."""
     p = _plan(replace(H200, block_size=128))
-    assert p.bytes_per_block == 230400
+    assert [sum(c.page for c in g) for g in p.groups][-2] == 230400  # the widest group's pages
+    assert p.bytes_per_block == 9_884_160
     assert p.num_groups == 6
     assert P.blocks_per_request(p, LEN) == 2069
+
+
+def test_block_size_256_takes_the_same_aligned_block():
+    """--block-size 256: compressed 128 x 584 -> 74880 (ratio 2), 256 x 584 = 149504 -> 260 x 576 = 149760
+    (ratio 1); indexer 128 x 132 -> 17280, 256 x 132 = 33792 -> 59 x 576 = 33984. MLA group 3 x 74880 + 3 x 17280
+    + 149760 + 33984 = 460224 B; window 460224 // 19008 = 24 a block -> cdiv(40, 24) = 2 groups; ring 1 -> 4 groups.
+    Kernel block gcd(64, 256) = 64: the same 64-token alignments, lcm 9,884,160 -> bytes per block 9,884,160.
+    Blocks at 128K: 2 x 261 + 512 + 1 = 1035."""
+    p = _plan(replace(H200, block_size=256))
+    assert (p.num_groups, p.bytes_per_block, P.blocks_per_request(p, LEN)) == (4, 9_884_160, 1035)
+
+
+def test_block_stride_alignment_is_one_at_the_kernel_block():
+    """At the default 64 (= the kernel block) every alignment is 1 (get_block_stride_alignment returns 1 when the
+    kernel block equals the block), so the block is the widest group's pages, 116928 B."""
+    assert {c.align for c in recipe.caches(_spec(), H200, 4)} == {1}
+    aligns = {c.name: c.align for c in recipe.caches(_spec(), replace(H200, block_size=128), 4)}
+    assert aligns == {"compressed_2": 19008, "compressed_1": 37440, "indexer_2": 4608, "indexer_1": 8640,
+                      "window_128": 1, "compressor_ring": 1}
+
+
+def test_does_block_size_128_give_more_kv_on_8_h200s_no_about_43x_less():
+    """20 GiB of KV cache: 183,658 blocks of 116,928 B at the default 64 (47.38 requests of 128K, above);
+    at 128 only 20 GiB // 9,884,160 = 2172 blocks of 2069 a request -> 1.05 requests."""
+    p = _plan(replace(H200, block_size=128))
+    blocks = 20 * 2**30 // p.bytes_per_block
+    report = P.kv_report(p, blocks, LEN, "fp8_ds_mla", 0)
+    assert blocks == 2172
+    assert report.max_concurrency == 1.05
 
 
 def test_per_token_bytes_of_the_full_length_caches():
@@ -147,3 +191,17 @@ def test_a_compressed_layer_below_every_source_is_refused_like_vllm():
     text = dict(CONFIG["text_config"], kv_source_layer_ids=[8, 14, 20])
     with pytest.raises(ConfigError):
         v41.attention_layers(v41.text_config(dict(CONFIG, text_config=text)))
+
+
+def test_block_size_128_on_8_h200s_at_128k_end_to_end():
+    """The whole estimate: blocks of 9,884,160 B; with two batches in flight a 128K request holds
+    4 x (cdiv(127 + 2 x 8192, 32) + 1 = 517) + 131072 / 128 + 1 = 3093 blocks, and the concurrency falls below
+    1/40 of the default block size's (116,928-byte blocks)."""
+    import gpuplan.api_python as api
+
+    spec = v41.model_spec(CONFIG, "deepseek-ai/DeepSeek-V4.1-Flash", 129280)
+    default = api.estimate(spec, gpu="H200", tensor_parallel_size=8, max_model_len=LEN)
+    big = api.estimate(spec, gpu="H200", tensor_parallel_size=8, max_model_len=LEN, block_size=128)
+    assert (big.kv.bytes_per_block, big.kv.blocks_per_request) == (9_884_160, 3093)
+    assert default.kv.bytes_per_block == 116928 and big.weights_bytes == default.weights_bytes
+    assert big.kv.max_concurrency < default.kv.max_concurrency / 40

@@ -48,7 +48,9 @@ multipliers), the two fp32 rotary caches, the vision tower a plain start builds 
 the int32 lock buffer of every Humming layer (SMs x 8). The model_type is registered below: len(tokenizer), which
 sizes one int32 buffer and is not in config.json, is taken as vocab_size (the tokenizer holds image_token_id 129,264,
 so the two differ by at most 15 entries, 60 bytes), and pipeline parallelism is refused (the cache recipe's
-single_stage), since which stage holds the engram hash state, the rotary caches and the token buffers is not read.
+single_stage). What each stage builds is read (stage_residents / pipeline_stage_weights at the end of this module,
+pinned in tests/test_deepseek_v41_pp.py), but gpuplan's generic per-stage weights put every rotary cache and every
+token buffer on every stage, which is wrong for V4.1.
 
 Blackwell (compute capability 10.x, B200 / GB200 / B300) builds the same modules; only the kernels behind the
 layout-tagged tensors change (engines/vllm/humming.py blackwell_layout_bytes): FlashInfer mm_mxfp8 for the dense
@@ -377,3 +379,78 @@ def model_spec(outer: dict, name: str, tokenizer_len: int) -> ModelSpec:
 def _deepseek_v41(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # len(tokenizer) is not in config.json; vocab_size bounds it (see the module docstring)
     return model_spec(outer, name, tokenizer_len=_i(text_config(outer), "vocab_size"))
+
+
+# ----------------------------------------------------------------------------- pipeline stages (vLLM 0.33, read)
+# What each pipeline stage builds besides its own decoder layers (make_layers keeps layers [start, end) of
+# get_pp_indices, or VLLM_PP_LAYER_PARTITION; the rest are PPMissingLayer):
+# - first stage: embed_tokens (nvidia/model.py:780-788) and layer 0's hc_attn_fn_broadcast
+#   (finalize_mhc_broadcast_weights, model.py:1485-1498: first rank only); last stage: the final norm
+#   (model.py:926-929) and lm_head (model.py:1648-1655);
+# - every stage: topk_indices_buffer and candidate_block_buffer (model.py:756-778, built before make_layers);
+# - the stage of each engram layer: its wkv / q / k weights, its host table and its staged rows
+#   (engram.py:1629-1671, built inside the decoder layer); NgramHashState (model.py:968-986) on every stage that
+#   holds an engram layer, sized by the whole EngramLayout (all engram layers), not by the stage's;
+# - rotary caches: each attention layer calls get_rope (attention.py:417-425, common/rope.py), whose process-wide
+#   _ROPE_DICT builds a cache only for parameter sets a local layer asks for: the plain one (rope_theta) where the
+#   stage holds a window-only layer (ratio 0), the YaRN one (compress_rope_theta) where it holds a compressed layer;
+# - the vision tower and aligner sit outside make_layers (vl_model.py:155-171, _mark_tower_model): towers.py says
+#   on which stages (the first only under Model Runner V2 from 0.33, else every stage).
+# gpuplan's generic stage_weights (engines/vllm/weights.py) puts every RopeCache and every TokenBuffer on every stage
+# and the non-tower extras on the first; `pipeline_stage_weights` corrects that for V4.1. Until weights.py places
+# rope caches and token buffers by the layers that build them, the estimate refuses pipeline parallelism (the cache
+# recipe's single_stage).
+
+
+def stage_residents(outer: dict, lo: int, hi: int) -> dict[str, object]:
+    """What a stage holding decoder layers [lo, hi) builds that is tied to particular layers: the rotary caches (by
+    theta), the engram layers (staged rows) and whether it keeps an NgramHashState."""
+    cfg = text_config(outer)
+    n = _i(cfg, "num_hidden_layers")
+    ratios = [int(x) for x in (cfg.get("compress_ratios") or [])[:n]]
+    ratios += [0] * (n - len(ratios))
+    here = range(lo, hi)
+    thetas = []
+    if any(ratios[i] == 0 for i in here):
+        thetas.append(float(cfg.get("rope_theta") or 10000))
+    if any(ratios[i] > 0 for i in here):
+        thetas.append(float(cfg.get("compress_rope_theta") or cfg.get("rope_theta") or 10000))
+    engram = tuple(i for i in cfg.get("engram_layer_ids") or () if lo <= i < hi)
+    return {"rope_thetas": tuple(thetas), "engram_layers": engram, "ngram_hash_state": bool(engram)}
+
+
+def pipeline_stage_weights(outer: dict, spec: ModelSpec, sh, pp: int, mnbt: int, *, towers: str = "first",
+                           at_least=lambda version: True) -> list:
+    """One rank's weights on each of `pp` stages as vLLM 0.33 builds DeepSeek-V4.1: the generic per-stage sizing
+    (weights.stage_weights) with the rotary caches, engram staged rows and NgramHashState moved to the stages that
+    build them (see the comment above). `sh`: weights.Sharding."""
+    from dataclasses import replace
+
+    from ..engines.vllm.weights import stage_weights
+    from ..units import DTYPE_BYTES
+
+    rope_bytes = {r.theta: r.cached_positions(at_least) * r.rotary_dim * DTYPE_BYTES[r.dtype or "bfloat16"]
+                  for r in spec.rope_caches}
+    if len(rope_bytes) != len(spec.rope_caches):
+        raise ConfigError("compress_rope_theta", "the window-only and compressed layers share one rope theta; which "
+                          "stage builds which rotary cache is then not told apart here")
+    staged = {int(b.name.rsplit("_", 1)[1]): mnbt * b.width * cdiv(b.tp_units, sh.tp) * DTYPE_BYTES[b.dtype]
+              for b in spec.token_buffers if b.name.startswith("engram_staged_rows_")}
+    ngram = sum(t.numel * DTYPE_BYTES[t.dtype] for t in spec.extra if t.name.startswith("model.engram_hash."))
+    generic = stage_weights(spec, sh, spec.quant, 2, pp, mla_absorbed=True, mnbt=mnbt, towers=towers,
+                            at_least=at_least)
+    out = []
+    for w in generic:
+        lo, hi = w.layers
+        have = stage_residents(outer, lo, hi)
+        fix = {
+            "rope_cache": sum(rope_bytes[t] for t in have["rope_thetas"]) - sum(rope_bytes.values()),
+            "buffers": sum(staged[i] for i in have["engram_layers"]) - sum(staged.values()),
+            "other": (ngram if have["ngram_hash_state"] else 0) - (ngram if w.stage == 0 else 0),
+        }
+        by = dict(w.by_kind)
+        for k, d in fix.items():
+            if d:
+                by[k] = by.get(k, 0) + d
+        out.append(replace(w, by_kind=tuple(by.items()), total=w.total + sum(fix.values())))
+    return out

@@ -18,10 +18,15 @@ Registration order inside a layer (static_forward_context): the attention layer 
 indexer key cache, the window cache, the compressor ring.
 
 On Hopper (FlashMLA sparse attention, nvidia/flashmla.py) a record is DeepSeek-V4's: 448 fp8 NoPE + 64 bf16 RoPE
-+ 7 UE8M0 scales + 1 pad = 584 B, and every MLA-family page is padded to 576 B (the FlashMLA TMA stride); no block
-stride alignment applies. The sparse MLA and indexer backends take 64-token kernel blocks on SM90, the window
-backend multiples of 32 and the compressor any, so vLLM's default block size 16 becomes 64
++ 7 UE8M0 scales + 1 pad = 584 B, and every MLA-family page is padded to 576 B (the FlashMLA TMA stride); at the
+default block size no block stride alignment applies. The sparse MLA and indexer backends take 64-token kernel
+blocks on SM90, the window backend multiples of 32 and the compressor any, so vLLM's default block size 16 becomes 64
 (platforms/interface.py _preferred_block_size_for_backends: the smallest lcm every backend accepts).
+A larger --block-size (any multiple of 64: supports_block_size) splits into 64-token kernel blocks: both fixed-size
+backends get block_stride_alignment MultipleOf(64) (v1/worker/utils.py customize_attention_spec), which
+get_block_stride_alignment turns into the page of a 64-token copy of each compressed / indexer spec (19008, 37440,
+4608, 8640 B), and the block is rounded up to their lcm, 9,884,160 B (v1/core/kv_cache_planning.py
+_get_kv_cache_bytes_per_block): at 128 or 256 a block takes 43x or 21x the pages it holds.
 The indexer and sparse MLA backends declare block-outermost layouts only, so kv_packed's generic planning
 (_get_packed_kv_cache_groups) applies: vLLM 0.33 has no DeepSeek-specific pool for this family.
 
@@ -184,10 +189,18 @@ def layer_caches(a: Attention, bs: int, layer: int, ctx: KVContext | None = None
     swa, comp, align = _records(a, ctx) if ctx is not None else (RECORD, RECORD, PAGE_ALIGN)
     # SM 10.x: the window cache's blocks hold whole rows of both records (packed_block_stride_alignment)
     stride = math.lcm(swa, comp) if align == PAGE_ALIGN_SM100 else 1
+    # The sparse MLA and indexer backends declare one fixed kernel block (64 on SM90, 128 off it), so
+    # customize_attention_spec (v1/worker/utils.py:476-486) gives both specs block_stride_alignment MultipleOf(kernel);
+    # get_block_stride_alignment (v1/kv_cache_interface.py:224-234) turns it into the page of a kernel-block-sized copy
+    # when --block-size is larger (1 when it equals the kernel block)
+    kernel = math.gcd(KERNEL_BLOCK_SM100 if align == PAGE_ALIGN_SM100 else KERNEL_BLOCK, bs)
     if g["kv_source"]:
-        out.append(P.Cache(f"compressed_{r}", P.MLA, bs, _page(bs // r, comp, align), layer=layer))
+        k_align = _page(kernel // r, comp, align) if kernel != bs else 1
+        out.append(P.Cache(f"compressed_{r}", P.MLA, bs, _page(bs // r, comp, align), align=k_align, layer=layer))
         if g["index_owner"]:
-            out.append(P.Cache(f"indexer_{r}", P.MLA, bs, _page(bs // r, INDEXER_ROW, align), layer=layer))
+            i_align = _page(kernel // r, INDEXER_ROW, align) if kernel != bs else 1
+            out.append(P.Cache(f"indexer_{r}", P.MLA, bs, _page(bs // r, INDEXER_ROW, align), align=i_align,
+                               layer=layer))
     out.append(P.Cache(f"window_{a.window}", P.SLIDING_MLA, SWA_BLOCK, _page(SWA_BLOCK, swa, align),
                        window=a.window or 0, align=stride, layer=layer))
     if g["kv_source"] and r > 1:
@@ -216,5 +229,8 @@ def token_bytes(a: Attention, ctx: KVContext) -> int:
 
 P.register_recipe("deepseek_v41", P.Recipe(
     caches=caches, token_bytes=token_bytes,
-    single_stage="gpuplan sizes DeepSeek-V4.1 for one pipeline stage: which stage holds the engram hash state, the "
-                 "rotary caches and the per-token buffers is not read"))
+    # The KV side of pipeline parallelism is exact (plan_caches projects the whole model's groups on each stage, as
+    # _project_kv_cache_groups_to_worker does); the weights are not: see adapters_deepseek_v41.pipeline_stage_weights
+    single_stage="gpuplan sizes DeepSeek-V4.1 for one pipeline stage: vLLM builds each rotary cache only on the "
+                 "stages whose layers use it and each engram layer's staged rows and the n-gram hash state only on "
+                 "the stages holding an engram layer, and gpuplan's per-stage weights cannot place them yet"))
