@@ -118,6 +118,12 @@ def _records(a: Attention, ctx: KVContext) -> tuple[int, int, int]:
 
 
 def _check(ctx: KVContext) -> int:
+    if not ctx.hybrid_manager:
+        raise GpuplanError(
+            "disable_hybrid_kv_cache_manager",
+            "DeepSeek-V4.1's ring and window caches need vLLM's hybrid KV cache manager",
+            accepted=["false"],
+        )
     if _blackwell(ctx):
         return _check_blackwell(ctx)
     if not 9.0 <= ctx.compute_capability < 10.0:
@@ -132,12 +138,6 @@ def _check(ctx: KVContext) -> int:
             "DeepSeek-V4.1's FlashMLA backend stores the packed fp8_ds_mla records only ('auto' and 'fp8' resolve "
             "to it); a bf16 KV row needs the FlashInfer sparse backend, whose layout gpuplan has not read",
             accepted=list(KV_DTYPES),
-        )
-    if not ctx.hybrid_manager:
-        raise GpuplanError(
-            "disable_hybrid_kv_cache_manager",
-            "DeepSeek-V4.1's ring and window caches need vLLM's hybrid KV cache manager",
-            accepted=["false"],
         )
     bs = ctx.block_size or KERNEL_BLOCK
     if bs % KERNEL_BLOCK:
@@ -158,12 +158,6 @@ def _check_blackwell(ctx: KVContext) -> int:
             "resolve to nvfp4_ds_mla under mega attention, else fp8_ds_mla); a bf16 KV row needs the FlashInfer "
             "sparse backend, whose layout gpuplan has not read",
             accepted=list(KV_DTYPES_SM100),
-        )
-    if not ctx.hybrid_manager:
-        raise GpuplanError(
-            "disable_hybrid_kv_cache_manager",
-            "DeepSeek-V4.1's ring and window caches need vLLM's hybrid KV cache manager",
-            accepted=["false"],
         )
     bs = ctx.block_size or KERNEL_BLOCK_SM100
     if bs != KERNEL_BLOCK_SM100:
