@@ -51,9 +51,14 @@ def test_qwen3_vl_4b_counts_its_vision_tower_and_deepstack_mergers() -> None:
 
 
 def test_qwen3_vl_vision_tower_is_sharded_like_vllm_tensor_parallel_layers() -> None:
+    """Each block's qkv and linear_fc1 are column-parallel, proj and linear_fc2 row-parallel (as are the mergers'
+    fc1 / fc2); the column Linears' biases split with them; norms, row biases, the patch conv and the position
+    embedding are whole on every rank."""
     spec = build_spec(_case("Qwen/Qwen3-VL-4B-Instruct")["config"])
-    parallel = {t.name: t.parallel for t in spec.extra}
-    assert parallel == {"visual.column": "column", "visual.row": "row", "visual.replicated": "replicated"}
+    linears = {t.name.removesuffix(".weight").rsplit(".", 1)[-1]: t.parallel for t in spec.extra if t.linear}
+    assert linears == {"qkv": "column", "proj": "row", "linear_fc1": "column", "linear_fc2": "row"}
+    lumps = {t.name: t.parallel for t in spec.extra if not t.linear}
+    assert lumps == {"visual.column_biases": "column", "visual.norms_biases_embeddings": "replicated"}
 
 
 def test_a_text_only_qwen3_vl_config_is_the_qwen3_text_model() -> None:

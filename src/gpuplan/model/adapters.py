@@ -31,6 +31,7 @@ from .spec import (
     Tensor,
     TokenBuffer,
 )
+from .tower_linears import Tower, clip_tower, siglip_tower
 
 Adapter = Callable[[dict, dict, str], ModelSpec]
 ADAPTERS: dict[str, Adapter] = {}
@@ -395,8 +396,10 @@ def _gemma3(cfg: dict, outer: dict, name: str) -> ModelSpec:
         vparams = _siglip_params(vis)
         th = _int(text, "hidden_size")
         proj = vh * th + vh  # mm_input_projection_weight + mm_soft_emb_norm
-        extra = (Tensor("vision_tower", "vision", (vparams,), "column"),
-                 Tensor("multi_modal_projector", "projector", (proj,), "column"))
+        # gemma3_mm.py: SiglipVisionModel gets the quant_config (q/k/v and out_proj quantized; so400m's MLP is not,
+        # 4304 not being a multiple of 64); the projector is a bare nn.Parameter and a norm, whole on every rank
+        tower = siglip_tower(vis, "vision_tower", _int(vis, "num_hidden_layers", default=27), post_norm=True)
+        extra = tower.tensors() + (Tensor("multi_modal_projector", "projector", (proj,)),)
         mm = MultimodalSpec(vparams + proj, int(outer.get("mm_tokens_per_image") or 256), th)
     return _gemma3_text(text, outer, name, extra, mm)
 
@@ -1036,8 +1039,36 @@ def _llava_like(cfg: dict, outer: dict, name: str) -> ModelSpec:
         proj = (vh * merge * merge) * vh + vh + vh * th + th * th + (th if outer.get("multimodal_projector_bias") else 0)
         extra = (Tensor("vision_tower", "vision", (vparams,), "column"),
                  Tensor("multi_modal_projector", "projector", (proj,), "column"))
+        if outer.get("model_type") == "mistral3" and not outer.get("multimodal_projector_bias"):
+            extra = _mistral3_tower(vh, vn, vi, patch, ch, merge, th)  # same count, vLLM's Linears
         mm = MultimodalSpec(vparams + proj, 1024, th)
     return _with_tower(inner, outer, extra, mm)
+
+
+def _mistral3_tower(vh: int, vn: int, vi: int, patch: int, ch: int, merge: int, th: int) -> tuple[Tensor, ...]:
+    """Mistral3ForConditionalGeneration (vLLM 0.33 mistral3.py): PixtralHFVisionModel under "vision_tower" and
+    Mistral3MultiModalProjector, both built with the model's quant_config. Per layer, bias-free q/k/v (one
+    QKVParallelLinear), o_proj, gate/up (one MergedColumnParallelLinear) and down_proj, RMSNorms attention_norm /
+    ffn_norm; a bias-free patch conv and ln_pre. The projector: RMSNorm, the patch merger's plain nn.Linear
+    (never quantized, whole on every rank), linear_1 column- and linear_2 row-parallel (bias-free unless
+    multimodal_projector_bias, which the published Mistral3 configs leave false)."""
+    t = Tower("vision_tower")
+    t.whole += ch * patch * patch * vh + vh  # patch conv, ln_pre
+    for j in range(vn):
+        pre = f"vision_tower.transformer.layers.{j}."
+        for name in ("q_proj", "k_proj", "v_proj"):
+            t.add(pre + "attention." + name, vh, vh)
+        t.add(pre + "attention.o_proj", vh, vh, "row")
+        t.add(pre + "feed_forward.gate_proj", vi, vh)
+        t.add(pre + "feed_forward.up_proj", vi, vh)
+        t.add(pre + "feed_forward.down_proj", vh, vi, "row")
+        t.whole += 2 * vh  # attention_norm, ffn_norm
+    proj = Tower("multi_modal_projector", "projector")
+    proj.whole += vh  # RMSNorm
+    proj.add("multi_modal_projector.patch_merger.merging_layer", vh, vh * merge * merge, "replicated", quant=())
+    proj.add("multi_modal_projector.linear_1", th, vh)
+    proj.add("multi_modal_projector.linear_2", th, th, "row")
+    return t.tensors() + proj.tensors()
 
 
 def _llava_clip_tower(vis: dict, outer: dict, th: int) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
@@ -1066,8 +1097,31 @@ def _llava_clip_tower(vis: dict, outer: dict, th: int) -> tuple[tuple[Tensor, ..
         proj = vh * th + th * th + bias + (th if mt == "llava_onevision" else 0)
     else:
         proj = len(feats) * vh * th + th + th * th + th + (th if mt == "llava_next" else 0)
-    return ((Tensor("vision_tower", "vision", (vparams,), "column"),
-             Tensor("multi_modal_projector", "projector", (proj,), "column")), MultimodalSpec(vparams + proj, 1024, th))
+    return _llava_linears(vis, outer, used, len(feats), th), MultimodalSpec(vparams + proj, 1024, th)
+
+
+def _llava_linears(vis: dict, outer: dict, used: int, feats: int, th: int) -> tuple[Tensor, ...]:
+    """The CLIP / SigLIP encoder of a LLaVA wrapper under vLLM's prefixes ("vision_tower.vision_model.encoder.
+    layers.{j}...", built with the model's quant_config by init_vision_tower_for_llava, no post LayerNorm) and its
+    projector: LLaVA / LLaVA-NeXT's LlavaMultiModalProjector (linear_1 column- and linear_2 row-parallel, biased,
+    built with the quant_config; NeXT's image_newline whole on every rank); OneVision's and NeXT-Video's projectors
+    are plain nn.Linear, never quantized and whole on every rank (OneVision keeps an image_newline too)."""
+    vh, mt = _int(vis, "hidden_size", default=1024), outer.get("model_type")
+    if vis.get("model_type") == "clip_vision_model":
+        tower = clip_tower(vis, "vision_tower", used)
+    else:
+        tower = siglip_tower(vis, "vision_tower", used, post_norm=False)
+    proj = Tower("multi_modal_projector", "projector")
+    if mt in ("llava_onevision", "llava_next_video"):
+        for name, out_f, in_f in (("linear_1", th, vh), ("linear_2", th, th)):
+            proj.add("multi_modal_projector." + name, out_f, in_f, "replicated", quant=())
+        bias = 2 * th if outer.get("multimodal_projector_bias", True) else 0
+        proj.whole += bias + (th if mt == "llava_onevision" else 0)  # biases (whole like their Linears), newline
+    else:
+        proj.add("multi_modal_projector.linear_1", th, feats * vh, bias=True)
+        proj.add("multi_modal_projector.linear_2", th, th, "row", bias=True)
+        proj.whole += th if mt == "llava_next" else 0
+    return tower.tensors() + proj.tensors()
 
 
 @register("qwen2_vl", "qwen2_5_vl")

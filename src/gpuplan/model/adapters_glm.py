@@ -22,6 +22,7 @@ from .adapters import (
     register,
 )
 from .spec import Attention, Layer, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor
+from .tower_linears import Tower
 
 
 def _half_rotary(cfg: dict) -> dict:
@@ -116,9 +117,24 @@ def _glm4v_vision(vis: dict) -> tuple[tuple[Tensor, ...], MultimodalSpec, tuple[
     whole = (ch * tp * p * p * h + h + positions * h + n * 2 * h  # patch conv + bias, positions, block norms
              + 2 * h + h * out * merge * merge + out  # post-conv and post norms, downsample conv + bias
              + 2 * out)  # merger LayerNorm
-    tensors = (Tensor("visual.column", "vision", (column,), "column"),
-               Tensor("visual.row", "vision", (row,), "row"),
-               Tensor("visual.replicated", "vision", (whole,)))
+    # glm4_1v.py passes the model's quant_config to every block's qkv, proj, gate/up and down and to the merger's
+    # proj, gate/up and down (all bias-free): one tensor per Linear under vLLM's prefixes, same count as above.
+    # qkv is named "attn.qkv", vLLM's prefix for it except under compressed-tensors ("attn.qkv_proj").
+    t = Tower("visual", whole_name="visual.replicated")  # convolutions, norms, positions (bias-free Linears)
+    t.whole += whole
+    for j in range(n):
+        pre = f"visual.blocks.{j}."
+        t.add(pre + "attn.qkv", 3 * h, h)
+        t.add(pre + "attn.proj", h, h, "row")
+        t.add(pre + "mlp.gate_proj", out, h)
+        t.add(pre + "mlp.up_proj", out, h)
+        t.add(pre + "mlp.down_proj", h, out, "row")
+    t.add("visual.merger.proj", out, out)
+    t.add("visual.merger.gate_proj", inter, out)
+    t.add("visual.merger.up_proj", inter, out)
+    t.add("visual.merger.down_proj", out, inter, "row")
+    tensors = t.tensors()
+    assert sum(x.numel for x in tensors) == column + row + whole
     # glm4_1v.py splits the tower's heads over TP without vLLM's data-parallel fallback (12 heads: vllm#24004).
     return (tensors, MultimodalSpec(column + row + whole, 1024, out, tp_heads=heads),
             (RopeCache(8192, (h // heads) // 2, tower=True),))

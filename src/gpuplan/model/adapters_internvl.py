@@ -40,6 +40,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .adapters import _int, _with_tower, build_spec, register
 from .spec import ModelSpec, MultimodalSpec, Tensor
+from .tower_linears import TOWER_QUANT, Tower
 
 
 def _pair(v: object, default: int) -> tuple[int, int]:
@@ -70,6 +71,26 @@ def _common_layer(n: int, h: int, inter: int, norm: str, qk_norm: bool, ls: int,
             Tensor(f"{prefix}.mlp.fc1.bias", "vision", (n * inter,), "column"),
             Tensor(f"{prefix}.mlp.fc2.weight", "vision", (n * h, inter), "row"),
             Tensor(f"{prefix}.norms_scales_biases", "vision", (whole,)))
+
+
+def _intern_vit_linears(n: int, h: int, inter: int, heads: int, patch: int, image: int, norm: str, qk_norm: bool,
+                        qkv_bias: bool, quant: tuple[str, ...]) -> tuple[Tensor, ...]:
+    """InternVisionModel's n layers under vLLM's prefixes ("vision_model.encoder.layers.{j}.attn.qkv", ...). vLLM 0.33
+    (internvl.py _init_vision_model, intern_vit.py) builds every layer's attn.qkv, attn.proj, mlp.fc1 and mlp.fc2 with
+    the model's quant_config. qkv / proj are split only at TP sizes that divide the heads (else vLLM turns the
+    attention's TP off); proj's and fc2's biases are whole on every rank (added after the reduce)."""
+    t = Tower("vision_model")
+    # embeddings: conv weight + bias (vLLM hard-codes 3 input channels), class token, positions
+    t.whole += 3 * patch * patch * h + h + h + ((image // patch) ** 2 + 1) * h
+    for j in range(n):
+        pre = f"vision_model.encoder.layers.{j}."
+        t.add(pre + "attn.qkv", 3 * h, h, bias=qkv_bias, split_if=heads, quant=quant)
+        t.add(pre + "attn.proj", h, h, "row", bias=True, split_if=heads, quant=quant)
+        t.add(pre + "mlp.fc1", inter, h, bias=True, quant=quant)
+        t.add(pre + "mlp.fc2", h, inter, "row", bias=True, quant=quant)
+        # two norms (RMSNorm: weight; LayerNorm: weight and bias), two layer scales, q/k norms over the full width
+        t.whole += 2 * (1 if norm == "rms_norm" else 2) * h + 2 * h + (2 * h if qk_norm else 0)
+    return t.tensors()
 
 
 def _norm_type(vis: dict) -> str:
@@ -108,18 +129,10 @@ def _internvl_chat(cfg: dict, outer: dict, name: str) -> ModelSpec:
         raise ConfigError("select_layer", f"select_layer {select} leaves {n} of {layers} vision layers")
     image, patch = _int(vis, "image_size", default=224), _int(vis, "patch_size", default=14)
     norm, qk_norm = _norm_type(vis), bool(vis.get("qk_normalization"))
-    p = "vision_model.encoder.layers"
-    common = _common_layer(n, h, inter, norm, qk_norm, 2, p)
-    tower = (
-        # embeddings: conv weight + bias (vLLM hard-codes 3 input channels), class token, positions
-        Tensor("vision_model.embeddings", "vision", (3 * patch * patch * h + h + h + ((image // patch) ** 2 + 1) * h,)),
-        # split only at TP sizes that divide the heads; at the others vLLM turns the attention's TP off
-        Tensor(f"{p}.attn.qkv.weight", "vision", (n * 3 * h, h), "column", split_if_tp_divides=heads),
-        Tensor(f"{p}.attn.proj.weight", "vision", (n * h, h), "row", split_if_tp_divides=heads),
-        # proj's bias is whole on every rank (RowParallelLinear adds it after the reduce)
-        Tensor(f"{p}.attn.proj.bias", "vision", (n * h,)),
-    ) + ((Tensor(f"{p}.attn.qkv.bias", "vision", (n * 3 * h,), "column", split_if_tp_divides=heads),)
-         if vis.get("qkv_bias") else ()) + common
+    # Qianfan-OCR's _patch_quant_config adds every ViT Linear (and mlp1) to the ignored layers of an Fp8Config or an
+    # online FP8 config (qianfan_ocr.py): its tower is quantized only by compressed-tensors and NVFP4 checkpoints.
+    quant = ("compressed-tensors", "nvfp4") if outer.get("model_type") == "qianfan_ocr" else TOWER_QUANT
+    tower = _intern_vit_linears(n, h, inter, heads, patch, image, norm, qk_norm, bool(vis.get("qkv_bias")), quant)
     th = inner.hidden_size
     ratio = float(outer.get("downsample_ratio") or 0.5)
     proj = _projector(h, th, ratio, "mlp1")

@@ -25,9 +25,10 @@ from .adapters import (
     register,
 )
 from .spec import Attention, EncoderShape, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
+from .tower_linears import Tower
 
 
-def _qwen3_vision(vis: dict, th: int, outer: dict) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
+def _qwen3_vision(vis: dict, th: int, outer: dict, linears: bool = False) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
     """Qwen3_VisionTransformer as vLLM builds it (models/qwen3_vl.py): Conv3d patch embedding with bias, a learned
     position table, `depth` LayerNorm blocks (fused qkv and fc1 column-parallel with their biases, proj and fc2
     row-parallel with whole biases), the merger and one post-shuffle-norm merger per deepstack index. Patch
@@ -50,7 +51,38 @@ def _qwen3_vision(vis: dict, th: int, outer: dict) -> tuple[tuple[Tensor, ...], 
     tensors = (Tensor("visual.column", "vision", (column,), "column"),
                Tensor("visual.row", "vision", (row,), "row"),
                Tensor("visual.replicated", "vision", (whole,)))
+    if linears:  # Qwen3-VL / Qwen3.5: every Linear named, quantized as vLLM quantizes it (same count)
+        tensors = _qwen3_vision_linears(vis, th)
     return tensors, MultimodalSpec(column + row + whole, 1024, th, encoder=_qwen3_encoder(vis, deep, outer))
+
+
+def _qwen3_vision_linears(vis: dict, th: int) -> tuple[Tensor, ...]:
+    """Qwen3_VisionTransformer under vLLM 0.33's prefixes: qwen3_vl.py, qwen3_vl_moe.py and qwen3_5.py pass the
+    model's quant_config to every block's attn.qkv (QKVParallelLinear, fused in the checkpoint too) / attn.proj /
+    mlp.linear_fc1 / mlp.linear_fc2 and to the linear_fc1 / linear_fc2 of the merger and of each
+    deepstack_merger_list entry, all biased. The Conv3d patch embedding, position table and LayerNorms are not
+    Linears and stay in the model dtype."""
+    h, n = _int(vis, "hidden_size", default=1152), _int(vis, "depth", default=27)
+    inter = _int(vis, "intermediate_size", default=4304)
+    p, tp, ch = _int(vis, "patch_size", default=16), _int(vis, "temporal_patch_size", default=2), _int(
+        vis, "in_channels", default=3)
+    out = _int(vis, "out_hidden_size", default=th)
+    m = h * _int(vis, "spatial_merge_size", default=2) ** 2
+    deep = len(vis.get("deepstack_visual_indexes") or [])
+    t = Tower("visual")
+    t.whole += ch * tp * p * p * h + h + _int(vis, "num_position_embeddings", default=2304) * h
+    for j in range(n):
+        pre = f"visual.blocks.{j}."
+        t.add(pre + "attn.qkv", 3 * h, h, bias=True)
+        t.add(pre + "attn.proj", h, h, "row", bias=True)
+        t.add(pre + "mlp.linear_fc1", inter, h, bias=True)
+        t.add(pre + "mlp.linear_fc2", h, inter, "row", bias=True)
+        t.whole += 4 * h  # norm1, norm2: LayerNorm weight and bias
+    for pre, norm in [("visual.merger.", 2 * h)] + [(f"visual.deepstack_merger_list.{k}.", 2 * m) for k in range(deep)]:
+        t.add(pre + "linear_fc1", m, m, bias=True)
+        t.add(pre + "linear_fc2", out, m, "row", bias=True)
+        t.whole += norm  # the merger's LayerNorm over the hidden width; the deepstack ones after the shuffle
+    return t.tensors()
 
 
 def _qwen3_encoder(vis: dict, deep: int, outer: dict) -> EncoderShape:
@@ -100,7 +132,7 @@ def _qwen3_vl_like(cfg: dict, outer: dict, name: str, text_adapter) -> ModelSpec
     inner = text_adapter(cfg, outer, name)
     if not vis:
         return inner
-    extra, mm = _qwen3_vision(vis, inner.hidden_size, outer)
+    extra, mm = _qwen3_vision(vis, inner.hidden_size, outer, linears=True)
     # Qwen3VLForConditionalGeneration.__init__ allocates one [max_num_batched_tokens, text hidden] buffer per
     # deepstack level (deepstack_input_embeds) at load time, in the model dtype.
     deep = len(vis.get("deepstack_visual_indexes") or [])
@@ -165,7 +197,7 @@ def _qwen3_5(cfg: dict, outer: dict, name: str) -> ModelSpec:
     extra: tuple[Tensor, ...] = ()
     mm = None
     if vis:
-        extra, mm = _qwen3_vision(vis, hidden, outer)
+        extra, mm = _qwen3_vision(vis, hidden, outer, linears=True)
     # Qwen3_5ForConditionalGenerationConfig (models/config.py) sets mamba_ssm_cache_dtype from the config's
     # mamba_ssm_dtype unless the user passes --mamba-ssm-cache-dtype.
     ssm_dtype = text.get("mamba_ssm_dtype") if isinstance(text.get("mamba_ssm_dtype"), str) else None

@@ -51,6 +51,7 @@ from ..errors import ConfigError
 from .adapters import _int, _moonvit, _phi3, _text_model, _with_tower, register
 from .quant_config import parse_quant_config
 from .spec import ModelSpec, MultimodalSpec, Tensor
+from .tower_linears import Tower, linear, vit_layers
 
 
 def _vit_parts(h: int, inter: int, layers: int) -> tuple[int, int, int]:
@@ -291,7 +292,7 @@ def _idefics3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     The connector pixel-shuffles by scale_factor and projects hidden x scale_factor^2 to the text width with one
     bias-free ReplicatedLinear (whole on every rank). The text model is LlamaModel over text_config and the LM
     head is tied by text_config.tie_word_embeddings. Unlike the other towers here, vLLM hands the checkpoint's
-    quant config to this tower and connector; they are sized in the model dtype (exact for unquantized ones)."""
+    quant config to this tower and connector: each Linear is its own tensor, quantized as tower_linears.py says."""
     text = dict(outer.get("text_config") or {})
     if text.get("architectures"):
         # with_hf_config deep-copies the text config only when it names no architecture; otherwise it writes the
@@ -307,6 +308,18 @@ def _idefics3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     scale = _int(outer, "scale_factor", default=2)
     th = inner.hidden_size
     proj = (Tensor("model.connector.modality_projection.proj.weight", "projector", (th, h * scale * scale)),)
+    # idefics3.py / idefics2_vision_model.py build every encoder Linear (q/k/v, out_proj, fc1, fc2) and the
+    # connector's ReplicatedLinear with the model's quant_config: the same parameters, one tensor per Linear
+    t = Tower("model.vision_model")
+    patch = _int(vis, "patch_size", default=_IDEFICS3_VISION["patch_size"])
+    # biased patch Conv2d, position table, post_layernorm
+    t.whole += _int(vis, "num_channels", default=3) * patch * patch * h + h + side * side * h + 2 * h
+    vit_layers(t, "model.vision_model.encoder.layers", _int(vis, "num_hidden_layers", default=12), h,
+               _int(vis, "intermediate_size", default=_IDEFICS3_VISION["intermediate_size"]))
+    assert sum(x.numel for x in t.tensors()) == tower_params
+    tower = t.tensors()
+    proj = (linear("model.connector.modality_projection.proj", th, h * scale * scale, "replicated",
+                   kind="projector"),)
     # tokens one image tile becomes (Idefics3Model.image_seq_len)
     mm = MultimodalSpec(tower_params + th * h * scale * scale, side * side // (scale * scale), th,
                         tp_heads=_int(vis, "num_attention_heads", default=16))

@@ -155,7 +155,9 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
     if t.kind in TOWER_KINDS:
         # Only towers whose vLLM code passes the quant_config to these Linears, under the methods that quantize them
         # there (Tensor.tower_quant); every other tower stays in the model dtype.
-        if q.method not in t.tower_quant:
+        if q.method not in t.tower_quant or q.source == "assumed":
+            # an assumed checkpoint format (no config to read its ignore list) is sized as the published
+            # llm-compressor / AutoAWQ VLM checkpoints are made: the tower left in the model dtype
             return None
         return None if q.ignore and _tower_ignored(name, q.ignore) else q
     if q.ignore and _ignored(name, q.ignore):
