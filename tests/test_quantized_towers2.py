@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_quantized_towers import FP8_DYNAMIC  # llm-compressor's FP8_DYNAMIC scheme, as round 1 wrote it
 
 from gpuplan.api_python import estimate
 from gpuplan.model.adapters import build_spec
@@ -44,14 +45,6 @@ GLM41V = _family("glm4v.json", "zai-org/GLM-4.1V-9B-Thinking")
 QIANFAN = _family("sweep_gaps2.json", "qianfan_ocr/default")
 IDEFICS3 = _family("sweep_gaps.json", "idefics3/transformers-default")
 
-FP8_DYNAMIC = {
-    "quant_method": "compressed-tensors", "format": "float-quantized",
-    "config_groups": {"group_0": {
-        "targets": ["Linear"],
-        "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True, "dynamic": False},
-        "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "symmetric": True,
-                              "dynamic": True}}},
-}
 
 
 def _weights(cfg: dict, name: str, gpu: str = "H100", tp: int = 1, **options) -> dict:

@@ -31,7 +31,7 @@ from .spec import (
     Tensor,
     TokenBuffer,
 )
-from .tower_linears import Tower, clip_tower, siglip_tower
+from .tower_linears import TOWER_QUANT, Tower, clip_tower, siglip_tower
 
 Adapter = Callable[[dict, dict, str], ModelSpec]
 ADAPTERS: dict[str, Adapter] = {}
@@ -1197,7 +1197,7 @@ def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:
 # (checkpoint, ModelOpt or online --quantization fp8) or NVFP4 config quantizes every tower Linear its ignore list
 # does not name. AWQ and GPTQ are left out: with no explicit skip list vLLM derives one from the checkpoint's
 # safetensors dtypes (maybe_update_config), and the published AWQ / GPTQ checkpoints keep the tower in bf16.
-QWEN_VL_TOWER_QUANT = ("fp8", "compressed-tensors", "nvfp4")
+QWEN_VL_TOWER_QUANT = TOWER_QUANT
 
 
 def _qwen_vl_tower_tensors(vis: dict, text_hidden: int, v25: bool) -> tuple[Tensor, ...]:
