@@ -139,7 +139,7 @@ def test_modelopt_wildcards_reach_the_tower_through_vllms_rename() -> None:
     tensor that vLLM does not quantize (a bias, the conv) never is."""
     spec = build_spec(_config(), name="Qwen/Qwen2.5-VL-7B-Instruct")
     qkv = next(t for t in spec.extra if t.name == "visual.blocks.0.attn.qkv.weight")
-    conv = next(t for t in spec.extra if t.name == "visual.patch_embed.proj.weight")
+    conv = next(t for t in spec.extra if t.name == "visual.norms_biases_embeddings")  # holds the patch conv
     nvfp4 = parse_quant_config({"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": ["lm_head"]})
     excluded = parse_quant_config({"quant_method": "modelopt", "quant_algo": "NVFP4",
                                    "exclude_modules": ["lm_head", "model.visual*"]})

@@ -31,7 +31,7 @@ from .spec import (
     Tensor,
     TokenBuffer,
 )
-from .tower_linears import TOWER_QUANT, Tower, clip_tower, siglip_tower
+from .tower_linears import Tower, clip_tower, siglip_tower
 
 Adapter = Callable[[dict, dict, str], ModelSpec]
 ADAPTERS: dict[str, Adapter] = {}
@@ -1192,20 +1192,13 @@ def _qwen_vl_vision_params(vis: dict, text_hidden: int, v25: bool) -> int:
     return depth * block + chans * tp * p * p * h + merger
 
 
-# Quantization methods under which vLLM 0.33's qwen2_vl.py / qwen2_5_vl.py quantize the tower's Linears: the model
-# passes its quant_config straight into Qwen2(_5)_VisionTransformer (blocks and merger), so a compressed-tensors, FP8
-# (checkpoint, ModelOpt or online --quantization fp8) or NVFP4 config quantizes every tower Linear its ignore list
-# does not name. AWQ and GPTQ are left out: with no explicit skip list vLLM derives one from the checkpoint's
-# safetensors dtypes (maybe_update_config), and the published AWQ / GPTQ checkpoints keep the tower in bf16.
-QWEN_VL_TOWER_QUANT = TOWER_QUANT
-
-
 def _qwen_vl_tower_tensors(vis: dict, text_hidden: int, v25: bool) -> tuple[Tensor, ...]:
-    """Qwen2-VL / Qwen2.5-VL's tower as vLLM builds it, one tensor per parameter under vLLM's prefixes
-    ("visual.blocks.{j}.attn.qkv", ...; gate / up named as the checkpoint stores them, so ignore lists match them):
-    qkv, gate/up (fc1) and merger mlp.0 column-parallel with their biases; proj, down (fc2) and mlp.2 row-parallel,
-    their biases whole on every rank; norms and the bias-free Conv3d patch embedding whole. Same count as
-    _qwen_vl_vision_params. () for EXAONE 4.5's grouped-K/V variant, which stays one lump."""
+    """Qwen2-VL / Qwen2.5-VL's tower as vLLM 0.33 builds it (tower_linears.Tower): qwen2_vl.py / qwen2_5_vl.py pass
+    the model's quant_config straight into the vision transformer, so every block's and the merger's Linears take
+    it, under vLLM's prefixes ("visual.blocks.{j}.attn.qkv", ...; gate / up named as the checkpoint stores them, so
+    ignore lists match them). qkv, gate/up (fc1) and merger mlp.0 are column-parallel with their biases; proj, down
+    (fc2) and mlp.2 row-parallel, their biases whole on every rank; norms and the bias-free Conv3d patch embedding
+    whole. Same count as _qwen_vl_vision_params. () for EXAONE 4.5's grouped-K/V variant, which stays one lump."""
     depth = _int(vis, "depth", default=32)
     chans, p, tp = _int(vis, "in_channels", default=3), _int(vis, "patch_size", default=14), _int(
         vis, "temporal_patch_size", default=2)
@@ -1216,31 +1209,27 @@ def _qwen_vl_tower_tensors(vis: dict, text_hidden: int, v25: bool) -> tuple[Tens
         heads = _int(vis, "num_heads", default=16)
         if _int(vis, "num_key_value_heads", default=heads) != heads:
             return ()
-        mlp = (("gate_proj", "column", (i, h)), ("up_proj", "column", (i, h)), ("down_proj", "row", (h, i)))
+        mlp = (("gate_proj", "column", i, h), ("up_proj", "column", i, h), ("down_proj", "row", h, i))
         norm = h  # RMSNorm weight
     else:
         h = _int(vis, "embed_dim", default=1280)
         i = int(h * float(vis.get("mlp_ratio") or 4))
         out = _int(vis, "hidden_size", default=text_hidden)
-        mlp = (("fc1", "column", (i, h)), ("fc2", "row", (h, i)))
+        mlp = (("fc1", "column", i, h), ("fc2", "row", h, i))
         norm = 2 * h  # LayerNorm weight and bias
-
-    def lin(name: str, parallel: str, shape: tuple[int, int], kind: str = "vision") -> tuple[Tensor, ...]:
-        # a row-parallel bias is added after the all-reduce: whole on every rank
-        bias_parallel = "column" if parallel == "column" else "replicated"
-        return (Tensor(name + ".weight", kind, shape, parallel, linear=True, tower_quant=QWEN_VL_TOWER_QUANT),
-                Tensor(name + ".bias", kind, (shape[0],), bias_parallel))
-
-    out_t: list[Tensor] = [Tensor("visual.patch_embed.proj.weight", "vision", (h, chans, tp, p, p))]
+    t = Tower("visual")
+    t.whole += h * chans * tp * p * p  # patch embedding
     for j in range(depth):
         pre = f"visual.blocks.{j}."
-        out_t += lin(pre + "attn.qkv", "column", (3 * h, h)) + lin(pre + "attn.proj", "row", (h, h))
-        for name, parallel, shape in mlp:
-            out_t += lin(pre + "mlp." + name, parallel, shape)
-        out_t += (Tensor(pre + "norm1.weight", "vision", (norm,)), Tensor(pre + "norm2.weight", "vision", (norm,)))
-    out_t.append(Tensor("visual.merger.ln_q.weight", "vision", (norm,)))
-    out_t += lin("visual.merger.mlp.0", "column", (h * m, h * m)) + lin("visual.merger.mlp.2", "row", (out, h * m))
-    return tuple(out_t)
+        t.add(pre + "attn.qkv", 3 * h, h, bias=True)
+        t.add(pre + "attn.proj", h, h, "row", bias=True)
+        for name, parallel, out_f, in_f in mlp:
+            t.add(pre + "mlp." + name, out_f, in_f, parallel, bias=True)
+        t.whole += 2 * norm  # norm1, norm2
+    t.whole += norm  # merger.ln_q
+    t.add("visual.merger.mlp.0", h * m, h * m, bias=True)
+    t.add("visual.merger.mlp.2", out, h * m, "row", bias=True)
+    return t.tensors()
 
 
 @register("kimi_vl")

@@ -330,7 +330,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     sharding = Sharding(tp, moe_tp, ep, expert_min_shard=profile.at_least("0.27"),
                         replicated_kinds=_sequence_parallel_kinds(spec, dep, profile, tp, pp, warnings),
                         compute_capability=dep.compute_capability,
-                        sm_count=getattr(_card(dep), "sm_count", None))
+                        sm_count=getattr(card, "sm_count", None))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec), towers, text_only, encoder_dp)
