@@ -111,12 +111,33 @@ def _report(rec: dict, **changes):
 
 
 def test_first_starts_are_predicted_within_a_few_percent_when_the_record_says_the_cache_was_empty() -> None:
-    """dense_spike and moe_resident were fitted on these pairs (calibration.json cold_compile_gib); before they
-    existed the cold starts were 1-35% off (median 13.7%)."""
+    """The cold-start constants were fitted on these pairs (calibration.json cold_compile_gib). Judged as restarts
+    the first starts were 1-35% off (median 13.7%); with the 1.4 GiB spike gpuplan first used, median 3.1% and
+    Llama-3.1-8B 8.3%, whose spike is smaller because its embedding table is."""
     errors = sorted(_tokens_error(r) for r in RECORDS if r["compile_cache"] == "cold")
-    assert len(errors) == 9
-    assert errors[len(errors) // 2] <= 0.04
-    assert errors[-1] <= 0.09
+    assert len(errors) == 11
+    assert errors[len(errors) // 2] <= 0.02
+    assert errors[-1] <= 0.08
+
+
+def test_the_compile_spike_is_one_more_copy_of_the_embedding_whatever_the_batch() -> None:
+    """Qwen3-32B-AWQ at TP=2 on two RTX 4090s (vLLM 0.28, whose ledger's peak activation is the profile run's
+    alone): first boots at 1536 and 3072 batched tokens log 0.80 and 0.82 GiB, restarts 0.14 and 0.29. The
+    embedding shard is 0.71 GiB a GPU; the spike does not grow with the batch."""
+    for rec_id in ("cc-018", "cc-019"):
+        rec = next(r for r in RECORDS if r["id"] == rec_id)
+        got = predict(rec)["activation_peak_gib"]
+        assert abs(got - rec["logged"]["activation_peak_gib"]) <= 0.05, rec_id
+
+
+def test_a_tied_embedding_stays_copied_after_a_cold_compile() -> None:
+    """Qwen3-4B ties its lm_head to the embedding: its first start's ledger holds 0.71 GiB more consumed memory
+    than the restart's (8.52 against 7.81), the 0.72 GiB embedding, besides the spike the untied models show."""
+    cold, warm = next((c, w) for c, w in _pairs() if c["model_id"] == "Qwen/Qwen3-4B")
+    assert cold["ledger"]["consumed_weights_plus_nontorch_gib"] - warm["ledger"]["consumed_weights_plus_nontorch_gib"] \
+        == pytest.approx(0.71)
+    assert _tokens_error(cold) <= 0.01
+    assert _report(warm).first_start["cold_compile_bytes"] >= 0.72 * 2**30
 
 
 @pytest.mark.parametrize(("cold", "warm"), _pairs(), ids=lambda r: f"{r['model_id']}@{r['deployment']['gpu_name']}")

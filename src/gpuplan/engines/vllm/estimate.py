@@ -33,7 +33,7 @@ from .profiles import (
     removed_after,
     uses_model_runner_v2,
 )
-from .weights import Sharding, stage_layers, stage_weights, whole_towers
+from .weights import Sharding, input_embedding_bytes, stage_layers, stage_weights, whole_towers
 
 if TYPE_CHECKING:
     from ...gpus import GPU
@@ -168,15 +168,20 @@ def _cold_compile_gap(r: Resolved) -> str | None:
     return None
 
 
-def _cold_compile_bytes(spec: ModelSpec, r: Resolved, peak: int) -> int:
+def _cold_compile_bytes(spec: ModelSpec, r: Resolved, peak: int, embedding: int, *, tied: bool, last: bool) -> int:
     """Per GPU, what a cold compile adds to the profile run's measured peak (calibration.json cold_compile_gib).
-    Dense models: the compiler's transient spike, freed before the forward runs; vLLM's peak is the larger of
-    the two (vllm#54209), so a forward bigger than the spike (8192 batched tokens on an 80 GB card) hides it.
-    MoE models: memory the compile leaves behind (the start-up ledger's consumed memory)."""
+    A dense model's compiler spike is freed before the forward runs; vLLM's peak is the larger of the two
+    (vllm#54209), so a forward bigger than the spike (8192 batched tokens on an 80 GB card) hides it. The public
+    first starts put the spike at one more copy of the stage's token-embedding shard (`embedding`, 0 off the
+    first stage), whatever the batch size, plus a small share on the stage that samples; the MoE pairs show
+    none. What the compile leaves behind is never hidden: a copy of a tied embedding (one the stage's lm_head
+    shares), and an MoE model's share."""
     c = r.profile.calib["cold_compile_gib"]
+    resident = embedding if tied else 0
     if spec.is_moe:
-        return int(c["moe_resident"] * GiB / r.tp)
-    return max(0, int(c["dense_spike"] * GiB / r.tp) - peak)
+        return resident + int(c["moe_resident"] * GiB / r.tp)
+    share = int(c["spike_last_stage"] * GiB / r.tp) if last else 0
+    return resident + max(0, embedding + share - peak)
 
 
 def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings: list[str]) -> QuantConfig | None:
@@ -663,6 +668,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     enc = _encoder_plan(spec, r)
     cold_gap = _cold_compile_gap(r)
     cold_models = cold_gap is None
+    embedding = input_embedding_bytes(w_spec, r.sharding, r.quant, r.act_bytes) if cold_models else 0
     charge_cold = cold_models and r.dep.compile_cache == "cold"
     stages = []
     for s, (lo, hi) in enumerate(parts):
@@ -680,7 +686,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         extra = 0
         if p.formula == "v1_absolute_peak":
             extra = base  # 0.8's V1 counted all used memory, the CUDA context included
-        cold = _cold_compile_bytes(spec, r, act.peak) if cold_models else 0
+        cold = _cold_compile_bytes(spec, r, act.peak, embedding if s == 0 else 0,
+                                   tied=spec.tie_word_embeddings and len(parts) == 1, last=last) if cold_models else 0
         peak = act.peak + (cold if charge_cold else 0)
         if r.dep.kv_cache_memory_bytes is not None:
             avail = int(r.dep.kv_cache_memory_bytes)

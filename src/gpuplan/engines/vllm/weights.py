@@ -273,6 +273,12 @@ def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: i
     return tuple(by.items())
 
 
+def input_embedding_bytes(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int) -> int:
+    """Per GPU, the token-embedding shard the first pipeline stage holds (0 for a model without one)."""
+    t = next((t for t in spec.embedding if t.kind == "embedding"), None)
+    return tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")) if t is not None else 0
+
+
 def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int, pp: int, *,
                   mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
                   stored: tuple[Tensor, ...] | None = None, mnbt: int = 0,
