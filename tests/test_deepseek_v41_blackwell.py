@@ -246,7 +246,15 @@ def test_gpus_whose_kernels_are_unread_are_still_refused(gpu):
     assert e.value.field == "gpu"
 
 
-def test_pipeline_parallelism_stays_refused_on_blackwell():
-    with pytest.raises(GpuplanError) as e:
-        api.estimate(SPEC, gpu="B200", tensor_parallel_size=4, pipeline_parallel_size=2, max_model_len=LEN)
-    assert e.value.field == "pipeline_parallel_size"
+def test_pipeline_stages_on_blackwell_hold_what_vllm_builds_there():
+    """TP 4, PP 2 on B200s (max_num_batched_tokens 16384): the stages keep Hopper's placement rules (the layers own
+    their rotary caches and engram rows, tests/test_deepseek_v41_pp.py), with Blackwell's kernels. Stage 1 holds
+    only the YaRN cache (268,435,456 B) and the top-k / candidate buffers, 16384 x (512 + 2048) x 4 = 167,772,160 B;
+    stage 0 both caches and the engram staged rows too, 2 x 16384 x cdiv(24, 4) x 256 x 2 = 100,663,296 B more."""
+    r = api.estimate(SPEC, gpu="B200", tensor_parallel_size=4, pipeline_parallel_size=2, max_model_len=LEN)
+    sh = Sharding(4, 4, 1, compute_capability=10.0, sm_count=148)
+    read = v41.pipeline_stage_weights(OUTER, SPEC, sh, 2, r.max_num_batched_tokens)
+    assert [st["weights_bytes"] for st in r.per_stage] == [w.total for w in read]
+    by0, by1 = (st["weights_by_kind"] for st in r.per_stage)
+    assert (by0["rope_cache"], by1["rope_cache"]) == (536_870_912, 268_435_456)
+    assert (by0["buffers"], by1["buffers"]) == (167_772_160 + 100_663_296, 167_772_160)

@@ -12,7 +12,7 @@ adapters_deepseek_v41.stage_residents lists every line):
   stage 0: embed_tokens (model.py:780-788), layer 0's hc_attn_fn_broadcast (model.py:1485-1498, first rank only),
            both rotary caches (window-only layers 0-1 ask get_rope for the plain one, layers 2-19 for the YaRN one;
            get_rope's _ROPE_DICT builds only what a local layer asks for), the staged rows of engram layers 1 and
-           14 (engram.py:1665-1671, built in the decoder layer), NgramHashState (model.py:968-986: only ranks owning
+           14 (engram.py:1665-1671, built in the decoder layer), NgramHashState (model.py:899-925: only ranks owning
            an engram layer), top-k and candidate-block buffers (model.py:756-778, every stage), the vision tower
            (towers.py: first stage only under Model Runner V2, which 0.33's _mark_tower_model skips on later stages);
   stage 1: the YaRN rotary cache only (layers 20-39 are all compressed), top-k and candidate-block buffers, the final
@@ -41,11 +41,12 @@ still costs its pages per request, :1253-1285; bytes per block are the stage's o
     + 3 x 4608 = 70848; ring {2,8,14}: 3 x 32768 = 98304 -> 98,304 B a block
   stage 1: window groups of 3 (57024) and one of 2 (38016); MLA {20}: 37440 + 8640 = 46080; ring: no layer (0)
     -> 57,024 B a block
-  One request of 1,048,576 tokens, two batches of 8192 in flight (async scheduling): 7 window groups x
-  (cdiv(127 + 16384, 32) + 1 = 517) + 1048576 / 64 = 16384 + 1 ring = 20,004 blocks on both stages:
-  20,004 x 98,304 = 1,966,473,216 B (1.83 GiB) on stage 0, 20,004 x 57,024 = 1,140,708,096 B on stage 1.
-  The engine takes the smaller block count of the two stages (kv_cache_planning.py:1561-1575) and reports
-  concurrency = that count / 20,004 (kv_cache_utils.py:1061-1128, on stage 0's groups).
+  One request of 1,048,576 tokens, three batches of 8192 in flight (config/vllm.py:588-598 max_concurrent_batches:
+  async scheduling under Model Runner V2, 0.33's default, keeps pp + 1 batches): 7 window groups x
+  (cdiv(127 + 24576, 32) + 1 = 773) + 1048576 / 64 = 16384 + 1 ring = 21,796 blocks on both stages:
+  21,796 x 98,304 = 2,142,633,984 B (2.00 GiB) on stage 0, 21,796 x 57,024 = 1,242,895,104 B on stage 1.
+  The engine takes the smaller block count of the two stages (kv_cache_planning.py:1580-1594) and reports
+  concurrency = that count / 21,796 (kv_cache_utils.py:1120-1155, on stage 0's config, the scheduler's).
 """
 
 import json
@@ -53,25 +54,20 @@ import types
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
-import gpuplan.api_python as api
 import gpuplan.engines.vllm.kv_recipes.deepseek_v41 as recipe
 import gpuplan.model.adapters_deepseek_v41 as v41
 from gpuplan.engines.vllm import kv_packed as P
 from gpuplan.engines.vllm.kv import KVContext
 from gpuplan.engines.vllm.weights import Sharding, stage_weights
-from gpuplan.errors import GpuplanError
 
 FX = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "deepseek_v41.json").read_text())
 OUTER = FX["models"]["deepseek-ai/DeepSeek-V4.1-Flash"]["config"]
 TEXT = v41.text_config(OUTER)
 SPEC = v41.model_spec(OUTER, "deepseek-ai/DeepSeek-V4.1-Flash", 129280)
 H200 = Sharding(8, 8, 1, compute_capability=9.0, sm_count=132)
-H100_BYTES = 85_029_158_912  # src/gpuplan/data/gpus.json
 MILLION = 1_048_576  # max_position_embeddings
 CTX = KVContext(tp=8, kv_bytes=1, kv_cache_dtype="auto", model_dtype_bytes=2, block_size=None,
-                max_model_len=MILLION, mnbt=8192, in_flight_factor=2, hybrid_manager=True, compute_capability=9.0)
+                max_model_len=MILLION, mnbt=8192, in_flight_factor=3, hybrid_manager=True, compute_capability=9.0)
 
 
 def _stage_plan(lo: int, hi: int, ctx: KVContext = CTX) -> P.PackedPlan:
@@ -103,26 +99,40 @@ def test_weights_per_stage_at_tp8_pp2_on_h200():
     assert s0.total + s1.total - pp1 == 268_435_456 + 83_886_080
 
 
-def test_generic_stage_placement_would_overcount_stage_1():
-    """Why the estimate still refuses PP: weights.stage_weights puts both rotary caches and both engram staged-row
-    buffers on stage 1 as well: 268,435,456 + 2 x 12,582,912 = 293,601,280 B that vLLM does not allocate there."""
-    generic = stage_weights(SPEC, H200, SPEC.quant, 2, 2, mla_absorbed=True, mnbt=8192)
-    exact = v41.pipeline_stage_weights(OUTER, SPEC, H200, 2, 8192)
-    assert generic[0].total == exact[0].total
-    assert generic[1].total - exact[1].total == 293_601_280
+def test_the_spec_places_rotary_caches_and_engram_buffers_by_layer():
+    """The spec's placements (RopeCache.layers, TokenBuffer.layers, Tensor.on_layers) are what keeps stage 1 exact:
+    without them weights.stage_weights would put both rotary caches and both engram staged-row buffers there too,
+    268,435,456 + 2 x 12,582,912 = 293,601,280 B that vLLM does not allocate on stage 1. With them the generic
+    per-stage sizing equals the independent reading (pipeline_stage_weights), at PP 2 and at PP 4, where engram
+    layer 14 puts a second NgramHashState (517,952 B) on stage 1."""
+    plain = replace(SPEC, rope_caches=tuple(replace(r, layers=()) for r in SPEC.rope_caches),
+                    token_buffers=tuple(replace(b, layers=()) for b in SPEC.token_buffers),
+                    extra=tuple(replace(t, on_layers=()) for t in SPEC.extra))
+    generic = stage_weights(plain, H200, SPEC.quant, 2, 2, mla_absorbed=True, mnbt=8192)
+    placed = stage_weights(SPEC, H200, SPEC.quant, 2, 2, mla_absorbed=True, mnbt=8192)
+    assert generic[0].total == placed[0].total
+    assert generic[1].total - placed[1].total == 293_601_280
+    for pp in (2, 4):
+        assert ([w.total for w in stage_weights(SPEC, H200, SPEC.quant, 2, pp, mla_absorbed=True, mnbt=8192)]
+                == [w.total for w in v41.pipeline_stage_weights(OUTER, SPEC, H200, pp, 8192)])
+    # PP 4, stage 1 (layers 10-19, all ratio 2, engram layer 14): the plain spec would hold the plain rotary cache and
+    # layer 1's staged rows there but not the NgramHashState: 268,435,456 + 12,582,912 - 517,952 = 280,500,416 B
+    plain4 = stage_weights(plain, H200, SPEC.quant, 2, 4, mla_absorbed=True, mnbt=8192)
+    placed4 = stage_weights(SPEC, H200, SPEC.quant, 2, 4, mla_absorbed=True, mnbt=8192)
+    assert plain4[1].total - placed4[1].total == 280_500_416
 
 
 def test_kv_per_stage_at_pp2():
     """Stage 0: 98,304 B a block (the compressor rings of layers 2/8/14 are the widest group); stage 1: 57,024 B.
-    Both stages keep all 9 groups and need 20,004 blocks for a 1M-token request."""
+    Both stages keep all 9 groups and need 21,796 blocks for a 1M-token request."""
     p0, p1 = _stage_plan(0, 20), _stage_plan(20, 40)
     assert p0.stage_pages == (57024,) * 6 + (38016, 70848, 98304)
     assert p1.stage_pages == (57024,) * 5 + (38016, 57024, 46080, 0)
     assert (p0.bytes_per_block, p1.bytes_per_block) == (98_304, 57_024)
-    assert P.blocks_per_request(p0, MILLION) == P.blocks_per_request(p1, MILLION) == 20_004
-    assert (P.needed_bytes(p0, MILLION), P.needed_bytes(p1, MILLION)) == (1_966_473_216, 1_140_708_096)
+    assert P.blocks_per_request(p0, MILLION) == P.blocks_per_request(p1, MILLION) == 21_796
+    assert (P.needed_bytes(p0, MILLION), P.needed_bytes(p1, MILLION)) == (2_142_633_984, 1_242_895_104)
     whole = _stage_plan(0, 40)
-    assert whole.bytes_per_block == 116_928 and P.blocks_per_request(whole, MILLION) == 20_004
+    assert whole.bytes_per_block == 116_928 and P.blocks_per_request(whole, MILLION) == 21_796
 
 
 def test_a_larger_block_size_per_stage_keeps_the_aligned_block():
@@ -136,19 +146,3 @@ def test_a_larger_block_size_per_stage_keeps_the_aligned_block():
     assert _stage_plan(0, 20, ctx).stage_pages == (95040,) * 4 + (138240, 98304)
     assert _stage_plan(0, 20, ctx).bytes_per_block == 152_064
     assert _stage_plan(20, 40, ctx).bytes_per_block == 112_320
-
-
-def test_does_v41_flash_fit_2_nodes_of_8_h100_at_tp8_pp2_with_1m_context():
-    """gpuplan does not give the full answer yet: the estimate refuses PP, naming the rotary caches and engram
-    buffers whose stage placement weights.py cannot express. The read parts answer most of it: stage 0 holds
-    25,947,213,472 B of weights and 1,966,473,216 B per 1M-token request, against an H100's 0.9 budget of
-    76,526,243,020 B; before activations and CUDA graphs (which the estimate calibrates, a few GiB) that leaves room
-    for at most (76,526,243,020 - 25,947,213,472) // 1,966,473,216 = 25 such requests on stage 0 and
-    (76,526,243,020 - 25,472,653,408) // 1,140,708,096 = 44 on stage 1: the stage-0 bound rules."""
-    with pytest.raises(GpuplanError) as e:
-        api.estimate(SPEC, gpu="H100", tensor_parallel_size=8, pipeline_parallel_size=2, max_model_len=MILLION)
-    assert e.value.field == "pipeline_parallel_size" and "rotary cache" in str(e.value)
-    budget = int(0.9 * H100_BYTES)
-    w = [s.total for s in v41.pipeline_stage_weights(OUTER, SPEC, H200, 2, 8192)]  # H100: the same 132 SMs
-    need = [P.needed_bytes(_stage_plan(0, 20), MILLION), P.needed_bytes(_stage_plan(20, 40), MILLION)]
-    assert [(budget - w[s]) // need[s] for s in (0, 1)] == [25, 44]

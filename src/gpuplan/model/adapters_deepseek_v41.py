@@ -47,10 +47,11 @@ bf16 [mnbt, cdiv(24, tp), 256]; NgramHashState's int32 token_map [len(tokenizer)
 multipliers), the two fp32 rotary caches, the vision tower a plain start builds (vllm_towers.json: 'marked'), and
 the int32 lock buffer of every Humming layer (SMs x 8). The model_type is registered below: len(tokenizer), which
 sizes one int32 buffer and is not in config.json, is taken as vocab_size (the tokenizer holds image_token_id 129,264,
-so the two differ by at most 15 entries, 60 bytes), and pipeline parallelism is refused (the cache recipe's
-single_stage). What each stage builds is read (stage_residents / pipeline_stage_weights at the end of this module,
-pinned in tests/test_deepseek_v41_pp.py), but gpuplan's generic per-stage weights put every rotary cache and every
-token buffer on every stage, which is wrong for V4.1.
+so the two differ by at most 15 entries, 60 bytes). Pipeline parallelism is modelled: what each stage builds is read
+(the comment block at the end of this module), and the spec places each rotary cache on the stages holding a layer
+that uses it, each engram layer's staged rows on that layer's stage and the n-gram hash state on the stages holding
+an engram layer (RopeCache.layers, TokenBuffer.layers, Tensor.on_layers), so the estimate's per-stage weights are
+vLLM's (tests/test_deepseek_v41_pp.py, tests/test_deepseek_v41_pp_estimate.py).
 
 Blackwell (compute capability 10.x, B200 / GB200 / B300) builds the same modules; only the kernels behind the
 layout-tagged tensors change (engines/vllm/humming.py blackwell_layout_bytes): FlashInfer mm_mxfp8 for the dense
@@ -259,7 +260,9 @@ def rope_caches(cfg: dict) -> tuple[RopeCache, ...]:
     """common/rope.py: compressed layers take DeepSeek-YaRN at compress_rope_theta, window-only layers plain RoPE
     (factor 1) at rope_theta; DeepseekV4ScalingRotaryEmbedding keeps an fp32 cos/sin cache of
     original_max_position x factor rows of rope_dim (rotary_embedding/deepseek_scaling_rope.py:241-255), one per
-    distinct parameter set (get_rope's _ROPE_DICT): 65536 x 16 and 1048576 x 1 positions here."""
+    distinct parameter set (get_rope's _ROPE_DICT): 65536 x 16 and 1048576 x 1 positions here. Each attention layer
+    builds its own (attention.py: build_deepseek_v4_rope in DeepseekV4Attention.__init__), so under pipeline
+    parallelism a cache exists only on the stages holding a layer that asks for it (RopeCache.layers)."""
     n, rope_d = _i(cfg, "num_hidden_layers"), _i(cfg, "qk_rope_head_dim")
     rs = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
     if isinstance(rs.get("main"), dict) or rs.get("rope_type", rs.get("type", "default")) == "default":
@@ -268,11 +271,13 @@ def rope_caches(cfg: dict) -> tuple[RopeCache, ...]:
     mpe = _i(cfg, "max_position_embeddings")
     ratios = [int(x) for x in (cfg.get("compress_ratios") or [])[:n]] + [0] * max(0, n - len(cfg.get("compress_ratios") or []))
     out = []
-    if any(r == 0 for r in ratios):
-        out.append(RopeCache(mpe, rope_d, "float32", theta=float(cfg.get("rope_theta") or 10000)))
-    if any(r > 0 for r in ratios):
+    plain, yarn = tuple(i for i, r in enumerate(ratios) if r == 0), tuple(i for i, r in enumerate(ratios) if r > 0)
+    if plain:
+        out.append(RopeCache(mpe, rope_d, "float32", theta=float(cfg.get("rope_theta") or 10000), layers=plain))
+    if yarn:
         out.append(RopeCache(int(rs["original_max_position_embeddings"] * float(rs["factor"])), rope_d, "float32",
-                             theta=float(cfg.get("compress_rope_theta") or cfg.get("rope_theta") or 10000)))
+                             theta=float(cfg.get("compress_rope_theta") or cfg.get("rope_theta") or 10000),
+                             layers=yarn))
     return tuple(out)
 
 
@@ -311,9 +316,11 @@ def vision_tensors(outer: dict, hidden: int) -> tuple[Tensor, ...]:
 
 def engram_buffers(cfg: dict) -> tuple[TokenBuffer, ...]:
     """Engram._init_staging (engram.py:1665-1671): bf16 staged rows [mnbt, cdiv(n_hash_cols, tp), head_dim] per
-    engram layer (EngramBatch.create returns None without data parallelism, so they stay)."""
+    engram layer (EngramBatch.create returns None without data parallelism, so they stay); made inside the decoder
+    layer, so only on the pipeline stage holding it."""
     cols = (_i(cfg, "engram_max_ngram_size") - 1) * _i(cfg, "engram_n_heads")
-    return tuple(TokenBuffer(f"engram_staged_rows_{i}", _i(cfg, "engram_head_dim"), "bfloat16", tp_units=cols)
+    return tuple(TokenBuffer(f"engram_staged_rows_{i}", _i(cfg, "engram_head_dim"), "bfloat16", tp_units=cols,
+                             layers=(int(i),))
                  for i in cfg.get("engram_layer_ids") or ())
 
 
@@ -321,15 +328,19 @@ def ngram_hash_buffers(cfg: dict, tokenizer_len: int) -> tuple[Tensor, ...]:
     """NgramHashState's GPU buffers (engram.py:466-472), built in DeepseekV4Model.__init__ under the CUDA device
     context: token_map int32 [len(tokenizer)] (build_compressed_token_map: one entry per tokenizer id), primes int64
     [engram layers, max_ngram - 1, heads], offsets int64 [engram layers, n_hash_cols] (EngramLayout.offsets, the same
-    tensor), multipliers int64 [engram layers, max_ngram_size]. len(tokenizer) is not in config.json."""
-    nl = len(cfg.get("engram_layer_ids") or ())
+    tensor), multipliers int64 [engram layers, max_ngram_size]. len(tokenizer) is not in config.json. Only the
+    pipeline stages holding an engram layer build it (nvidia/model.py:899-925), each sized by the whole EngramLayout:
+    Tensor.on_layers."""
+    ids = tuple(int(i) for i in cfg.get("engram_layer_ids") or ())
+    nl = len(ids)
     if not nl:
         return ()
     g, h = _i(cfg, "engram_max_ngram_size"), _i(cfg, "engram_n_heads")
-    return (Tensor("model.engram_hash.token_map", "other", (tokenizer_len,), dtype="int32", in_checkpoint=False),
-            Tensor("model.engram_hash.primes", "other", (nl, g - 1, h), dtype="int64", in_checkpoint=False),
-            Tensor("model.engram_hash.offsets", "other", (nl, (g - 1) * h), dtype="int64", in_checkpoint=False),
-            Tensor("model.engram_hash.multipliers", "other", (nl, g), dtype="int64", in_checkpoint=False))
+    kw = {"dtype": "int64", "in_checkpoint": False, "on_layers": ids}
+    return (Tensor("model.engram_hash.token_map", "other", (tokenizer_len,), **{**kw, "dtype": "int32"}),
+            Tensor("model.engram_hash.primes", "other", (nl, g - 1, h), **kw),
+            Tensor("model.engram_hash.offsets", "other", (nl, (g - 1) * h), **kw),
+            Tensor("model.engram_hash.multipliers", "other", (nl, g), **kw))
 
 
 def model_spec(outer: dict, name: str, tokenizer_len: int) -> ModelSpec:
@@ -389,17 +400,17 @@ def _deepseek_v41(cfg: dict, outer: dict, name: str) -> ModelSpec:
 #   (model.py:926-929) and lm_head (model.py:1648-1655);
 # - every stage: topk_indices_buffer and candidate_block_buffer (model.py:756-778, built before make_layers);
 # - the stage of each engram layer: its wkv / q / k weights, its host table and its staged rows
-#   (engram.py:1629-1671, built inside the decoder layer); NgramHashState (model.py:968-986) on every stage that
+#   (engram.py:1629-1671, built inside the decoder layer); NgramHashState (model.py:899-925) on every stage that
 #   holds an engram layer, sized by the whole EngramLayout (all engram layers), not by the stage's;
 # - rotary caches: each attention layer calls get_rope (attention.py:417-425, common/rope.py), whose process-wide
 #   _ROPE_DICT builds a cache only for parameter sets a local layer asks for: the plain one (rope_theta) where the
 #   stage holds a window-only layer (ratio 0), the YaRN one (compress_rope_theta) where it holds a compressed layer;
 # - the vision tower and aligner sit outside make_layers (vl_model.py:155-171, _mark_tower_model): towers.py says
 #   on which stages (the first only under Model Runner V2 from 0.33, else every stage).
-# gpuplan's generic stage_weights (engines/vllm/weights.py) puts every RopeCache and every TokenBuffer on every stage
-# and the non-tower extras on the first; `pipeline_stage_weights` corrects that for V4.1. Until weights.py places
-# rope caches and token buffers by the layers that build them, the estimate refuses pipeline parallelism (the cache
-# recipe's single_stage).
+# The spec carries these placements (RopeCache.layers, TokenBuffer.layers, Tensor.on_layers), which the generic
+# per-stage sizing (engines/vllm/weights.py stage_weights) honours. `stage_residents` / `pipeline_stage_weights` below
+# are a second, independent reading of the same rules (from the config, on a spec stripped of the placements), which
+# the tests compare with the estimate's per-stage weights.
 
 
 def stage_residents(outer: dict, lo: int, hi: int) -> dict[str, object]:
@@ -421,13 +432,18 @@ def stage_residents(outer: dict, lo: int, hi: int) -> dict[str, object]:
 
 def pipeline_stage_weights(outer: dict, spec: ModelSpec, sh, pp: int, mnbt: int, *, towers: str = "first",
                            at_least=lambda version: True) -> list:
-    """One rank's weights on each of `pp` stages as vLLM 0.33 builds DeepSeek-V4.1: the generic per-stage sizing
-    (weights.stage_weights) with the rotary caches, engram staged rows and NgramHashState moved to the stages that
-    build them (see the comment above). `sh`: weights.Sharding."""
+    """One rank's weights on each of `pp` stages as vLLM 0.33 builds DeepSeek-V4.1, read independently of the spec's
+    placements: the generic per-stage sizing of a spec whose rotary caches and token buffers sit on every stage and
+    whose NgramHashState sits on the first (weights.stage_weights' defaults), then each moved to the stages that
+    build them by `stage_residents` (see the comment above). `sh`: weights.Sharding."""
     from dataclasses import replace
 
     from ..engines.vllm.weights import stage_weights
     from ..units import DTYPE_BYTES
+
+    spec = replace(spec, rope_caches=tuple(replace(r, layers=()) for r in spec.rope_caches),
+                   token_buffers=tuple(replace(b, layers=()) for b in spec.token_buffers),
+                   extra=tuple(replace(t, on_layers=()) for t in spec.extra))
 
     rope_bytes = {r.theta: r.cached_positions(at_least) * r.rotary_dim * DTYPE_BYTES[r.dtype or "bfloat16"]
                   for r in spec.rope_caches}

@@ -80,6 +80,10 @@ class Tensor:
     # list, matched against `name` (vLLM's module prefix for it, e.g. "visual.blocks.0.attn.qkv"). (): kept in the
     # model dtype under every method, the default for towers whose vLLM code has not been read for this.
     tower_quant: tuple[str, ...] = ()
+    # A model-level extra (ModelSpec.extra, not a tower) that vLLM builds on every pipeline stage holding one of these
+    # layers (indices into ModelSpec.layers), e.g. DeepSeek-V4.1's n-gram hash state on the stages owning an engram
+    # layer; (): on the first stage only.
+    on_layers: tuple[int, ...] = ()
 
     @property
     def numel(self) -> int:
@@ -204,6 +208,10 @@ class RopeCache:
     mrope_single_from: str = ""
     # A vision tower's own table: built with the tower, so absent where the tower is not (--language-model-only).
     tower: bool = False
+    # Built only on the pipeline stages holding one of these layers (indices into ModelSpec.layers), when the layers
+    # build their own rotary embedding (DeepSeek-V4.1: a cache per rope theta, made by the layers that use it); ():
+    # on every stage.
+    layers: tuple[int, ...] = ()
 
     def cached_positions(self, at_least) -> int:
         """Positions vLLM caches; `at_least(version)` tells whether the running vLLM is that version or newer."""
@@ -227,6 +235,9 @@ class TokenBuffer:
     # From this vLLM release the buffer exists only where the vision tower is built, so a text-only start (or a
     # pipeline stage without the tower) has none (Qwen3-VL / Qwen3-Omni deepstack buffers from 0.28); "": always.
     with_tower_from: str = ""
+    # Allocated inside these layers (indices into ModelSpec.layers), so only on the pipeline stages holding one of
+    # them (DeepSeek-V4.1's engram staging rows); (): on every stage (or the last, with last_stage_only).
+    layers: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

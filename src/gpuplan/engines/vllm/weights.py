@@ -323,7 +323,7 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 # lumps; positions, norms and small projectors can be replicated).
                 if _holds_towers(towers, first):  # quantized where Tensor.tower_quant says vLLM quantizes it
                     add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
-            elif first:
+            elif (_on_stage(t.on_layers, lo, hi) if t.on_layers else first):  # no on_layers: the first stage
                 add(t.kind, t.numel * DTYPE_BYTES.get(t.dtype or "", act_bytes))
         if last:
             for t in spec.head:
@@ -334,6 +334,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
         for r in spec.rope_caches:
             if r.tower and not _holds_towers(towers, first):
                 continue
+            if r.layers and not _on_stage(r.layers, lo, hi):
+                continue  # built by layers that this stage does not hold
             positions = r.cached_positions(at_least)
             key = (positions, r.rotary_dim, r.dtype, r.theta)
             if key not in seen:
@@ -342,6 +344,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
         for buf in spec.token_buffers:
             if buf.with_tower_from and at_least(buf.with_tower_from) and not _holds_towers(towers, first):
                 continue
+            if buf.layers and not _on_stage(buf.layers, lo, hi):
+                continue  # allocated inside layers that this stage does not hold
             if last or not buf.last_stage_only:
                 width = buf.width * cdiv(buf.tp_units, sh.tp) if buf.tp_units else buf.width
                 add("buffers", mnbt * width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
@@ -404,6 +408,11 @@ def _stored_tensor_bytes(t: Tensor, sh: Sharding, act_bytes: int) -> int:
 
 def _holds_towers(towers: str, first: bool) -> bool:
     return towers == "every" or (towers == "first" and first)
+
+
+def _on_stage(layers: tuple[int, ...], lo: int, hi: int) -> bool:
+    """Whether the stage holding spec.layers[lo:hi] holds one of `layers`."""
+    return any(lo <= i < hi for i in layers)
 
 
 def _stored_stages(spec: ModelSpec, stored: tuple[Tensor, ...], sh: Sharding, parts: list[tuple[int, int]],

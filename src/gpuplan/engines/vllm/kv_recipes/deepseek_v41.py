@@ -222,9 +222,9 @@ def token_bytes(a: Attention, ctx: KVContext) -> int:
 
 
 P.register_recipe("deepseek_v41", P.Recipe(
-    caches=caches, token_bytes=token_bytes,
-    # The KV side of pipeline parallelism is exact (plan_caches projects the whole model's groups on each stage, as
-    # _project_kv_cache_groups_to_worker does); the weights are not: see adapters_deepseek_v41.pipeline_stage_weights
-    single_stage="gpuplan sizes DeepSeek-V4.1 for one pipeline stage: vLLM builds each rotary cache only on the "
-                 "stages whose layers use it and each engram layer's staged rows and the n-gram hash state only on "
-                 "the stages holding an engram layer, and gpuplan's per-stage weights cannot place them yet"))
+    # Any pipeline split: plan_caches groups the whole model's caches and projects the groups on each stage's layers,
+    # as get_kv_cache_configs does (kv_cache_planning.py:1413-1458 _project_kv_cache_groups_to_worker; a group with no
+    # layer on a stage keeps its spec, so a request still takes its pages there, and each stage's bytes per block are
+    # its own layers' widest group, :574-605); the engine keeps the smallest stage block count (:1580-1594). The
+    # weights each stage builds are placed by the adapter (adapters_deepseek_v41: RopeCache / TokenBuffer layers).
+    caches=caches, token_bytes=token_bytes))
