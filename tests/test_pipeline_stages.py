@@ -71,3 +71,33 @@ def test_a_loop_checkpoint_relabelled_llama_is_still_sized_as_the_loop_vllm_runs
     cfg = _config("loop", "loop/iquest-coder-v1-40b-loop-instruct")
     relabelled = build_spec({**cfg, "model_type": "llama"})
     assert relabelled.attention_kinds == build_spec(cfg).attention_kinds == {"full": 80, "sliding_window": 80}
+
+
+def _llama70b_on_two_h100s(env: tuple = ()):
+    from gpuplan.api_python import estimate as api_estimate
+    return api_estimate("meta-llama/Llama-3.1-70B", gpu="H100", pipeline_parallel_size=2, max_model_len=8192,
+                        env=dict(env))
+
+
+def test_an_explicit_layer_partition_moves_layers_and_the_kv_cache_follows_the_fuller_stage() -> None:
+    """VLLM_PP_LAYER_PARTITION=38,42 puts two more 80-layer Llama decoder layers on the last stage: each is
+    8192 x (2 x 8192 + 2 x 1024) attention + 3 x 8192 x 28672 MLP + two 8192 norms = 855,654,400 bf16 parameters
+    (1.59 GiB), and the engine keeps the smaller stage's blocks, so the cache shrinks."""
+    even = _llama70b_on_two_h100s()
+    skewed = _llama70b_on_two_h100s((("VLLM_PP_LAYER_PARTITION", "38,42"),))
+    assert [tuple(s["layers"]) for s in even.per_stage] == [(0, 40), (40, 80)]
+    assert [tuple(s["layers"]) for s in skewed.per_stage] == [(0, 38), (38, 80)]
+    layer = 8192 * (2 * 8192 + 2 * 1024) + 3 * 8192 * 28672 + 2 * 8192
+    assert layer == 855_654_400
+    assert skewed.per_stage[1]["weights_bytes"] - even.per_stage[1]["weights_bytes"] == 2 * layer * 2
+    assert skewed.per_stage[0]["weights_bytes"] - even.per_stage[0]["weights_bytes"] == -2 * layer * 2
+    assert skewed.kv_cache_tokens < even.kv_cache_tokens
+    assert skewed.num_gpu_blocks == min(s["num_blocks"] for s in skewed.per_stage)
+
+
+@pytest.mark.parametrize("raw", ["40,41", "80", "a,b", "0,80"])
+def test_a_layer_partition_vllm_would_refuse_names_the_variable_and_an_accepted_split(raw: str) -> None:
+    with pytest.raises(GpuplanError) as err:
+        _llama70b_on_two_h100s((("VLLM_PP_LAYER_PARTITION", raw),))
+    assert err.value.field == "env" and "VLLM_PP_LAYER_PARTITION" in str(err.value)
+    assert "40,40" in err.value.accepted[0]

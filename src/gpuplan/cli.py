@@ -228,7 +228,8 @@ def estimate(
     ] = "warm",
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
-                      "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE")] = None,
+                      "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE, "
+                      "VLLM_PP_LAYER_PARTITION")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print MemoryReport.to_dict() as JSON")] = False,
 ) -> None:
     """Per-GPU memory for MODEL served by vLLM: weights, activations, CUDA graphs, KV cache, verdict."""

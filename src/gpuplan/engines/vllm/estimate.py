@@ -33,7 +33,7 @@ from .profiles import (
     removed_after,
     uses_model_runner_v2,
 )
-from .weights import Sharding, input_embedding_bytes, stage_layers, stage_weights, whole_towers
+from .weights import Sharding, input_embedding_bytes, pp_partition, stage_layers, stage_weights, whole_towers
 
 if TYPE_CHECKING:
     from ...gpus import GPU
@@ -74,6 +74,7 @@ class Resolved:
     towers: str = "first"  # where vision/audio tower weights live: none | first | every (pipeline stage)
     text_only: bool = False  # the profile run skips the encoder (every modality turned off)
     encoder_dp: bool = False  # --mm-encoder-tp-mode data: whole towers on every TP rank
+    partition: tuple[int, ...] = ()  # VLLM_PP_LAYER_PARTITION: decoder layers per pipeline stage; (): vLLM's split
 
     @property
     def cudagraph_in_budget(self) -> bool:
@@ -338,7 +339,33 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                         sm_count=getattr(card, "sm_count", None))
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
-                    spec.attention_free, SM.is_sparse_mla(spec), towers, text_only, encoder_dp)
+                    spec.attention_free, SM.is_sparse_mla(spec), towers, text_only, encoder_dp,
+                    _layer_partition(spec, dep, pp))
+
+
+PP_PARTITION_ENV = "VLLM_PP_LAYER_PARTITION"
+
+
+def _layer_partition(spec: ModelSpec, dep: Deployment, pp: int) -> tuple[int, ...]:
+    """VLLM_PP_LAYER_PARTITION ("a,b,..."): decoder layers per pipeline stage, as vLLM's get_pp_indices checks it
+    (one count per stage, summing to the model's decoder layers)."""
+    raw = dep.env_value(PP_PARTITION_ENV)
+    if raw is None:
+        return ()
+    n = spec.num_decoder_layers
+    hint = f"{pp} comma-separated layer counts summing to {n}, e.g. {','.join(map(str, _even(n, pp)))}"
+    try:
+        sizes = tuple(int(x) for x in raw.split(","))
+    except ValueError:
+        raise GpuplanError("env", f"{PP_PARTITION_ENV}={raw!r} is not a list of layer counts", accepted=[hint]) from None
+    if len(sizes) != pp or sum(sizes) != n or min(sizes) < 1:
+        raise GpuplanError("env", f"{PP_PARTITION_ENV}={raw!r} must give each of the {pp} pipeline stages at least "
+                                  f"one of the model's {n} decoder layers", accepted=[hint])
+    return sizes
+
+
+def _even(n: int, pp: int) -> list[int]:
+    return [hi - lo for lo, hi in pp_partition(n, pp)]
 
 
 def _text_only_how(spec: ModelSpec, dep: Deployment) -> str:
@@ -642,7 +669,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stored = spec.checkpoint
     r = resolve(spec, dep)
     p = r.profile
-    parts = stage_layers(spec, r.pp)
+    parts = stage_layers(spec, r.pp, r.partition)
     # The Transformers backend keeps transformers' rotary embedding, which computes cos/sin per step.
     w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
     if r.encoder_dp:
@@ -651,7 +678,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
                             mla_absorbed=p.flag_from("mla_absorbed_weights"), mxfp4_pad=_mxfp4_pad(r), stored=stored,
                             mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,
-                            towers=r.towers)
+                            towers=r.towers, partition=r.partition)
     # A text-only profile run has no encoder pass, encoder cache or multimodal input embeddings.
     a_spec = replace(spec, multimodal=None) if r.text_only else spec
     ctx = _kv_context(r)
@@ -949,7 +976,7 @@ def request_kv_bytes(spec: ModelSpec, dep: Deployment, seq_len: int) -> int:
     ctx = _kv_context(r)
     ssm = _ssm_bytes(spec, r)
     best = 0
-    for lo, hi in stage_layers(spec, r.pp):
+    for lo, hi in stage_layers(spec, r.pp, r.partition):
         plan = K.plan_for(spec, lo, hi, ctx, ssm, r.profile)
         best = max(best, K.needed_bytes(plan, seq_len, ctx, r.profile))
     return best

@@ -43,23 +43,28 @@ class StageWeights:
     total: int
 
 
-def pp_partition(num_layers: int, pp: int) -> list[tuple[int, int]]:
-    """vLLM's get_pp_indices: the remainder goes one layer each to stages pp-2, pp-3, ..."""
-    sizes = [num_layers // pp] * pp
-    for i in range(num_layers % pp):
-        sizes[pp - 2 - i if pp >= 2 else 0] += 1
+def pp_partition(num_layers: int, pp: int, sizes: tuple[int, ...] = ()) -> list[tuple[int, int]]:
+    """vLLM's get_pp_indices: the remainder goes one layer each to stages pp-2, pp-3, ...; `sizes` is an explicit
+    VLLM_PP_LAYER_PARTITION (layers per stage), checked by the caller."""
+    if sizes:
+        split = list(sizes)
+    else:
+        split = [num_layers // pp] * pp
+        for i in range(num_layers % pp):
+            split[pp - 2 - i if pp >= 2 else 0] += 1
     out, start = [], 0
-    for s in sizes:
+    for s in split:
         out.append((start, start + s))
         start += s
     return out
 
 
-def stage_layers(spec: ModelSpec, pp: int) -> list[tuple[int, int]]:
-    """Each stage's range of spec.layers: vLLM's split of its decoder layers, with every layer that continues a
-    decoder layer (spec.Layer.continues) kept on that layer's stage."""
+def stage_layers(spec: ModelSpec, pp: int, sizes: tuple[int, ...] = ()) -> list[tuple[int, int]]:
+    """Each stage's range of spec.layers: vLLM's split of its decoder layers (or `sizes`, a
+    VLLM_PP_LAYER_PARTITION), with every layer that continues a decoder layer (spec.Layer.continues) kept on that
+    layer's stage."""
     starts = [i for i, x in enumerate(spec.layers) if i == 0 or not x.continues] + [spec.num_layers]
-    return [(starts[a], starts[b]) for a, b in pp_partition(len(starts) - 1, pp)]
+    return [(starts[a], starts[b]) for a, b in pp_partition(len(starts) - 1, pp, sizes)]
 
 
 def shard_numel(t: Tensor, sh: Sharding) -> int:
@@ -283,10 +288,10 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                   mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
                   stored: tuple[Tensor, ...] | None = None, mnbt: int = 0,
                   cpu_offload_bytes: int = 0, at_least=lambda version: True,
-                  towers: str = "first") -> list[StageWeights]:
+                  towers: str = "first", partition: tuple[int, ...] = ()) -> list[StageWeights]:
     """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out).
     `towers`: the stages holding vision/audio towers and projectors: "first", "every" or "none" (towers.py)."""
-    parts = stage_layers(spec, pp)
+    parts = stage_layers(spec, pp, partition)
     per_layer_names = _needs_per_layer_names(q)
     out = []
     for s, (lo, hi) in enumerate(parts):
@@ -351,7 +356,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 add("buffers", mnbt * width * DTYPE_BYTES.get(buf.dtype or "", act_bytes))
         out.append(StageWeights(s, (lo, hi), tuple(by.items()), sum(by.values())))
     if stored is not None:
-        out = _stored_stages(spec, stored, sh, pp_partition(spec.num_decoder_layers, pp), out, act_bytes, towers)
+        out = _stored_stages(spec, stored, sh, pp_partition(spec.num_decoder_layers, pp, partition), out, act_bytes,
+                             towers)
     if cpu_offload_bytes > 0:
         out = [_offload(spec, w, sh, q, act_bytes, mxfp4_pad, cpu_offload_bytes) for w in out]
     return out
