@@ -56,3 +56,14 @@ def test_a_walkthroughs_first_starts_and_its_one_restart_are_told_apart(result: 
     recs = {r["id"]: r for r in result["records"]}
     for rec_id in ("ghd-023", "ghd-028", "ghd-029", "ghd-030", "ghd-031", "ghd-032", "ghd-033"):
         assert recs[rec_id]["abs_pct_error"]["kv_cache_tokens"] <= 1.5, rec_id
+
+
+def test_recent_public_start_ups_vllm_022_to_031_are_predicted_within_the_issue_median() -> None:
+    """recent_public.jsonl: nine 2026 start-ups (vLLM 0.22-0.31: Llama-3.1-8B, Gemma 4, Qwen3.6-27B NVFP4 on a GB10,
+    GLM-5.2 NVFP4 at TP=4 with expert parallelism, Qwen3-30B-A3B GPTQ) found after every constant was set."""
+    recent = validate_file(PUBLIC.parent / "recent_public.jsonl")
+    assert len(recent["records"]) >= 9
+    for rec in recent["records"]:
+        assert "error" not in rec["predicted"], rec["id"]
+        assert rec["predicted"]["fits"] is True, rec["id"]
+    assert recent["summary"]["available_kv_cache_gib"]["median_abs_pct"] <= 3.0
