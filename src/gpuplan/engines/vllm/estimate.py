@@ -172,10 +172,11 @@ def _cold_compile_gap(r: Resolved) -> str | None:
 def _cold_compile_bytes(spec: ModelSpec, r: Resolved, peak: int, embedding: int, *, tied: bool, last: bool) -> int:
     """Per GPU, what a cold compile adds to the profile run's measured peak (calibration.json cold_compile_gib).
     A dense model's compiler spike is freed before the forward runs; vLLM's peak is the larger of the two
-    (vllm#54209), so a forward bigger than the spike (8192 batched tokens on an 80 GB card) hides it. The public
-    first starts put the spike at one more copy of the stage's token-embedding shard (`embedding`, 0 off the
-    first stage), whatever the batch size, plus a small share on the stage that samples; the MoE pairs show
-    none. What the compile leaves behind is never hidden: a copy of a tied embedding (one the stage's lm_head
+    (vllm#54209), so a forward bigger than the spike (8192 batched tokens on an 80 GB card) hides it. The spike is
+    one more copy of the stage's token-embedding shard (`embedding`, 0 off the first stage), whatever the batch
+    size: Inductor's combo-kernel benchmarking, which vLLM turns on, runs candidate kernels on random copies of their
+    arguments on an empty cache, the table the embedding gather reads among them. The public first starts add a
+    small share on the stage that samples; the MoE pairs show none. What the compile leaves behind is never hidden: a copy of a tied embedding (one the stage's lm_head
     shares), and an MoE model's share."""
     c = r.profile.calib["cold_compile_gib"]
     resident = embedding if tied else 0
