@@ -33,3 +33,22 @@ def test_from_0_5_3_chunked_prefill_keeps_the_profile_run_at_2048_tokens() -> No
     old, new = _run("0.4.1"), _run("0.5.3")
     assert new.max_num_batched_tokens == 2048 and new.fits
     assert new.num_gpu_blocks > 2 * old.num_gpu_blocks
+
+
+def test_v0_keeps_an_mla_model_and_a_windowed_one_on_whole_prompts_above_32k() -> None:
+    """arg_utils.py _set_default_args_v0 (0.8.x): chunked prefill is not turned on for an MLA model or a
+    multimodal one, nor for a model with a sliding window, so V0 profiles max_model_len tokens at once:
+    DeepSeek-V2-Lite at 64K on 0.8.3 with VLLM_USE_V1=0 runs a 65,536-token profile, Llama-3.1-8B a 2,048 one,
+    and on 0.7.3 (before the MLA exception) DeepSeek-V2-Lite still gets 2,048."""
+    from gpuplan.api_python import estimate as api_estimate
+
+    def mnbt(model: str, version: str) -> int:
+        return api_estimate(model, gpu="H100", vllm_version=version, max_model_len=65536,
+                            env={"VLLM_USE_V1": "0"}).max_num_batched_tokens
+
+    assert mnbt("deepseek-ai/DeepSeek-V2-Lite", "0.8.3") == 65536
+    assert mnbt("meta-llama/Llama-3.1-8B", "0.8.3") == 2048
+    assert mnbt("deepseek-ai/DeepSeek-V2-Lite", "0.7.3") == 2048
+    gemma2 = api_estimate("google/gemma-2-9b", gpu="H100", vllm_version="0.6.6", max_model_len=65536,
+                          env={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"})
+    assert gemma2.max_num_batched_tokens == 65536  # interleaved sliding-window layers

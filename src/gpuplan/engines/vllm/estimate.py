@@ -202,13 +202,29 @@ def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings
     return replace(quant, fp8_marlin=True)
 
 
-def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len: int) -> tuple[int, int]:
+def _v0_long_context_chunked(spec: ModelSpec, profile: Profile) -> bool:
+    """Whether V0 turns chunked prefill on by default above 32K tokens (arg_utils.py, from 0.5.3): not for a model
+    with a sliding window, a multimodal model (0.6.3+) or an MLA model (0.8+), which V0 prefills whole."""
+    if not profile.flag_from("long_context_chunked_prefill"):
+        return False
+    kinds = {layer.attention.kind for layer in spec.layers}
+    if "sliding_window" in kinds:
+        return False
+    if spec.multimodal is not None and profile.at_least("0.6.3"):
+        return False
+    return not ("mla" in kinds and profile.at_least("0.8"))
+
+
+def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len: int,
+                    spec: ModelSpec | None = None) -> tuple[int, int]:
     seqs, mnbt = dep.max_num_seqs, dep.max_num_batched_tokens
     if profile.engine == "v0":
         seqs = seqs or 256
         if mnbt is None:
-            # above 32K tokens chunked prefill (2048-token chunks) is on by default, from 0.5.3
-            chunked = max_model_len > 32768 and profile.flag_from("long_context_chunked_prefill")
+            # above 32K tokens chunked prefill (2048-token chunks) is on by default
+            chunked = max_model_len > 32768 and (
+                _v0_long_context_chunked(spec, profile) if spec is not None
+                else profile.flag_from("long_context_chunked_prefill"))
             mnbt = 2048 if chunked else max(max_model_len, 2048)
         return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
     # 0.33 keeps GB10 (DGX Spark, compute capability 12.1: a large GPU's memory, not its compute) on the small tier
@@ -300,7 +316,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if changed:
         warnings.append(changed)
     profile = _engine(profile, spec, dep, cc, dtype, quant, kv_dtype, pp, warnings)
-    seqs, mnbt = _batch_defaults(profile, dep, total, L)
+    seqs, mnbt = _batch_defaults(profile, dep, total, L, spec)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
         if v <= 0:
             raise GpuplanError(name, f"must be positive, got {v}")
