@@ -47,9 +47,10 @@ from dataclasses import replace
 
 from ..errors import ConfigError
 from .adapters import _int, _with_tower, register
+from .adapters_minicpmv_phi4mm import _vpm_tower
 from .adapters_qwen_next_gen import _qwen3_5
-from .adapters_vision_wrappers import _idefics2_tower
 from .spec import ModelSpec, MultimodalSpec, Tensor
+from .tower_linears import Tower
 
 # transformers' MiniCPMV4_6VisionConfig / MiniCPMOcrVisionConfig / MiniCPMV4_7VisionConfig defaults (identical),
 # which the native config class fills in for keys a config.json leaves out.
@@ -116,10 +117,14 @@ def _merger_tensors(vis: dict, text_hidden: int) -> tuple[tuple[Tensor, ...], in
     vit_whole = 2 * h + 2 * 4 * h + (4 * h * 4 * inter + 4 * inter) + (4 * inter * h + h)
     # merger: one DownsampleMLP: pre_norm over 4h, linear_1 4h -> 4h, linear_2 4h -> text hidden
     merger = 2 * 4 * h + (4 * h * 4 * h + 4 * h) + (4 * h * text_hidden + text_hidden)
-    tensors = (Tensor("vit_merger.self_attn.qkv_proj", "vision", (qkv,), "column"),
-               Tensor("vit_merger.self_attn.out_proj", "vision", (out_w,), "row"),
-               Tensor("vit_merger.replicated", "vision", (out_b + vit_whole,)),
-               Tensor("merger", "projector", (merger,)))
+    # minicpmv4_6.py builds the window attention's qkv_proj (QKVParallelLinear, stored as q_proj / k_proj / v_proj)
+    # and out_proj with the model's quant_config; linear_1 / linear_2 and the merger are plain nn.Linear
+    t = Tower("vit_merger", whole_name="vit_merger.replicated")
+    for proj in ("q_proj", "k_proj", "v_proj"):
+        t.add("vit_merger.self_attn." + proj, h, h, bias=True)
+    t.add("vit_merger.self_attn.out_proj", h, h, "row", bias=True)
+    t.whole += vit_whole
+    tensors = t.tensors() + (Tensor("merger", "projector", (merger,)),)
     return tensors, qkv + out_w + out_b + vit_whole + merger
 
 
@@ -156,7 +161,7 @@ def _minicpm_v46(cfg: dict, outer: dict, name: str) -> ModelSpec:
     layers = _int(vis, "num_hidden_layers", default=_VISION_DEFAULTS["num_hidden_layers"])
     if arch == "MiniCPMV4_6ForConditionalGeneration" and outer.get("drop_vision_last_layer"):
         layers -= 1  # built, then cut off (encoder.layers[:-1]); the checkpoint lacks it as well
-    tower, tower_params = _idefics2_tower(vis, layers, "vpm", post_norm=True, defaults=_VISION_DEFAULTS)
+    tower, tower_params = _vpm_tower(vis, layers, _VISION_DEFAULTS)  # per Linear: vLLM quantizes them
     mergers, merger_params = _merger_tensors(vis, inner.hidden_size)
     # The largest image vLLM profiles: image_size x (image_size x 9) for 4.6 / 4.7 (the config's image_size,
     # MiniCPMV4_6Config default 448), scale_resolution x (scale_resolution x 9) for OCR.

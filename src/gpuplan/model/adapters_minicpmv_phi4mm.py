@@ -14,10 +14,11 @@ Inside the image/video tower mark vLLM builds, for 2.5 - 4.5:
   a fused q/k/v with biases and fc1 with bias split over TP by output, out_proj and fc2 split by input with their
   biases whole, two LayerNorms whole; a final post_layernorm. vLLM asserts TP divides the tower's heads.
   With drop_vision_last_layer the last layer is built then cut off (the checkpoint lacks it too), so it is not
-  held;
+  held. Built with the model's quant_config: each layer's Linears are their own tensors (tower_linears.py);
 - `resampler`: one perceiver cross-attention of query_num learned queries at the text width D with D / 128 heads
   (torch MultiheadAttention: in_proj 3D x D + 3D, out_proj D x D + D), a bias-free kv_proj from the vision width
-  when it differs from D, ln_q / ln_kv / ln_post LayerNorms and a D x D output matrix. Built under float16, then
+  when it differs from D (the only part built with the quant_config), ln_q / ln_kv / ln_post LayerNorms and a
+  D x D output matrix. Built under float16, then
   cast to the model dtype; nothing in it is split over TP. It also holds sin-cos tables that the checkpoint lacks:
   a 70 x 70 x D 2-D position table, and for 4.5 a 36000 x D temporal table; they are made on the CPU, cast with
   the module and moved to the GPU at the end of weight loading, so they count in "Model loading took".
@@ -48,6 +49,7 @@ from ..errors import ConfigError
 from .adapters import _int, _with_tower, build_spec, register
 from .adapters_vision_wrappers import _idefics2_tower
 from .spec import ModelSpec, MultimodalSpec, Tensor
+from .tower_linears import Tower, linear, vit_layers
 
 # MiniCPMV.__new__'s version table (vLLM 0.33 minicpmv.py _SUPPORT_VERSION) and the text class each one builds.
 _MINICPMV_TEXT = {(2, 5): "llama", (2, 6): "qwen2", (4, 0): "llama", (4, 5): "qwen3"}
@@ -70,6 +72,24 @@ def _minicpmv_version(cfg: dict) -> tuple[int, ...]:
 
 def _vit_layer_params(h: int, inter: int) -> int:
     return 4 * (h * h + h) + h * inter + inter + inter * h + h + 4 * h
+
+
+def _vpm_tower(vis: dict, layers: int, defaults: dict) -> tuple[tuple[Tensor, ...], int]:
+    """MiniCPM-V's `vpm`, the Idefics2 vision transformer with its post LayerNorm, as minicpmv.py (2.5 - 4.5) and
+    minicpmv4_6.py build it: with the model's quant_config, so every layer's q/k/v (one QKVParallelLinear, stored
+    as q_proj / k_proj / v_proj), out_proj, fc1 and fc2 under "vpm.encoder.layers.{j}" is its own tensor; the
+    biased patch Conv2d, the (image_size / patch)^2 position table, biases and LayerNorms stay in the model dtype.
+    The same parameters as _idefics2_tower's lumps. Returns (tensors, params)."""
+    _, params = _idefics2_tower(vis, layers, "vpm", post_norm=True, defaults=defaults)
+    h = _int(vis, "hidden_size", default=defaults["hidden_size"])
+    patch, image = _int(vis, "patch_size", default=defaults["patch_size"]), _int(vis, "image_size",
+                                                                                 default=defaults["image_size"])
+    t = Tower("vpm")
+    t.whole += _int(vis, "num_channels", default=3) * patch * patch * h + h + (image // patch) ** 2 * h + 2 * h
+    vit_layers(t, "vpm.encoder.layers", layers, h, _int(vis, "intermediate_size",
+                                                        default=defaults["intermediate_size"]))
+    tensors = t.tensors()
+    return tensors, params
 
 
 # MiniCPMVConfig's vision_config default (the SigLIP-400M of 2.5 - 4.5) where the config leaves fields out.
@@ -96,21 +116,29 @@ def _minicpmv(cfg: dict, outer: dict, name: str) -> ModelSpec:
     layers = _int(vis, "num_hidden_layers", default=_MINICPMV_VISION["num_hidden_layers"])
     if outer.get("drop_vision_last_layer"):
         layers -= 1  # vLLM builds the layer, then cuts encoder.layers[:-1]; the checkpoint lacks it as well
-    tower, tower_params = _idefics2_tower(vis, layers, "vpm", post_norm=True, defaults=_MINICPMV_VISION)
+    tower, tower_params = _vpm_tower(vis, layers, _MINICPMV_VISION)
     kv_dim = _int(vis, "hidden_size", default=_MINICPMV_VISION["hidden_size"])
     q = _int(outer, "query_num", default=64)
     if d % 128:
         raise ConfigError("hidden_size", f"MiniCPM-V's resampler runs hidden_size / 128 heads; {d} does not divide")
-    # query, optional kv_proj, MultiheadAttention (4D^2 + 4D), ln_q / ln_kv / ln_post (2D each), proj (D^2)
-    resampler = q * d + (kv_dim * d if kv_dim != d else 0) + 4 * d * d + 4 * d + 6 * d + d * d
+    # query, MultiheadAttention (4D^2 + 4D), ln_q / ln_kv / ln_post (2D each), proj (D^2): plain torch modules and
+    # parameters, never quantized
+    resampler = q * d + 4 * d * d + 4 * d + 6 * d + d * d
     extra = tower + (Tensor("resampler", "projector", (resampler,)),
                      Tensor("resampler.pos_embed", "projector", (_RESAMPLER_GRID, d), in_checkpoint=False))
+    if kv_dim != d:
+        # BaseResampler's kv_proj, a bias-free ReplicatedLinear built with the quant_config. The resampler is made
+        # under float16 and then cast with .to(model dtype): online --quantization fp8 still quantizes it (its
+        # weight waits on the meta device until loading), but a checkpoint's FP8 / NVFP4 parameters would be cast to
+        # bf16 by that .to. tower_quant names methods, not sources, so "fp8" also covers an FP8 checkpoint, whose
+        # kv_proj vLLM would hold in bf16 (D x kv_dim x 1 byte too few here); compressed-tensors / NVFP4 stay bf16.
+        extra += (linear("resampler.kv_proj", d, kv_dim, "replicated", kind="projector", quant=("fp8",)),)
     if version == (4, 5):
         extra += (Tensor("resampler.temporal_pos_embed", "projector", (_RESAMPLER_TEMPORAL, d), in_checkpoint=False),)
     # The largest image vLLM profiles is image_size x (image_size x max_slice_num): max_slice_num (9) slices plus
     # the overview, query_num tokens each.
     slices = int(outer.get("max_slice_num") or 9) + 1
-    mm = MultimodalSpec(tower_params + resampler, slices * q, d,
+    mm = MultimodalSpec(tower_params + resampler + (kv_dim * d if kv_dim != d else 0), slices * q, d,
                         tp_heads=_int(vis, "num_attention_heads", default=_MINICPMV_VISION["num_attention_heads"]))
     return _with_tower(inner, outer, extra, mm)
 

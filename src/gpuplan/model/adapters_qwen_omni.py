@@ -16,8 +16,9 @@ Qwen2.5-Omni thinker:
   max_source_positions x d_model is a non-persistent buffer that lands on the GPU with the module;
 - visual: vLLM's Qwen2_5_VisionTransformer (the Qwen2.5-VL tower): qkv, gate_up and the merger's first linear are
   column-parallel, proj / down_proj / the merger's second linear row-parallel, so every weight matrix is split and
-  only the patch Conv3d, the RMSNorms and the row-parallel biases are whole. Its attention divides the vision
-  heads over TP with no fallback. A rotary cache of 8192 positions over half of each vision head is built with it.
+  only the patch Conv3d, the RMSNorms and the row-parallel biases are whole; every Linear takes the model's
+  quant_config (the audio tower, plain torch, never does). Its attention divides the vision heads over TP with no
+  fallback. A rotary cache of 8192 positions over half of each vision head is built with it.
 
 Qwen3-Omni thinker:
 - language model: Qwen3MoeLLMForCausalLM (a Qwen3MoeModel: q/k norms, 128 experts, no shared expert), with the
@@ -28,7 +29,8 @@ Qwen3-Omni thinker:
   the float32 sinusoid table as above;
 - visual: Qwen3Omni_VisionTransformer, laid out like Qwen3-VL's tower (biased Conv3d, a learned position table of
   (image_size / patch_size)^2 rows, LayerNorm blocks, the merger and one post-shuffle-norm merger per deepstack
-  index), with its own 8192-position rotary cache over half a head; one [max_num_batched_tokens, text hidden]
+  index; every block and merger Linear built with the model's quant_config, the audio encoder's Linears without
+  it), with its own 8192-position rotary cache over half a head; one [max_num_batched_tokens, text hidden]
   buffer per deepstack level is allocated beside it.
 
 Under --language-model-only, or every modality's prompt limit at 0, both classes build neither tower
@@ -44,12 +46,14 @@ from .adapters import (
     _qwen2,
     _qwen3_moe,
     _qwen_vl_encoder,
+    _qwen_vl_tower_tensors,
     _qwen_vl_vision_params,
     _with,
     register,
 )
 from .adapters_qwen_next_gen import _qwen3_vision
 from .spec import ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
+from .tower_linears import Tower
 
 VISION_ROPE_POSITIONS = 8192  # both towers: get_rope(max_position=8192, partial_rotary_factor=0.5)
 
@@ -104,7 +108,13 @@ def qwen2_5_omni_audio_params(aud: dict) -> int:
 
 def _qwen25_vision(vis: dict, th: int) -> tuple[Tensor, ...]:
     """Qwen2_5_VisionTransformer split as vLLM splits it: every weight matrix over TP; the patch Conv3d (no bias),
-    norm1 / norm2 per block, the row-parallel proj and down_proj biases, the merger's ln_q and output bias whole."""
+    norm1 / norm2 per block, the row-parallel proj and down_proj biases, the merger's ln_q and output bias whole.
+    qwen2_5_omni_thinker.py builds it with the model's quant_config under the prefix "visual" (the checkpoint's
+    "thinker.visual." renamed by hf_to_vllm_mapper), exactly as Qwen2.5-VL does, so it is Qwen2.5-VL's per-Linear
+    tower (tower_linears.Tower): same parameters, each Linear quantized where vLLM quantizes it."""
+    linears = _qwen_vl_tower_tensors(vis, th, True)
+    if linears:
+        return linears
     total = _qwen_vl_vision_params(vis, th, True)
     h, depth = _int(vis, "hidden_size", "embed_dim", default=1280), _int(vis, "depth", default=32)
     out = _int(vis, "out_hidden_size", default=th)
@@ -163,6 +173,37 @@ def _qwen3_omni_audio(aud: dict) -> tuple[Tensor, ...]:
             Tensor("audio_tower.replicated", "vision", (whole,)))
 
 
+def _qwen3_omni_vision(vis: dict, th: int) -> tuple[Tensor, ...]:
+    """Qwen3Omni_VisionTransformer (qwen3_omni_moe_thinker.py) under vLLM's prefixes: the model's quant_config goes
+    to every block's attn.qkv (QKVParallelLinear, fused in the checkpoint too) / attn.proj and mlp.linear_fc1 /
+    linear_fc2, and to mlp.0 / mlp.2 of the merger and of each merger_list entry (the deepstack mergers; Qwen3-VL
+    names these linear_fc1 / linear_fc2 and deepstack_merger_list), all biased. The biased Conv3d, the position
+    table (nn.Embedding or nn.Parameter of (image_size / patch_size)^2 rows) and the LayerNorms stay in the model
+    dtype. The same parameters as _qwen3_vision's three lumps."""
+    h, n = _int(vis, "hidden_size", default=1152), _int(vis, "depth", default=27)
+    inter = _int(vis, "intermediate_size", default=4304)
+    p, tp, ch = _int(vis, "patch_size", default=16), _int(vis, "temporal_patch_size", default=2), _int(
+        vis, "in_channels", default=3)
+    out = _int(vis, "out_hidden_size", default=th)
+    m = h * _int(vis, "spatial_merge_size", default=2) ** 2
+    deep = len(vis.get("deepstack_visual_indexes") or [])
+    t = Tower("visual")
+    t.whole += ch * tp * p * p * h + h + _int(vis, "num_position_embeddings", default=2304) * h
+    for j in range(n):
+        pre = f"visual.blocks.{j}."
+        t.add(pre + "attn.qkv", 3 * h, h, bias=True)
+        t.add(pre + "attn.proj", h, h, "row", bias=True)
+        t.add(pre + "mlp.linear_fc1", inter, h, bias=True)
+        t.add(pre + "mlp.linear_fc2", h, inter, "row", bias=True)
+        t.whole += 4 * h  # norm1, norm2: LayerNorm weight and bias
+    # ln_q: over the hidden width in the merger, over the merged width after the shuffle in the merger_list ones
+    for pre, norm in [("visual.merger.", 2 * h)] + [(f"visual.merger_list.{k}.", 2 * m) for k in range(deep)]:
+        t.add(pre + "mlp.0", m, m, bias=True)
+        t.add(pre + "mlp.2", out, m, "row", bias=True)
+        t.whole += norm
+    return t.tensors()
+
+
 @register("qwen3_omni_moe", "qwen3_omni_moe_thinker")
 def _qwen3_omni_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
     th = _thinker(outer)
@@ -175,7 +216,8 @@ def _qwen3_omni_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # vLLM sizes the position table from image_size / patch_size, not num_position_embeddings.
     grid = _int(vis, "image_size", default=768) // _int(vis, "patch_size", default=16)
     vis["num_position_embeddings"] = grid * grid
-    visual, vmm = _qwen3_vision(vis, inner.hidden_size, th)
+    _, vmm = _qwen3_vision(vis, inner.hidden_size, th)
+    visual = _qwen3_omni_vision(vis, inner.hidden_size)
     audio = _qwen3_omni_audio(aud) + (_sinusoids(aud),)
     extra = audio + visual
     heads = _int(vis, "num_heads", default=16)

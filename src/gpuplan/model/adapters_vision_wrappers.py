@@ -3,14 +3,17 @@
 Before this module these model_types fell through to their text model ("any vision tower is not counted") or, for
 Phi-3-Vision's flat config, to a generic decoder. Each wrapper below builds its tower and projector inside
 _mark_tower_model, so a text-only start (--language-model-only, or --limit-mm-per-prompt 0 for every modality it
-serves) builds neither (data/vllm_towers.json: "marked" from 0.15 / 0.16). None of the towers takes the checkpoint's
-quantization: vision/projector tensors are sized in the model dtype.
+serves) builds neither (data/vllm_towers.json: "marked" from 0.15 / 0.16). Towers whose Linears vLLM builds with the
+model's quant config (Kimi-K2.5's encoder blocks, Idefics3's tower and connector) list each Linear as its own
+tensor (tower_linears.py); the other towers and projectors are sized in the model dtype.
 
 - kimi_k25 (KimiK25ForConditionalGeneration, kimi_k25.py + kimi_k25_vit.py): the DeepSeek-V3 text model
   (DeepseekV2ForCausalLM over text_config) behind MoonViT3d and its patch-merger projector (the shared `_moonvit`,
   whose vt_-prefixed keys are the published config's; transformers' Kimi_K25VisionConfig, which vLLM 0.33 loads
   it with, ignores them and takes its defaults, which are the same numbers). A compressed-tensors quant config
-  (the INT4 checkpoints) is dropped for the tower and projector, which are then cast to the model dtype. Besides
+  (the INT4 checkpoints) is dropped for the tower and projector, which are then cast to the model dtype; any other
+  (FP8, ModelOpt) quantizes the encoder blocks' wqkv / wo / fc0 / fc1 not in its ignore list, while the projector,
+  cast to the model dtype after it is built, stays a model-dtype lump. Besides
   the parameters the patch embedding keeps a [pos_emb_time, 1, hidden] sin-cos buffer (time_weight), made in
   float32 and cast with the tower to the model dtype when the tower is cast (no quantization or
   compressed-tensors); other quantization methods leave the tower's dtype alone. The vision encoder splits its
@@ -51,7 +54,7 @@ from ..errors import ConfigError
 from .adapters import _int, _moonvit, _phi3, _text_model, _with_tower, register
 from .quant_config import parse_quant_config
 from .spec import ModelSpec, MultimodalSpec, Tensor
-from .tower_linears import Tower, linear, vit_layers
+from .tower_linears import TOWER_QUANT, Tower, linear, vit_layers
 
 
 def _vit_parts(h: int, inter: int, layers: int) -> tuple[int, int, int]:
@@ -135,11 +138,48 @@ def _vision(outer: dict) -> dict:
 # ----------------------------------------------------------------------------- Kimi K2.5 / K2.6
 
 
+# kimi_k25.py's _maybe_ignore_quant_config hands the tower every quant config but compressed-tensors'.
+_K25_TOWER_QUANT = tuple(m for m in TOWER_QUANT if m != "compressed-tensors")
+
+
+def _moonvit3d_tower(vis: dict) -> tuple[Tensor, ...]:
+    """MoonViT3d's parameters (kimi_k25_vit.py) as _moonvit counts them, each block Linear its own tensor under
+    vLLM's prefix "vision_tower.encoder.blocks.{j}": wqkv (QKVParallelLinear, qkv_hidden_size x 3) and mlp.fc0
+    column-parallel, wo and mlp.fc1 row-parallel, all built with the quant config _maybe_ignore_quant_config lets
+    through and split only when TP divides the heads (is_vit_use_data_parallel). Biases (attn_bias / linear_bias),
+    norms, the patch conv, the position table and final_layernorm stay in the model dtype."""
+    h = _int(vis, "vt_hidden_size", "hidden_size", default=1152)
+    n = _int(vis, "vt_num_hidden_layers", "num_hidden_layers", default=27)
+    inter = _int(vis, "vt_intermediate_size", "intermediate_size", default=4304)
+    heads = _int(vis, "vt_num_attention_heads", "num_attention_heads", default=16)
+    qkv = _int(vis, "qkv_hidden_size", default=h)
+    attn_bias, lin_bias = bool(vis.get("attn_bias", True)), bool(vis.get("linear_bias", True))
+    norm = 2 * h if vis.get("norm_type", "layernorm") == "layernorm" else h  # weight (+ bias)
+    patch = _int(vis, "patch_size", default=14)
+    t = Tower("vision_tower", whole_name="vision_tower.replicated")
+    for j in range(n):
+        pre = f"vision_tower.encoder.blocks.{j}."
+        t.add(pre + "wqkv", 3 * qkv, h, bias=attn_bias, quant=_K25_TOWER_QUANT, split_if=heads)
+        t.add(pre + "wo", h, qkv, "row", bias=attn_bias, quant=_K25_TOWER_QUANT, split_if=heads)
+        t.add(pre + "mlp.fc0", inter, h, bias=lin_bias, quant=_K25_TOWER_QUANT, split_if=heads)
+        t.add(pre + "mlp.fc1", h, inter, "row", bias=lin_bias, quant=_K25_TOWER_QUANT, split_if=heads)
+        t.whole += 2 * norm  # norm0, norm1
+    t.whole += (3 * patch * patch * h + (h if vis.get("patch_embed_proj_bias", True) else 0)  # patch conv
+                + _int(vis, "init_pos_emb_height", default=64) * _int(vis, "init_pos_emb_width", default=64) * h
+                + norm)  # final_layernorm
+    return t.tensors()
+
+
 @register("kimi_k25")
 def _kimi_k25(cfg: dict, outer: dict, name: str) -> ModelSpec:
     inner = _text_model(outer, name, "deepseek_v3")
     vis = _vision(outer)
     tensors, mm = _moonvit(vis, inner.hidden_size, projector="mm_projector", whole_unless_tp_divides_heads=True)
+    # the tower per Linear (the same parameters as _moonvit's lumps); the projector stays one model-dtype lump: it is
+    # built with the same quant config but then cast with .to(dtype=model dtype), which turns a checkpoint's
+    # floating-point (FP8) weights into bf16 ones of the same shape
+    tower = _moonvit3d_tower(vis)
+    tensors = tower + tuple(t for t in tensors if t.kind != "vision")
     quant = inner.quant or (parse_quant_config(outer["quantization_config"])
                             if outer.get("quantization_config") else None)
     # time_weight: [pos_emb_time, 1, hidden], created in float32; cast to the model dtype with the tower unless a
