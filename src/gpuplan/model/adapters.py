@@ -1243,6 +1243,18 @@ def _kimi_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _with_tower(inner, outer, *_moonvit(vis, inner.hidden_size))
 
 
+def moonvit_dims(vis: dict) -> tuple[int, int, int, int, int, bool, bool, int, int]:
+    """MoonViT's sizes (vt_-prefixed keys first): hidden, layers, intermediate, heads, qkv width, attention and
+    linear biases, one norm's parameters (LayerNorm weight and bias, or RMSNorm weight) and the patch size."""
+    h = _int(vis, "vt_hidden_size", "hidden_size", default=1152)
+    norm = 2 * h if vis.get("norm_type", "layernorm") == "layernorm" else h
+    return (h, _int(vis, "vt_num_hidden_layers", "num_hidden_layers", default=27),
+            _int(vis, "vt_intermediate_size", "intermediate_size", default=4304),
+            _int(vis, "vt_num_attention_heads", "num_attention_heads", default=16),
+            _int(vis, "qkv_hidden_size", default=h), bool(vis.get("attn_bias", True)),
+            bool(vis.get("linear_bias", True)), norm, _int(vis, "patch_size", default=14))
+
+
 def _moonvit(vis: dict, th: int, projector: str = "multi_modal_projector", whole_unless_tp_divides_heads: bool = False
              ) -> tuple[tuple[Tensor, ...], MultimodalSpec]:
     """MoonViT (Kimi-VL: moonvit.py) and MoonViT3d (Kimi-K2.5 / K3: kimi_k25_vit.py; vt_-prefixed keys) with their
@@ -1252,14 +1264,7 @@ def _moonvit(vis: dict, th: int, projector: str = "multi_modal_projector", whole
     patchmerger projector is a LayerNorm and two biased linears; patchmergerv2 two bias-free linears and an RMSNorm
     on the text side. `whole_unless_tp_divides_heads`: MoonViT3d asks is_vit_use_data_parallel with its head count,
     so at a TP size that does not divide the heads its blocks stay whole on every rank (Kimi-VL's MoonViT does not)."""
-    h = _int(vis, "vt_hidden_size", "hidden_size", default=1152)
-    n = _int(vis, "vt_num_hidden_layers", "num_hidden_layers", default=27)
-    inter = _int(vis, "vt_intermediate_size", "intermediate_size", default=4304)
-    heads = _int(vis, "vt_num_attention_heads", "num_attention_heads", default=16)
-    qkv = _int(vis, "qkv_hidden_size", default=h)
-    attn_bias, lin_bias = bool(vis.get("attn_bias", True)), bool(vis.get("linear_bias", True))
-    norm = 2 * h if vis.get("norm_type", "layernorm") == "layernorm" else h  # weight (+ bias)
-    patch = _int(vis, "patch_size", default=14)
+    h, n, inter, heads, qkv, attn_bias, lin_bias, norm, patch = moonvit_dims(vis)
     mh, mw = (vis.get("merge_kernel_size") or [2, 2])[:2]
     column = n * (3 * qkv * h + inter * h + (3 * qkv if attn_bias else 0) + (inter if lin_bias else 0))
     row = n * (h * qkv + h * inter)

@@ -56,12 +56,14 @@ def _qwen3_vision(vis: dict, th: int, outer: dict, linears: bool = False) -> tup
     return tensors, MultimodalSpec(column + row + whole, 1024, th, encoder=_qwen3_encoder(vis, deep, outer))
 
 
-def _qwen3_vision_linears(vis: dict, th: int) -> tuple[Tensor, ...]:
+def _qwen3_vision_linears(vis: dict, th: int, deepstack: str = "deepstack_merger_list",
+                          merger_fc: tuple[str, str] = ("linear_fc1", "linear_fc2")) -> tuple[Tensor, ...]:
     """Qwen3_VisionTransformer under vLLM 0.33's prefixes: qwen3_vl.py, qwen3_vl_moe.py and qwen3_5.py pass the
     model's quant_config to every block's attn.qkv (QKVParallelLinear, fused in the checkpoint too) / attn.proj /
     mlp.linear_fc1 / mlp.linear_fc2 and to the linear_fc1 / linear_fc2 of the merger and of each
     deepstack_merger_list entry, all biased. The Conv3d patch embedding, position table and LayerNorms are not
-    Linears and stay in the model dtype."""
+    Linears and stay in the model dtype. `deepstack` / `merger_fc`: the names another family gives the deepstack
+    merger list and the mergers' two Linears (Qwen3-Omni: merger_list, mlp.0 / mlp.2)."""
     h, n = _int(vis, "hidden_size", default=1152), _int(vis, "depth", default=27)
     inter = _int(vis, "intermediate_size", default=4304)
     p, tp, ch = _int(vis, "patch_size", default=16), _int(vis, "temporal_patch_size", default=2), _int(
@@ -78,9 +80,9 @@ def _qwen3_vision_linears(vis: dict, th: int) -> tuple[Tensor, ...]:
         t.add(pre + "mlp.linear_fc1", inter, h, bias=True)
         t.add(pre + "mlp.linear_fc2", h, inter, "row", bias=True)
         t.whole += 4 * h  # norm1, norm2: LayerNorm weight and bias
-    for pre, norm in [("visual.merger.", 2 * h)] + [(f"visual.deepstack_merger_list.{k}.", 2 * m) for k in range(deep)]:
-        t.add(pre + "linear_fc1", m, m, bias=True)
-        t.add(pre + "linear_fc2", out, m, "row", bias=True)
+    for pre, norm in [("visual.merger.", 2 * h)] + [(f"visual.{deepstack}.{k}.", 2 * m) for k in range(deep)]:
+        t.add(pre + merger_fc[0], m, m, bias=True)
+        t.add(pre + merger_fc[1], out, m, "row", bias=True)
         t.whole += norm  # the merger's LayerNorm over the hidden width; the deepstack ones after the shuffle
     return t.tensors()
 

@@ -51,9 +51,8 @@ from .adapters import (
     _with,
     register,
 )
-from .adapters_qwen_next_gen import _qwen3_vision
+from .adapters_qwen_next_gen import _qwen3_vision, _qwen3_vision_linears
 from .spec import ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
-from .tower_linears import Tower
 
 VISION_ROPE_POSITIONS = 8192  # both towers: get_rope(max_position=8192, partial_rotary_factor=0.5)
 
@@ -174,34 +173,11 @@ def _qwen3_omni_audio(aud: dict) -> tuple[Tensor, ...]:
 
 
 def _qwen3_omni_vision(vis: dict, th: int) -> tuple[Tensor, ...]:
-    """Qwen3Omni_VisionTransformer (qwen3_omni_moe_thinker.py) under vLLM's prefixes: the model's quant_config goes
-    to every block's attn.qkv (QKVParallelLinear, fused in the checkpoint too) / attn.proj and mlp.linear_fc1 /
-    linear_fc2, and to mlp.0 / mlp.2 of the merger and of each merger_list entry (the deepstack mergers; Qwen3-VL
-    names these linear_fc1 / linear_fc2 and deepstack_merger_list), all biased. The biased Conv3d, the position
-    table (nn.Embedding or nn.Parameter of (image_size / patch_size)^2 rows) and the LayerNorms stay in the model
-    dtype. The same parameters as _qwen3_vision's three lumps."""
-    h, n = _int(vis, "hidden_size", default=1152), _int(vis, "depth", default=27)
-    inter = _int(vis, "intermediate_size", default=4304)
-    p, tp, ch = _int(vis, "patch_size", default=16), _int(vis, "temporal_patch_size", default=2), _int(
-        vis, "in_channels", default=3)
-    out = _int(vis, "out_hidden_size", default=th)
-    m = h * _int(vis, "spatial_merge_size", default=2) ** 2
-    deep = len(vis.get("deepstack_visual_indexes") or [])
-    t = Tower("visual")
-    t.whole += ch * tp * p * p * h + h + _int(vis, "num_position_embeddings", default=2304) * h
-    for j in range(n):
-        pre = f"visual.blocks.{j}."
-        t.add(pre + "attn.qkv", 3 * h, h, bias=True)
-        t.add(pre + "attn.proj", h, h, "row", bias=True)
-        t.add(pre + "mlp.linear_fc1", inter, h, bias=True)
-        t.add(pre + "mlp.linear_fc2", h, inter, "row", bias=True)
-        t.whole += 4 * h  # norm1, norm2: LayerNorm weight and bias
-    # ln_q: over the hidden width in the merger, over the merged width after the shuffle in the merger_list ones
-    for pre, norm in [("visual.merger.", 2 * h)] + [(f"visual.merger_list.{k}.", 2 * m) for k in range(deep)]:
-        t.add(pre + "mlp.0", m, m, bias=True)
-        t.add(pre + "mlp.2", out, m, "row", bias=True)
-        t.whole += norm
-    return t.tensors()
+    """Qwen3Omni_VisionTransformer (qwen3_omni_moe_thinker.py) under vLLM's prefixes: Qwen3-VL's tower, whose Linears
+    all take the model's quant_config, with its deepstack mergers named merger_list and every merger's two Linears
+    mlp.0 / mlp.2 (Qwen3-VL: deepstack_merger_list, linear_fc1 / linear_fc2). The same parameters as
+    _qwen3_vision's three lumps."""
+    return _qwen3_vision_linears(vis, th, deepstack="merger_list", merger_fc=("mlp.0", "mlp.2"))
 
 
 @register("qwen3_omni_moe", "qwen3_omni_moe_thinker")

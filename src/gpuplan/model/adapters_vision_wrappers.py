@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
-from .adapters import _int, _moonvit, _phi3, _text_model, _with_tower, register
+from .adapters import _int, _moonvit, _phi3, _text_model, _with_tower, moonvit_dims, register
 from .quant_config import parse_quant_config
 from .spec import ModelSpec, MultimodalSpec, Tensor
 from .tower_linears import TOWER_QUANT, Tower, linear, vit_layers
@@ -148,14 +148,7 @@ def _moonvit3d_tower(vis: dict) -> tuple[Tensor, ...]:
     column-parallel, wo and mlp.fc1 row-parallel, all built with the quant config _maybe_ignore_quant_config lets
     through and split only when TP divides the heads (is_vit_use_data_parallel). Biases (attn_bias / linear_bias),
     norms, the patch conv, the position table and final_layernorm stay in the model dtype."""
-    h = _int(vis, "vt_hidden_size", "hidden_size", default=1152)
-    n = _int(vis, "vt_num_hidden_layers", "num_hidden_layers", default=27)
-    inter = _int(vis, "vt_intermediate_size", "intermediate_size", default=4304)
-    heads = _int(vis, "vt_num_attention_heads", "num_attention_heads", default=16)
-    qkv = _int(vis, "qkv_hidden_size", default=h)
-    attn_bias, lin_bias = bool(vis.get("attn_bias", True)), bool(vis.get("linear_bias", True))
-    norm = 2 * h if vis.get("norm_type", "layernorm") == "layernorm" else h  # weight (+ bias)
-    patch = _int(vis, "patch_size", default=14)
+    h, n, inter, heads, qkv, attn_bias, lin_bias, norm, patch = moonvit_dims(vis)
     t = Tower("vision_tower", whole_name="vision_tower.replicated")
     for j in range(n):
         pre = f"vision_tower.encoder.blocks.{j}."
