@@ -176,8 +176,8 @@ def _cold_compile_bytes(spec: ModelSpec, r: Resolved, peak: int, embedding: int,
     one more copy of the stage's token-embedding shard (`embedding`, 0 off the first stage), whatever the batch
     size: Inductor's combo-kernel benchmarking, which vLLM turns on, runs candidate kernels on random copies of their
     arguments on an empty cache, the table the embedding gather reads among them. The public first starts add a
-    small share on the stage that samples; the MoE pairs show none. What the compile leaves behind is never hidden: a copy of a tied embedding (one the stage's lm_head
-    shares), and an MoE model's share."""
+    small share on the stage that samples; the MoE pairs show none. What the compile leaves behind is never
+    hidden: a copy of a tied embedding (one the stage's lm_head shares), and an MoE model's share."""
     c = r.profile.calib["cold_compile_gib"]
     resident = embedding if tied else 0
     if spec.is_moe:
