@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from test_quantized_towers import FP8_DYNAMIC  # llm-compressor's FP8_DYNAMIC scheme, as round 1 wrote it
+from towers_support import family_config, weights_by_kind
 
 from gpuplan.api_python import estimate
 from gpuplan.model.adapters import build_spec
@@ -36,21 +37,15 @@ MISTRAL = PUBLISHED["mistralai/Mistral-Small-3.1-24B-Instruct-2503"]["config"]
 QWEN3_VL = json.loads((FIX / "vllm_logs" / "configs" / "Qwen__Qwen3-VL-8B-Instruct.json").read_text())
 
 
-def _family(file: str, key: str) -> dict:
-    return json.loads((FIX / "oracle" / "families" / file).read_text())["models"][key]["config"]
 
 
-INTERNVL3 = _family("internvl.json", "OpenGVLab/InternVL3-8B")
-GLM41V = _family("glm4v.json", "zai-org/GLM-4.1V-9B-Thinking")
-QIANFAN = _family("sweep_gaps2.json", "qianfan_ocr/default")
-IDEFICS3 = _family("sweep_gaps.json", "idefics3/transformers-default")
+INTERNVL3 = family_config("internvl.json", "OpenGVLab/InternVL3-8B")
+GLM41V = family_config("glm4v.json", "zai-org/GLM-4.1V-9B-Thinking")
+QIANFAN = family_config("sweep_gaps2.json", "qianfan_ocr/default")
+IDEFICS3 = family_config("sweep_gaps.json", "idefics3/transformers-default")
 
 
 
-def _weights(cfg: dict, name: str, gpu: str = "H100", tp: int = 1, **options) -> dict:
-    spec = build_spec(cfg, name=name)
-    stage = estimate(spec, gpu=gpu, tensor_parallel_size=tp, max_model_len=8192, **options).per_stage[0]
-    return {"total": stage["weights_bytes"], **stage["weights_by_kind"]}
 
 
 @pytest.mark.parametrize(("cfg", "name", "params", "linears"), [
@@ -80,10 +75,10 @@ def test_qwen3_vl_8b_with_online_fp8_on_one_l4_puts_its_tower_in_fp8() -> None:
       deepstack norms / biases (9,216 + 4,608 + 4,096) x 3 = 53,760: 4,885,744.
     bf16: (571,502,592 + 4,885,744) x 2 = 1,152,776,672. fp8: 571,502,592 + 116 x 8 + 4,885,744 x 2 = 581,275,008
     (the whole model: 10,134,420,832 bytes, 9.44 GiB, against 10.05 GiB with the tower left bf16)."""
-    w = _weights(QWEN3_VL, "Qwen/Qwen3-VL-8B-Instruct", "L4", quantization="fp8")
+    w = weights_by_kind(QWEN3_VL, "Qwen/Qwen3-VL-8B-Instruct", "L4", quantization="fp8")
     assert w["vision"] == 571_502_592 + 116 * 8 + 2 * 4_885_744 == 581_275_008
     assert w["total"] == 10_134_420_832
-    assert _weights(QWEN3_VL, "Qwen/Qwen3-VL-8B-Instruct", "L4")["vision"] == 1_152_776_672
+    assert weights_by_kind(QWEN3_VL, "Qwen/Qwen3-VL-8B-Instruct", "L4")["vision"] == 1_152_776_672
 
 
 def test_qwen3_vl_online_fp8_at_tp2_splits_the_tower_as_vllm_does() -> None:
@@ -91,7 +86,7 @@ def test_qwen3_vl_online_fp8_at_tp2_splits_the_tower_as_vllm_does() -> None:
     4 merger fc1 x 4608 = 227,952, halved: 113,976; whole on each GPU: conv 1,770,624, positions 2,654,208, block
     norms 124,416, proj / fc2 biases 62,208, merger norms 2,304 + 27,648, merger fc2 biases 16,384 = 4,657,792.
     (113,976 + 4,657,792) x 2 = 9,543,536: 295,295,760 bytes a GPU."""
-    w = _weights(QWEN3_VL, "Qwen/Qwen3-VL-8B-Instruct", "H100", 2, quantization="fp8")
+    w = weights_by_kind(QWEN3_VL, "Qwen/Qwen3-VL-8B-Instruct", "H100", 2, quantization="fp8")
     assert w["vision"] == 285_751_296 + 928 + 9_543_536 == 295_295_760
 
 
@@ -101,9 +96,9 @@ def test_qwen3_vl_fp8_dynamic_checkpoint_ignoring_re_visual_keeps_the_tower_bf16
     bytes; ignoring only lm_head gives channel FP8: 571,502,592 + fp32 scales for the output rows, 27 x (3456 +
     1152 + 4304 + 1152) + 4 x (4608 + 4096) = 306,544 rows, x 4 = 1,226,176, + 9,771,488 bf16 rest: 582,500,256."""
     keep = _config_with(QWEN3_VL, {**FP8_DYNAMIC, "ignore": ["lm_head", "re:visual.*"]})
-    assert _weights(keep, "q")["vision"] == 1_152_776_672
+    assert weights_by_kind(keep, "q")["vision"] == 1_152_776_672
     quant = _config_with(QWEN3_VL, {**FP8_DYNAMIC, "ignore": ["lm_head"]})
-    assert _weights(quant, "q")["vision"] == 571_502_592 + 4 * 306_544 + 9_771_488 == 582_500_256
+    assert weights_by_kind(quant, "q")["vision"] == 571_502_592 + 4 * 306_544 + 9_771_488 == 582_500_256
 
 
 def _config_with(cfg: dict, qc: dict) -> dict:
@@ -118,7 +113,7 @@ def test_gemma3_27b_with_online_fp8_on_one_l40s_quantizes_attention_but_not_the_
     1152 = 4,718,592, biases + LayerNorms 14,672 x 27 = 396,144, post LayerNorm 2,304): x 2 = 547,077,600.
     Tower 690,405,696 bytes (833,732,064 in bf16). The projector, a bare nn.Parameter (1152 x 5376) and a norm, stays
     bf16: 12,388,608. Whole model 29,425,118,672 bytes (27.40 GiB): it fits the L40S at 32K."""
-    w = _weights(GEMMA, "google/gemma-3-27b-it", "L40S", quantization="fp8")
+    w = weights_by_kind(GEMMA, "google/gemma-3-27b-it", "L40S", quantization="fp8")
     assert w["vision"] == 143_327_232 + 864 + 547_077_600 == 690_405_696
     assert w["projector"] == 2 * (1152 * 5376 + 1152) == 12_388_608
     assert w["total"] == 29_425_118_672
@@ -132,7 +127,7 @@ def test_gemma3_at_tp2_keeps_norms_conv_positions_and_projector_whole() -> None:
     (3 x 1152 + 4304) x 27 = 209,520 / 2 = 104,760. Whole: conv and bias 678,528, positions 4,718,592, LayerNorms
     124,416 + 2,304, out_proj / fc2 biases 62,208 = 5,586,048. Tower 2 x 211,226,040 = 422,452,080 a GPU (gpuplan
     used to halve all of it: 416,866,032); the nn.Parameter projector is whole: 12,388,608 (was 6,194,304)."""
-    w = _weights(GEMMA, "google/gemma-3-27b-it", "H100", 2)
+    w = weights_by_kind(GEMMA, "google/gemma-3-27b-it", "H100", 2)
     assert w["vision"] == 2 * (205_535_232 + 104_760 + 5_586_048) == 422_452_080
     assert w["projector"] == 12_388_608
 
@@ -143,7 +138,7 @@ def test_internvl3_8b_with_online_fp8_quantizes_internvit_but_not_mlp1() -> None
     (conv 602,112 + bias, class token, 1025 positions) 1,653,760 and per layer biases 9,216 + norms 4,096 + layer
     scales 2,048 (x 24 = 368,640): 2,022,400, bf16. Tower 306,035,456 bytes (608,024,576 in bf16); mlp1, plain
     nn.Linear, stays bf16: 55,080,960."""
-    w = _weights(INTERNVL3, "OpenGVLab/InternVL3-8B", "L4", quantization="fp8")
+    w = weights_by_kind(INTERNVL3, "OpenGVLab/InternVL3-8B", "L4", quantization="fp8")
     assert w["vision"] == 301_989_888 + 768 + 2 * 2_022_400 == 306_035_456
     assert w["projector"] == 55_080_960
     assert w["total"] == 9_078_334_752
@@ -154,9 +149,9 @@ def test_qianfan_ocr_keeps_its_vit_bf16_under_fp8_but_not_under_compressed_tenso
     config's ignored layers, so --quantization fp8 leaves the same InternViT-300M at 608,024,576 bytes; a
     compressed-tensors FP8-dynamic checkpoint ignoring only lm_head quantizes it: 301,989,888 + 4 x 24 x 9,216
     output-row scales (884,736) + 4,044,800 = 306,919,424."""
-    assert _weights(QIANFAN, "baidu/Qianfan-OCR", quantization="fp8")["vision"] == 608_024_576
+    assert weights_by_kind(QIANFAN, "baidu/Qianfan-OCR", quantization="fp8")["vision"] == 608_024_576
     ct = _config_with(QIANFAN, {**FP8_DYNAMIC, "ignore": ["lm_head"]})
-    assert _weights(ct, "baidu/Qianfan-OCR")["vision"] == 301_989_888 + 884_736 + 4_044_800 == 306_919_424
+    assert weights_by_kind(ct, "baidu/Qianfan-OCR")["vision"] == 301_989_888 + 884_736 + 4_044_800 == 306_919_424
 
 
 def test_mistral_small_31_with_online_fp8_quantizes_pixtral_and_the_projector() -> None:
@@ -165,7 +160,7 @@ def test_mistral_small_31_with_online_fp8_quantizes_pixtral_and_the_projector() 
     602,112, ln_pre 1,024 and two RMSNorms a layer 49,152 = 652,288 bf16: 403,959,104 bytes (806,610,944 in bf16).
     Projector: linear_1 5120 x 1024 and linear_2 5120^2 fp8 = 31,457,280 + 16; its RMSNorm (1,024) and the patch
     merger's plain nn.Linear (1024 x 4096) bf16: 8,390,656: 39,847,952."""
-    w = _weights(MISTRAL, "mistralai/Mistral-Small-3.1-24B-Instruct-2503", quantization="fp8")
+    w = weights_by_kind(MISTRAL, "mistralai/Mistral-Small-3.1-24B-Instruct-2503", quantization="fp8")
     assert w["vision"] == 402_653_184 + 1_344 + 2 * 652_288 == 403_959_104
     assert w["projector"] == 31_457_280 + 16 + 8_390_656 == 39_847_952
     assert w["total"] == 25_392_358_928
@@ -175,7 +170,7 @@ def test_an_assumed_w8a8_checkpoint_of_mistral_small_keeps_the_tower_bf16() -> N
     """RedHatAI's Mistral-Small-3.1 w8a8 start-up (dev set gt132, logged 24.07 GiB) is sized from the base config
     with an assumed int8 format: with no ignore list to read, the tower is sized as the published llm-compressor
     checkpoints keep it, bf16 (806,610,944 + 71,305,216 projector)."""
-    w = _weights(MISTRAL, "RedHatAI/Mistral-Small-3.1-24B-Instruct-2503-quantized.w8a8", quantization="w8a8")
+    w = weights_by_kind(MISTRAL, "RedHatAI/Mistral-Small-3.1-24B-Instruct-2503-quantized.w8a8", quantization="w8a8")
     assert w["vision"] == 806_610_944
     assert w["projector"] == 71_305_216
 
@@ -187,9 +182,9 @@ def test_glm41v_with_online_fp8() -> None:
     185,073,664. 124 Linears, 864,550,912 fp8 bytes + 992. bf16 rest 27,947,520 (Conv3d 1,806,336 + 1,536, 576
     positions 884,736, RMSNorms 73,728 + 3,072, downsample conv 25,165,824 + 4,096, merger LayerNorm 8,192):
     x 2 = 55,895,040. Tower 920,446,944 bytes (1,784,996,864 in bf16)."""
-    w = _weights(GLM41V, "zai-org/GLM-4.1V-9B-Thinking", "L40S", quantization="fp8")
+    w = weights_by_kind(GLM41V, "zai-org/GLM-4.1V-9B-Thinking", "L40S", quantization="fp8")
     assert w["vision"] == 864_550_912 + 992 + 55_895_040 == 920_446_944
-    assert _weights(GLM41V, "zai-org/GLM-4.1V-9B-Thinking", "L40S")["vision"] == 1_784_996_864
+    assert weights_by_kind(GLM41V, "zai-org/GLM-4.1V-9B-Thinking", "L40S")["vision"] == 1_784_996_864
 
 
 def test_idefics3_with_online_fp8_quantizes_tower_and_connector() -> None:
@@ -198,6 +193,6 @@ def test_idefics3_with_online_fp8_quantizes_tower_and_connector() -> None:
     Linears (+ 576); rest bf16: conv 3,538,944 + 1,152, 49 positions 56,448, post LayerNorm 2,304, biases and
     LayerNorms 13,440 x 12 = 161,280: 3,760,128 x 2 = 7,520,256. Tower 156,156,480. The connector's ReplicatedLinear
     4096 x 4608 = 18,874,368 + 8 bytes."""
-    w = _weights(IDEFICS3, "HuggingFaceM4/Idefics3-8B-Llama3", quantization="fp8")
+    w = weights_by_kind(IDEFICS3, "HuggingFaceM4/Idefics3-8B-Llama3", quantization="fp8")
     assert w["vision"] == 148_635_648 + 576 + 7_520_256 == 156_156_480
     assert w["projector"] == 18_874_368 + 8

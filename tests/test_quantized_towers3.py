@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 from test_quantized_towers import FP8_DYNAMIC  # llm-compressor's FP8_DYNAMIC scheme, as round 1 wrote it
+from towers_support import family_config, weights_by_kind
 
 import gpuplan.model.adapters_minicpmv_phi4mm  # noqa: F401
 import gpuplan.model.adapters_qwen_omni  # noqa: F401
@@ -43,22 +44,16 @@ from gpuplan.model.adapters import build_spec
 FIX = Path(__file__).parent / "fixtures"
 
 
-def _family(file: str, key: str) -> dict:
-    return json.loads((FIX / "oracle" / "families" / file).read_text())["models"][key]["config"]
 
 
-MINICPMV45 = _family("minicpmv_phi4mm.json", "minicpmv/MiniCPM-V-4_5")
-QWEN25_OMNI = _family("qwen_omni.json", "qwen2_5_omni/Qwen2.5-Omni-7B")
-QWEN3_OMNI = _family("qwen_omni.json", "qwen3_omni_moe/Qwen3-Omni-30B-A3B-Instruct")
-KIMI_K25 = _family("vision_wrappers.json", "kimi_k25/Kimi-K2.5-INT4")
+MINICPMV45 = family_config("minicpmv_phi4mm.json", "minicpmv/MiniCPM-V-4_5")
+QWEN25_OMNI = family_config("qwen_omni.json", "qwen2_5_omni/Qwen2.5-Omni-7B")
+QWEN3_OMNI = family_config("qwen_omni.json", "qwen3_omni_moe/Qwen3-Omni-30B-A3B-Instruct")
+KIMI_K25 = family_config("vision_wrappers.json", "kimi_k25/Kimi-K2.5-INT4")
 KIMI_VL = json.loads((FIX / "vllm_logs" / "configs" / "moonshotai__Kimi-VL-A3B-Instruct.json").read_text())
 SINUSOIDS = 1500 * 1280 * 4  # the Omni audio encoders' float32 position table (a GPU buffer)
 
 
-def _weights(cfg: dict, name: str, gpu: str = "H100", tp: int = 1, **options) -> dict:
-    stage = estimate(build_spec(cfg, name=name), gpu=gpu, tensor_parallel_size=tp, max_model_len=8192,
-                     **options).per_stage[0]
-    return {"total": stage["weights_bytes"], **stage["weights_by_kind"]}
 
 
 def _with_quant(cfg: dict, qc: dict) -> dict:
@@ -101,11 +96,11 @@ def test_minicpm_v45_with_online_fp8_on_one_l4_puts_its_siglip_and_kv_proj_in_fp
     84,189,184, the sin-cos tables 4900 x 4096 + 36000 x 4096 = 167,526,400: x 2 = 503,431,168; 508,149,768 in all
     (512,868,352 in bf16). Whole model 10,376,759,000 bytes (9.66 GiB; 10.05 GiB with the tower left bf16, as
     gpuplan counted it): it fits the L4 at 32K."""
-    w = _weights(MINICPMV45, "openbmb/MiniCPM-V-4_5", "L4", quantization="fp8")
+    w = weights_by_kind(MINICPMV45, "openbmb/MiniCPM-V-4_5", "L4", quantization="fp8")
     assert w["vision"] == 411_070_464 + 1_296 + 13_443_552 == 424_515_312
     assert w["projector"] == 4_718_592 + 8 + 503_431_168 == 508_149_768
     assert w["total"] == 10_376_759_000
-    bf16 = _weights(MINICPMV45, "openbmb/MiniCPM-V-4_5", "L4")
+    bf16 = weights_by_kind(MINICPMV45, "openbmb/MiniCPM-V-4_5", "L4")
     assert (bf16["vision"], bf16["projector"]) == (835_584_480, 512_868_352)
     r = estimate(build_spec(MINICPMV45, name="openbmb/MiniCPM-V-4_5"), gpu="L4", tensor_parallel_size=1,
                  max_model_len=32768, quantization="fp8")
@@ -115,7 +110,7 @@ def test_minicpm_v45_with_online_fp8_on_one_l4_puts_its_siglip_and_kv_proj_in_fp
 def test_minicpm_v45_online_fp8_at_tp2_splits_the_tower_and_keeps_the_resampler_whole() -> None:
     """TP=2: 411,070,464 / 2 = 205,535,232 fp8 bytes + 1,296; column biases 209,520 / 2 = 104,760 and the whole
     6,512,256, bf16: 13,234,032. Tower 218,770,560 bytes a GPU. The resampler is never split: 508,149,768."""
-    w = _weights(MINICPMV45, "openbmb/MiniCPM-V-4_5", "H100", 2, quantization="fp8")
+    w = weights_by_kind(MINICPMV45, "openbmb/MiniCPM-V-4_5", "H100", 2, quantization="fp8")
     assert w["vision"] == 205_535_232 + 1_296 + 2 * (104_760 + 6_512_256) == 218_770_560
     assert w["projector"] == 508_149_768
 
@@ -127,11 +122,11 @@ def test_minicpm_v45_fp8_dynamic_checkpoint_quantizes_vpm_unless_ignored_and_nev
     back to bf16 by the resampler's .to(model dtype); gpuplan keeps it out of compressed-tensors). Ignoring
     "re:vpm.*" keeps the tower at 835,584,480."""
     q = _with_quant(MINICPMV45, {**FP8_DYNAMIC, "ignore": ["lm_head"]})
-    w = _weights(q, "openbmb/MiniCPM-V-4_5")
+    w = weights_by_kind(q, "openbmb/MiniCPM-V-4_5")
     assert w["vision"] == 411_070_464 + 1_086_912 + 13_443_552 == 425_600_928
     assert w["projector"] == 512_868_352
     keep = _with_quant(MINICPMV45, {**FP8_DYNAMIC, "ignore": ["lm_head", "re:vpm.*"]})
-    assert _weights(keep, "openbmb/MiniCPM-V-4_5")["vision"] == 835_584_480
+    assert weights_by_kind(keep, "openbmb/MiniCPM-V-4_5")["vision"] == 835_584_480
 
 
 def test_minicpm_v46_with_online_fp8_quantizes_vpm_and_the_window_attention_not_the_mergers_mlps() -> None:
@@ -142,12 +137,12 @@ def test_minicpm_v46_with_online_fp8_quantizes_vpm_and_the_window_attention_not_
     2,304 and the plain nn.Linear MLP over the 2x2-merged width (pre_norm 9,216, linear_1 4608 x 17216 + 17,216 =
     79,348,544, linear_2 17216 x 1152 + 1,152 = 19,833,984): 99,195,200. 105,920,432 x 2 = 211,840,864. Tower 628,221,072 bytes (1,044,598,624 in bf16); the merger (plain nn.Linear) stays 51,934,208.
     Whole model 1,720,489,760 bytes (1.60 GiB; 1.99 GiB with the tower bf16)."""
-    cfg = _family("minicpm_ocr.json", "minicpmv4_6/MiniCPM-V-4.6")
-    w = _weights(cfg, "openbmb/MiniCPM-V-4.6", "L4", quantization="fp8")
+    cfg = family_config("minicpm_ocr.json", "minicpmv4_6/MiniCPM-V-4.6")
+    w = weights_by_kind(cfg, "openbmb/MiniCPM-V-4.6", "L4", quantization="fp8")
     assert w["vision"] == 416_378_880 + 1_328 + 211_840_864 == 628_221_072
     assert w["projector"] == 51_934_208
     assert w["total"] == 1_720_489_760
-    assert _weights(cfg, "openbmb/MiniCPM-V-4.6", "L4")["vision"] == 1_044_598_624
+    assert weights_by_kind(cfg, "openbmb/MiniCPM-V-4.6", "L4")["vision"] == 1_044_598_624
 
 
 # ----------------------------------------------------------------------------- Qwen2.5-Omni / Qwen3-Omni
@@ -160,10 +155,10 @@ def test_qwen25_omni_7b_with_online_fp8_on_one_l4_quantizes_the_vision_tower_not
     module, stays bf16: 639,647,232 x 2 = 1,279,294,464, beside its float32 sinusoid table 7,680,000.
     Towers 1,965,546,768 bytes (2,640,074,752 in bf16); whole model 10,705,702,704 (9.97 GiB; 10.60 GiB with the
     vision tower left bf16)."""
-    w = _weights(QWEN25_OMNI, "Qwen/Qwen2.5-Omni-7B", "L4", quantization="fp8")
+    w = weights_by_kind(QWEN25_OMNI, "Qwen/Qwen2.5-Omni-7B", "L4", quantization="fp8")
     assert w["vision"] == 678_572_304 + 1_279_294_464 + SINUSOIDS == 1_965_546_768
     assert w["total"] == 10_705_702_704
-    assert _weights(QWEN25_OMNI, "Qwen/Qwen2.5-Omni-7B", "L4")["vision"] == 2_640_074_752
+    assert weights_by_kind(QWEN25_OMNI, "Qwen/Qwen2.5-Omni-7B", "L4")["vision"] == 2_640_074_752
 
 
 def test_qwen25_omni_ignore_regexes_must_use_vllms_names() -> None:
@@ -173,9 +168,9 @@ def test_qwen25_omni_ignore_regexes_must_use_vllms_names() -> None:
     is channel FP8: 674,529,280 + 432,384 output rows x 4 = 1,729,536 + 4,041,728 bf16 = 680,300,544, + the audio
     tower and sinusoids."""
     keep = _with_quant(QWEN25_OMNI, {**FP8_DYNAMIC, "ignore": ["lm_head", "re:visual.*"]})
-    assert _weights(keep, "Qwen/Qwen2.5-Omni-7B")["vision"] == 2_640_074_752
+    assert weights_by_kind(keep, "Qwen/Qwen2.5-Omni-7B")["vision"] == 2_640_074_752
     miss = _with_quant(QWEN25_OMNI, {**FP8_DYNAMIC, "ignore": ["lm_head", "re:thinker.visual.*"]})
-    assert _weights(miss, "Qwen/Qwen2.5-Omni-7B")["vision"] == 680_300_544 + 1_279_294_464 + SINUSOIDS
+    assert weights_by_kind(miss, "Qwen/Qwen2.5-Omni-7B")["vision"] == 680_300_544 + 1_279_294_464 + SINUSOIDS
 
 
 def test_qwen3_omni_30b_with_online_fp8_on_one_h100() -> None:
@@ -190,10 +185,10 @@ def test_qwen3_omni_30b_with_online_fp8_on_one_h100() -> None:
     Vision tower 543,509,888 bytes (1,077,262,816 in bf16). The audio tower (vLLM builds its Linears without the
     quant config) stays bf16: 647,927,168 x 2 = 1,295,854,336, + 7,680,000 of sinusoids. Whole model
     33,183,800,960 bytes (30.90 GiB; 31.40 GiB with the vision tower bf16): fits one H100 at 64K."""
-    w = _weights(QWEN3_OMNI, "Qwen/Qwen3-Omni-30B-A3B-Instruct", quantization="fp8")
+    w = weights_by_kind(QWEN3_OMNI, "Qwen/Qwen3-Omni-30B-A3B-Instruct", quantization="fp8")
     assert w["vision"] == 533_753_856 + 928 + 9_755_104 + 1_295_854_336 + SINUSOIDS == 1_847_044_224
     assert w["total"] == 33_183_800_960
-    assert _weights(QWEN3_OMNI, "Qwen/Qwen3-Omni-30B-A3B-Instruct")["vision"] == (
+    assert weights_by_kind(QWEN3_OMNI, "Qwen/Qwen3-Omni-30B-A3B-Instruct")["vision"] == (
         1_077_262_816 + 1_295_854_336 + SINUSOIDS)
     r = estimate(build_spec(QWEN3_OMNI, name="Qwen/Qwen3-Omni-30B-A3B-Instruct"), gpu="H100",
                  tensor_parallel_size=1, max_model_len=65536, quantization="fp8")
@@ -207,7 +202,7 @@ def test_qwen3_omni_online_fp8_at_tp2() -> None:
     mlp.2 biases 4 x 2048 = 8,192: 4,649,600; (113,976 + 4,649,600) x 2 = 9,527,152: 276,405,008. Audio (bf16,
     d 1280, 32 layers, FFN 5120): column 32 x (3 x 1280^2 + 3 x 1280 + 5120 x 1280 + 5120) = 367,288,320 and row
     32 x (1280^2 + 5120 x 1280) = 262,144,000 halved, the other 18,494,848 whole: 666,422,016 + 7,680,000."""
-    w = _weights(QWEN3_OMNI, "Qwen/Qwen3-Omni-30B-A3B-Instruct", "H100", 2, quantization="fp8")
+    w = weights_by_kind(QWEN3_OMNI, "Qwen/Qwen3-Omni-30B-A3B-Instruct", "H100", 2, quantization="fp8")
     audio = 2 * (367_288_320 // 2 + 262_144_000 // 2 + 18_494_848) + SINUSOIDS
     assert w["vision"] == 266_876_928 + 928 + 9_527_152 + audio == 950_507_024
 
@@ -225,8 +220,8 @@ def test_kimi_k25_int4_keeps_its_tower_bf16_though_the_ignore_list_does_not_name
     833,741,280 bytes at TP=1, and per GPU at TP=8 (16 heads split): (411,070,464 / 8 + column biases
     (3456 + 4304) x 27 / 8 = 26,190 + the whole: LayerNorms 124,416, wo / fc1 biases 62,208, patch conv 677,376 +
     1,152, 64 x 64 positions 4,718,592, final LayerNorm 2,304 = 5,586,048) x 2 + the time_weight 9,216."""
-    assert _weights(KIMI_K25, "moonshotai/Kimi-K2.5", "B200")["vision"] == K25_TOWER_BF16
-    w = _weights(KIMI_K25, "moonshotai/Kimi-K2.5", "B200", 8)
+    assert weights_by_kind(KIMI_K25, "moonshotai/Kimi-K2.5", "B200")["vision"] == K25_TOWER_BF16
+    w = weights_by_kind(KIMI_K25, "moonshotai/Kimi-K2.5", "B200", 8)
     assert w["vision"] == 2 * (411_070_464 // 8 + 26_190 + 5_586_048) + 9_216 == 114_001_308
 
 
@@ -236,11 +231,11 @@ def test_kimi_k25_fp8_block_checkpoint_quantizes_the_tower_unless_ignored() -> N
     x 27 x 4 = 101,088; the other 5,795,568 parameters bf16 = 11,591,136; and the time_weight buffer, not cast when
     the tower keeps a quant config, float32: 4 x 1152 x 4 = 18,432. Tower 422,781,120 bytes. ignored_layers
     ["vision_tower"] keeps the Linears bf16: 833,741,280 + 9,216 (the float32 time_weight)."""
-    w = _weights(_with_quant(KIMI_K25, FP8_BLOCK), "moonshotai/Kimi-K2.5", "B200")
+    w = weights_by_kind(_with_quant(KIMI_K25, FP8_BLOCK), "moonshotai/Kimi-K2.5", "B200")
     assert w["vision"] == 411_070_464 + 101_088 + 11_591_136 + 18_432 == 422_781_120
     assert w["projector"] == 108_555_776  # cast to the model dtype after it is built: bf16
     keep = _with_quant(KIMI_K25, {**FP8_BLOCK, "ignored_layers": ["vision_tower"]})
-    assert _weights(keep, "moonshotai/Kimi-K2.5", "B200")["vision"] == K25_TOWER_BF16 + 9_216
+    assert weights_by_kind(keep, "moonshotai/Kimi-K2.5", "B200")["vision"] == K25_TOWER_BF16 + 9_216
 
 
 def test_kimi_k25_nvfp4_quantizes_the_tower_only_when_exclude_modules_leaves_it() -> None:
@@ -250,17 +245,17 @@ def test_kimi_k25_nvfp4_quantizes_the_tower_only_when_exclude_modules_leaves_it(
     -> 272): 7,612,416 + 958,464 + 32 = 8,570,912; x 27 = 231,414,624; + 11,591,136 bf16 + 18,432 time_weight:
     243,024,192. Excluding "vision_tower*" keeps 833,750,496."""
     nv = {"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": ["lm_head"]}
-    assert _weights(_with_quant(KIMI_K25, nv), "moonshotai/Kimi-K2.5", "B200")["vision"] == (
+    assert weights_by_kind(_with_quant(KIMI_K25, nv), "moonshotai/Kimi-K2.5", "B200")["vision"] == (
         231_414_624 + 11_591_136 + 18_432) == 243_024_192
     nv_keep = {**nv, "exclude_modules": ["lm_head", "vision_tower*", "mm_projector*"]}
-    assert _weights(_with_quant(KIMI_K25, nv_keep), "moonshotai/Kimi-K2.5", "B200")["vision"] == 833_750_496
+    assert weights_by_kind(_with_quant(KIMI_K25, nv_keep), "moonshotai/Kimi-K2.5", "B200")["vision"] == 833_750_496
 
 
 def test_kimi_vl_with_online_fp8_keeps_moonvit_and_projector_bf16() -> None:
     """`vllm serve moonshotai/Kimi-VL-A3B-Instruct --quantization fp8`: moonvit.py builds wqkv / wo / fc0 / fc1 and
     kimi_vl.py the projector's ReplicatedLinears without a quant config, so only the text model shrinks; the tower
     (833,732,064 bytes) and projector (61,359,616) are the bf16 ones."""
-    fp8 = _weights(KIMI_VL, "moonshotai/Kimi-VL-A3B-Instruct", "L4", quantization="fp8")
-    bf16 = _weights(KIMI_VL, "moonshotai/Kimi-VL-A3B-Instruct", "L4")
+    fp8 = weights_by_kind(KIMI_VL, "moonshotai/Kimi-VL-A3B-Instruct", "L4", quantization="fp8")
+    bf16 = weights_by_kind(KIMI_VL, "moonshotai/Kimi-VL-A3B-Instruct", "L4")
     assert (fp8["vision"], fp8["projector"]) == (bf16["vision"], bf16["projector"]) == (833_732_064, 61_359_616)
     assert fp8["total"] < bf16["total"] * 0.6
