@@ -216,15 +216,13 @@ def _v0_long_context_chunked(spec: ModelSpec, profile: Profile) -> bool:
 
 
 def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len: int,
-                    spec: ModelSpec | None = None) -> tuple[int, int]:
+                    spec: ModelSpec) -> tuple[int, int]:
     seqs, mnbt = dep.max_num_seqs, dep.max_num_batched_tokens
     if profile.engine == "v0":
         seqs = seqs or 256
         if mnbt is None:
             # above 32K tokens chunked prefill (2048-token chunks) is on by default
-            chunked = max_model_len > 32768 and (
-                _v0_long_context_chunked(spec, profile) if spec is not None
-                else profile.flag_from("long_context_chunked_prefill"))
+            chunked = max_model_len > 32768 and _v0_long_context_chunked(spec, profile)
             mnbt = 2048 if chunked else max(max_model_len, 2048)
         return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
     # 0.33 keeps GB10 (DGX Spark, compute capability 12.1: a large GPU's memory, not its compute) on the small tier
