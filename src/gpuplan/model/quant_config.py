@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import ConfigError
-from .spec import QuantConfig
+from .spec import ModuleQuant, QuantConfig
 
 
 def _ignore_list(qc: dict) -> tuple[str, ...]:
@@ -55,11 +55,8 @@ def _parse(qc: dict) -> QuantConfig:
                            symmetric=bool(qc.get("bnb_4bit_use_double_quant", False)), ignore=ignore)
     if method in ("compressed-tensors", "compressed_tensors"):
         return _compressed_tensors(qc, ignore)
-    if method in ("modelopt", "nvfp4", "modelopt-fp4"):
-        algo = str(qc.get("quant_algo") or (qc.get("quantization") or {}).get("quant_algo") or "").upper()
-        if "FP8" in algo:
-            return QuantConfig("fp8", bits=8, ignore=ignore)
-        return QuantConfig("nvfp4", bits=4, group_size=16, ignore=ignore, scheme="nvfp4")
+    if method in ("modelopt", "nvfp4", "modelopt-fp4", "modelopt-mixed"):
+        return _modelopt(qc, ignore)
     if method == "gguf":
         return QuantConfig("gguf", bits=4, ignore=ignore)
     if method == "fbgemm-fp8":
@@ -72,6 +69,68 @@ def _parse(qc: dict) -> QuantConfig:
     raise ConfigError("quantization_config", f"unsupported quant_method {qc.get('quant_method')!r}",
                       accepted=["awq", "gptq", "fp8", "mxfp4", "bitsandbytes", "compressed-tensors", "modelopt",
                                 "gguf", "auto-round"])
+
+
+def _modelopt_algo(algo: str, entry: dict, ignore: tuple[str, ...] = ()) -> QuantConfig:
+    """How vLLM stores a linear of ModelOpt format `algo` (modelopt.py's linear methods). NVFP4 and W4A16_NVFP4
+    share a layout (packed E2M1 pairs, an fp8 scale per 16 values, fp32 global scales); the W4A16 form runs it
+    through the Marlin kernel."""
+    a = algo.upper()
+    if a in ("NVFP4", "W4A16_NVFP4"):
+        return QuantConfig("nvfp4", bits=4, group_size=int(entry.get("group_size") or 16), scheme="nvfp4",
+                           ignore=ignore)
+    if a == "FP8":  # per-tensor: one fp32 weight scale and one static input scale
+        return QuantConfig("fp8", bits=8, ignore=ignore)
+    if a in ("FP8_PB_WO", "FP8_BLOCK_SCALES"):
+        g = int(entry.get("group_size") or 128)
+        return QuantConfig("fp8", bits=8, weight_block=(g, g), ignore=ignore)
+    if a == "FP8_PER_CHANNEL_PER_TOKEN":  # an fp32 scale per output channel
+        return QuantConfig("compressed-tensors", bits=8, scheme="w8a8_fp8", ignore=ignore)
+    if a == "MXFP8":  # e4m3 weights, a uint8 E8M0 scale per 32 values
+        return QuantConfig("mxfp8", bits=8, group_size=32, ignore=ignore)
+    raise ConfigError("quantization_config.quant_algo", f"ModelOpt {algo!r} is not modelled",
+                      accepted=[*MODELOPT_ALGOS, "MIXED_PRECISION"])
+
+
+MODELOPT_ALGOS = ("FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO", "NVFP4", "W4A16_NVFP4", "MXFP8")
+
+
+def _text_module(name: str) -> str:
+    """A checkpoint module name as the text model's own ("model.layers.N..."): multimodal checkpoints spell it
+    "model.language_model.*" or "language_model.model.*", and vLLM's prefix candidates accept both."""
+    for prefix in ("model.language_model.", "language_model.model."):
+        if name.startswith(prefix):
+            return "model." + name[len(prefix):]
+    return name
+
+
+def _modelopt(qc: dict, ignore: tuple[str, ...]) -> QuantConfig:
+    """ModelOpt checkpoints (quant_method "modelopt"; the legacy hf_quant_config.json nests it under
+    "quantization"). A MIXED_PRECISION one names each quantized module's algorithm in `quantized_layers`;
+    vLLM's ModelOptMixedPrecisionConfig gives every other module the model dtype."""
+    inner = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else {}
+    algo = str(qc.get("quant_algo") or inner.get("quant_algo") or "").upper()
+    group = qc.get("group_size") or inner.get("group_size")
+    if algo != "MIXED_PRECISION":
+        q = _modelopt_algo(algo or "NVFP4", {"group_size": group}, ignore)
+        return replace(q, origin="modelopt")
+    layers = qc.get("quantized_layers") or inner.get("quantized_layers") or {}
+    if not isinstance(layers, dict) or not layers:
+        raise ConfigError("quantization_config.quantized_layers", "a MIXED_PRECISION checkpoint must map each "
+                          "quantized module to its quant_algo (vLLM refuses it otherwise)")
+    entries: dict[str, tuple[str, QuantConfig]] = {}
+    made: dict[tuple[str, int], QuantConfig] = {}
+    for name, info in layers.items():
+        if not isinstance(info, dict) or not info.get("quant_algo"):
+            raise ConfigError("quantization_config.quantized_layers", f"{name!r} has no quant_algo",
+                              accepted=list(MODELOPT_ALGOS))
+        a = str(info["quant_algo"]).upper()
+        key = (a, int(info.get("group_size") or 0))
+        if key not in made:
+            made[key] = _modelopt_algo(a, info)
+        entries[_text_module(str(name))] = (a, made[key])
+    return QuantConfig("modelopt_mixed", bits=min(q.bits for q in made.values()), ignore=ignore,
+                       modules=ModuleQuant(entries), origin="modelopt")
 
 
 def _auto_round(qc: dict, ignore: tuple[str, ...]) -> QuantConfig:

@@ -7,6 +7,7 @@ parameter inventory (which decides its weights), plus the tensors outside the la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import prod
@@ -240,6 +241,62 @@ class TokenBuffer:
     layers: tuple[int, ...] = ()
 
 
+class ModuleQuant:
+    """A mixed-precision checkpoint's format per module (ModelOpt MIXED_PRECISION `quantized_layers`): module name
+    (the text model's spelled "model.layers.N...") -> (the checkpoint's algorithm name, that module's QuantConfig).
+    A module it does not name stays in the model dtype. Immutable, its hash computed once: a checkpoint lists
+    hundreds of modules, and the weight tally's caches hash the QuantConfig holding this on every layer."""
+
+    __slots__ = ("_entries", "_under", "_hash", "_formats", "algos", "uses")
+
+    def __init__(self, entries: dict[str, tuple[str, QuantConfig]]):
+        self._entries = dict(entries)
+        # vLLM's prefix lookup (modelopt.py _resolve_quant_algo): a fused MoE module takes the format of the first
+        # listed module under it ("...mlp.experts" <- "...mlp.experts.0.gate_proj").
+        under: dict[str, QuantConfig] = {}
+        for name, (_, q) in self._entries.items():
+            parts = name.split(".")
+            for k in range(1, len(parts)):
+                under.setdefault(".".join(parts[:k]), q)
+        self._under = under
+        self.algos = tuple(sorted({a for a, _ in self._entries.values()}))
+        self._hash = hash(tuple(sorted((n, a) for n, (a, _) in self._entries.items())))
+        self._formats = frozenset(q for _, q in self._entries.values())
+        # (algorithm, where) -> the first module using it; where: "moe" (under a fused MoE module), "lm_head", "linear"
+        uses: dict[tuple[str, str], str] = {}
+        for name, (a, _) in sorted(self._entries.items()):
+            where = "moe" if ".experts" in name else "lm_head" if name == "lm_head" else "linear"
+            uses.setdefault((a, where), name)
+        self.uses = uses
+
+    def exact(self, name: str) -> QuantConfig | None:
+        hit = self._entries.get(name)
+        return hit[1] if hit else None
+
+    def under(self, name: str) -> QuantConfig | None:
+        return self._under.get(name)
+
+    def algo_names(self) -> dict[str, str]:
+        return {n: a for n, (a, _) in self._entries.items()}
+
+    def formats(self) -> frozenset[QuantConfig]:
+        return self._formats
+
+    def mapped(self, fn: Callable[[QuantConfig], QuantConfig]) -> ModuleQuant:
+        """The same modules with every format passed through `fn`."""
+        return ModuleQuant({n: (a, fn(q)) for n, (a, q) in self._entries.items()})
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModuleQuant) and (self is other or (
+            self._hash == other._hash and self._entries == other._entries))
+
+    def __repr__(self) -> str:
+        return f"ModuleQuant({len(self._entries)} modules: {', '.join(self.algos)})"
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """A checkpoint's quantization, normalised from config.json's quantization_config."""
@@ -261,6 +318,7 @@ class QuantConfig:
     fp8_marlin: bool = False  # FP8 weights repacked for the weight-only Marlin kernel (no native FP8 on the GPU)
     only: tuple[str, ...] = ()  # module prefixes outside which nothing is quantized (AutoRound's block names)
     origin: str = ""  # the checkpoint's own quant_method where vLLM serves it through another (auto-round -> gptq)
+    modules: ModuleQuant | None = None  # mixed precision: each listed module's own format (method "modelopt_mixed")
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ def linear_bytes(q: QuantConfig | None, out_f: int, in_f: int, act_bytes: int, *
         return _wna16(q, out_f, in_f, act_bytes, in_full, row_parallel)
     if m == "nvfp4":
         return _nvfp4(out_f, in_f)
+    if m == "mxfp8":  # ModelOpt MXFP8: e4m3 weights and a uint8 E8M0 scale per 32 values along K
+        return n + out_f * cdiv(in_f, 32)
     if m == "awq":
         g = q.group_size or in_f
         groups = cdiv(in_f, g)

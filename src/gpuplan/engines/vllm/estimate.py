@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from .profiles import (
     get_profile,
     lacks_tp_plan,
     model_runner_v2_profiles_cudagraphs,
+    modelopt_mixed_refusal,
     on_transformers_backend,
     quant_min_capability,
     removed_after,
@@ -123,6 +125,8 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
     aliases = {"awq_marlin": "awq", "gptq_marlin": "gptq", "modelopt": "nvfp4", "gpt_oss_mxfp4": "mxfp4",
                "bnb": "bitsandbytes", "compressed_tensors": "compressed-tensors", "auto-round": "inc",
                "auto_round": "inc"}
+    if want.startswith("modelopt") and have is not None and have.origin == "modelopt":
+        return have, have.method  # vLLM picks the ModelOpt config class the checkpoint's quant_algo names
     want = aliases.get(want, want)
     if want == "inc":  # vLLM's name for AutoRound checkpoints, which it serves through GPTQ / AWQ Marlin or FP8
         if have is not None and have.origin == "auto-round":
@@ -189,7 +193,13 @@ def _cold_compile_bytes(spec: ModelSpec, r: Resolved, peak: int, embedding: int,
 def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings: list[str]) -> QuantConfig | None:
     """Below compute capability 8.9 vLLM serves FP8 weights through the weight-only Marlin kernel (fp8.py,
     compressed_tensors_w8a16_fp8.py): per-tensor and per-channel FP8 since FP8 Marlin existed, block-wise FP8
-    and FP8 MoE from 0.9 (marlin_utils_fp8.py)."""
+    and FP8 MoE from 0.9 (marlin_utils_fp8.py). A mixed-precision checkpoint's FP8 modules go the same way
+    (ModelOpt's mixed config accepts such GPUs from 0.24)."""
+    if quant is not None and quant.modules is not None:
+        said: list[str] = []
+        each = {q: _fp8_marlin(q, cc, profile, said) or q for q in quant.modules.formats()}
+        warnings.extend(dict.fromkeys(said))
+        return replace(quant, modules=quant.modules.mapped(each.__getitem__)) if said else quant
     if quant is None or not (quant.method == "fp8" or quant.scheme == "w8a8_fp8") or cc >= 8.9:
         return quant
     if cc < (quant_min_capability(profile, "fp8") or 8.0):
@@ -880,6 +890,9 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
                            f"capability 9.x and 10.x (Hopper, datacenter Blackwell) only; this GPU is {r.cc}"), None
     if spec.serving_limits is not None and (why := _outside_limits(spec.serving_limits, r)):
         return False, why, None
+    if r.quant is not None and r.quant.modules is not None and (
+            why := modelopt_mixed_refusal(p, r.quant.modules.uses)):
+        return False, why, None
     need = quant_min_capability(p, r.quant.method) if r.quant else None
     if need is not None and r.cc < need:
         return False, (f"vLLM {p.version} refuses {r.quant.method} weights on this GPU (compute capability "
@@ -947,6 +960,10 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
     w_note = "from the checkpoint's tensor headers" if stored else "computed from the config"
     if r.quant and r.quant.source == "assumed":
         w_note = f"computed for an assumed {r.quant.method} {r.quant.bits}-bit checkpoint"
+    if r.quant and r.quant.modules is not None:
+        count = Counter(r.quant.modules.algo_names().values())
+        w_note += ("; ModelOpt mixed precision, " + ", ".join(f"{a} x{n}" for a, n in sorted(count.items()))
+                   + " modules, the rest in " + r.dtype)
     exact_w = not spec.generic and spec.model_type not in ("gemma4",)
     act: B.Activation = stage["activation"]
     comps = [

@@ -165,6 +165,26 @@ def quant_min_capability(profile: Profile, method: str) -> float | None:
     return [s["cc"] for s in steps if profile.at_least(s["from"])][-1]
 
 
+def modelopt_mixed_refusal(profile: Profile, uses: dict[tuple[str, str], str]) -> str | None:
+    """Why this release cannot load a ModelOpt MIXED_PRECISION checkpoint, or None where it can
+    (vllm_profiles.json modelopt_mixed). `uses`: (quant_algo, "linear" | "moe" | "lm_head") -> a module using it."""
+    d = _profiles()[0]["modelopt_mixed"]
+    v = profile.version
+    if not profile.at_least(d["from"]):
+        return f"vLLM {v} has no ModelOpt MIXED_PRECISION support (it arrived in {d['from']})"
+    for (algo, where), name in sorted(uses.items()):
+        since = (d["moe_from"] if where == "moe" else d["linear_from"]).get(algo)
+        what = "fused-MoE" if where == "moe" else "linear"
+        if since is None or not profile.at_least(since):
+            when = f"from {since}" if since else "in no release read"
+            return (f"vLLM {v} builds no {algo} {what} layer inside a MIXED_PRECISION checkpoint ({name}; "
+                    f"{when}): the layer would be unquantized and its stored weights fail to load")
+        if where == "lm_head" and not profile.at_least(d["lm_head_from"]):
+            return (f"vLLM {v} leaves lm_head unquantized in a MIXED_PRECISION checkpoint (quantized from "
+                    f"{d['lm_head_from']}), so this checkpoint's {algo} lm_head fails to load")
+    return None
+
+
 def newest_version() -> str:
     return _profiles()[0]["newest"]
 

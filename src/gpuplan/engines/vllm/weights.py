@@ -149,6 +149,8 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
     """The quantization that applies to tensor `t`, or None when vLLM keeps it unquantized."""
     if q is None:
         return None
+    if q.modules is not None:
+        return _mixed_quant(t, q, name)
     if t.kind in ("embedding", "lm_head"):
         return q if (q.method == "gguf" or (q.lm_head_quantized and t.kind == "lm_head")) else None
     if not t.linear:
@@ -168,6 +170,25 @@ def _quant_for(t: Tensor, q: QuantConfig | None, name: str) -> QuantConfig | Non
     if q.ignore and _ignored(name, q.ignore):
         return None
     return q
+
+
+def _mixed_quant(t: Tensor, q: QuantConfig, name: str) -> QuantConfig | None:
+    """A mixed-precision checkpoint's format for tensor `t` (ModelOptMixedPrecisionConfig.get_quant_method): the
+    module's own entry, or for a fused MoE module the first entry listed under it; a module with none, and every
+    embedding, stays in the model dtype. The lm_head entry is dropped upstream where the release ignores it."""
+    m = q.modules
+    assert m is not None
+    if t.kind == "embedding" or not (t.linear or t.kind == "lm_head"):
+        return None
+    if t.parallel in ("expert_col", "expert_row"):
+        module = name.rsplit(".", 1)[0]  # "model.layers.3.mlp.experts.w13_weight" -> "...mlp.experts"
+        found = m.exact(module) or m.under(module)
+    elif t.kind in TOWER_KINDS:
+        # vLLM renames the checkpoint's "model.visual.*" entries to its own "visual.*" (apply_vllm_mapper).
+        found = (m.exact(name) or m.exact("model." + name)) if t.tower_quant else None
+    else:
+        found = m.exact(name) or m.under(name)
+    return None if found is None or (q.ignore and _ignored(name, q.ignore)) else found
 
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:
@@ -225,6 +246,10 @@ def tensor_bytes(t: Tensor, sh: Sharding, q: QuantConfig | None, act_bytes: int,
     elif p == "kv":
         heads = t.heads or 1
         out_f = (out_f // heads) * max(1, heads // sh.tp)
+    elif p == "vocab" and tq.method != "gguf":
+        # a quantized ParallelLMHead is created on its padded per-rank vocabulary, like an unquantized one
+        # (a GGUF file's tensors take the file's own shape)
+        out_f = cdiv(round_up(out_f, VOCAB_PAD), sh.tp)
     return linear_bytes(tq, out_f, in_f, act_bytes, in_full=_rest(t.shape, 1), row_parallel=p == "row")
 
 
@@ -258,7 +283,7 @@ def _kv_b_dequantized(layer: Layer, q: QuantConfig | None, index: int) -> bool:
 
 
 def _needs_per_layer_names(q: QuantConfig | None) -> bool:
-    return bool(q and any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
+    return bool(q and q.modules is not None) or bool(q and any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
                           for p in q.ignore + q.only))
 
 
