@@ -33,6 +33,7 @@ from .profiles import (
     on_transformers_backend,
     quant_min_capability,
     removed_after,
+    unified_memory,
     uses_model_runner_v2,
 )
 from .weights import Sharding, input_embedding_bytes, pp_partition, stage_layers, stage_weights, whole_towers
@@ -713,6 +714,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=fabric,
                            dtype=r.dtype)
     n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
+    if unified_memory(p, r.cc):
+        # free memory comes from the host (psutil), so the start-up's host-side growth is measured as non-torch
+        n_torch += int(p.calib["unified_memory_host_gib"] * GiB)
     base = B.baseline(p, r.tp, r.pp, fabric, _resident_threads(r.dep))
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
@@ -981,7 +985,10 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   + "; calibrated"),
         Component("non_torch", n_torch, False, "NCCL, cuBLAS, allocator overhead; calibrated"
                   + (f"; with the model's multicast all-reduce workspace, {comm / MiB:.0f} MiB (computed)"
-                     if comm else "")),
+                     if comm else "")
+                  + (f"; with ~{p.calib['unified_memory_host_gib']:g} GiB of the host's own start-up memory, which "
+                     "vLLM counts on a GPU sharing the host's memory (fitted on two GB10 logs; host-dependent)"
+                     if unified_memory(p, r.cc) else "")),
         Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool"
                   + (f" for {B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size)} batch "

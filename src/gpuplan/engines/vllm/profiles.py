@@ -165,6 +165,13 @@ def quant_min_capability(profile: Profile, method: str) -> float | None:
     return [s["cc"] for s in steps if profile.at_least(s["from"])][-1]
 
 
+def unified_memory(profile: Profile, cc: float) -> bool:
+    """Whether vLLM reads this GPU's free memory from the host (a GPU sharing the host's memory; vllm_profiles.json
+    unified_memory)."""
+    d = _profiles()[0]["unified_memory"]
+    return profile.at_least(d["from"]) and cc in d["compute_capabilities"]
+
+
 def modelopt_mixed_refusal(profile: Profile, uses: dict[tuple[str, str], str]) -> str | None:
     """Why this release cannot load a ModelOpt MIXED_PRECISION checkpoint, or None where it can
     (vllm_profiles.json modelopt_mixed). `uses`: (quant_algo, "linear" | "moe" | "lm_head") -> a module using it."""
