@@ -48,3 +48,12 @@ def test_the_two_public_gb10_start_ups_are_within_4_percent_on_available_kv(name
     rec = _record(name, rid)
     got = predict(rec)["available_kv_cache_gib"]
     assert got == pytest.approx(rec["logged"]["available_kv_cache_gib"], rel=0.04)
+
+
+def test_a_spark_at_vllms_default_utilization_is_warned_that_the_host_may_not_have_the_budget_free() -> None:
+    """0.92 x 121.69 GiB = 111.95 GiB, more than the ~102 GiB a DGX Spark's host typically leaves free."""
+    rep = estimate("meta-llama/Llama-3.1-8B", gpu="GB10", max_model_len=8192)
+    warning = next(w for w in rep.warnings if "shares the host's memory" in w)
+    assert "--gpu-memory-utilization 0.83" in warning
+    lower = estimate("meta-llama/Llama-3.1-8B", gpu="GB10", max_model_len=8192, gpu_memory_utilization=0.8)
+    assert not any("shares the host's memory" in w for w in lower.warnings)

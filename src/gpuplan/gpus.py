@@ -44,6 +44,9 @@ class GPU:
     note: str = ""
     fabric: str = "pcie"  # nvswitch | pcie: decides NCCL's multi-GPU buffers
     sm_count: int | None = None  # streaming multiprocessors: the CUDA context grows with them
+    # GPUs sharing the host's memory: the free memory a typical host leaves at start-up, which vLLM checks the
+    # budget against (it reads free memory from the host there)
+    host_free_gib: float | None = None
 
     @property
     def resident_threads(self) -> int | None:
@@ -64,6 +67,7 @@ class GPU:
             vendor=data["vendor"],
             fabric=data.get("fabric", "pcie"),
             sm_count=data.get("sm_count"),
+            host_free_gib=data.get("host_free_gib"),
             memory_bytes=int(data["memory_bytes"]),
             memory_source=data["memory_source"],
             bandwidth_gbps=data.get("bandwidth_gbps"),
@@ -91,6 +95,7 @@ class GPU:
             "fp8_support": self.fp8_support,
             "compute_capability": self.compute_capability,
             "sm_count": self.sm_count,
+            "host_free_gib": self.host_free_gib,
             "price_usd_per_hour": self.price_usd_per_hour,
             "price_source": self.price_source,
             "price_date": self.price_date,

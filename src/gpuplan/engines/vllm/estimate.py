@@ -623,6 +623,21 @@ def _fabric(dep: Deployment) -> str:
     return gpu.fabric if gpu else "nvswitch"
 
 
+def _host_free_warning(r: Resolved, budget: int) -> str | None:
+    """On a GPU sharing the host's memory vLLM checks the budget against the host's available memory, which the
+    OS and desktop keep well below the device total."""
+    card = _card(r.dep)
+    if card is None or card.host_free_gib is None or not unified_memory(r.profile, r.cc):
+        return None
+    if budget <= card.host_free_gib * GiB:
+        return None
+    safe = math.floor(card.host_free_gib * GiB / r.total * 100) / 100
+    return (f"{card.name} shares the host's memory: vLLM checks the {budget / GiB:.2f} GiB budget against the host's "
+            f"available memory, typically ~{card.host_free_gib:g} GiB, and stops at start-up when it is short "
+            f"(\"Free memory on device ... is less than desired GPU memory utilization\"). On a busy host use "
+            f"--gpu-memory-utilization {safe:.2f} or lower")
+
+
 def _resident_threads(dep: Deployment) -> int | None:
     gpu = _card(dep)
     return gpu.resident_threads if gpu else None
@@ -787,6 +802,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         warnings.append(w)
     if r.dep.compile_cache == "cold" and cold_gap:
         warnings.append(f"compile_cache cold: {cold_gap}")
+    if w := _host_free_warning(r, budget):
+        warnings.append(w)
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
