@@ -92,6 +92,7 @@ def deployment_of(rec: dict) -> Deployment:
         dtype=d.get("dtype") or "auto", kv_cache_dtype=d.get("kv_cache_dtype") or "auto", quantization=q,
         enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
         max_cudagraph_capture_size=d.get("max_cudagraph_capture_size"),  # not in the shared schema; ours may hold it
+        enable_prefix_caching=d.get("enable_prefix_caching"),  # likewise: what the record's command line sets
         api_server=d.get("api_server") is not False, vllm_version=record_version(rec)[0], env=env,
         disable_hybrid_kv_cache_manager=None,
         # Optional in the schema: the multimodal profiling options a record's command line states.

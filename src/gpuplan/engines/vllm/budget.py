@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from ...datafiles import data_json
-from ...model.spec import ModelSpec
+from ...model.spec import Layer, ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
 from .profiles import Profile, model_runner_v2_copies_logits
@@ -124,6 +124,62 @@ def _v0_forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_byt
     return int(tokens * act_bytes * peak)
 
 
+def v0_mla_context_rows(max_model_len: int, max_num_seqs: int, block_size: int) -> int:
+    """Latent rows of V0's MLA context_chunk_workspace (attention/backends/mla/common.py, 0.8.3 lines 306-320: at
+    least 8 full-length requests or 4 blocks per request, at most 128K rows)."""
+    return min(max(8 * max_model_len, 4 * max_num_seqs * block_size), 128 * 1024)
+
+
+def _q_lora_rank(layer: Layer) -> int:
+    return next((t.shape[0] for t in layer.tensors if t.name.endswith("q_a_layernorm.weight")), 0)
+
+
+def _v0_mla(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile,
+            moe: int, context_rows: int) -> tuple[int, int] | None:
+    """V0's MLA prefill in the profile run, 0.8.x (data/vllm_v0_forward.json _mla_prefill): the stage's forward
+    peak with its MoE caches, and the context workspace kept beside it (0 unless prefix caching or chunked
+    prefill is on). None when the stage has no MLA layer or the release another layout."""
+    rules = _v0_forward_rules()
+    if not any(layer.attention.kind == "mla" for layer in spec.layers[lo:hi]):
+        return None
+    if not (profile.at_least(rules["mla_prefill_from"]) and not profile.at_least(rules["mla_prefill_until"])):
+        return None
+    h = spec.hidden_size
+    fresh = h if tp > 1 and profile.at_least(rules["new_allreduce_output_from"]) else 0
+    peak = workspace = 0
+    for layer in spec.layers[lo:hi]:
+        a, m = layer.attention, layer.mlp
+        if a.kind == "mla":
+            n = cdiv(a.num_heads, tp)
+            dn, dr, dv, lat = a.qk_nope_head_dim, a.qk_rope_head_dim, a.v_head_dim or a.qk_nope_head_dim, a.kv_lora_rank
+            q = n * (dn + dr)
+            # input, residual, output buffer; q_a and its norm; latent + rope, normed latent; q; kv_b out; k, v_pad
+            held = 3 * h + 2 * _q_lora_rank(layer) + (lat + dr) + lat + q + n * (dn + dv) + 2 * q
+            tail = max(q + n * dv, n * dv + h + fresh)  # attention out + its v slice, or the slice + o_proj (+ reduce)
+            fake = 0
+            if context_rows:
+                workspace = max(workspace, context_rows * (lat + dr) * act_bytes)
+                fake = context_rows * n * (dn + dv) * act_bytes  # stand-in for kv_b_proj over the context rows
+            peak = max(peak, tokens * act_bytes * (held + tail) + fake)
+        if m.kind == "dense" or (m.kind == "moe" and m.shared_intermediate_size):
+            i = cdiv(m.intermediate_size if m.kind == "dense" else m.shared_intermediate_size, tp)
+            peak = max(peak, tokens * act_bytes * (3 * i + 4 * h + fresh))  # deepseek_v2.py keeps gate_up alive
+        if m.kind == "moe":
+            # input, residual, shared experts' output, routed output; router logits; fused_moe's per-call caches
+            peak = max(peak, tokens * act_bytes * (4 * h + m.num_experts) + moe)
+    return int(peak + workspace), int(workspace)
+
+
+def _v0_inductor_flush(profile: Profile, lo: int, tp: int) -> int:
+    """The L2-flush buffer of the first call of the compiled vocab-parallel embedding mask (data/vllm_v0_forward.json
+    _inductor_l2_flush): a floor under the first stage's V0 peak at TP > 1."""
+    rules = _v0_forward_rules()
+    if lo > 0 or tp <= 1 or not profile.at_least(rules["inductor_l2_flush_from"]) \
+            or profile.at_least(rules["inductor_l2_flush_until"]):
+        return 0
+    return int(rules["inductor_l2_flush_bytes"])
+
+
 def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile,
              pipeline: bool = False) -> int:
     """Eager forward peak at `tokens` tokens: the widest MLP intermediate plus hidden-state buffers."""
@@ -172,12 +228,20 @@ def v0_recurrent_cache(spec: ModelSpec, lo: int, hi: int, tp: int, act_bytes: in
 def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: int, sampler_rows: int, tp: int,
                moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
                cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
-               max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None) -> Activation:
+               max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None,
+               v0_mla_context_rows: int = 0) -> Activation:
+    """The profile run's peak on one pipeline stage. `v0_mla_context_rows`: V0's MLA context workspace rows
+    (v0_mla_context_rows; 0 when neither prefix caching nor chunked prefill is on)."""
     if profile.engine == "v0":
         fwd = _v0_forward(spec, lo, hi, tokens, tp, act_bytes, profile, quant_method, cc)
     else:
         fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
+    kept = 0
+    if profile.engine == "v0" and (mla := _v0_mla(spec, lo, hi, tokens, tp, act_bytes, profile, moe,
+                                                  v0_mla_context_rows)) is not None:
+        fwd, kept = mla
+        moe = 0  # the MoE layers' peaks above already hold fused_moe's caches
     sampler = state = 0
     if last_stage:
         # The V2 runner samples from the logits, plus one float32 copy of them up to 0.27 (sample/sampler.py): a
@@ -217,8 +281,15 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     # The tower runs first and frees its activations; the language model's pass then runs beside its outputs.
     # V0 frees a MoE layer's caches (fused_moe.py, per call) before its sampler runs; V1's calibration (dev 0.19
     # records) keeps the workspace beside both.
-    text = max(fwd + moe, sampler) if profile.engine == "v0" else max(fwd, sampler) + moe
-    peak = max(text + mm, tower) + state + recurrent
+    text = max(fwd + moe, sampler + kept) if profile.engine == "v0" else max(fwd, sampler) + moe
+    floor = 0
+    if profile.engine == "v0":
+        if lo > 0:
+            # a later pipeline stage keeps the dead zero hidden_states its dummy run received (_pipeline_dead_hidden)
+            text += tokens * spec.hidden_size * spec.residual_streams * act_bytes
+        flush = _v0_inductor_flush(profile, lo, tp)
+        floor = flush + kept if flush else 0
+    peak = max(text + mm, tower, floor) + state + recurrent
     return Activation(fwd, sampler, moe, mm, peak, state, recurrent, tower)
 
 

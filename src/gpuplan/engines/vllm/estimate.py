@@ -226,6 +226,18 @@ def _v0_long_context_chunked(spec: ModelSpec, profile: Profile) -> bool:
     return not ("mla" in kinds and profile.at_least("0.8"))
 
 
+def _v0_mla_context_rows(spec: ModelSpec, r: Resolved) -> int:
+    """Rows of V0's MLA context workspace: allocated when prefix caching (off by default in every V0 release:
+    arg_utils.py leaves it unset, and 0.8+ turns it off for multimodal models) or chunked prefill is on (V0 needs
+    max_num_batched_tokens >= max_model_len without it; 0.8+ never turns it on by default for MLA)."""
+    if r.profile.engine != "v0" or not any(layer.attention.kind == "mla" for layer in spec.layers):
+        return 0
+    prefix = bool(r.dep.enable_prefix_caching) and not (spec.multimodal is not None and r.profile.at_least("0.8"))
+    if not (prefix or r.mnbt < r.max_model_len):
+        return 0
+    return B.v0_mla_context_rows(r.max_model_len, r.max_num_seqs, r.dep.block_size or 16)
+
+
 def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len: int,
                     spec: ModelSpec) -> tuple[int, int]:
     seqs, mnbt = dep.max_num_seqs, dep.max_num_batched_tokens
@@ -736,6 +748,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
+    mla_rows = _v0_mla_context_rows(spec, r)
     enc = _encoder_plan(spec, r)
     cold_gap = _cold_compile_gap(r)
     cold_models = cold_gap is None
@@ -747,7 +760,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         act = B.activation(a_spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
-                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc)
+                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
+                           v0_mla_context_rows=mla_rows)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
