@@ -40,7 +40,8 @@ def test_a_start_up_that_captures_five_cuda_graphs_reserves_a_tenth_of_a_gib_for
 def test_capping_cuda_graphs_at_128_captures_19_sizes_and_keeps_more_kv_cache() -> None:
     """vllm serve Qwen/Qwen2.5-72B-Instruct -tp 2 --max-num-seqs 128 -cc.max_cudagraph_capture_size=128 on two
     H100s, vLLM 0.30 (compile_cache_public.jsonl cc-017) captured 1, 2, 4, 8 ... 128: 19 sizes, where the default
-    for 128 sequences goes to 256 (35 sizes). Its estimate, which vLLM subtracts, shrinks with them."""
+    for 128 sequences goes to 256 (35 sizes). Its estimate, which vLLM subtracts, shrinks with them: the
+    PIECEWISE graphs go from 35 to 19, the FULL ones (sizes up to max_num_seqs) stay at 19, so 38 graphs for 54."""
     path = Path(__file__).parent / "fixtures" / "vllm_logs" / "compile_cache_public.jsonl"
     rec = next(r for r in map(json.loads, path.read_text().splitlines()) if r["id"] == "cc-017")
     assert capture_sizes(get_profile("0.30.0"), 128, 8192, 128) == 19
@@ -48,6 +49,6 @@ def test_capping_cuda_graphs_at_128_captures_19_sizes_and_keeps_more_kv_cache() 
     spec = build_spec(rec["hf_config"], rec["model_id"])
     capped = estimate(spec, deployment_of(rec))
     default = estimate(spec, deployment_of(rec).with_(max_cudagraph_capture_size=None))
-    assert capped.cudagraph_bytes < 0.6 * default.cudagraph_bytes
+    assert capped.cudagraph_bytes < 0.75 * default.cudagraph_bytes
     assert capped.available_kv_cache_bytes > default.available_kv_cache_bytes
     assert "19 batch sizes" in next(c.note for c in capped.components if c.name == "cudagraph")

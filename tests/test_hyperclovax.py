@@ -87,15 +87,15 @@ def test_kv_is_one_full_attention_group_of_288_kib_a_token() -> None:
 
 
 def test_a_seed_32b_shape_with_an_assumed_24576_wide_ffn_does_not_fit_one_h100_at_32k() -> None:
-    """No, in bf16 (with the fixture's assumed FFN width 24576): 62.9 GiB of weights leave 1,612 blocks = 25,792
-    tokens, fewer than one 32K request needs (32K x 288 KiB = 9 GiB). Two H100s at TP=2 hold 17,556 blocks =
-    280,896 tokens each, 8.6 requests of 32K."""
+    """No, in bf16 (with the fixture's assumed FFN width 24576): 62.9 GiB of weights leave 1,585 blocks = 25,360
+    tokens, fewer than one 32K request needs (32K x 288 KiB = 9 GiB). Two H100s at TP=2 hold 17,508 blocks =
+    280,128 tokens each, 8.5 requests of 32K."""
     spec = _spec(SEED32)
     one = estimate(spec, gpu="H100", tensor_parallel_size=1, max_model_len=32768)
     assert not one.fits
-    assert one.kv_cache_tokens == 25_792 < 32768
+    assert one.kv_cache_tokens == 25_360 < 32768
     two = estimate(spec, gpu="H100", tensor_parallel_size=2, max_model_len=32768)
-    assert two.fits and two.kv_cache_tokens == 280_896
+    assert two.fits and two.kv_cache_tokens == 280_128
 
 
 def test_tiny_random_checkpoint_with_gelu_is_refused_as_vllm_refuses_it() -> None:

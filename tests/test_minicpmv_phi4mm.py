@@ -212,14 +212,14 @@ def test_phi4_multimodal_kv_is_32_full_layers_of_8_heads_for_a_4_gib_budget() ->
 
 
 def test_phi4_multimodal_on_one_a10g_fits_but_not_at_its_full_128k() -> None:
-    """Yes at the default 4K (LongRoPE's short length): 8.80 GiB of weights leave 87,008 tokens of KV cache at
-    128 KiB a token. The full 131,072 would need 16 GiB of cache; about 86,992 tokens is the longest that fits,
+    """Yes at the default 4K (LongRoPE's short length): 8.80 GiB of weights leave 86,992 tokens of KV cache at
+    128 KiB a token. The full 131,072 would need 16 GiB of cache; about 86,976 tokens is the longest that fits,
     so 64K works (1.3 requests at once)."""
     spec = build_spec(PHI["config"], "m")
     r = estimate_on(spec, gpu="A10G")
-    assert r.fits and r.max_model_len == 4096 and r.kv_cache_tokens == 87_008
+    assert r.fits and r.max_model_len == 4096 and r.kv_cache_tokens == 86_992
     full = estimate_on(spec, gpu="A10G", max_model_len=131072)
-    assert not full.fits and full.max_model_len_fit == 86_992
+    assert not full.fits and full.max_model_len_fit == 86_976
     assert estimate_on(spec, gpu="A10G", max_model_len=65536).fits
 
 

@@ -113,15 +113,15 @@ def test_from_0_28_the_v2_profile_sample_holds_the_logits_without_a_float32_copy
     assert sampler("0.30.0") == sampler("0.28.0")
 
 
-def test_from_0_29_the_budget_subtracts_about_half_the_0_19_cuda_graph_pool() -> None:
+def test_from_0_29_the_budget_subtracts_a_share_of_the_v1_cuda_graph_estimate() -> None:
     """The V2 runner's estimate of its graphs is the share calibration.json names (fitted on public 0.30 logs):
-    0.44 GiB for Qwen3-8B where vLLM 0.19's V1 runner captured 0.93."""
+    0.45 GiB for Qwen3-8B where the V1 runner's estimate (PIECEWISE and FULL graphs) is 0.78."""
     spec = build_spec(QWEN3_8B)
     v1 = estimate(spec, _dep("0.28.0", VLLM_USE_V2_MODEL_RUNNER="0"))
     v2 = estimate(spec, _dep("0.29.0"))
     assert v1.cudagraph_in_budget and v2.cudagraph_in_budget
-    assert abs(v2.cudagraph_bytes / v1.cudagraph_bytes - 0.48) < 0.01
-    assert round(v2.cudagraph_bytes / 2**30, 2) == 0.44
+    assert abs(v2.cudagraph_bytes / v1.cudagraph_bytes - 0.57) < 0.01
+    assert round(v2.cudagraph_bytes / 2**30, 2) == 0.45
 
 
 def test_before_0_29_the_v2_graphs_are_captured_after_the_kv_cache_outside_the_budget() -> None:

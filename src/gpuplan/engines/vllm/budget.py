@@ -341,10 +341,58 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: i
     return len([s for s in sizes if s <= top])
 
 
+def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None) -> int:
+    """Number of FULL (decode) CUDA graphs beside the PIECEWISE ones. From 0.11 vLLM's default cudagraph_mode is
+    FULL_AND_PIECEWISE: v1/cudagraph_dispatcher.py initialize_cudagraph_keys captures a FULL graph for every capture
+    size up to uniform_decode_query_len x max_num_seqs (1 x max_num_seqs without speculative decoding), so
+    256 sequences give PIECEWISE=51, FULL=35 and 8 give PIECEWISE=5, FULL=4 ("Profiling CUDA graph memory" lines).
+    Earlier rules capture PIECEWISE graphs only (0.9-0.10) or decode graphs only (V0, V1 0.8): none counted here."""
+    if profile.cudagraph_sizes != "v1_0.11":
+        return 0
+    top = min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
+    sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
+    return len([s for s in sizes if s <= min(top, max_num_seqs)])
+
+
+def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, cc: float | None,
+                          kv_dtype: str) -> int:
+    """The attention backend's workspace that vLLM's CUDA-graph profiler counts in its first capture.
+
+    gpu_model_runner.py profile_cudagraph_memory (0.19-0.33) builds a minimal KV cache, and with it fresh attention
+    metadata builders, then measures free memory around the first (largest) capture: a workspace the backend
+    allocates on first use lands in that sample. FlashInfer's builder allocates VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE
+    (394 MiB, envs.py 0.19-0.33) lazily, as does the sparse FlashInfer MLA backend (a module-level buffer of the same
+    size) and the dense FlashInfer MLA one (128 MiB). The backend is platforms/cuda.py _get_backend_priorities':
+    FlashInfer first on SM 10.x, FlashAttention first elsewhere, which cannot hold an fp8 KV cache off Hopper, so
+    vLLM falls to FlashInfer there; models whose layers mix head sizes (Gemma-4) are forced onto Triton attention.
+    Counted only where the profile's vLLM sizes the KV cache on the estimate (0.21+)."""
+    if cc is None or not profile.cudagraph_subtracted:
+        return 0
+    layers = spec.layers[lo:hi]
+    if any(layer.attention.kind == "mla" for layer in layers):
+        if not 10.0 <= cc < 11.0:
+            return 0
+        sparse = any(layer.attention.sparse for layer in layers)
+        return (394 if sparse else 128) * 1024 * 1024
+    dims = {layer.attention.head_dim for layer in layers
+            if layer.attention.num_heads and layer.attention.kind in ("full", "sliding_window", "chunked_local")}
+    if not dims or len(dims) > 1:
+        return 0
+    fp8_kv = kv_dtype.startswith("fp8")
+    if 10.0 <= cc < 11.0 or (fp8_kv and not 9.0 <= cc < 10.0):
+        return 394 * 1024 * 1024
+    return 0
+
+
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
-              enforce_eager: bool, runner_v2: str | None = None, max_capture: int | None = None) -> int:
+              enforce_eager: bool, runner_v2: str | None = None, max_capture: int | None = None,
+              cc: float | None = None, kv_dtype: str = "auto") -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
-    and scale with the number of captured sizes (fitted on the logged captures, see calibration.json).
+    and scale with the number of graphs captured, PIECEWISE and FULL (fitted on the logged captures, see
+    calibration.json). From 0.21 this is what vLLM's profiler estimates and subtracts before sizing the KV cache:
+    its first capture at the largest size plus (n - 1) times the next one's, per mode (gpu_model_runner.py
+    profile_cudagraph_memory), which on the public 0.19-0.26 estimates tracks the 0.19 pool per graph, plus the
+    attention backend's workspace that the first capture allocates (`cc` and `kv_dtype` pick the backend).
     For vLLM's V2 model runner, `runner_v2` picks its share of that: "estimate", what its profiler estimates
     and vLLM subtracts (0.29+); "actual", the pool it captures after the KV cache (before 0.29)."""
     if enforce_eager:
@@ -355,13 +403,20 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
                                                   mnbt=mnbt, enforce_eager=False, max_capture=max_capture))
     c = profile.calib["cudagraph"]
     n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture)
-    scale = c.get("scale", 1.0) * n_graphs / c["reference_graphs"]
+    reference = c["reference_graphs"]
+    if "reference_full_graphs" in c and profile.cudagraph_sizes == "v1_0.11":
+        # FULL graphs counted beside the PIECEWISE ones (FULL_AND_PIECEWISE, 0.11+), as in the 0.19 fit
+        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture)
+        reference += c["reference_full_graphs"]
+    scale = c.get("scale", 1.0) * n_graphs / reference
     layers = hi - lo
     moe_layers = sum(1 for layer in spec.layers[lo:hi] if layer.mlp.kind == "moe")
+    mla_layers = sum(1 for layer in spec.layers[lo:hi] if layer.attention.kind == "mla")
     per_layer = (c["per_layer_gib"] + c["per_layer_per_4096_hidden_gib"] * spec.hidden_size / 4096) * layers
     base = c["base_gib"] * (scale if c.get("base_scales_with_graphs") else 1.0)
+    per_layer += c.get("per_mla_layer_gib", 0.0) * mla_layers
     gib = base + scale * (per_layer * tp ** -c["tp_exponent"] + c["per_moe_layer_gib"] * moe_layers)
-    return int(max(gib, 0.05) * GiB)
+    return int(max(gib, 0.05) * GiB) + _flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype)
 
 
 def sampler_warmup(spec: ModelSpec, profile: Profile, rows: int, act_bytes: int, quant_method: str | None) -> int:

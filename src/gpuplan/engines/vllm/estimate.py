@@ -763,7 +763,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
                            v0_mla_context_rows=mla_rows)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
-                             enforce_eager=r.dep.enforce_eager,
+                             enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
                              max_capture=r.dep.max_cudagraph_capture_size)
         w = weights[s].total
