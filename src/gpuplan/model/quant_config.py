@@ -95,7 +95,7 @@ def _modelopt_algo(algo: str, entry: dict, ignore: tuple[str, ...] = ()) -> Quan
 MODELOPT_ALGOS = ("FP8", "FP8_PER_CHANNEL_PER_TOKEN", "FP8_PB_WO", "NVFP4", "W4A16_NVFP4", "MXFP8")
 
 
-def _text_module(name: str) -> str:
+def text_module(name: str) -> str:
     """A checkpoint module name as the text model's own ("model.layers.N..."): multimodal checkpoints spell it
     "model.language_model.*" or "language_model.model.*", and vLLM's prefix candidates accept both."""
     for prefix in ("model.language_model.", "language_model.model."):
@@ -128,7 +128,7 @@ def _modelopt(qc: dict, ignore: tuple[str, ...]) -> QuantConfig:
         key = (a, int(info.get("group_size") or 0))
         if key not in made:
             made[key] = _modelopt_algo(a, info)
-        entries[_text_module(str(name))] = (a, made[key])
+        entries[text_module(str(name))] = (a, made[key])
     return QuantConfig("modelopt_mixed", bits=min(q.bits for q in made.values()), ignore=ignore,
                        modules=ModuleQuant(entries), origin="modelopt")
 

@@ -334,11 +334,21 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: i
         return len([s for s in sizes if s <= max(top, 1) or s == sizes[-1]])
     if rule == "v1_0.8":
         return len([s for s in [1, 2, 4] + list(range(8, 513, 8)) if s <= mnbt])
-    top = min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
+    top = _capture_top(max_num_seqs, mnbt, max_capture)
     if rule == "v1_0.9":
         return len([s for s in [1, 2, 4] + list(range(8, top + 1, 8)) if s <= top])
-    sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
-    return len([s for s in sizes if s <= top])
+    return len(_v1_011_sizes(top))
+
+
+def _capture_top(max_num_seqs: int, mnbt: int, max_capture: int | None) -> int:
+    """The largest CUDA-graph size from 0.9: the user's max_cudagraph_capture_size, else min(2 x max_num_seqs,
+    512), never above max_num_batched_tokens."""
+    return min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
+
+
+def _v1_011_sizes(top: int) -> list[int]:
+    """The 0.11+ capture sizes up to `top`: 1, 2, 4, then steps of 8 to 248 and of 16 from 256."""
+    return [s for s in [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16)) if s <= top]
 
 
 def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None) -> int:
@@ -349,9 +359,7 @@ def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_captu
     Earlier rules capture PIECEWISE graphs only (0.9-0.10) or decode graphs only (V0, V1 0.8): none counted here."""
     if profile.cudagraph_sizes != "v1_0.11":
         return 0
-    top = min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
-    sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
-    return len([s for s in sizes if s <= min(top, max_num_seqs)])
+    return len([s for s in _v1_011_sizes(_capture_top(max_num_seqs, mnbt, max_capture)) if s <= max_num_seqs])
 
 
 def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, cc: float | None,

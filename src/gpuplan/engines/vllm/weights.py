@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ...errors import GpuplanError
+from ...model.quant_config import text_module
 from ...model.spec import Layer, ModelSpec, QuantConfig, Tensor
 from ...quant.methods import expert_bytes, linear_bytes, stored_bytes
 from ...units import DTYPE_BYTES, cdiv, round_up
@@ -116,11 +117,10 @@ def _rest(shape: tuple[int, ...], start: int) -> int:
 
 
 def _norm_module(name: str) -> str:
-    # Multimodal checkpoints name the text model "model.language_model.*" or "language_model.model.*".
-    for prefix in ("model.language_model.", "language_model.model.", "language_model."):
-        if name.startswith(prefix):
-            return "model." + name[len(prefix):]
-    return name
+    # Multimodal checkpoints name the text model "model.language_model.*" or "language_model.model.*"; an ignore
+    # list may also say "language_model.*".
+    name = text_module(name)
+    return "model." + name[len("language_model."):] if name.startswith("language_model.") else name
 
 
 def _ignored(name: str, ignore: tuple[str, ...]) -> bool:
@@ -283,8 +283,10 @@ def _kv_b_dequantized(layer: Layer, q: QuantConfig | None, index: int) -> bool:
 
 
 def _needs_per_layer_names(q: QuantConfig | None) -> bool:
-    return bool(q and q.modules is not None) or bool(q and any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
-                          for p in q.ignore + q.only))
+    if q is None:
+        return False
+    return q.modules is not None or any(re.search(r"layers\.\d", p) or p.startswith("re:") or "*" in p
+                                        for p in q.ignore + q.only)
 
 
 def _tensor_name(t: Tensor, index: int) -> str:
