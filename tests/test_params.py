@@ -1,4 +1,5 @@
-"""Parameter inventories equal the exact counts of shared/data/models (INDEX.md), via the catalog copies."""
+"""Parameter inventories equal the exact counts of shared/data/models (INDEX.md), via the catalog copies (one
+exception, DeepSeek-V2-Lite, explained below)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ def test_text_parameter_count_is_exact(entry):
 def test_deepseek_v3_count_equals_the_oracles():
     e = next(x for x in list_models() if x.id == "deepseek-ai/DeepSeek-V3")
     assert build_spec(e.hf_config).total_params == 671_026_419_200  # count_params.py, 61 layers
+
+
+def test_deepseek_v2_lite_has_no_query_lora_and_index_counted_a_config_that_lost_the_null():
+    """DeepSeek-V2-Lite projects queries directly ("q_lora_rank": null): 15,706,484,224 parameters, the published
+    checkpoint's count. INDEX.md's 15,748,993,024 is transformers' count for a recorded copy of config.json that
+    dropped the null, so DeepseekV2Config filled in q_lora_rank 1536 (27 layers x (1536 x 2048 + 3072 x 1536 + 1536
+    - 3072 x 2048) = 42,508,800 more); gpuplan reads an absent key the same way."""
+    e = next(x for x in list_models() if x.id == "deepseek-ai/DeepSeek-V2-Lite")
+    assert build_spec(e.hf_config).total_params == 15_706_484_224
+    lost = {k: v for k, v in e.hf_config.items() if k != "q_lora_rank"}
+    assert build_spec(lost).total_params == 15_748_993_024 == 15_706_484_224 + 27 * (
+        1536 * 2048 + 3072 * 1536 + 1536 - 3072 * 2048)
 
 
 def test_llama4_scout_with_its_vision_tower_equals_transformers_full_count():

@@ -1,5 +1,6 @@
-"""Before vLLM 0.7.1, DeepSeek-V2/V3 did not cache the MLA latent: deepseek_v2.py padded q, k and v to a head
-size of 256 and kept K and V for every attention head. From 0.7.1 on the layer caches kv_lora_rank +
+"""Before vLLM 0.7.1, DeepSeek-V2/V3 did not cache the MLA latent: they kept K and V for every attention head, padded
+to a head size of 256 up to 0.6.x (config.py get_head_size returned 256) and qk_nope + qk_rope = 192 wide in 0.7.0
+(get_head_size returns their sum; deepseek_v2.py pads v to it). From 0.7.1 on the layer caches kv_lora_rank +
 qk_rope_head_dim values per token. gt027 (shared dev set, vLLM 0.5.0.post1, DeepSeek-V2-Lite at TP=1 on an
 unnamed GPU) logged 5,549 blocks, which only the per-head cache explains on an 80 GB card."""
 
@@ -25,10 +26,12 @@ def test_deepseek_v2_lite_on_vllm_0_5_caches_per_head_kv_padded_to_256() -> None
 
 
 def test_vllm_0_7_1_switches_to_the_latent_cache_and_tp_splits_only_the_old_layout() -> None:
+    padded = estimate(_lite(), Deployment(**A100_80, max_model_len=32000, vllm_version="0.6.6"))
     old = estimate(_lite(), Deployment(**A100_80, max_model_len=32000, vllm_version="0.7.0"))
     new = estimate(_lite(), Deployment(**A100_80, max_model_len=32000, vllm_version="0.7.1"))
     assert new.kv.bytes_per_token == 27 * (512 + 64) * 2
-    assert old.kv.bytes_per_token == 27 * 2 * 16 * 256 * 2
+    assert padded.kv.bytes_per_token == 27 * 2 * 16 * 256 * 2
+    assert old.kv.bytes_per_token == 27 * 2 * 16 * (128 + 64) * 2  # 0.7.0: no padding, no latent yet
     tp2 = estimate(_lite(), Deployment(**A100_80, max_model_len=32000, tensor_parallel_size=2, vllm_version="0.6.3"))
-    assert tp2.kv.bytes_per_token == old.kv.bytes_per_token // 2
+    assert tp2.kv.bytes_per_token == padded.kv.bytes_per_token // 2
 

@@ -17,6 +17,7 @@ from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
 from . import encoder_profile as E
 from . import kv as K
+from . import mla_choice as MC
 from . import sparse_mla as SM
 from . import towers as T
 from .comm_workspace import workspace_bytes
@@ -78,6 +79,7 @@ class Resolved:
     text_only: bool = False  # the profile run skips the encoder (every modality turned off)
     encoder_dp: bool = False  # --mm-encoder-tp-mode data: whole towers on every TP rank
     partition: tuple[int, ...] = ()  # VLLM_PP_LAYER_PARTITION: decoder layers per pipeline stage; (): vLLM's split
+    mla_off: bool = False  # MLA layers built as multi-head attention (mla_choice.py)
 
     @property
     def cudagraph_in_budget(self) -> bool:
@@ -337,6 +339,10 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if changed:
         warnings.append(changed)
     profile = _engine(profile, spec, dep, cc, dtype, quant, kv_dtype, pp, warnings)
+    mla_off = MC.mla_off_reason(spec, profile, dep, quant)
+    if mla_off and profile.at_least("0.7.1"):
+        warnings.append(f"{mla_off}: vLLM builds the latent-attention layers as multi-head attention, so every "
+                        "query head caches its own K and V (many times the latent cache MLA would keep)")
     seqs, mnbt = _batch_defaults(profile, dep, total, L, spec)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
         if v <= 0:
@@ -378,7 +384,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec), towers, text_only, encoder_dp,
-                    _layer_partition(spec, dep, pp))
+                    _layer_partition(spec, dep, pp), mla_off is not None)
 
 
 PP_PARTITION_ENV = "VLLM_PP_LAYER_PARTITION"
@@ -599,6 +605,15 @@ def _divisors(n: int) -> list[int]:
 # ----------------------------------------------------------------------------- the estimate
 
 
+def _matrix_absorption(p: Profile) -> str:
+    """0.7.1-0.7.3's absorbed MLA weights (vllm_profiles.json mla_matrix_absorption): "fp32_dequant" where FP8 is
+    dequantized to float32 (0.7.1-0.7.2), "dequant" (0.7.3), "" in other releases."""
+    rule = p.flags.get("mla_matrix_absorption")
+    if not rule or not p.at_least(rule["from"]) or p.at_least(rule["until"]):
+        return ""
+    return "dequant" if p.at_least(rule["fp32_dequant_until"]) else "fp32_dequant"
+
+
 def _mxfp4_pad(r: Resolved) -> tuple[int, int] | None:
     if r.quant is None or r.quant.method != "mxfp4":
         return None
@@ -667,7 +682,7 @@ def _kv_context(r: Resolved) -> K.KVContext:
                        model_dtype_bytes=r.act_bytes, block_size=r.dep.block_size, max_model_len=r.max_model_len,
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
                        compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
-                       mla_cache=r.profile.flag_from("mla_cache"), attention_free=r.attention_free,
+                       attention_free=r.attention_free,
                        sparse_mla=r.sparse_mla, head_size_v=r.profile.flag_from("kv_head_size_v"))
 
 
@@ -722,6 +737,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stored = spec.checkpoint
     r = resolve(spec, dep)
     p = r.profile
+    if r.mla_off:
+        spec = MC.as_multi_head(spec, p)
     parts = stage_layers(spec, r.pp, r.partition)
     # The Transformers backend keeps transformers' rotary embedding, which computes cos/sin per step.
     w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
@@ -729,7 +746,9 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         w_spec = replace(w_spec, extra=whole_towers(w_spec.extra))
         stored = whole_towers(stored) if stored is not None else None
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
-                            mla_absorbed=p.flag_from("mla_absorbed_weights"), mxfp4_pad=_mxfp4_pad(r), stored=stored,
+                            mla_absorbed=p.flag_from("mla_absorbed_weights") and not r.mla_off,
+                            mla_matrix_absorption="" if r.mla_off else _matrix_absorption(p),
+                            mxfp4_pad=_mxfp4_pad(r), stored=stored,
                             mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,
                             towers=r.towers, partition=r.partition)
     # A text-only profile run has no encoder pass, encoder cache or multimodal input embeddings.
@@ -1043,6 +1062,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
 def request_kv_bytes(spec: ModelSpec, dep: Deployment, seq_len: int) -> int:
     """Per-GPU KV bytes one request of seq_len tokens holds (windows respected, whole blocks)."""
     r = resolve(spec, replace(dep, max_model_len=max(seq_len, 1)))
+    if r.mla_off:
+        spec = MC.as_multi_head(spec, r.profile)
     ctx = _kv_context(r)
     ssm = _ssm_bytes(spec, r)
     best = 0

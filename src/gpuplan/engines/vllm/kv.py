@@ -24,7 +24,6 @@ FP8_DS_MLA_BYTES_PER_TOKEN = 656  # 512 fp8 NoPE + 4 fp32 tile scales + 64 bf16 
 INDEXER_BYTES_PER_TOKEN = 132  # DeepSeek-V3.2 indexer: 128 fp8 values + one fp32 scale
 
 KV_DTYPES = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla")
-PRE_MLA_HEAD_SIZE = 256  # before 0.7.1 an MLA layer's q/k/v were padded to this head size
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,6 @@ class KVContext:
     # align mode (0.32+): state kinds whose layers keep a prefill-checkpoint block per request ("gdn" also puts
     # blocks on FlashInfer's 64-token grid)
     mamba_checkpoint: frozenset[str] = frozenset()
-    mla_cache: bool = True  # False before vLLM 0.7.1: MLA layers cached per-head K/V, padded to 256
     attention_free: bool = False  # only recurrent layers (Mamba, Mamba-2): one state block of max_model_len
     sparse_mla: bool = False  # DeepSeek-V3.2 / GLM-5 layers: sparse MLA backends, 64-token blocks
     head_size_v: bool = True  # V cached at its own head size (0.20+); before, padded to the key head size
@@ -86,9 +84,6 @@ def layer_kv(a: Attention, ctx: KVContext, ssm_dtype_bytes: int) -> LayerKV | No
     if a.kind == "dsv4":
         return LayerKV("dsv4", D.bytes_per_token([a]))
     b = ctx.kv_bytes
-    if a.kind == "mla" and not ctx.mla_cache:
-        # deepseek_v2.py before 0.7.1 padded q, k and v to 256 and attended with num_heads KV heads.
-        return LayerKV("full", int(2 * max(1, a.num_heads // ctx.tp) * PRE_MLA_HEAD_SIZE * b))
     if a.block_outermost or a.recipe:
         # A block-outermost model (Dots3Note) or a cache recipe's: planned by kv_packed; here only its caches'
         # bytes per token.

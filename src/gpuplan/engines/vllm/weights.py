@@ -282,6 +282,39 @@ def _kv_b_dequantized(layer: Layer, q: QuantConfig | None, index: int) -> bool:
     return True  # kv_b_proj not named by this adapter: count the copy
 
 
+def _fp8_weights(qt: QuantConfig | None) -> bool:
+    return qt is not None and qt.bits == 8 and (qt.method == "fp8" or qt.scheme == "w8a8_fp8")
+
+
+def _matrix_absorption(layer: Layer, hidden: int, sh: Sharding, q: QuantConfig | None, act_bytes: int,
+                       index: int, fp32_dequant: bool) -> int:
+    """Bytes vLLM 0.7.1-0.7.3's MLA backend adds to one layer's weights (attention/backends/mla/utils.py
+    process_weights_after_loading, VLLM_MLA_PERFORM_MATRIX_ABSORPTION on by default): W_QR, the rope columns of
+    q_proj in the model dtype; kv_b_proj dequantized (kept by the W_UK / W_UV views; an unquantized one is only
+    viewed), in float32 where 0.7.1-0.7.2 dequantize FP8 through scaled_dequantize, else in the model dtype; and the
+    products W_Q_UK [q_in, heads x latent] and W_UV_O [heads x latent, hidden], requantized to FP8 with the
+    checkpoint's block shape when the weights are FP8, else in the model dtype. q_proj, kv_b_proj and o_proj stay
+    loaded for prefill."""
+    a = layer.attention
+    n = cdiv(a.num_heads, sh.tp)
+    lat, dr = a.kv_lora_rank, a.qk_rope_head_dim
+    q_in = next((t.shape[0] for t in layer.tensors if t.name.endswith("q_a_layernorm.weight")), 0) or hidden
+    kv_b = next((t for t in layer.tensors if t.name.removesuffix(".weight").endswith("kv_b_proj")), None)
+    kv_q = _quant_for(kv_b, q, _tensor_name(kv_b, index)) if kv_b is not None else None
+    total = q_in * n * dr * act_bytes  # W_QR
+    if kv_q is not None:
+        deq = 4 if fp32_dequant and _fp8_weights(kv_q) else act_bytes
+        total += lat * n * (a.qk_nope_head_dim + (a.v_head_dim or 0)) * deq
+    for rows, cols in ((q_in, n * lat), (n * lat, hidden)):  # W_Q_UK, W_UV_O
+        if _fp8_weights(kv_q):
+            # per-tensor / per-channel scales are a few KiB and left out; block scales are float32 per block
+            br, bc = kv_q.weight_block or (rows, cols)
+            total += rows * cols + cdiv(rows, br) * cdiv(cols, bc) * 4
+        else:
+            total += rows * cols * act_bytes
+    return total
+
+
 def _needs_per_layer_names(q: QuantConfig | None) -> bool:
     if q is None:
         return False
@@ -312,12 +345,13 @@ def input_embedding_bytes(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, 
 
 
 def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_bytes: int, pp: int, *,
-                  mla_absorbed: bool, mxfp4_pad: tuple[int, int] | None = None,
+                  mla_absorbed: bool, mla_matrix_absorption: str = "", mxfp4_pad: tuple[int, int] | None = None,
                   stored: tuple[Tensor, ...] | None = None, mnbt: int = 0,
                   cpu_offload_bytes: int = 0, at_least=lambda version: True,
                   towers: str = "first", partition: tuple[int, ...] = ()) -> list[StageWeights]:
     """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out).
-    `towers`: the stages holding vision/audio towers and projectors: "first", "every" or "none" (towers.py)."""
+    `mla_absorbed`: 0.8+'s W_UK_T / W_UV copy of a quantized kv_b_proj; `mla_matrix_absorption`: 0.7.1-0.7.3's
+    absorbed products ("fp32_dequant": 0.7.1-0.7.2, "dequant": 0.7.3, "": neither). `towers`: the stages holding vision/audio towers and projectors: "first", "every" or "none" (towers.py)."""
     parts = stage_layers(spec, pp, partition)
     per_layer_names = _needs_per_layer_names(q)
     out = []
@@ -346,6 +380,9 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                 # W_UK_T / W_UV: kv_b_proj dequantized to bf16 and kept beside the original.
                 add("mla_absorbed", count * cdiv(a.num_heads, sh.tp) * (a.qk_nope_head_dim + (a.v_head_dim or 0))
                     * a.kv_lora_rank * 2)
+            if mla_matrix_absorption and a.kind == "mla" and not a.recipe:
+                add("mla_absorbed", count * _matrix_absorption(layer, spec.hidden_size, sh, q, act_bytes, index,
+                                                               mla_matrix_absorption == "fp32_dequant"))
         if first:
             for t in spec.embedding:
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
