@@ -798,8 +798,11 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     not_loaded = deepseek_mtp_not_loaded(cfg, layers, hidden, vocab)
     rope = _rope(cfg, rope_d, "float32" if cfg.get("rope_scaling") else None)
+    # deepseek_v2.py allocates the sparse path's [max_num_batched_tokens, index_topk] int32 top-k buffer at load.
+    buffers = (TokenBuffer("topk_indices_buffer", _int(cfg, "index_topk", default=2048), "int32"),) if att.sparse else ()
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=kvr + rope_d,
-                 inter=inter, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded)
+                 inter=inter, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded,
+                 token_buffers=buffers)
 
 
 @register("deepseek_v4")

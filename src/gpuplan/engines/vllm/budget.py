@@ -7,6 +7,7 @@ data/calibration.json with the logs it was fitted on and the versions it applies
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -229,9 +230,12 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
                moe_tp: int, ep: int, act_bytes: int, quant_method: str | None, profile: Profile,
                cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
                max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None,
-               v0_mla_context_rows: int = 0) -> Activation:
+               v0_mla_context_rows: int = 0, sparse_transient: int = 0,
+               sparse_workspace: Callable[[int], int] | None = None) -> Activation:
     """The profile run's peak on one pipeline stage. `v0_mla_context_rows`: V0's MLA context workspace rows
-    (v0_mla_context_rows; 0 when neither prefix caching nor chunked prefill is on)."""
+    (v0_mla_context_rows; 0 when neither prefix caching nor chunked prefill is on). Sparse MLA (sparse_workspace.py):
+    `sparse_transient`, what the indexer holds only while it runs; `sparse_workspace`, the shared workspace's growth
+    in the profile run given the MoE kernel's request (the two share one buffer, so it replaces that request)."""
     if profile.engine == "v0":
         fwd = _v0_forward(spec, lo, hi, tokens, tp, act_bytes, profile, quant_method, cc)
     else:
@@ -281,7 +285,10 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     # The tower runs first and frees its activations; the language model's pass then runs beside its outputs.
     # V0 frees a MoE layer's caches (fused_moe.py, per call) before its sampler runs; V1's calibration (dev 0.19
     # records) keeps the workspace beside both.
-    text = max(fwd + moe, sampler + kept) if profile.engine == "v0" else max(fwd, sampler) + moe
+    if sparse_workspace is not None:
+        moe = sparse_workspace(moe)
+    text = (max(fwd + moe, sampler + kept) if profile.engine == "v0"
+            else max(fwd + sparse_transient, sampler) + moe)
     floor = 0
     if profile.engine == "v0":
         if lo > 0:

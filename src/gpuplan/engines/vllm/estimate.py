@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from . import encoder_profile as E
 from . import kv as K
 from . import mla_choice as MC
 from . import sparse_mla as SM
+from . import sparse_workspace as SW
 from . import towers as T
 from .comm_workspace import workspace_bytes
 from .engine_choice import choose_engine
@@ -614,6 +616,47 @@ def _matrix_absorption(p: Profile) -> str:
     return "dequant" if p.at_least(rule["fp32_dequant_until"]) else "fp32_dequant"
 
 
+@dataclass(frozen=True)
+class _SparseStage:
+    """The sparse-MLA path's buffers on one pipeline stage (sparse_workspace.py)."""
+
+    load: int  # beyond the top-k token buffer: index groups, FlashMLA-sparse's workspace reservation
+    transient: int  # held by the indexer only while it runs in the profile run
+    workspace: Callable[[int], int]  # the shared workspace's profile-run growth, given the MoE kernel's request
+
+
+# The architectures vLLM serves through deepseek_v2.py's sparse path (0.33: models/deepseek_v32), which
+# sparse_workspace.py was read on; other sparse-MLA families (HY V4, Dots3Note, ...) have model files of their own.
+_DSA_ARCHITECTURES = frozenset({"DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM", "DeepseekV3ForCausalLM"})
+
+
+def _sparse_stage(spec: ModelSpec, r: Resolved, lo: int, hi: int) -> _SparseStage | None:
+    """DeepSeek-V3.2 / GLM-5 on V1 (the layers deepseek_v2.py builds with an indexer and a top-k token buffer)."""
+    topk = next((b.width for b in spec.token_buffers if b.name == "topk_indices_buffer"), 0)
+    mla = [layer.attention for layer in spec.layers if layer.attention.kind == "mla" and layer.attention.sparse]
+    if (not r.sparse_mla or not topk or spec.architecture not in _DSA_ARCHITECTURES or r.profile.engine != "v1"
+            or not r.profile.at_least(SW.FIRST) or any(a.recipe or a.block_outermost for a in mla)):
+        return None
+    v, a = r.profile.version, mla[0]
+    backend = SM.backend(spec, r.profile, r.cc, r.kv_dtype, r.tp)
+    heads = cdiv(a.num_heads, r.tp)
+    reserve = SW.flashmla_init_request(v, heads_per_rank=heads, mnbt=r.mnbt, max_model_len=r.max_model_len,
+                                       kv_dtype=r.kv_dtype, cc=r.cc, kv_lora_rank=a.kv_lora_rank
+                                       ) if backend == "FLASHMLA_SPARSE" else 0
+    load = reserve if lo == 0 else 0  # one reservation per process, made with the first layer's backend
+    load += SW.index_group_bytes(v, index_layers=SW.index_layers(spec, lo, hi), mnbt=r.mnbt,
+                                 max_num_seqs=r.max_num_seqs, index_topk=topk)
+    # vLLM's default CUDA-graph mode (FULL_AND_PIECEWISE) keeps 0.32+'s row-shard exchange at TP > 1
+    transient = SW.profile_transient_bytes(v, max_model_len=r.max_model_len, mnbt=r.mnbt, index_topk=topk, tp=r.tp,
+                                           index_head_dim=a.indexer_head_dim or 128)
+
+    def workspace(moe: int) -> int:
+        return SW.profile_workspace_bytes(v, backend=backend, load_reservation=reserve, moe_request=moe,
+                                          max_model_len=r.max_model_len, index_head_dim=a.indexer_head_dim or 128)
+
+    return _SparseStage(load, transient, workspace)
+
+
 def _mxfp4_pad(r: Resolved) -> tuple[int, int] | None:
     if r.quant is None or r.quant.method != "mxfp4":
         return None
@@ -776,11 +819,17 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stages = []
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
+        sparse = _sparse_stage(spec, r, lo, hi)
+        if sparse is not None and sparse.load:
+            by = dict(weights[s].by_kind)
+            by["buffers"] = by.get("buffers", 0) + sparse.load
+            weights[s] = replace(weights[s], by_kind=tuple(by.items()), total=weights[s].total + sparse.load)
         act = B.activation(a_spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
                            moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
-                           v0_mla_context_rows=mla_rows)
+                           v0_mla_context_rows=mla_rows, sparse_transient=sparse.transient if sparse else 0,
+                           sparse_workspace=sparse.workspace if sparse else None)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
@@ -1025,7 +1074,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   w_note + " (" + ", ".join(f"{k} {v / GiB:.2f}" for k, v in by.items() if abs(v) >= 10 * MiB) + ")"),
         Component("activation_peak", stage["activation_bytes"], False,
                   f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}, sampler "
-                  f"{act.sampler / GiB:.2f}) + MoE workspace {act.moe_workspace / GiB:.2f}"
+                  f"{act.sampler / GiB:.2f}) + {'shared workspace (MoE, sparse indexer)' if r.sparse_mla else 'MoE workspace'}"
+                  f" {act.moe_workspace / GiB:.2f}"
                   + (f" + V2 runner sampler state {act.sampler_state / GiB:.2f}" if r.runner_v2 else "")
                   + (f" + V0 Mamba state cache {act.recurrent_cache / GiB:.2f}" if act.recurrent_cache else "")
                   + (f"; the vision tower's pass before it {act.encoder / GiB:.2f} (from the model code)"

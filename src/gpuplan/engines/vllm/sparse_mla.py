@@ -25,6 +25,19 @@ def is_sparse_mla(spec: ModelSpec) -> bool:
     return any(layer.attention.kind == "mla" and layer.attention.sparse for layer in spec.layers)
 
 
+def backend(spec: ModelSpec, profile: Profile, cc: float, kv_dtype: str, tp: int) -> str:
+    """The sparse MLA backend vLLM picks on NVIDIA (platforms/cuda.py, as above): FlashInfer's on Blackwell SM10x
+    from 0.18 (at 16 heads per GPU or fewer, or, from 0.19, with a quantized KV cache), its SM12x variant on RTX
+    Blackwell from 0.24, FlashMLA-sparse otherwise. `kv_dtype` is the one the user asked for."""
+    heads = max(1, spec.num_attention_heads // tp)
+    if 12 <= cc < 13 and profile.at_least("0.24"):
+        return "FLASHINFER_MLA_SPARSE_SM120"
+    if 10 <= cc < 11 and profile.at_least("0.18") and (
+            heads <= 16 or (profile.at_least("0.19") and kv_dtype.startswith("fp8"))):
+        return "FLASHINFER_MLA_SPARSE"
+    return "FLASHMLA_SPARSE"
+
+
 def kv_cache_dtype(spec: ModelSpec, profile: Profile, cc: float, kv_dtype: str, tp: int) -> tuple[str, str | None]:
     """(the KV dtype vLLM ends up with, a note saying why it changed or None)."""
     if not is_sparse_mla(spec) or kv_dtype == DS_MLA:
