@@ -643,8 +643,8 @@ def _sparse_stage(spec: ModelSpec, r: Resolved, lo: int, hi: int) -> _SparseStag
     reserve = SW.flashmla_init_request(v, heads_per_rank=heads, mnbt=r.mnbt, max_model_len=r.max_model_len,
                                        kv_dtype=r.kv_dtype, cc=r.cc, kv_lora_rank=a.kv_lora_rank
                                        ) if backend == "FLASHMLA_SPARSE" else 0
-    load = reserve if lo == 0 else 0  # one reservation per process, made with the first layer's backend
-    load += SW.index_group_bytes(v, index_layers=SW.index_layers(spec, lo, hi), mnbt=r.mnbt,
+    # one reservation per worker process (each pipeline stage has its own workspace manager), whatever its layers
+    load = reserve + SW.index_group_bytes(v, index_layers=SW.index_layers(spec, lo, hi), mnbt=r.mnbt,
                                  max_num_seqs=r.max_num_seqs, index_topk=topk)
     # vLLM's default CUDA-graph mode (FULL_AND_PIECEWISE) keeps 0.32+'s row-shard exchange at TP > 1
     transient = SW.profile_transient_bytes(v, max_model_len=r.max_model_len, mnbt=r.mnbt, index_topk=topk, tp=r.tp,
