@@ -36,6 +36,11 @@ def stored_bytes(dtype: str, numel: int) -> int:
         raise ValueError(f"unknown stored dtype {dtype!r}") from exc
 
 
+def fp8_weights(q: QuantConfig | None) -> bool:
+    """FP8 weights: the fp8 method, or compressed-tensors' W8A8-FP8 scheme."""
+    return q is not None and (q.method == "fp8" or q.scheme == "w8a8_fp8")
+
+
 # Methods a user can ask for with --quantization on an unquantized checkpoint (vLLM quantizes online).
 ONLINE_METHODS = {"fp8", "bitsandbytes", "experts_int8", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel"}
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from functools import cache
 
 from ...datafiles import data_json
-from ...model.spec import Layer, ModelSpec
+from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
 from .profiles import Profile, model_runner_v2_copies_logits
+from .weights import q_lora_rank
 
 
 @dataclass(frozen=True)
@@ -131,10 +132,6 @@ def v0_mla_context_rows(max_model_len: int, max_num_seqs: int, block_size: int) 
     return min(max(8 * max_model_len, 4 * max_num_seqs * block_size), 128 * 1024)
 
 
-def _q_lora_rank(layer: Layer) -> int:
-    return next((t.shape[0] for t in layer.tensors if t.name.endswith("q_a_layernorm.weight")), 0)
-
-
 def _v0_mla(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile,
             moe: int, context_rows: int) -> tuple[int, int] | None:
     """V0's MLA prefill in the profile run, 0.8.x (data/vllm_v0_forward.json _mla_prefill): the stage's forward
@@ -155,7 +152,7 @@ def _v0_mla(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: 
             dn, dr, dv, lat = a.qk_nope_head_dim, a.qk_rope_head_dim, a.v_head_dim or a.qk_nope_head_dim, a.kv_lora_rank
             q = n * (dn + dr)
             # input, residual, output buffer; q_a and its norm; latent + rope, normed latent; q; kv_b out; k, v_pad
-            held = 3 * h + 2 * _q_lora_rank(layer) + (lat + dr) + lat + q + n * (dn + dv) + 2 * q
+            held = 3 * h + 2 * q_lora_rank(layer) + (lat + dr) + lat + q + n * (dn + dv) + 2 * q
             tail = max(q + n * dv, n * dv + h + fresh)  # attention out + its v slice, or the slice + o_proj (+ reduce)
             fake = 0
             if context_rows:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ...deployment import Deployment
 from ...errors import GpuplanError, UnservableDeployment
 from ...model.spec import ModelSpec, QuantConfig, ServingLimits
-from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS
+from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS, fp8_weights
 from ...report import Component, KVCacheReport, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
@@ -205,7 +205,7 @@ def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings
         each = {q: _fp8_marlin(q, cc, profile, said) or q for q in quant.modules.formats()}
         warnings.extend(dict.fromkeys(said))
         return replace(quant, modules=quant.modules.mapped(each.__getitem__)) if said else quant
-    if quant is None or not (quant.method == "fp8" or quant.scheme == "w8a8_fp8") or cc >= 8.9:
+    if not fp8_weights(quant) or cc >= 8.9:
         return quant
     if cc < (quant_min_capability(profile, "fp8") or 8.0):
         return quant  # vLLM refuses it: the verdict says so
@@ -607,7 +607,7 @@ def _divisors(n: int) -> list[int]:
 # ----------------------------------------------------------------------------- the estimate
 
 
-def _matrix_absorption(p: Profile) -> str:
+def _matrix_absorption_mode(p: Profile) -> str:
     """0.7.1-0.7.3's absorbed MLA weights (vllm_profiles.json mla_matrix_absorption): "fp32_dequant" where FP8 is
     dequantized to float32 (0.7.1-0.7.2), "dequant" (0.7.3), "" in other releases."""
     rule = p.flags.get("mla_matrix_absorption")
@@ -632,10 +632,12 @@ _DSA_ARCHITECTURES = frozenset({"DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM"
 
 def _sparse_stage(spec: ModelSpec, r: Resolved, lo: int, hi: int) -> _SparseStage | None:
     """DeepSeek-V3.2 / GLM-5 on V1 (the layers deepseek_v2.py builds with an indexer and a top-k token buffer)."""
+    if not r.sparse_mla or spec.architecture not in _DSA_ARCHITECTURES or r.profile.engine != "v1" \
+            or not r.profile.at_least(SW.FIRST):
+        return None  # checked first: this runs for every stage of every estimate
     topk = next((b.width for b in spec.token_buffers if b.name == "topk_indices_buffer"), 0)
     mla = [layer.attention for layer in spec.layers if layer.attention.kind == "mla" and layer.attention.sparse]
-    if (not r.sparse_mla or not topk or spec.architecture not in _DSA_ARCHITECTURES or r.profile.engine != "v1"
-            or not r.profile.at_least(SW.FIRST) or any(a.recipe or a.block_outermost for a in mla)):
+    if not topk or any(a.recipe or a.block_outermost for a in mla):
         return None
     v, a = r.profile.version, mla[0]
     backend = SM.backend(spec, r.profile, r.cc, r.kv_dtype, r.tp)
@@ -790,7 +792,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         stored = whole_towers(stored) if stored is not None else None
     weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
                             mla_absorbed=p.flag_from("mla_absorbed_weights") and not r.mla_off,
-                            mla_matrix_absorption="" if r.mla_off else _matrix_absorption(p),
+                            mla_matrix_absorption="" if r.mla_off else _matrix_absorption_mode(p),
                             mxfp4_pad=_mxfp4_pad(r), stored=stored,
                             mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,
                             towers=r.towers, partition=r.partition)

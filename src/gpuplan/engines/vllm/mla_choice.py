@@ -19,6 +19,7 @@ from dataclasses import replace
 
 from ...deployment import Deployment
 from ...model.spec import Attention, Layer, ModelSpec, QuantConfig
+from ...quant.methods import fp8_weights
 from .profiles import Profile
 
 MLA_DISABLE_ENV = "VLLM_MLA_DISABLE"
@@ -29,21 +30,18 @@ def _truthy(v: str | None) -> bool:
     return v is not None and v.strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def _fp8_quant(q: QuantConfig) -> bool:
-    return q.method == "fp8" or (q.method == "compressed-tensors" and q.scheme == "w8a8_fp8")
-
-
 def mla_off_reason(spec: ModelSpec, profile: Profile, dep: Deployment, quant: QuantConfig | None) -> str | None:
     """Why this release builds the model's MLA layers as multi-head attention (None: it builds MLA, or the model has
     no MLA layer). Sparse MLA (DeepSeek-V3.2's indexer) has no multi-head form and is left as it is."""
-    if not any(layer.attention.kind == "mla" and not layer.attention.sparse for layer in spec.layers):
+    if "mla" not in spec.attention_kinds or not any(
+            layer.attention.kind == "mla" and not layer.attention.sparse for layer in spec.layers):
         return None
     if not profile.at_least("0.7.1"):
         return f"vLLM {profile.version} has no MLA backend (added in 0.7.1)"
     if _truthy(dep.env_value(MLA_DISABLE_ENV)):
         return f"{MLA_DISABLE_ENV}=1"
     until = profile.flags.get("mla_disabled_quant_until")
-    if until and not profile.at_least(until) and quant is not None and not _fp8_quant(quant):
+    if until and not profile.at_least(until) and quant is not None and not fp8_weights(quant):
         return f"vLLM {profile.version} turns MLA off for {quant.method} checkpoints (fp8 only, until 0.7.3)"
     return None
 

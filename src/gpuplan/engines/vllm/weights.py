@@ -16,7 +16,7 @@ from functools import lru_cache
 from ...errors import GpuplanError
 from ...model.quant_config import text_module
 from ...model.spec import Layer, ModelSpec, QuantConfig, Tensor
-from ...quant.methods import expert_bytes, linear_bytes, stored_bytes
+from ...quant.methods import expert_bytes, fp8_weights, linear_bytes, stored_bytes
 from ...units import DTYPE_BYTES, cdiv, round_up
 from . import humming
 
@@ -273,17 +273,22 @@ def _layout_bytes(t: Tensor, sh: Sharding) -> int:
     return humming.layout_bytes(t.layout, rank_shape, t.parallel, sh.compute_capability, sh.sm_count)
 
 
+def _kv_b_proj(layer: Layer) -> Tensor | None:
+    return next((t for t in layer.tensors if t.name.removesuffix(".weight").endswith("kv_b_proj")), None)
+
+
+def q_lora_rank(layer: Layer) -> int:
+    """An MLA layer's query LoRA rank (the width of its q_a_layernorm), 0 where queries are projected directly."""
+    return next((t.shape[0] for t in layer.tensors if t.name.endswith("q_a_layernorm.weight")), 0)
+
+
 def _kv_b_dequantized(layer: Layer, q: QuantConfig | None, index: int) -> bool:
     """Whether MLA's W_UK_T / W_UV are a new tensor: vLLM dequantizes a quantized kv_b_proj
     (get_and_maybe_dequant_weights); an unquantized one in the model dtype is only viewed (split, permuted)."""
-    for t in layer.tensors:
-        if t.name.removesuffix(".weight").endswith("kv_b_proj"):
-            return _quant_for(t, q, _tensor_name(t, index)) is not None or t.dtype not in (None, "", "bfloat16")
-    return True  # kv_b_proj not named by this adapter: count the copy
-
-
-def _fp8_weights(qt: QuantConfig | None) -> bool:
-    return qt is not None and qt.bits == 8 and (qt.method == "fp8" or qt.scheme == "w8a8_fp8")
+    t = _kv_b_proj(layer)
+    if t is None:
+        return True  # kv_b_proj not named by this adapter: count the copy
+    return _quant_for(t, q, _tensor_name(t, index)) is not None or t.dtype not in (None, "", "bfloat16")
 
 
 def _matrix_absorption(layer: Layer, hidden: int, sh: Sharding, q: QuantConfig | None, act_bytes: int,
@@ -298,15 +303,15 @@ def _matrix_absorption(layer: Layer, hidden: int, sh: Sharding, q: QuantConfig |
     a = layer.attention
     n = cdiv(a.num_heads, sh.tp)
     lat, dr = a.kv_lora_rank, a.qk_rope_head_dim
-    q_in = next((t.shape[0] for t in layer.tensors if t.name.endswith("q_a_layernorm.weight")), 0) or hidden
-    kv_b = next((t for t in layer.tensors if t.name.removesuffix(".weight").endswith("kv_b_proj")), None)
+    q_in = q_lora_rank(layer) or hidden
+    kv_b = _kv_b_proj(layer)
     kv_q = _quant_for(kv_b, q, _tensor_name(kv_b, index)) if kv_b is not None else None
     total = q_in * n * dr * act_bytes  # W_QR
     if kv_q is not None:
-        deq = 4 if fp32_dequant and _fp8_weights(kv_q) else act_bytes
+        deq = 4 if fp32_dequant and fp8_weights(kv_q) else act_bytes
         total += lat * n * (a.qk_nope_head_dim + (a.v_head_dim or 0)) * deq
     for rows, cols in ((q_in, n * lat), (n * lat, hidden)):  # W_Q_UK, W_UV_O
-        if _fp8_weights(kv_q):
+        if fp8_weights(kv_q):
             # per-tensor / per-channel scales are a few KiB and left out; block scales are float32 per block
             br, bc = kv_q.weight_block or (rows, cols)
             total += rows * cols + cdiv(rows, br) * cdiv(cols, bc) * 4
@@ -351,7 +356,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
                   towers: str = "first", partition: tuple[int, ...] = ()) -> list[StageWeights]:
     """Per-stage weight bytes on one rank of each stage (GPU-resident: less what --cpu-offload-gb moves out).
     `mla_absorbed`: 0.8+'s W_UK_T / W_UV copy of a quantized kv_b_proj; `mla_matrix_absorption`: 0.7.1-0.7.3's
-    absorbed products ("fp32_dequant": 0.7.1-0.7.2, "dequant": 0.7.3, "": neither). `towers`: the stages holding vision/audio towers and projectors: "first", "every" or "none" (towers.py)."""
+    absorbed products ("fp32_dequant": 0.7.1-0.7.2, "dequant": 0.7.3, "": neither). `towers`: the stages holding
+    vision/audio towers and projectors: "first", "every" or "none" (towers.py)."""
     parts = stage_layers(spec, pp, partition)
     per_layer_names = _needs_per_layer_names(q)
     out = []
