@@ -45,8 +45,8 @@ def _gpu_bytes(dep: dict) -> tuple[str | None, int | None, float | None]:
 _VLLM_GITHUB = re.compile(r"github\.com/vllm-project/vllm/(?:issues|pull|discussions)/(\d+)")
 
 
-def inferred_version(rec: dict) -> str | None:
-    """The vLLM release current when the record's vLLM issue/PR was opened (records that do not say)."""
+def _issue_version(rec: dict) -> str | None:
+    """The vLLM release current when the record's vLLM issue/PR was opened."""
     m = _VLLM_GITHUB.search(str(rec.get("source_url") or ""))
     if not m:
         return None
@@ -58,12 +58,42 @@ def inferred_version(rec: dict) -> str | None:
     return version
 
 
-def record_version(rec: dict) -> tuple[str | None, bool]:
-    """(version, inferred?): the record's engine_version, else one dated from its source, else None (newest)."""
+def _logged_releases(rec: dict) -> tuple[str, ...]:
+    """Releases that log the record's quoted lines where the log shows them (log_dating), less those that
+    predate the model's architecture."""
+    from .engines.vllm.profiles import parse_version
+    from .log_dating import releases_from_log
+
+    found = releases_from_log(str(rec.get("evidence") or "")) or ()
+    arch = ((rec.get("hf_config") or {}).get("architectures") or [None])[0]
+    span = data_json("vllm_added_architectures.json")["added"].get(arch) if isinstance(arch, str) else None
+    if span:
+        found = tuple(r for r in found if parse_version(r) > parse_version(span["absent_in"]))
+    return found
+
+
+def inferred_version(rec: dict) -> tuple[str, str] | None:
+    """(version, how) for a record that does not state its vLLM: the newest release that logs its quoted lines
+    at the places they show, no newer than the release current when its vLLM issue was opened; else that
+    release."""
+    from .engines.vllm.profiles import parse_version
+
+    by_issue = _issue_version(rec)
+    logged = _logged_releases(rec)
+    if logged:
+        if by_issue:
+            older = [r for r in logged if parse_version(r) <= parse_version(by_issue)]
+            logged = tuple(older) or logged
+        return logged[-1], "log lines"
+    return (by_issue, "issue date") if by_issue else None
+
+
+def record_version(rec: dict) -> tuple[str | None, str | None]:
+    """(version, how it was inferred or None when stated): the record's engine_version, else one dated from its
+    log lines or source, else (None, None): the newest profile."""
     if rec.get("engine_version"):
-        return rec["engine_version"], False
-    v = inferred_version(rec)
-    return v, v is not None
+        return rec["engine_version"], None
+    return inferred_version(rec) or (None, None)
 
 
 def deployment_of(rec: dict) -> Deployment:
@@ -149,7 +179,8 @@ def predict(rec: dict) -> dict[str, Any]:
         "num_gpu_blocks": rep.num_gpu_blocks,
         "fits": rep.fits, "reason": rep.reason, "gpu_known": True,
         "engine_version": rep.engine_version, "profile": rep.profile,
-        "engine_version_inferred": record_version(rec)[1],
+        "engine_version_inferred": record_version(rec)[1] is not None,
+        "engine_version_from": record_version(rec)[1],  # "log lines", "issue date", or None when stated/newest
     })
     return out
 

@@ -1,0 +1,89 @@
+"""Dating a vLLM log from the file:line markers of its lines (gpuplan.log_dating, data/vllm_log_lines.json read
+from 91 release wheels, 0.2.0 to 0.33.0, by tools/vllm/log_lines.py). `gpuplan validate` uses it for records
+that quote vLLM's lines but do not say which vLLM wrote them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from gpuplan.datafiles import data_json
+from gpuplan.engines.vllm.profiles import parse_version
+from gpuplan.log_dating import releases_from_log, version_from_log
+from gpuplan.validation import predict, record_version
+
+LOGS = Path(__file__).parent / "fixtures" / "vllm_logs"
+
+
+def _records() -> list[dict]:
+    return [json.loads(line) for f in sorted(LOGS.glob("*.jsonl")) for line in f.open() if line.strip()]
+
+
+def test_every_record_that_states_its_vllm_is_dated_to_a_range_holding_it() -> None:
+    """The check that the table is right: on every public record that names its release and quotes datable
+    lines, the stated release is among those the lines date it to (dev builds name no release and are skipped)."""
+    checked = 0
+    for rec in _records():
+        stated = str(rec.get("engine_version") or "")
+        if not re.fullmatch(r"\d+\.\d+\.\d+(\.\d+|\.post\d+)?", stated):
+            continue
+        found = releases_from_log(rec.get("evidence") or "")
+        if found is None:
+            continue
+        checked += 1
+        assert any(r == stated or r.startswith(stated + ".post") for r in found), (rec["id"], stated, found)
+    assert checked >= 35
+
+
+def test_a_v1_kv_line_dates_an_lmcache_log_to_0_10_2_or_0_11_0() -> None:
+    """gt008 of the dev set (an LMCache issue) quotes '[gpu_worker.py:298] Available KV cache memory'."""
+    line = "(EngineCore_0 pid=1) INFO 10-08 [gpu_worker.py:298] Available KV cache memory: 6.51 GiB"
+    assert releases_from_log(line) == ("0.10.2", "0.11.0")
+    assert version_from_log(line) == "0.11.0"
+
+
+def test_a_v0_weights_line_without_an_opening_bracket_is_dated() -> None:
+    """Before 0.6.5 the logger printed 'model_runner.py:1067] ...' with no opening bracket (heldout_public
+    ghq-007, an oumi PR): only 0.6.3.post1 logs the weights there (0.6.3 at another line)."""
+    line = "INFO 11-11 11:10:04 model_runner.py:1067] Loading model weights took 2.3185 GB"
+    assert releases_from_log(line) == ("0.6.3.post1",)
+
+
+def test_a_known_line_at_a_place_no_release_logs_it_is_a_development_build_and_is_not_dated() -> None:
+    line = "INFO [gpu_worker.py:1] Available KV cache memory: 6.51 GiB"
+    assert releases_from_log(line) is None
+
+
+def test_lines_of_different_releases_contradict_each_other_and_date_nothing() -> None:
+    kv_0_11 = "[gpu_worker.py:298] Available KV cache memory: 6.51 GiB"
+    weights_0_6 = "model_runner.py:1067] Loading model weights took 2.3185 GB"
+    assert releases_from_log(f"{kv_0_11} | {weights_0_6}") is None
+
+
+def test_text_without_markers_or_with_unknown_messages_is_not_dated() -> None:
+    assert releases_from_log("Available KV cache memory: 6.51 GiB") is None
+    assert releases_from_log("[foo.py:12] something else entirely") is None
+
+
+def test_the_table_covers_every_release_from_0_2_to_the_newest_profile() -> None:
+    data = data_json("vllm_log_lines.json")
+    releases = data["releases"]
+    assert releases == sorted(releases, key=lambda v: (parse_version(v), v))
+    assert {"0.2.0", "0.6.3", "0.8.5", "0.10.1", "0.11.2", "0.19.0", "0.33.0"} <= set(releases)
+
+
+def test_validate_dates_a_record_that_quotes_lines_but_states_no_version() -> None:
+    """A record without engine_version is predicted with the release its lines date it to, and says so;
+    a vLLM issue number only bounds it (the log cannot postdate the issue)."""
+    rec = next(r for r in _records() if r["id"] == "ip-001")  # vllm#13109-era V0 log on two RTX 4090s
+    assert rec["engine_version"] is None
+    version, how = record_version(rec)
+    assert (version, how) == ("0.7.0", "log lines")  # model_runner.py:1115 is 0.7.0/0.7.2/0.7.3; the issue is 0.7.1's
+    predicted = predict(rec)
+    assert predicted["engine_version"] == "0.7.0" and predicted["engine_version_from"] == "log lines"
+
+
+def test_a_record_without_lines_or_issue_keeps_the_newest_profile() -> None:
+    rec = {"id": "x", "source_url": "https://example.org/blog", "evidence": "Model loading took 14.99 GiB"}
+    assert record_version(rec) == (None, None)
