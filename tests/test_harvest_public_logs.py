@@ -1,0 +1,27 @@
+"""Public start-ups found on 2026-11-22 (tests/fixtures/vllm_logs/harvest_code.jsonl, harvest_issues.jsonl; see
+the README beside them), after every calibrated constant was set: they test the mechanism, not a fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gpuplan.validation import load_records, validate_records
+
+LOGS = Path(__file__).parent / "fixtures" / "vllm_logs"
+
+
+def _result() -> dict:
+    return validate_records(load_records(LOGS / "harvest_code.jsonl") + load_records(LOGS / "harvest_issues.jsonl"))
+
+
+def test_every_harvested_start_up_is_predicted_to_start_as_it_did() -> None:
+    result = _result()
+    assert len(result["records"]) == 5
+    for rec in result["records"]:
+        assert "error" not in rec["predicted"], rec["id"]
+        assert rec["predicted"]["fits"] is True, (rec["id"], rec["predicted"]["reason"])
+
+
+def test_available_kv_on_harvested_start_ups_meets_the_issue_median() -> None:
+    s = _result()["summary"]["available_kv_cache_gib"]
+    assert s["n"] == 5 and s["median_abs_pct"] <= 3.0
