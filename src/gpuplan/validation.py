@@ -274,6 +274,15 @@ def validate_file(path: str | Path) -> dict[str, Any]:
     return validate_records(load_records(path))
 
 
+def _shown_version(row: dict[str, Any]) -> str:
+    if row["engine_version"]:
+        return str(row["engine_version"])
+    used = row["predicted"].get("engine_version")
+    if not used:
+        return "-"
+    return f"{used}*" if row["predicted"].get("engine_version_from") else f"{used}?"
+
+
 def render(result: dict[str, Any]) -> str:
     """A plain-text table: per record predicted vs logged, then the per-field summary."""
     lines = []
@@ -291,8 +300,11 @@ def render(result: dict[str, Any]) -> str:
         verdict = "fits" if pred.get("fits") else ("no-fit" if pred.get("fits") is False else "?")
         if pred.get("min_gpu_memory_gib"):
             cells.append(f"starts from {pred['min_gpu_memory_gib']} GiB/GPU")
-        lines.append(f"{row['id']:<7} {str(row['model_id'])[:40]:<40} {str(row['engine_version'] or '-'):<8} "
+        lines.append(f"{row['id']:<7} {str(row['model_id'])[:40]:<40} {_shown_version(row):<8} "
                      f"{row['outcome']:<6} pred={verdict:<6} " + "; ".join(cells))
+    if any(not r["engine_version"] and r["predicted"].get("engine_version") for r in result["records"]):
+        lines.append("version *: not stated, dated from the record's log lines or vLLM issue; ?: not stated, "
+                     "the newest assumed")
     lines.append("")
     lines.append(f"{'field':<24}{'n':>4}{'median|err|%':>14}{'p90|err|%':>12}")
     for f in FIELDS:
