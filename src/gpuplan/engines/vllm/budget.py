@@ -398,7 +398,7 @@ def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, c
 
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
               enforce_eager: bool, runner_v2: str | None = None, max_capture: int | None = None,
-              cc: float | None = None, kv_dtype: str = "auto") -> int:
+              cc: float | None = None, kv_dtype: str = "auto", nccl_in_graphs: bool = False) -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
     and scale with the number of graphs captured, PIECEWISE and FULL (fitted on the logged captures, see
     calibration.json). From 0.21 this is what vLLM's profiler estimates and subtracts before sizing the KV cache:
@@ -406,13 +406,16 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     profile_cudagraph_memory), which on the public 0.19-0.26 estimates tracks the 0.19 pool per graph, plus the
     attention backend's workspace that the first capture allocates (`cc` and `kv_dtype` pick the backend).
     For vLLM's V2 model runner, `runner_v2` picks its share of that: "estimate", what its profiler estimates
-    and vLLM subtracts (0.29+); "actual", the pool it captures after the KV cache (before 0.29)."""
+    and vLLM subtracts (0.29+); "actual", the pool it captures after the KV cache (before 0.29).
+    `nccl_in_graphs`: the tensor-parallel all-reduces are NCCL's (vLLM's custom all-reduce is off), and every
+    collective NCCL captures keeps its own device memory for the graph's lifetime (nccl_graph_bytes)."""
     if enforce_eager:
         return 0
     if runner_v2:
         key = {"estimate": "cudagraph_runner_v2_scale", "actual": "cudagraph_runner_v2_actual_scale"}[runner_v2]
         return int(profile.calib[key] * cudagraph(spec, lo, hi, profile, tp=tp, max_num_seqs=max_num_seqs,
-                                                  mnbt=mnbt, enforce_eager=False, max_capture=max_capture))
+                                                  mnbt=mnbt, enforce_eager=False, max_capture=max_capture,
+                                                  nccl_in_graphs=nccl_in_graphs))
     c = profile.calib["cudagraph"]
     n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture)
     reference = c["reference_graphs"]
@@ -428,7 +431,21 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     base = c["base_gib"] * (scale if c.get("base_scales_with_graphs") else 1.0)
     per_layer += c.get("per_mla_layer_gib", 0.0) * mla_layers
     gib = base + scale * (per_layer * tp ** -c["tp_exponent"] + c["per_moe_layer_gib"] * moe_layers)
-    return int(max(gib, 0.05) * GiB) + _flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype)
+    nccl = nccl_graph_bytes(profile, lo, hi, max_num_seqs=max_num_seqs, mnbt=mnbt,
+                            max_capture=max_capture) if nccl_in_graphs and tp > 1 else 0
+    return int(max(gib, 0.05) * GiB) + _flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype) + nccl
+
+
+def nccl_graph_bytes(profile: Profile, lo: int, hi: int, *, max_num_seqs: int, mnbt: int,
+                     max_capture: int | None) -> int:
+    """Device memory NCCL keeps for the tensor-parallel all-reduces captured in CUDA graphs: two per decoder layer
+    (attention output, MLP or MoE output) and the vocabulary-parallel embedding's on the first stage, in every
+    graph captured (PIECEWISE pieces and FULL graphs alike). The bytes per captured collective are calibrated."""
+    n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture)
+    if profile.cudagraph_sizes == "v1_0.11":
+        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture)
+    collectives = 2 * (hi - lo) + (1 if lo == 0 else 0)
+    return int(profile.calib["nccl_graph_bytes_per_collective"] * n_graphs * collectives)
 
 
 def sampler_warmup(spec: ModelSpec, profile: Profile, rows: int, act_bytes: int, quant_method: str | None) -> int:

@@ -695,6 +695,25 @@ def _fabric(dep: Deployment) -> str:
     return gpu.fabric if gpu else "nvswitch"
 
 
+_CUSTOM_ALLREDUCE_SIZES = (2, 4, 6, 8, 16)
+
+
+def _nccl_in_graphs(dep: Deployment, tp: int) -> bool:
+    """Whether the tensor-parallel all-reduces vLLM captures in CUDA graphs are NCCL's: its custom all-reduce
+    (distributed/device_communicators/custom_all_reduce.py) turns itself off for a TP size it does not support,
+    on more than two PCIe-only GPUs, and where peer-to-peer access fails, which GeForce drivers do not offer."""
+    card = _card(dep)
+    if tp <= 1 or (card is not None and card.vendor != "nvidia"):
+        return False
+    if tp not in _CUSTOM_ALLREDUCE_SIZES:
+        return True
+    if card is None:
+        return False
+    if card.fabric == "pcie" and tp > 2:
+        return True
+    return "GeForce" in card.name or "TITAN" in card.name
+
+
 def _host_free_warning(r: Resolved, budget: int) -> str | None:
     """On a GPU sharing the host's memory vLLM checks the budget against the host's available memory, which the
     OS and desktop keep well below the device total."""
@@ -805,6 +824,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=fabric,
                            dtype=r.dtype)
     n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
+    nccl_graphs = _nccl_in_graphs(r.dep, r.tp)
     if unified_memory(p, r.cc):
         # free memory comes from the host (psutil), so the start-up's host-side growth is measured as non-torch
         n_torch += int(p.calib["unified_memory_host_gib"] * GiB)
@@ -835,7 +855,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
-                             max_capture=r.dep.max_cudagraph_capture_size)
+                             max_capture=r.dep.max_cudagraph_capture_size, nccl_in_graphs=nccl_graphs)
         w = weights[s].total
         graphs_in = graphs if r.cudagraph_in_budget else 0
         extra = 0

@@ -1,0 +1,59 @@
+"""When vLLM's custom all-reduce is off, the tensor-parallel all-reduces its CUDA graphs capture are NCCL's, and
+each captured collective keeps device memory for the graph's lifetime (calibration.json
+nccl_graph_bytes_per_collective, fitted on public start-ups found after the graph pool was fitted)."""
+
+from __future__ import annotations
+
+import pytest
+
+import gpuplan.engines.vllm.estimate as E
+from gpuplan.api_python import estimate as estimate_on
+from gpuplan.deployment import Deployment
+from gpuplan.engines.vllm import budget as B
+from gpuplan.engines.vllm.profiles import get_profile
+from gpuplan.units import GiB
+
+
+@pytest.mark.parametrize(("gpu", "tp", "nccl"), [
+    ("L40S", 4, True),        # "not supported on more than two PCIe-only GPUs"
+    ("L40S", 2, False),       # two PCIe cards with peer access keep the custom all-reduce
+    ("RTX 4090", 2, True),    # GeForce drivers give no peer access, so the P2P test fails
+    ("H100", 8, False),       # NVSwitch: custom all-reduce
+    ("H100", 3, True),        # a TP size the custom all-reduce does not support
+    ("H100", 1, False),       # nothing to reduce
+    ("MI300X", 8, False),     # ROCm has its own all-reduce paths
+])
+def test_which_deployments_capture_nccls_all_reduce_in_their_graphs(gpu: str, tp: int, nccl: bool) -> None:
+    from gpuplan.gpus import find_gpu
+
+    card = find_gpu(gpu)
+    dep = Deployment(gpu_name=card.name, gpu_memory_bytes=card.memory_bytes)
+    assert E._nccl_in_graphs(dep, tp) is nccl
+
+
+def test_qwen2_5_72b_on_four_l40s_captures_13846_nccl_all_reduces_on_vllm_0_19() -> None:
+    """0.19 with 256 sequences captures 51 PIECEWISE and 35 FULL graphs; each holds 2 all-reduces per layer (80
+    layers) and the embedding's: 86 x 161 = 13,846 collectives, 1.39 GiB at 107,800 bytes each (the log:
+    2.62 GiB of graphs against the pool's 1.23, harvest_code hc-001)."""
+    p = get_profile("0.19.0")
+    n = B.nccl_graph_bytes(p, 0, 80, max_num_seqs=256, mnbt=2048, max_capture=None)
+    assert n == 13_846 * p.calib["nccl_graph_bytes_per_collective"]
+    assert round(n / GiB, 2) == 1.39
+    # a later pipeline stage has no embedding all-reduce
+    assert B.nccl_graph_bytes(p, 40, 80, max_num_seqs=256, mnbt=2048, max_capture=None) == 86 * 80 * 107_800
+
+
+def test_four_pcie_gpus_lose_the_captured_collectives_from_the_kv_cache_once_vllm_budgets_graphs(monkeypatch) -> None:
+    """From 0.21 vLLM subtracts its CUDA-graph estimate before sizing the KV cache, and the estimate captures the
+    NCCL collectives too; on 0.19 the graphs are captured after the KV cache and the KV figure does not move."""
+    def run(version: str, nccl: bool):
+        monkeypatch.setattr(E, "_nccl_in_graphs", lambda dep, tp: nccl)
+        return estimate_on("Qwen/Qwen3-32B", gpu="L40S", tensor_parallel_size=4, max_model_len=8192,
+                           vllm_version=version)
+
+    on, off = run("0.21.0", True), run("0.21.0", False)
+    assert on.cudagraph_bytes > off.cudagraph_bytes
+    assert off.available_kv_cache_bytes - on.available_kv_cache_bytes == on.cudagraph_bytes - off.cudagraph_bytes
+    on, off = run("0.19.0", True), run("0.19.0", False)
+    assert on.cudagraph_bytes > off.cudagraph_bytes
+    assert on.available_kv_cache_bytes == off.available_kv_cache_bytes
