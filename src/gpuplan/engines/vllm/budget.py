@@ -228,11 +228,12 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
                cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
                max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None,
                v0_mla_context_rows: int = 0, sparse_transient: int = 0,
-               sparse_workspace: Callable[[int], int] | None = None) -> Activation:
+               sparse_workspace: Callable[[int], int] | None = None, flashinfer_sampler: bool = False) -> Activation:
     """The profile run's peak on one pipeline stage. `v0_mla_context_rows`: V0's MLA context workspace rows
     (v0_mla_context_rows; 0 when neither prefix caching nor chunked prefill is on). Sparse MLA (sparse_workspace.py):
     `sparse_transient`, what the indexer holds only while it runs; `sparse_workspace`, the shared workspace's growth
-    in the profile run given the MoE kernel's request (the two share one buffer, so it replaces that request)."""
+    in the profile run given the MoE kernel's request (the two share one buffer, so it replaces that request).
+    `flashinfer_sampler`: the dummy batch is sampled by FlashInfer (profiles.flashinfer_sampler)."""
     if profile.engine == "v0":
         fwd = _v0_forward(spec, lo, hi, tokens, tp, act_bytes, profile, quant_method, cc)
     else:
@@ -249,6 +250,10 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
         # computed figure. The V1 samplers' transient peaks are calibrated.
         if runner_v2:
             c = act_bytes + (4 if model_runner_v2_copies_logits(profile) else 0)
+        elif flashinfer_sampler:
+            # the model-dtype logits, the sampler's float32 copy, FlashInfer's float32 top-k-masked copy and its
+            # float32 softmax (flashinfer sampling.py top_k_top_p_sampling_from_logits): computed, not fitted
+            c = act_bytes + 12
         else:
             c = profile.calib["sampler_bytes_per_logit"][profile.sampler]
         sampler = int(c * sampler_rows * spec.vocab_size

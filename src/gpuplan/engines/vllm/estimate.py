@@ -29,6 +29,7 @@ from .profiles import (
     Profile,
     added_after,
     architecture_of_model_type,
+    flashinfer_sampler,
     get_profile,
     lacks_tp_plan,
     model_runner_v2_profiles_cudagraphs,
@@ -825,6 +826,7 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            dtype=r.dtype)
     n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
     nccl_graphs = _nccl_in_graphs(r.dep, r.tp)
+    fi_sampler = flashinfer_sampler(p, r.dep.env_value("VLLM_USE_FLASHINFER_SAMPLER"))
     if unified_memory(p, r.cc):
         # free memory comes from the host (psutil), so the start-up's host-side growth is measured as non-torch
         n_torch += int(p.calib["unified_memory_host_gib"] * GiB)
@@ -851,7 +853,8 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
                            v0_mla_context_rows=mla_rows, sparse_transient=sparse.transient if sparse else 0,
-                           sparse_workspace=sparse.workspace if sparse else None)
+                           sparse_workspace=sparse.workspace if sparse else None,
+                           flashinfer_sampler=fi_sampler)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,

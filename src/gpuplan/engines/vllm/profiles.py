@@ -264,6 +264,18 @@ def model_runner_v2_copies_logits(profile: Profile) -> bool:
     return not profile.at_least(_profiles()[0]["model_runner_v2"]["sampler_fp32_copy_until"])
 
 
+def flashinfer_sampler(profile: Profile, env: str | None) -> bool:
+    """Whether a V1 start-up samples its profile batch with FlashInfer's top-k/top-p kernels, where the profile's
+    own sampler (sort-based or calibrated) would not say so: by default where the wheel requires flashinfer
+    (0.11.1-0.11.x), and where VLLM_USE_FLASHINFER_SAMPLER=1 opts in (0.8-0.20)."""
+    fi = _profiles()[0]["flashinfer_sampler"]
+    if profile.engine != "v1" or env is not None and env.strip() == "0":
+        return False
+    if env is not None and env.strip() == "1":
+        return profile.at_least(fi["opt_in_from"]) and not profile.at_least(fi["opt_in_until"])
+    return profile.at_least(fi["default_from"]) and not profile.at_least(fi["default_until"])
+
+
 def known_versions() -> list[str]:
     return ["0.33.0", "0.28.0", "0.25.0", "0.22.0", "0.21.0", "0.20.0", "0.19.0", "0.18.0", "0.17.0", "0.16.0",
             "0.12.0", "0.11.0", "0.10.2", "0.9.2", "0.8.5", "0.6.6", "0.5.0"]
