@@ -74,3 +74,12 @@ def test_qwen3_5_on_a_gb10_starts_as_logged(by_id: dict) -> None:
     """fam-104 (Qwen3.5-35B-A3B-FP8 on a GB10's unified memory) is a known miss on the KV figure, 6.4% over: vLLM
     counts host-side use of the shared memory as non-torch. Its FP8 block was not found, so weights are not scored."""
     assert by_id["fam-104"]["predicted"]["fits"]
+
+
+def test_qwen3_next_profile_peak_on_0_10_2_is_the_sampler_alone() -> None:
+    """fam-101's ledger: 5.58 GiB of peak activation. On 0.10.2 the fused-MoE workspace is freed before the
+    sampler runs, so the peak is the sampler's (5.60), not sampler plus workspace (5.95)."""
+    from gpuplan.validation import load_records, validate_records
+
+    rec = validate_records([r for r in load_records(FAMILIES) if r["id"] == "fam-101"])["records"][0]
+    assert abs(rec["predicted"]["activation_peak_gib"] - rec["logged"]["activation_peak_gib"]) <= 0.05

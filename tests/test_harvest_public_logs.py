@@ -25,3 +25,12 @@ def test_every_harvested_start_up_is_predicted_to_start_as_it_did() -> None:
 def test_available_kv_on_harvested_start_ups_meets_the_issue_median() -> None:
     s = _result()["summary"]["available_kv_cache_gib"]
     assert s["n"] == 5 and s["median_abs_pct"] <= 3.0
+
+
+def test_qwen3_235b_fp8_on_eight_l40s_at_0_10_2_peaks_at_the_sampler_not_sampler_plus_moe_workspace() -> None:
+    """vLLM 0.10.2 allocates the fused-MoE workspace per call, so it is freed before the sampler runs (from 0.11 it
+    stays in shared buffers): the logged peak activation is 1.40 GiB, the sampler's 1.41, not 1.58 (read in the
+    wheels' fused_moe/modular_kernel.py; not fitted on this record)."""
+    rec = next(r for r in _result()["records"] if r["id"] == "hc-002")
+    assert rec["logged"]["activation_peak_gib"] == 1.40
+    assert abs(rec["predicted"]["activation_peak_gib"] - 1.40) <= 0.02

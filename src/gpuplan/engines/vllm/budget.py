@@ -15,7 +15,7 @@ from ...datafiles import data_json
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
-from .profiles import Profile, model_runner_v2_copies_logits
+from .profiles import Profile, model_runner_v2_copies_logits, moe_workspace_persistent
 from .weights import q_lora_rank
 
 
@@ -285,12 +285,16 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
             tower = encoder.peak_bytes
     recurrent = v0_recurrent_cache(spec, lo, hi, tp, act_bytes, v0_state_slots) if v0_state_slots else 0
     # The tower runs first and frees its activations; the language model's pass then runs beside its outputs.
-    # V0 frees a MoE layer's caches (fused_moe.py, per call) before its sampler runs; V1's calibration (dev 0.19
-    # records) keeps the workspace beside both.
+    # V0 and V1 up to 0.10 free a MoE layer's workspace (allocated per call) before the sampler runs; from 0.11
+    # V1 keeps it in shared buffers beside both (as the dev 0.19 records show).
     if sparse_workspace is not None:
         moe = sparse_workspace(moe)
-    text = (max(fwd + moe, sampler + kept) if profile.engine == "v0"
-            else max(fwd + sparse_transient, sampler) + moe)
+    if profile.engine == "v0":
+        text = max(fwd + moe, sampler + kept)
+    elif moe_workspace_persistent(profile):
+        text = max(fwd + sparse_transient, sampler) + moe
+    else:
+        text = max(fwd + sparse_transient + moe, sampler)
     floor = 0
     if profile.engine == "v0":
         if lo > 0:

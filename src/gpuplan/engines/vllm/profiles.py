@@ -264,6 +264,11 @@ def model_runner_v2_copies_logits(profile: Profile) -> bool:
     return not profile.at_least(_profiles()[0]["model_runner_v2"]["sampler_fp32_copy_until"])
 
 
+def moe_workspace_persistent(profile: Profile) -> bool:
+    """Whether the fused-MoE workspace outlives the forward pass (V1 from 0.11: shared resizable buffers)."""
+    return profile.engine == "v1" and profile.at_least(_profiles()[0]["moe_workspace_persistent"]["from"])
+
+
 def flashinfer_sampler(profile: Profile, env: str | None) -> bool:
     """Whether a V1 start-up samples its profile batch with FlashInfer's top-k/top-p kernels, where the profile's
     own sampler (sort-based or calibrated) would not say so: by default where the wheel requires flashinfer
