@@ -76,7 +76,7 @@ def test_the_table_covers_every_release_from_0_2_to_the_newest_profile() -> None
 def test_validate_dates_a_record_that_quotes_lines_but_states_no_version() -> None:
     """A record without engine_version is predicted with the release its lines date it to, and says so;
     a vLLM issue number only bounds it (the log cannot postdate the issue)."""
-    rec = next(r for r in _records() if r["id"] == "ip-001")  # vllm#13109-era V0 log on two RTX 4090s
+    rec = next(r for r in _records() if r["id"] == "ip-001")  # vllm#13061: a V0 log on two RTX 4090s
     assert rec["engine_version"] is None
     version, how = record_version(rec)
     assert (version, how) == ("0.7.0", "log lines")  # model_runner.py:1115 is 0.7.0/0.7.2/0.7.3; the issue is 0.7.1's

@@ -168,6 +168,7 @@ def predict(rec: dict) -> dict[str, Any]:
         out.update({"fits": None, "reason": reason, "gpu_known": False})
         return out
     rep = estimate(spec, dep)
+    how = record_version(rec)[1]
     out.update({
         "weights_gib": round(rep.weights_bytes / GiB, 2),
         "activation_peak_gib": round(rep.activation_peak_bytes / GiB, 2),
@@ -179,8 +180,8 @@ def predict(rec: dict) -> dict[str, Any]:
         "num_gpu_blocks": rep.num_gpu_blocks,
         "fits": rep.fits, "reason": rep.reason, "gpu_known": True,
         "engine_version": rep.engine_version, "profile": rep.profile,
-        "engine_version_inferred": record_version(rec)[1] is not None,
-        "engine_version_from": record_version(rec)[1],  # "log lines", "issue date", or None when stated/newest
+        "engine_version_inferred": how is not None,
+        "engine_version_from": how,  # "log lines", "issue date", or None when stated or the newest assumed
     })
     return out
 

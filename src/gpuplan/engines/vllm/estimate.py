@@ -702,7 +702,8 @@ _CUSTOM_ALLREDUCE_SIZES = (2, 4, 6, 8, 16)
 def _nccl_in_graphs(dep: Deployment, tp: int) -> bool:
     """Whether the tensor-parallel all-reduces vLLM captures in CUDA graphs are NCCL's: its custom all-reduce
     (distributed/device_communicators/custom_all_reduce.py) turns itself off for a TP size it does not support,
-    on more than two PCIe-only GPUs, and where peer-to-peer access fails, which GeForce drivers do not offer."""
+    on more than two PCIe-only GPUs, and where its peer-to-peer test fails, as on GeForce cards (no peer access
+    over PCIe; two RTX 4090s at TP=2 show the NCCL graphs, heldout_public ghs-001/002)."""
     card = _card(dep)
     if tp <= 1 or (card is not None and card.vendor != "nvidia"):
         return False
@@ -712,7 +713,7 @@ def _nccl_in_graphs(dep: Deployment, tp: int) -> bool:
         return False
     if card.fabric == "pcie" and tp > 2:
         return True
-    return "GeForce" in card.name or "TITAN" in card.name
+    return "GeForce" in card.name
 
 
 def _host_free_warning(r: Resolved, budget: int) -> str | None:
