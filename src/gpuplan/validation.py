@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,18 @@ def _gpu_bytes(dep: dict) -> tuple[str | None, int | None, float | None]:
 _VLLM_GITHUB = re.compile(r"github\.com/vllm-project/vllm/(?:issues|pull|discussions)/(\d+)")
 
 
+@lru_cache(maxsize=1)
+def _issue_checkpoints() -> tuple[tuple[int, str], ...]:
+    return tuple((int(first), v) for first, v in data_json("vllm_github_releases.json")["checkpoints"])
+
+
 def _issue_version(rec: dict) -> str | None:
     """The vLLM release current when the record's vLLM issue/PR was opened."""
     m = _VLLM_GITHUB.search(str(rec.get("source_url") or ""))
     if not m:
         return None
-    table = data_json("vllm_github_releases.json")
     number, version = int(m.group(1)), None
-    for first, v in table["checkpoints"]:
+    for first, v in _issue_checkpoints():
         if number >= first:
             version = v
     return version
@@ -61,12 +66,12 @@ def _issue_version(rec: dict) -> str | None:
 def _logged_releases(rec: dict) -> tuple[str, ...]:
     """Releases that log the record's quoted lines where the log shows them (log_dating), less those that
     predate the model's architecture."""
-    from .engines.vllm.profiles import parse_version
+    from .engines.vllm.profiles import added_span, parse_version
     from .log_dating import releases_from_log
 
     found = releases_from_log(str(rec.get("evidence") or "")) or ()
     arch = ((rec.get("hf_config") or {}).get("architectures") or [None])[0]
-    span = data_json("vllm_added_architectures.json")["added"].get(arch) if isinstance(arch, str) else None
+    span = added_span(arch) if isinstance(arch, str) else None
     if span:
         found = tuple(r for r in found if parse_version(r) > parse_version(span["absent_in"]))
     return found

@@ -450,9 +450,8 @@ def nccl_graph_bytes(profile: Profile, lo: int, hi: int, *, max_num_seqs: int, m
     """Device memory NCCL keeps for the tensor-parallel all-reduces captured in CUDA graphs: two per decoder layer
     (attention output, MLP or MoE output) and the vocabulary-parallel embedding's on the first stage, in every
     graph captured (PIECEWISE pieces and FULL graphs alike). The bytes per captured collective are calibrated."""
-    n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture)
-    if profile.cudagraph_sizes == "v1_0.11":
-        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture)
+    n_graphs = (capture_sizes(profile, max_num_seqs, mnbt, max_capture)
+                + full_capture_sizes(profile, max_num_seqs, mnbt, max_capture))  # 0 FULL graphs before 0.11
     collectives = 2 * (hi - lo) + (1 if lo == 0 else 0)
     return int(profile.calib["nccl_graph_bytes_per_collective"] * n_graphs * collectives)
 

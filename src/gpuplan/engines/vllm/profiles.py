@@ -70,10 +70,16 @@ def _added() -> dict[str, dict[str, str]]:
     return _load("vllm_added_architectures.json")["added"]
 
 
+def added_span(architecture: str) -> dict[str, str] | None:
+    """{absent_in, first_seen}: the releases between which vLLM added `architecture`; None when it predates
+    the oldest wheel read."""
+    return _added().get(architecture)
+
+
 def added_after(profile: Profile, architecture: str) -> tuple[str, str] | None:
     """(absent_in, first_seen) when `architecture` is known to postdate this profile's release: its native
     implementation arrived after absent_in (a release at or after this one) and no later than first_seen."""
-    span = _added().get(architecture)
+    span = added_span(architecture)
     if span is None or profile.version_tuple > parse_version(span["absent_in"]):
         return None
     return span["absent_in"], span["first_seen"]
