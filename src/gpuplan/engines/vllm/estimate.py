@@ -800,6 +800,28 @@ def _ssm_bytes(spec: ModelSpec, r: Resolved) -> int:
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
+    """The per-GPU memory report of `spec` served by vLLM as `dep` describes."""
+    report = _estimate(spec, dep)
+    if report.fits or not report.max_model_len_fit or report.max_model_len_fit == report.max_model_len:
+        return report
+    return replace(report, max_model_len_fit=_settled_fit(spec, dep, report.max_model_len_fit))
+
+
+def _settled_fit(spec: ModelSpec, dep: Deployment, length: int) -> int | None:
+    """The suggested max_model_len, checked by starting it. V0 sizes its profile batch by max_model_len (the whole
+    prompt up to 32K tokens, 2,048-token chunks above), so a shorter context can profile a larger batch and hold
+    fewer tokens than the first estimate promised: follow the suggestions down until one starts."""
+    for _ in range(6):
+        again = _estimate(spec, dep.with_(max_model_len=length))
+        if again.fits:
+            return length
+        if not again.max_model_len_fit or again.max_model_len_fit >= length:
+            return None
+        length = again.max_model_len_fit
+    return None
+
+
+def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stored = spec.checkpoint
     r = resolve(spec, dep)
     p = r.profile
@@ -832,6 +854,10 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         # free memory comes from the host (psutil), so the start-up's host-side growth is measured as non-torch
         n_torch += int(p.calib["unified_memory_host_gib"] * GiB)
     base = B.baseline(p, r.tp, r.pp, fabric, _resident_threads(r.dep))
+    if p.formula == "v1_absolute_peak":
+        # 0.8's V1 measured used memory as total - free, so the CUDA context sits inside its non-torch figure and
+        # inside the budget; shown there so the components add up to the budget.
+        n_torch += base
     rows = r.max_num_seqs if p.engine == "v0" else min(r.max_num_seqs, r.mnbt)
     qm = r.quant.method if r.quant else None
     v0_slots = B.v0_state_slots(p, r.max_num_seqs, r.dep.enforce_eager) if p.engine == "v0" else 0
@@ -862,16 +888,13 @@ def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                              max_capture=r.dep.max_cudagraph_capture_size, nccl_in_graphs=nccl_graphs)
         w = weights[s].total
         graphs_in = graphs if r.cudagraph_in_budget else 0
-        extra = 0
-        if p.formula == "v1_absolute_peak":
-            extra = base  # 0.8's V1 counted all used memory, the CUDA context included
         cold = _cold_compile_bytes(spec, r, act.peak, embedding if s == 0 else 0,
                                    tied=spec.tie_word_embeddings and len(parts) == 1, last=last) if cold_models else 0
         peak = act.peak + (cold if charge_cold else 0)
         if r.dep.kv_cache_memory_bytes is not None:
             avail = int(r.dep.kv_cache_memory_bytes)
         else:
-            avail = budget - (w + peak + n_torch + graphs_in + extra)
+            avail = budget - (w + peak + n_torch + graphs_in)
         specs = K.stage_specs(spec, lo, hi, ctx, ssm_bytes)
         plan = K.plan_for(spec, lo, hi, ctx, ssm_bytes, p)
         blocks = _blocks(avail, plan)
@@ -1052,7 +1075,11 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     null = p.flag_from("null_block_in_fit")
     avail = min(st["available_bytes"] for st in stages if st["plan"].bytes_per_block)
     upper = max(r.max_model_len, spec.max_model_len_limit)
-    fit_len = K.max_fitting_len(plan, avail, ctx, p, upper, null)
+    # Graph capture and the sampler warm-up do not depend on max_model_len: when either runs out, no shorter
+    # context starts the engine, so no fitting length is offered.
+    after = _after_kv_failure(spec, r, lim, base, budget, rows, qm)
+    longest = K.max_fitting_len(plan, avail, ctx, p, upper, null)
+    fit_len = None if after else longest
     if p.engine == "v0":
         cap = kvr.kv_cache_tokens
         if r.max_model_len > cap:
@@ -1063,23 +1090,35 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
         if needed > avail:
             return False, (f"To serve at least one request with the model's max seq len ({r.max_model_len}), "
                            f"{gib(needed)} KV cache is needed, which is larger than the available KV cache memory "
-                           f"({gib(avail)}); the estimated maximum model length is {fit_len}"), fit_len
-    # After the KV cache fills the budget: CUDA graphs (when outside it) and the sampler warm-up.
-    if p.engine == "v1" and r.dep.kv_cache_memory_bytes is None:
-        # 0.8's budget already holds the context, but capture itself grows memory outside torch there (a 0.8.5
-        # TP=4 start on 4 x A10 held 6.2 GiB outside PyTorch when it ran out, QwenLM/Qwen3#1387): keep the margin.
-        free = T - base - (budget - lim["activation_bytes"])
-        graphs = 0 if r.cudagraph_in_budget else lim["cudagraph_bytes"]
-        if graphs and free < graphs:
-            return False, (f"CUDA out of memory capturing CUDA graphs: ~{gib(graphs)} needed, ~{gib(free)} left "
-                           "outside the budget (lower gpu_memory_utilization or use --enforce-eager)"), fit_len
-        if p.at_least("0.11"):
-            warm = B.sampler_warmup(spec, p, rows, r.act_bytes, qm)
-            if free - graphs < warm:
-                return False, (f"CUDA out of memory warming up the sampler with {rows} dummy requests: "
-                               f"~{gib(warm)} needed, ~{gib(free - graphs)} left (lower max_num_seqs or "
-                               "gpu_memory_utilization)"), fit_len
+                           f"({gib(avail)}); the estimated maximum model length is {longest}"
+                           + (f". A shorter context would not start either: {after}" if after else "")), fit_len
+    if after:
+        return False, after, None
     return True, None, max(fit_len, r.max_model_len) if fit_len else None
+
+
+def _after_kv_failure(spec: ModelSpec, r: Resolved, lim: dict, base: int, budget: int, rows: int,
+                      qm: str | None) -> str | None:
+    """Why the V1 engine runs out of memory after the KV cache fills the budget (CUDA graphs captured outside it,
+    then the sampler warm-up), or None."""
+    p = r.profile
+    if p.engine != "v1" or r.dep.kv_cache_memory_bytes is not None:
+        return None
+    gib = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
+    # 0.8's budget already holds the context, but capture itself grows memory outside torch there (a 0.8.5
+    # TP=4 start on 4 x A10 held 6.2 GiB outside PyTorch when it ran out, QwenLM/Qwen3#1387): keep the margin.
+    free = r.total - base - (budget - lim["activation_bytes"])
+    graphs = 0 if r.cudagraph_in_budget else lim["cudagraph_bytes"]
+    if graphs and free < graphs:
+        return (f"CUDA out of memory capturing CUDA graphs: ~{gib(graphs)} needed, ~{gib(free)} left "
+                "outside the budget (lower gpu_memory_utilization or use --enforce-eager)")
+    if p.at_least("0.11"):
+        warm = B.sampler_warmup(spec, p, rows, r.act_bytes, qm)
+        if free - graphs < warm:
+            return (f"CUDA out of memory warming up the sampler with {rows} dummy requests: "
+                    f"~{gib(warm)} needed, ~{gib(free - graphs)} left (lower max_num_seqs or "
+                    "gpu_memory_utilization)")
+    return None
 
 
 def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget: int, stored: bool,
@@ -1114,7 +1153,9 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                      if comm else "")
                   + (f"; with ~{p.calib['unified_memory_host_gib']:g} GiB of the host's own start-up memory, which "
                      "vLLM counts on a GPU sharing the host's memory (fitted on two GB10 logs; host-dependent)"
-                     if unified_memory(p, r.cc) else "")),
+                     if unified_memory(p, r.cc) else "")
+                  + ("; with the CUDA context and resident buffers, which 0.8's V1 engine counts here (it takes used "
+                     "memory as total minus free)" if p.formula == "v1_absolute_peak" else "")),
         Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool"
                   + (f" for {B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size)} batch "
