@@ -865,7 +865,12 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     enc = _encoder_plan(spec, r)
     cold_gap = _cold_compile_gap(r)
     cold_models = cold_gap is None
-    embedding = input_embedding_bytes(w_spec, r.sharding, r.quant, r.act_bytes) if cold_models else 0
+    # A multimodal model that takes multimodal inputs is fed input embeddings, gathered outside the compiled graph
+    # (gpu_model_runner.py supports_mm_inputs, both runners), so its embedding table is not among the compiled
+    # kernels' arguments that a cold compile copies.
+    feeds_embeddings = T.takes_multimodal_inputs(spec, r.dep)
+    embedding = input_embedding_bytes(w_spec, r.sharding, r.quant, r.act_bytes) \
+        if cold_models and not feeds_embeddings else 0
     charge_cold = cold_models and r.dep.compile_cache == "cold"
     stages = []
     for s, (lo, hi) in enumerate(parts):

@@ -86,6 +86,18 @@ def text_only(spec: ModelSpec, dep: Deployment, profile: Profile) -> bool:
     return all(limits.get(m) == 0 for m in modalities(spec.architecture))
 
 
+def takes_multimodal_inputs(spec: ModelSpec, dep: Deployment) -> bool:
+    """Whether vLLM runs this start-up with multimodal inputs (ModelConfig.supports_multimodal_inputs, 0.10.1+): a
+    class with encoder towers and some modality left on. Its model runner then feeds the language model input
+    embeddings, never token ids."""
+    towered = (spec.multimodal is not None or spec.architecture in _data()["architectures"]
+               or any(t.kind in ("vision", "audio") for t in spec.extra))
+    if not towered or dep.language_model_only:
+        return False
+    limits = dict(dep.limit_mm_per_prompt)
+    return not all(limits.get(m) == 0 for m in modalities(spec.architecture))
+
+
 def profiles_text_only(profile: Profile, off: bool) -> bool:
     """Whether the profile run skips the encoder: V1 from 0.10.1 on a text-only start-up (`off`: text_only())."""
     return off and profile.engine == "v1" and profile.at_least(TEXT_ONLY_PROFILE_FROM)
