@@ -62,3 +62,32 @@ def test_the_shared_dev_set_meets_the_accuracy_bar() -> None:
     assert s["kv_cache_tokens"]["median_abs_pct"] <= 3
     assert s["max_concurrency"]["median_abs_pct"] <= 3
     assert s["ok_outcome_agreement"]["agree"] == s["ok_outcome_agreement"]["n"]
+
+
+@pytest.mark.parametrize(("evidence", "expected"), [
+    ("vllm serve Qwen/Qwen3.5-9B --enable-prefix-caching --max-model-len 32768", True),
+    ("vllm serve m --no-enable-prefix-caching | ... enable_prefix_caching\": false}.", False),
+    ("non-default args: {'model_tag': 'm', 'enable_prefix_caching': True, 'max_num_seqs': 8}", True),
+    ("Initializing a V1 LLM engine (v0.11.0) with config: ... enable_prefix_caching=False, ...", False),
+    ("Model loading took 15.0 GiB", None),  # silent: vLLM's default applies
+    ("--enable-prefix-caching ... enable_prefix_caching=False", None),  # contradictory: not guessed
+])
+def test_a_records_prefix_caching_is_read_from_its_command_line(evidence: str, expected: bool | None) -> None:
+    from gpuplan.validation import deployment_of
+
+    assert deployment_of({"deployment": {}, "evidence": evidence}).enable_prefix_caching is expected
+
+
+def test_qwen36_on_a_dgx_spark_with_prefix_caching_keeps_two_states_per_mamba_group() -> None:
+    """recent_public rp-005 turns prefix caching on ('enable_prefix_caching': True in its non-default args), which
+    puts vLLM 0.23's Gated DeltaNet groups in mamba_cache_mode align: 2 blocks a request in each of the 3 state
+    groups, beside 168 blocks of full attention at 1,568 tokens a block. The logged 5.74x over 999 blocks is 174
+    blocks a request; with one state a group (the default, prefix caching off) it would be 171."""
+    import json
+
+    from gpuplan.validation import predict
+
+    path = Path(__file__).parent / "fixtures" / "vllm_logs" / "recent_public.jsonl"
+    rec = next(json.loads(x) for x in path.read_text().splitlines() if '"rp-005"' in x)
+    got = predict(rec)
+    assert got["num_gpu_blocks"] / got["max_concurrency"] == pytest.approx(174, abs=1)

@@ -127,7 +127,7 @@ def deployment_of(rec: dict) -> Deployment:
         dtype=d.get("dtype") or "auto", kv_cache_dtype=d.get("kv_cache_dtype") or "auto", quantization=q,
         enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
         max_cudagraph_capture_size=d.get("max_cudagraph_capture_size"),  # not in the shared schema; ours may hold it
-        enable_prefix_caching=d.get("enable_prefix_caching"),  # likewise: what the record's command line sets
+        enable_prefix_caching=_prefix_caching(rec),
         api_server=d.get("api_server") is not False, vllm_version=record_version(rec)[0], env=env,
         disable_hybrid_kv_cache_manager=None,
         # Optional in the schema: the multimodal profiling options a record's command line states.
@@ -140,6 +140,23 @@ def deployment_of(rec: dict) -> Deployment:
         # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
     )
+
+
+_PREFIX_FLAG = re.compile(r"--(no-)?enable-prefix-caching\b|enable_prefix_caching['\"]?\s*[:=]\s*(true|false)",
+                          re.IGNORECASE)
+
+
+def _prefix_caching(rec: dict) -> bool | None:
+    """Whether the start-up caches prefixes: the record's deployment when it says (our records may), else what its
+    quoted command line or vLLM's printed engine config sets (--[no-]enable-prefix-caching,
+    enable_prefix_caching=True), an input like the version dated from the log lines. None: vLLM's default.
+    It changes the KV plan of models with Mamba / linear-attention state (mamba_cache_mode)."""
+    stated = (rec.get("deployment") or {}).get("enable_prefix_caching")
+    if stated is not None:
+        return bool(stated)
+    found = {m.group(1) is None if m.group(2) is None else m.group(2).lower() == "true"
+             for m in _PREFIX_FLAG.finditer(str(rec.get("evidence") or ""))}
+    return found.pop() if len(found) == 1 else None
 
 
 _ID_QUANT = (("awq", "awq"), ("gptq", "gptq"), ("w8a8", "w8a8"), ("int8", "w8a8"), ("fp8", "fp8"),
