@@ -91,3 +91,14 @@ def test_qwen36_on_a_dgx_spark_with_prefix_caching_keeps_two_states_per_mamba_gr
     rec = next(json.loads(x) for x in path.read_text().splitlines() if '"rp-005"' in x)
     got = predict(rec)
     assert got["num_gpu_blocks"] / got["max_concurrency"] == pytest.approx(174, abs=1)
+
+
+@pytest.mark.parametrize(("record", "expected"), [
+    ({"evidence": "vllm serve XiaomiMiMo/MiMo-V2.6-Flash-MOPD --tensor-parallel-size 8 --language-model-only"}, True),
+    ({"evidence": "vllm serve Qwen/Qwen3-VL-8B-Instruct --max-model-len 32768"}, False),
+    ({"evidence": "--language-model-only", "deployment": {"language_model_only": False}}, False),  # stated wins
+])
+def test_a_records_language_model_only_flag_is_read_from_its_command_line(record: dict, expected: bool) -> None:
+    from gpuplan.validation import deployment_of
+
+    assert deployment_of({"deployment": {}, **record}).language_model_only is expected

@@ -135,7 +135,7 @@ def deployment_of(rec: dict) -> Deployment:
         mm_processor_kwargs=tuple(sorted((str(k), int(v)) for k, v in (d.get("mm_processor_kwargs") or {}).items()
                                          if k == "max_pixels")),
         skip_mm_profiling=bool(d.get("skip_mm_profiling")),
-        language_model_only=bool(d.get("language_model_only")),
+        language_model_only=_language_model_only(rec),
         mm_encoder_tp_mode=d.get("mm_encoder_tp_mode") or "weights",
         # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
@@ -157,6 +157,17 @@ def _prefix_caching(rec: dict) -> bool | None:
     found = {m.group(1) is None if m.group(2) is None else m.group(2).lower() == "true"
              for m in _PREFIX_FLAG.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
+
+
+_LMO_FLAG = re.compile(r"--language-model-only\b|language_model_only['\"]?\s*[:=]\s*true", re.IGNORECASE)
+
+
+def _language_model_only(rec: dict) -> bool:
+    """--language-model-only (0.17+): the deployment's when it says, else the quoted command line's."""
+    stated = (rec.get("deployment") or {}).get("language_model_only")
+    if stated is not None:
+        return bool(stated)
+    return bool(_LMO_FLAG.search(str(rec.get("evidence") or "")))
 
 
 _ID_QUANT = (("awq", "awq"), ("gptq", "gptq"), ("w8a8", "w8a8"), ("int8", "w8a8"), ("fp8", "fp8"),
