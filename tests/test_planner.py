@@ -355,3 +355,25 @@ def test_context_table_leaves_out_what_the_model_refuses_and_says_so() -> None:
     assert table.rows and {r.gpu for r in table.rows} == {"NVIDIA H200 141GB"}
     assert any("RTX PRO 6000" in s for s in table.skipped)
     assert "RTX PRO 6000" in json.dumps(table.to_dict()["skipped"])
+
+
+def test_llama_8b_on_four_l4s_starts_with_a_little_less_gpu_memory_utilization() -> None:
+    """vLLM 0.28's default 0.92 on four L4s leaves too little outside the budget for the NCCL all-reduces the
+    graphs capture and the sampler warm-up; vLLM's own message says to lower gpu_memory_utilization, and the
+    planner answers with the highest value that starts, in its commands, and says why."""
+    asked = dict(gpus=["L4"], num_gpus=4, quantization="bf16", kv_cache_dtype="auto", max_model_len=131072,
+                 vllm_version="0.28.0")
+    assert not gpuplan.estimate("meta-llama/Llama-3.1-8B", gpu="L4", tensor_parallel_size=4,
+                                max_model_len=131072, vllm_version="0.28.0").fits
+    o = plan("meta-llama/Llama-3.1-8B", **asked).requested.option
+    assert o.fits and o.gpu_memory_utilization < 0.92
+    assert f"--gpu-memory-utilization {o.gpu_memory_utilization:g}" in o.commands.vllm
+    assert any(w.startswith("gpu_memory_utilization") for w in o.warnings)
+    assert _engine("meta-llama/Llama-3.1-8B", o).fits
+    higher = gpuplan.estimate(
+        "meta-llama/Llama-3.1-8B", gpu="L4", tensor_parallel_size=4, max_model_len=131072, vllm_version="0.28.0",
+        gpu_memory_utilization=round(o.gpu_memory_utilization + 0.01, 2))
+    assert not higher.fits  # the highest that starts, not just one that does
+    # A utilization the user pins is theirs: the planner does not move it.
+    pinned = plan("meta-llama/Llama-3.1-8B", gpu_memory_utilization=0.92, **asked).requested.option
+    assert not pinned.fits and pinned.gpu_memory_utilization == 0.92

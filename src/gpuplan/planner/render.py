@@ -76,6 +76,8 @@ def render_answer(result: PlanResult, limit: int = 20, width: int = WIDE) -> Gro
                 f"max_model_len {o.launch_max_model_len:,}")
         if o.fits:
             parts.append(Text(f"{what}: fits ({o.max_concurrency:.2f}x concurrency)", style="bold green"))
+            # A lowered gpu_memory_utilization is part of the answer: the default would not start.
+            parts += [Text(w, style="yellow") for w in o.warnings if w.startswith("gpu_memory_utilization ")]
         else:
             parts.append(Text(f"{what}: does not fit: {o.reason}", style="bold red"))
             if req.nearest:

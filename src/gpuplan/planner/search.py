@@ -13,7 +13,14 @@ from functools import lru_cache
 from typing import TypeVar
 
 from ..deployment import Deployment
-from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, estimate, request_kv_bytes, resolve
+from ..engines.vllm.estimate import (
+    CHUNKED_ENV,
+    LONG_LEN_ENV,
+    estimate,
+    fails_after_kv,
+    request_kv_bytes,
+    resolve,
+)
 from ..engines.vllm.profiles import get_profile
 from ..errors import GpuplanError
 from ..gpus import GPU, find_gpu
@@ -177,16 +184,18 @@ def _env_for(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[tup
     return c.env
 
 
-def _deployment(ctx: Context, c: Candidate, max_model_len: int | None) -> Deployment:
+def _deployment(ctx: Context, c: Candidate, max_model_len: int | None,
+                utilization: float | None = None) -> Deployment:
     return Deployment(gpu_name=c.gpu.name, gpu_memory_bytes=c.gpu.memory_bytes,
                       compute_capability=c.gpu.compute_capability, tensor_parallel_size=c.tp,
-                      pipeline_parallel_size=c.pp, gpu_memory_utilization=ctx.utilization,
+                      pipeline_parallel_size=c.pp, gpu_memory_utilization=utilization or ctx.utilization,
                       max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
                       vllm_version=ctx.vllm_version, env=_env_for(ctx, c, max_model_len))
 
 
-def run_engine(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[Deployment, MemoryReport]:
-    dep = _deployment(ctx, c, max_model_len)
+def run_engine(ctx: Context, c: Candidate, max_model_len: int | None,
+               utilization: float | None = None) -> tuple[Deployment, MemoryReport]:
+    dep = _deployment(ctx, c, max_model_len, utilization)
     rep = estimate(ctx.spec, dep)
     if rep.max_num_seqs < ctx.concurrency:
         # vLLM's default batch is smaller than the requirement: raise it (and the token budget, which vLLM
@@ -202,21 +211,47 @@ def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: b
     cannot hold the model's full context is re-run at the longest length the engine says fits. `chosen`: the
     planner, not the user, picked max_model_len (so did a shrink)."""
     dep, rep = run_engine(ctx, c, max_model_len)
+    notes: tuple[str, ...] = ()
+    utilization = None
+    if ctx.utilization is None and not rep.fits and fails_after_kv(rep.reason):
+        lowered = _room_outside_budget(ctx, c, max_model_len, rep)
+        if lowered is not None:
+            default = rep.gpu_memory_utilization
+            (dep, rep), utilization = lowered
+            notes = (f"gpu_memory_utilization {utilization:g}, not vLLM's default {default:g}: at the default "
+                     "the memory left outside the budget is too small for what vLLM allocates after the KV cache "
+                     "(CUDA graphs, the sampler warm-up)",)
     floor = min(data()["min_context"], ctx.spec.max_model_len_limit)
     if shrink and max_model_len is None and not rep.fits and rep.max_model_len_fit and \
             rep.max_model_len_fit >= floor:
-        dep, rep = run_engine(ctx, c, rep.max_model_len_fit)
+        dep, rep = run_engine(ctx, c, rep.max_model_len_fit, utilization)
         chosen = True
     # The longest length a restart fits leaves nothing for a first start's compile scratch: a length the
     # planner picks is one the first start, on an empty torch.compile cache, fits too.
     first = rep.first_start
-    notes: tuple[str, ...] = ()
     if chosen and first is not None and not first["fits"] and (first["max_model_len_fit"] or 0) >= floor:
         restart_len = rep.max_model_len
-        dep, rep = run_engine(ctx, c, first["max_model_len_fit"])
-        notes = (f"launched at {rep.max_model_len:,} tokens, the longest a first start on an empty torch.compile "
+        dep, rep = run_engine(ctx, c, first["max_model_len_fit"], utilization)
+        notes += (f"launched at {rep.max_model_len:,} tokens, the longest a first start on an empty torch.compile "
                  f"cache fits; once ~/.cache/vllm holds this command's compile, restarts fit {restart_len:,}",)
     return _option(ctx, c, dep, rep, notes)
+
+
+def _room_outside_budget(ctx: Context, c: Candidate, max_model_len: int | None,
+                         rep: MemoryReport) -> tuple[tuple[Deployment, MemoryReport], float] | None:
+    """vLLM's own remedy for running out after the KV cache took its budget: the highest gpu_memory_utilization,
+    in hundredths and at most 0.2 below the default, that leaves room outside the budget for CUDA graphs and the
+    sampler warm-up (what fails there only eases as the budget shrinks, so a bisection finds it). None: none does."""
+    top = round(rep.gpu_memory_utilization * 100)
+    lo, hi, found = top - 20, top - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        dep, got = run_engine(ctx, c, max_model_len, mid / 100)
+        if fails_after_kv(got.reason):
+            hi = mid - 1
+        else:
+            found, lo = ((dep, got), mid / 100), mid + 1
+    return found
 
 
 def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport, notes: tuple[str, ...] = ()) -> Option:

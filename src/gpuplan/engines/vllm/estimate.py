@@ -1102,6 +1102,15 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     return True, None, max(fit_len, r.max_model_len) if fit_len else None
 
 
+AFTER_KV_FAILURES = ("CUDA out of memory capturing CUDA graphs", "CUDA out of memory warming up the sampler")
+
+
+def fails_after_kv(reason: str | None) -> bool:
+    """Whether a verdict's reason is a start-up that runs out of memory after the KV cache took its budget (CUDA
+    graphs, the sampler warm-up): vLLM's remedy is a lower gpu_memory_utilization, which leaves more outside it."""
+    return bool(reason) and any(f in reason for f in AFTER_KV_FAILURES)
+
+
 def _after_kv_failure(spec: ModelSpec, r: Resolved, lim: dict, base: int, budget: int, rows: int,
                       qm: str | None) -> str | None:
     """Why the V1 engine runs out of memory after the KV cache fills the budget (CUDA graphs captured outside it,
@@ -1115,12 +1124,12 @@ def _after_kv_failure(spec: ModelSpec, r: Resolved, lim: dict, base: int, budget
     free = r.total - base - (budget - lim["activation_bytes"])
     graphs = 0 if r.cudagraph_in_budget else lim["cudagraph_bytes"]
     if graphs and free < graphs:
-        return (f"CUDA out of memory capturing CUDA graphs: ~{gib(graphs)} needed, ~{gib(free)} left "
+        return (f"{AFTER_KV_FAILURES[0]}: ~{gib(graphs)} needed, ~{gib(free)} left "
                 "outside the budget (lower gpu_memory_utilization or use --enforce-eager)")
     if p.at_least("0.11"):
         warm = B.sampler_warmup(spec, p, rows, r.act_bytes, qm)
         if free - graphs < warm:
-            return (f"CUDA out of memory warming up the sampler with {rows} dummy requests: "
+            return (f"{AFTER_KV_FAILURES[1]} with {rows} dummy requests: "
                     f"~{gib(warm)} needed, ~{gib(free - graphs)} left (lower max_num_seqs or "
                     "gpu_memory_utilization)")
     return None
