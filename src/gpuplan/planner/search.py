@@ -233,7 +233,7 @@ def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: b
         restart_len = rep.max_model_len
         dep, rep = run_engine(ctx, c, first["max_model_len_fit"], utilization)
         notes += (f"launched at {rep.max_model_len:,} tokens, the longest a first start on an empty torch.compile "
-                 f"cache fits; once ~/.cache/vllm holds this command's compile, restarts fit {restart_len:,}",)
+                  f"cache fits; once ~/.cache/vllm holds this command's compile, restarts fit {restart_len:,}",)
     return _option(ctx, c, dep, rep, notes)
 
 
