@@ -160,5 +160,48 @@ def test_the_turing_and_laptop_cards_of_two_public_v0_logs_are_in_the_catalog() 
     assert round(turing.memory_gib, 2) == 12.00 and turing.compute_capability == 7.5
     laptop = find_gpu("NVIDIA GeForce RTX 4070 Laptop GPU 8GB")
     assert round(laptop.memory_gib, 2) == 7.65 and laptop.compute_capability == 8.9
-    with pytest.raises(GpuplanError):
-        find_gpu("RTX 4070")  # the desktop card (12 GB) is not the laptop part
+    assert find_gpu("RTX 4070").name == "NVIDIA GeForce RTX 4070"  # the desktop card (12 GB), not the laptop part
+
+
+@pytest.mark.parametrize(
+    ("spelling", "name", "gib", "sm_count"),
+    [
+        ("RTX 4090D", "NVIDIA GeForce RTX 4090 D", 23.55, 114),
+        ("RTX 4090 D", "NVIDIA GeForce RTX 4090 D", 23.55, 114),
+        ("NVIDIA GeForce RTX 4090 D", "NVIDIA GeForce RTX 4090 D", 23.55, 114),
+        ("RTX 3070", "NVIDIA GeForce RTX 3070", 7.63, 46),
+        ("NVIDIA GeForce RTX 3070", "NVIDIA GeForce RTX 3070", 7.63, 46),
+        ("RTX 3070 Ti", "NVIDIA GeForce RTX 3070 Ti", 7.66, 48),
+        ("RTX 3060 Ti", "NVIDIA GeForce RTX 3060 Ti", 7.65, 38),
+        ("RTX 4060", "NVIDIA GeForce RTX 4060", 7.62, 24),
+        ("RTX4060", "NVIDIA GeForce RTX 4060", 7.62, 24),
+        ("RTX 4060 Ti 8GB", "NVIDIA GeForce RTX 4060 Ti 8GB", 7.62, 34),
+        ("NVIDIA GeForce RTX 4060 Ti", "NVIDIA GeForce RTX 4060 Ti 8GB", 7.62, 34),  # not the 24-SM RTX 4060
+        ("RTX 4060 Ti 16GB", "NVIDIA GeForce RTX 4060 Ti 16GB", 15.60, 34),
+        ("RTX 4070", "NVIDIA GeForce RTX 4070", 11.57, 46),
+        ("RTX 4070 SUPER", "NVIDIA GeForce RTX 4070 SUPER", 11.57, 56),
+        ("RTX 4070 Ti", "NVIDIA GeForce RTX 4070 Ti", 11.73, 60),
+        ("RTX 2080", "NVIDIA GeForce RTX 2080", 7.60, 46),
+        ("RTX 2080 SUPER", "NVIDIA GeForce RTX 2080 SUPER", 7.78, 48),
+        ("RTX 2080 Ti", "NVIDIA GeForce RTX 2080 Ti", 10.57, 68),
+        ("RTX 2070", "NVIDIA GeForce RTX 2070", 7.60, 36),
+        ("RTX 5060", "NVIDIA GeForce RTX 5060", 7.52, 30),
+        ("RTX 5060 Ti", "NVIDIA GeForce RTX 5060 Ti 8GB", 7.52, 36),  # not the 30-SM RTX 5060
+        ("RTX 5060 Ti 8GB", "NVIDIA GeForce RTX 5060 Ti 8GB", 7.52, 36),
+        ("RTX 5060 Ti 16GB", "NVIDIA GeForce RTX 5060 Ti 16GB", 15.49, 36),
+        ("RTX A2000 12GB", "NVIDIA RTX A2000 12GB", 11.74, 26),
+        ("NVIDIA RTX 4000 Ada Generation", "NVIDIA RTX 4000 Ada", 19.54, 48),
+        ("RTX 5000 Ada", "NVIDIA RTX 5000 Ada", 31.54, 100),
+        ("Jetson AGX Orin", "NVIDIA Jetson AGX Orin 64GB", 61.37, 16),
+        ("Jetson AGX Orin 32GB", "NVIDIA Jetson AGX Orin 32GB", 29.90, 14),
+    ],
+)
+def test_consumer_workstation_and_jetson_cards_of_user_reports_resolve_to_their_cuda_visible_total(
+    spelling: str, name: str, gib: float, sm_count: int
+) -> None:
+    """Spellings from vLLM user reports that were unknown (or, for "RTX 4090 D", silently the 128-SM RTX 4090): each
+    resolves to its own card, with the Linux CUDA-visible total and SM count the catalog cites for it."""
+    gpu = find_gpu(spelling)
+    assert gpu.name == name
+    assert round(gpu.memory_gib, 2) == gib
+    assert gpu.sm_count == sm_count
