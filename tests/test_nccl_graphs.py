@@ -57,3 +57,27 @@ def test_four_pcie_gpus_lose_the_captured_collectives_from_the_kv_cache_once_vll
     on, off = run("0.19.0", True), run("0.19.0", False)
     assert on.cudagraph_bytes > off.cudagraph_bytes
     assert on.available_kv_cache_bytes == off.available_kv_cache_bytes
+
+
+def test_two_rtx_4090s_at_tp2_keep_almost_no_non_torch_memory() -> None:
+    """GeForce cards have no peer access: vLLM's custom all-reduce stays off and NCCL stages through host memory.
+    The 0.28 ledgers of Qwen3-32B-AWQ on two RTX 4090s (heldout_public ghs-001/002, compile_cache_public
+    cc-018/019) print consumed memory 0.08-0.12 GiB above the weights, 0.03 of it the V2 sampler's penalty state;
+    a peer-capable PCIe pair (two RTX A6000 on 0.30: 0.41) keeps more."""
+    import json
+    from pathlib import Path
+
+    from gpuplan.validation import predict
+
+    path = Path(__file__).parent / "fixtures" / "vllm_logs" / "heldout_public.jsonl"
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["id"] in ("ghs-001", "ghs-002"):
+            got = predict(rec)
+            assert got["non_torch_gib"] == pytest.approx(0.07, abs=0.01)
+            assert got["available_kv_cache_gib"] == pytest.approx(rec["logged"]["available_kv_cache_gib"], rel=0.01)
+    geforce = estimate_on("Qwen/Qwen3-32B", gpu="RTX 4090", tensor_parallel_size=2, vllm_version="0.28.0",
+                          quantization="awq", max_model_len=8192)
+    workstation = estimate_on("Qwen/Qwen3-32B", gpu="RTX A6000", tensor_parallel_size=2, vllm_version="0.28.0",
+                              quantization="awq", max_model_len=8192)
+    assert geforce.non_torch_bytes < workstation.non_torch_bytes - 0.2 * GiB

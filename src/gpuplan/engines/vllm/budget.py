@@ -312,8 +312,11 @@ def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> i
         if profile.at_least(later["from"]):
             c = {**c, **{k: v for k, v in later.items() if not k.startswith("_") and k != "from"}}
     if tp > 1:
-        # NCCL's NVLS/symmetric-memory buffers exist on NVSwitch boards only.
+        # NCCL's NVLS/symmetric-memory buffers exist on NVSwitch boards only; without peer access between the
+        # cards (GeForce) NCCL stages its transfers through host memory and vLLM's custom all-reduce stays off.
         key = "tensor_parallel" if fabric == "nvswitch" else "tensor_parallel_pcie"
+        if fabric == "pcie_no_p2p" and "tensor_parallel_pcie_no_p2p" in c:
+            key = "tensor_parallel_pcie_no_p2p"
     elif pp > 1:
         key = "pipeline_parallel"
     else:

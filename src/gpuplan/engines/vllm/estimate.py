@@ -699,6 +699,13 @@ def _fabric(dep: Deployment) -> str:
 _CUSTOM_ALLREDUCE_SIZES = (2, 4, 6, 8, 16)
 
 
+def _no_peer_access(dep: Deployment) -> bool:
+    """GeForce cards give no peer-to-peer access over PCIe: vLLM logs "Custom allreduce is disabled because your
+    platform lacks GPU P2P capability" (two RTX 4090s, heldout_public ghs-001/002)."""
+    card = _card(dep)
+    return card is not None and card.vendor == "nvidia" and "GeForce" in card.name
+
+
 def _nccl_in_graphs(dep: Deployment, tp: int) -> bool:
     """Whether the tensor-parallel all-reduces vLLM captures in CUDA graphs are NCCL's: its custom all-reduce
     (distributed/device_communicators/custom_all_reduce.py) turns itself off for a TP size it does not support,
@@ -713,7 +720,7 @@ def _nccl_in_graphs(dep: Deployment, tp: int) -> bool:
         return False
     if card.fabric == "pcie" and tp > 2:
         return True
-    return "GeForce" in card.name
+    return _no_peer_access(dep)
 
 
 def _host_free_warning(r: Resolved, budget: int) -> str | None:
@@ -847,7 +854,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     fabric = _fabric(r.dep)
     comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=fabric,
                            dtype=r.dtype)
-    n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
+    n_torch = B.non_torch(p, r.tp, r.pp, "pcie_no_p2p" if fabric == "pcie" and _no_peer_access(r.dep) else fabric) \
+        + comm
     nccl_graphs = _nccl_in_graphs(r.dep, r.tp)
     fi_sampler = flashinfer_sampler(p, r.dep.env_value("VLLM_USE_FLASHINFER_SAMPLER"))
     if unified_memory(p, r.cc):
