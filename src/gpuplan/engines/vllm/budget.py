@@ -307,6 +307,7 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
 
 
 def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:
+    """`fabric`: "nvswitch", "pcie", or "pcie_no_p2p" (PCIe cards without peer access)."""
     c = profile.calib["non_torch_gib"]
     for later in profile.calib.get("non_torch_gib_from", []):  # a profile spanning releases that measured less
         if profile.at_least(later["from"]):

@@ -692,8 +692,11 @@ def _card(dep: Deployment) -> GPU | None:
 
 
 def _fabric(dep: Deployment) -> str:
+    """The catalog's fabric, with PCIe cards that give no peer access ("pcie_no_p2p", GeForce) told apart."""
     gpu = _card(dep)
-    return gpu.fabric if gpu else "nvswitch"
+    if gpu is None:
+        return "nvswitch"
+    return "pcie_no_p2p" if gpu.fabric == "pcie" and _no_peer_access(dep) else gpu.fabric
 
 
 _CUSTOM_ALLREDUCE_SIZES = (2, 4, 6, 8, 16)
@@ -854,8 +857,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     fabric = _fabric(r.dep)
     comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=fabric,
                            dtype=r.dtype)
-    n_torch = B.non_torch(p, r.tp, r.pp, "pcie_no_p2p" if fabric == "pcie" and _no_peer_access(r.dep) else fabric) \
-        + comm
+    n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
     nccl_graphs = _nccl_in_graphs(r.dep, r.tp)
     fi_sampler = flashinfer_sampler(p, r.dep.env_value("VLLM_USE_FLASHINFER_SAMPLER"))
     if unified_memory(p, r.cc):
