@@ -127,7 +127,8 @@ def deployment_of(rec: dict) -> Deployment:
         dtype=d.get("dtype") or "auto", kv_cache_dtype=d.get("kv_cache_dtype") or "auto", quantization=q,
         enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
         max_cudagraph_capture_size=d.get("max_cudagraph_capture_size"),  # not in the shared schema; ours may hold it
-        enable_prefix_caching=_prefix_caching(rec),
+        # Sets mamba_cache_mode for models with Mamba / linear-attention state.
+        enable_prefix_caching=_command_line_flag(rec, "enable_prefix_caching"),
         api_server=d.get("api_server") is not False, vllm_version=record_version(rec)[0], env=env,
         disable_hybrid_kv_cache_manager=None,
         # Optional in the schema: the multimodal profiling options a record's command line states.
@@ -135,39 +136,24 @@ def deployment_of(rec: dict) -> Deployment:
         mm_processor_kwargs=tuple(sorted((str(k), int(v)) for k, v in (d.get("mm_processor_kwargs") or {}).items()
                                          if k == "max_pixels")),
         skip_mm_profiling=bool(d.get("skip_mm_profiling")),
-        language_model_only=_language_model_only(rec),
+        language_model_only=bool(_command_line_flag(rec, "language_model_only")),
         mm_encoder_tp_mode=d.get("mm_encoder_tp_mode") or "weights",
         # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
     )
 
 
-_PREFIX_FLAG = re.compile(r"--(no-)?enable-prefix-caching\b|enable_prefix_caching['\"]?\s*[:=]\s*(true|false)",
-                          re.IGNORECASE)
-
-
-def _prefix_caching(rec: dict) -> bool | None:
-    """Whether the start-up caches prefixes: the record's deployment when it says (our records may), else what its
-    quoted command line or vLLM's printed engine config sets (--[no-]enable-prefix-caching,
-    enable_prefix_caching=True), an input like the version dated from the log lines. None: vLLM's default.
-    It changes the KV plan of models with Mamba / linear-attention state (mamba_cache_mode)."""
-    stated = (rec.get("deployment") or {}).get("enable_prefix_caching")
+def _command_line_flag(rec: dict, name: str) -> bool | None:
+    """A vLLM boolean option the record's deployment states, else what its quoted command line or vLLM's printed
+    engine config sets (--name / --no-name / name=True): an input, like the version dated from the log lines.
+    None: not said, or said both ways."""
+    stated = (rec.get("deployment") or {}).get(name)
     if stated is not None:
         return bool(stated)
+    flag = re.compile(rf"--(no-)?{name.replace('_', '-')}\b|{name}['\"]?\s*[:=]\s*(true|false)", re.IGNORECASE)
     found = {m.group(1) is None if m.group(2) is None else m.group(2).lower() == "true"
-             for m in _PREFIX_FLAG.finditer(str(rec.get("evidence") or ""))}
+             for m in flag.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
-
-
-_LMO_FLAG = re.compile(r"--language-model-only\b|language_model_only['\"]?\s*[:=]\s*true", re.IGNORECASE)
-
-
-def _language_model_only(rec: dict) -> bool:
-    """--language-model-only (0.17+): the deployment's when it says, else the quoted command line's."""
-    stated = (rec.get("deployment") or {}).get("language_model_only")
-    if stated is not None:
-        return bool(stated)
-    return bool(_LMO_FLAG.search(str(rec.get("evidence") or "")))
 
 
 _ID_QUANT = (("awq", "awq"), ("gptq", "gptq"), ("w8a8", "w8a8"), ("int8", "w8a8"), ("fp8", "fp8"),

@@ -78,8 +78,11 @@ def text_only(spec: ModelSpec, dep: Deployment, profile: Profile) -> bool:
                            f"in {LANGUAGE_MODEL_ONLY_FROM}; set limit_mm_per_prompt to 0 for "
                            f"{', '.join(modalities(spec.architecture))} instead",
                            accepted=["a vllm_version of 0.17.0 or later", "false"])
-    if spec.multimodal is None:
-        return False
+    return spec.multimodal is not None and _modalities_off(spec, dep)
+
+
+def _modalities_off(spec: ModelSpec, dep: Deployment) -> bool:
+    """--language-model-only, or --limit-mm-per-prompt 0 for every modality the model serves."""
     if dep.language_model_only:
         return True
     limits = dict(dep.limit_mm_per_prompt)
@@ -92,10 +95,7 @@ def takes_multimodal_inputs(spec: ModelSpec, dep: Deployment) -> bool:
     embeddings, never token ids."""
     towered = (spec.multimodal is not None or spec.architecture in _data()["architectures"]
                or any(t.kind in ("vision", "audio") for t in spec.extra))
-    if not towered or dep.language_model_only:
-        return False
-    limits = dict(dep.limit_mm_per_prompt)
-    return not all(limits.get(m) == 0 for m in modalities(spec.architecture))
+    return towered and not _modalities_off(spec, dep)
 
 
 def profiles_text_only(profile: Profile, off: bool) -> bool:
