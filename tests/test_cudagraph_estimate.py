@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from gpuplan.engines.vllm import budget as B
+from gpuplan.engines.vllm.estimate import estimate
 from gpuplan.engines.vllm.profiles import get_profile
 from gpuplan.model.adapters import build_spec
 from gpuplan.units import GiB
-from gpuplan.validation import predict
+from gpuplan.validation import deployment_of, predict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vllm_logs"
 
@@ -106,4 +107,8 @@ def test_the_0_19_h100_captures_keep_their_fit():
 
 def test_the_v2_runner_estimate_for_qwen3_8b_on_an_a10():
     # cc-007 (0.30, V2 model runner): "CUDA graph pool memory: 0.23 GiB (actual), 0.43 GiB (estimated)".
-    assert predict(_record("compile_cache_public.jsonl", "cc-007"))["cudagraph_gib"] == pytest.approx(0.43, rel=0.1)
+    rec = _record("compile_cache_public.jsonl", "cc-007")
+    report = estimate(build_spec(rec["hf_config"], rec["model_id"]), deployment_of(rec))
+    assert report.cudagraph_bytes / GiB == pytest.approx(0.43, rel=0.1)
+    assert report.cudagraph_captured_bytes / GiB == pytest.approx(0.23, rel=0.1)
+    assert report.to_dict()["vllm_log"]["cudagraph_memory_gib"] == pytest.approx(0.23, rel=0.1)

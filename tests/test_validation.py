@@ -102,3 +102,41 @@ def test_a_records_language_model_only_flag_is_read_from_its_command_line(record
     from gpuplan.validation import deployment_of
 
     assert deployment_of({"deployment": {}, **record}).language_model_only is expected
+
+
+def _recent(rid: str) -> dict:
+    import json
+
+    path = Path(__file__).parent / "fixtures" / "vllm_logs" / "recent_public.jsonl"
+    return next(json.loads(x) for x in path.read_text().splitlines() if f'"{rid}"' in x)
+
+
+def test_from_vllm_027_the_ledgers_peak_activation_includes_the_graph_estimate() -> None:
+    """rp-001, Llama-3.1-8B on an A100 (0.31): 'Actual usage is 15.26 GiB for consumed memory (weights + non-torch),
+    1.44 GiB for peak activation, and 0.23 GiB for CUDAGraph memory'. From 0.27 that peak activation is the profile
+    run's transient peak plus the graph estimate vLLM subtracts, and the CUDAGraph memory is the pool the capture
+    takes: validate compares like with like."""
+    from gpuplan.engines.vllm.estimate import estimate
+    from gpuplan.validation import build_spec, deployment_of, predict
+
+    rec = _recent("rp-001")
+    report = estimate(build_spec(rec["hf_config"], rec["model_id"]), deployment_of(rec))
+    vocab = rec["hf_config"]["vocab_size"]
+    held = 256 * 4 * (vocab + -(-vocab // 32))  # the V2 runner's int32 penalty state, which 0.27+ counts as consumed
+    assert report.ledger_activation_bytes == pytest.approx(
+        report.activation_peak_bytes + report.cudagraph_bytes - held, abs=0.01 * 2**30)
+    got = predict(rec)
+    assert got["activation_peak_gib"] == pytest.approx(1.44, rel=0.06)
+    assert got["cudagraph_gib"] == pytest.approx(0.23, abs=0.03)
+
+
+def test_on_vllm_026_the_ledgers_peak_activation_is_the_profile_runs_alone() -> None:
+    """rp-003, Gemma-4-31B on a B300 (0.26): '... 3.9 GiB for peak activation, 0.25 GiB for non-torch memory, and
+    0.7 GiB for CUDAGraph memory'. 0.26 printed the torch peak increase, with no graph estimate in it."""
+    from gpuplan.engines.vllm.estimate import estimate
+    from gpuplan.validation import build_spec, deployment_of
+
+    rec = _recent("rp-003")
+    report = estimate(build_spec(rec["hf_config"], rec["model_id"]), deployment_of(rec))
+    assert report.ledger_activation_bytes == report.activation_peak_bytes
+    assert report.cudagraph_bytes > 0

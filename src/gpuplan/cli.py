@@ -150,6 +150,8 @@ def render_report(report: Any, model_ref: str | None = None) -> None:
     out.print(
         f"Maximum concurrency for {report.max_model_len:,} tokens per request: {report.max_concurrency:.2f}x"
     )
+    if report.cudagraph_captured_bytes:
+        out.print(f"Graph capturing finished, took {_gib(report.cudagraph_captured_bytes)} GiB")
     first = report.first_start
     if first is not None and (first["kv_cache_tokens"] != report.kv_cache_tokens or first["fits"] != report.fits):
         out.print(f"First start on an empty torch.compile cache: ~{first['kv_cache_tokens']:,} tokens, "

@@ -91,6 +91,11 @@ class MemoryReport:
     encoder_profile: dict | None = None
     # "warm" (a restart that finds torch.compile's cache filled) or "cold" (a first start on an empty one).
     compile_cache: str = "warm"
+    # Two figures vLLM prints that are not components: the pool the CUDA-graph capture takes ("Graph capturing
+    # finished ..., took X GiB"; the ledger's "CUDAGraph memory"), and the ledger's "X GiB for peak activation",
+    # which from 0.27 adds the graph estimate vLLM subtracts to the profile run's transient peak.
+    cudagraph_captured_bytes: int = 0
+    ledger_activation_bytes: int = 0
     # For a warm estimate where vLLM charges a cold compile's scratch (0.24+): what the first start gets instead,
     # cold_compile_bytes, available_kv_cache_bytes, kv_cache_tokens, max_concurrency, num_gpu_blocks, fits, reason,
     # max_model_len_fit.
@@ -148,6 +153,15 @@ class MemoryReport:
                 "available_kv_cache_gib": g(self.available_kv_cache_bytes),
                 "available_kv_cache_bytes": self.available_kv_cache_bytes,
                 "peak_process_gib": g(self.peak_process_bytes),
+            },
+            # The figures vLLM's own start-up lines print, in their version's meaning.
+            "vllm_log": {
+                "model_loading_gib": g(self.weights_bytes),
+                "peak_activation_gib": g(self.ledger_activation_bytes),
+                "cudagraph_memory_gib": g(self.cudagraph_captured_bytes),
+                "available_kv_cache_gib": g(self.available_kv_cache_bytes),
+                "kv_cache_tokens": self.kv_cache_tokens,
+                "max_concurrency": self.max_concurrency,
             },
             "components": comps,
             "kv_cache": None if self.kv is None else {**asdict(self.kv), "groups": [asdict(x) for x in self.kv.groups]},

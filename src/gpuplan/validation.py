@@ -190,9 +190,10 @@ def predict(rec: dict) -> dict[str, Any]:
     how = record_version(rec)[1]
     out.update({
         "weights_gib": round(rep.weights_bytes / GiB, 2),
-        "activation_peak_gib": round(rep.activation_peak_bytes / GiB, 2),
+        # activation and graphs as vLLM logs them, which differ from the budget's components on some versions
+        "activation_peak_gib": round(rep.ledger_activation_bytes / GiB, 2),
         "non_torch_gib": round(rep.non_torch_bytes / GiB, 2),
-        "cudagraph_gib": round(rep.cudagraph_bytes / GiB, 2),
+        "cudagraph_gib": round(rep.cudagraph_captured_bytes / GiB, 2),
         "available_kv_cache_gib": round(rep.available_kv_cache_bytes / GiB, 2),
         "kv_cache_tokens": rep.kv_cache_tokens,
         "max_concurrency": rep.max_concurrency,

@@ -34,6 +34,7 @@ from .profiles import (
     lacks_tp_plan,
     model_runner_v2_profiles_cudagraphs,
     modelopt_mixed_refusal,
+    moe_workspace_persistent,
     on_transformers_backend,
     quant_min_capability,
     removed_after,
@@ -901,6 +902,12 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
                              max_capture=r.dep.max_cudagraph_capture_size, nccl_in_graphs=nccl_graphs)
+        # The pool the capture itself takes ("Graph capturing finished ..., took X GiB"): the same figure, except
+        # where vLLM's V2 runner subtracts its estimate, which is about twice what it then captures.
+        captured = graphs if not (r.runner_v2 and r.cudagraph_in_budget) else B.cudagraph(
+            spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt, enforce_eager=r.dep.enforce_eager,
+            cc=r.cc, kv_dtype=r.kv_dtype, runner_v2="actual", max_capture=r.dep.max_cudagraph_capture_size,
+            nccl_in_graphs=nccl_graphs)
         w = weights[s].total
         graphs_in = graphs if r.cudagraph_in_budget else 0
         cold = _cold_compile_bytes(spec, r, act.peak, embedding if s == 0 else 0,
@@ -914,7 +921,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         plan = K.plan_for(spec, lo, hi, ctx, ssm_bytes, p)
         blocks = _blocks(avail, plan)
         stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": peak, "cold": cold,
-                       "activation": act, "cudagraph_bytes": graphs, "available_bytes": avail, "plan": plan,
+                       "activation": act, "cudagraph_bytes": graphs,
+                       "cudagraph_captured_bytes": captured, "available_bytes": avail, "plan": plan,
                        "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
                        "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})
     lim, kvr = _engine_kv(stages, ctx, r)
@@ -962,6 +970,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         max_model_len=r.max_model_len, max_num_seqs=r.max_num_seqs, max_num_batched_tokens=r.mnbt, dtype=r.dtype,
         quantization=r.quant_name, weights_bytes=used, activation_peak_bytes=first["activation_bytes"],
         non_torch_bytes=n_torch, cudagraph_bytes=first["cudagraph_bytes"],
+        cudagraph_captured_bytes=first["cudagraph_captured_bytes"],
+        ledger_activation_bytes=_ledger_activation(first, r),
         cudagraph_in_budget=r.cudagraph_in_budget, budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
         kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len,
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
@@ -976,6 +986,18 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
 
 
 LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def _ledger_activation(stage: dict, r: Resolved) -> int:
+    """The "X GiB for peak activation" of vLLM's start-up ledger. Up to 0.26 it is the profile run's peak. From 0.27
+    it is the transient part of that peak (what the profile run still holds afterwards, the MoE kernels' shared
+    workspace and the V2 runner's penalty state, is counted as consumed memory instead) plus the CUDA-graph
+    estimate vLLM subtracts."""
+    if not r.profile.flag_from("ledger_activation_with_graphs"):
+        return stage["activation_bytes"]
+    act: B.Activation = stage["activation"]
+    held = act.sampler_state + (act.moe_workspace if moe_workspace_persistent(r.profile) else 0)
+    return stage["activation_bytes"] - held + (stage["cudagraph_bytes"] if r.cudagraph_in_budget else 0)
 
 
 def _blocks(available: int, plan: K.KVPlan | DSV4Plan) -> int:
@@ -1186,7 +1208,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                      "sizes" if stage["cudagraph_bytes"] else "") + "; "
                   + ("inside the budget" if r.cudagraph_in_budget else
                      "outside the budget (captured after the KV cache)")
-                  + ("; the V2 model runner's estimate, which vLLM subtracts (the pool it captures is about half)"
+                  + (f"; the V2 model runner's estimate, which vLLM subtracts (the pool it then captures is about "
+                     f"{stage['cudagraph_captured_bytes'] / GiB:.2f})"
                      if r.runner_v2 and r.cudagraph_in_budget else "")
                   + ("; vLLM's V2 model runner, which does not estimate graphs before sizing the KV cache: "
                      "the pool it captures"

@@ -288,6 +288,11 @@
     line("kv_cache_tokens", r.kv_cache_tokens, "GPU KV cache size: ", int(r.kv_cache_tokens), " tokens", kvx);
     line("max_concurrency", r.max_concurrency, `Maximum concurrency for ${int(r.deployment.max_model_len)} tokens per request: `,
       conc(r.max_concurrency), "", kvx);
+    const graphs = r.vllm_log && r.vllm_log.cudagraph_memory_gib;
+    if (graphs) {
+      line("cudagraph_memory_gib", graphs, "Graph capturing finished, took ", gib(graphs), " GiB",
+        { exact: false, note: "the pool the CUDA-graph capture takes; calibrated" });
+    }
     if (r.per_gpu.peak_process_gib) {
       line("peak_process_gib", r.per_gpu.peak_process_gib, "Memory used per GPU (nvidia-smi): ", gib(r.per_gpu.peak_process_gib),
         " GiB", exactness(r, "all"));
