@@ -49,6 +49,14 @@ class KVCacheReport:
     mamba_cache_mode: str = "none"  # hybrid models: vLLM's mamba_cache_mode (align / all when prefix caching is on)
 
 
+# What stops a start-up, in the order vLLM meets it: a model or kernel assertion; a max_model_len over the model's
+# own limit; weights beyond the free memory, or beyond the budget; a budget beyond the free memory; nothing left for
+# the KV cache; a KV cache too small for one request of max_model_len; then, after the KV cache is allocated, CUDA
+# graph capture and the sampler warm-up.
+FAILURE_KINDS = ("refused", "max_model_len_refused", "weights_oom", "weights_over_budget", "budget_over_free",
+                 "no_kv_memory", "kv_too_small", "cudagraph_oom", "sampler_warmup_oom")
+
+
 @dataclass(frozen=True)
 class MemoryReport:
     model: str
@@ -96,6 +104,10 @@ class MemoryReport:
     # which from 0.27 adds the graph estimate vLLM subtracts to the profile run's transient peak.
     cudagraph_captured_bytes: int = 0
     ledger_activation_bytes: int = 0
+    # Why it does not start, as one of FAILURE_KINDS (None when it fits); `fails_after_kv`: CUDA graphs or the
+    # sampler warm-up run out after the KV cache took its budget, which a lower gpu_memory_utilization eases.
+    failure: str | None = None
+    fails_after_kv: bool = False
     # For a warm estimate where vLLM charges a cold compile's scratch (0.24+): what the first start gets instead,
     # cold_compile_bytes, available_kv_cache_bytes, kv_cache_tokens, max_concurrency, num_gpu_blocks, fits, reason,
     # max_model_len_fit.
@@ -170,6 +182,7 @@ class MemoryReport:
             "num_gpu_blocks": self.num_gpu_blocks,
             "fits": self.fits,
             "reason": self.reason,
+            "failure": self.failure,
             "max_model_len_fit": self.max_model_len_fit,
             "total_params": self.total_params,
             "param_counts": self.param_counts,

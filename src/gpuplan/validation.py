@@ -198,7 +198,7 @@ def predict(rec: dict) -> dict[str, Any]:
         "kv_cache_tokens": rep.kv_cache_tokens,
         "max_concurrency": rep.max_concurrency,
         "num_gpu_blocks": rep.num_gpu_blocks,
-        "fits": rep.fits, "reason": rep.reason, "gpu_known": True,
+        "fits": rep.fits, "reason": rep.reason, "failure": rep.failure, "gpu_known": True,
         "engine_version": rep.engine_version, "profile": rep.profile,
         "engine_version_inferred": how is not None,
         "engine_version_from": how,  # "log lines", "issue date", or None when stated or the newest assumed

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from ..deployment import Deployment
+from ..report import FAILURE_KINDS
 
 GIB_NOTE = "in GiB (2^30 bytes, the unit vLLM logs), per GPU"
 
@@ -443,6 +444,7 @@ class V1EstimateResponse(BaseModel):
     num_gpu_blocks: int
     fits: bool
     reason: str | None = None
+    failure: str | None = Field(None, description="why it does not start, as a kind: " + ", ".join(FAILURE_KINDS))
 
 
 class V1CurveResponse(BaseModel):

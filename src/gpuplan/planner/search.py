@@ -17,7 +17,6 @@ from ..engines.vllm.estimate import (
     CHUNKED_ENV,
     LONG_LEN_ENV,
     estimate,
-    fails_after_kv,
     request_kv_bytes,
     resolve,
 )
@@ -213,7 +212,7 @@ def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: b
     dep, rep = run_engine(ctx, c, max_model_len)
     notes: tuple[str, ...] = ()
     utilization = None
-    if ctx.utilization is None and not rep.fits and fails_after_kv(rep.reason):
+    if ctx.utilization is None and not rep.fits and rep.fails_after_kv:
         lowered = _room_outside_budget(ctx, c, max_model_len, rep)
         if lowered is not None:
             default = rep.gpu_memory_utilization
@@ -247,7 +246,7 @@ def _room_outside_budget(ctx: Context, c: Candidate, max_model_len: int | None,
     while lo <= hi:
         mid = (lo + hi) // 2
         dep, got = run_engine(ctx, c, max_model_len, mid / 100)
-        if fails_after_kv(got.reason):
+        if got.fails_after_kv:
             hi = mid - 1
         else:
             found, lo = ((dep, got), mid / 100), mid + 1

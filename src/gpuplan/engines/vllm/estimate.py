@@ -927,11 +927,12 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                        "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})
     lim, kvr = _engine_kv(stages, ctx, r)
     plan = lim["plan"]
-    fits, reason, fit_len = _verdict(spec, r, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm)
+    verdict = _verdict(spec, r, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm)
+    fits, reason, fit_len = verdict.fits, verdict.reason, verdict.fit_len
     first_start = None
     if cold_models and not charge_cold:
         # The same start on an empty compile cache (the restart's own figures where every stage hides the spike).
-        c_stages, c_lim, c_kvr, c_verdict = stages, lim, kvr, (fits, reason, fit_len)
+        c_stages, c_lim, c_kvr, c_verdict = stages, lim, kvr, verdict
         if any(st["cold"] for st in stages):
             c_stages = [{**st, "activation_bytes": st["activation_bytes"] + st["cold"],
                          "available_bytes": st["available_bytes"] - st["cold"],
@@ -943,7 +944,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                        "kv_cache_tokens": c_kvr.kv_cache_tokens if c_kvr else 0,
                        "max_concurrency": c_kvr.max_concurrency if c_kvr else 0.0,
                        "num_gpu_blocks": c_kvr.num_gpu_blocks if c_kvr else 0,
-                       "fits": c_verdict[0], "reason": c_verdict[1], "max_model_len_fit": c_verdict[2]}
+                       "fits": c_verdict.fits, "reason": c_verdict.reason, "max_model_len_fit": c_verdict.fit_len,
+                       "failure": c_verdict.failure}
     comps = _components(spec, r, stages[0], n_torch, budget, stored is not None,
                         stages[0]["cold"] if charge_cold else 0, comm)
     warnings = list(r.warnings) + list(spec.notes)
@@ -973,7 +975,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         cudagraph_captured_bytes=first["cudagraph_captured_bytes"],
         ledger_activation_bytes=_ledger_activation(first, r),
         cudagraph_in_budget=r.cudagraph_in_budget, budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
-        kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len,
+        kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len, failure=verdict.failure,
+        fails_after_kv=verdict.after_kv,
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
         first_start=first_start, compile_cache=r.dep.compile_cache,
@@ -1044,13 +1047,23 @@ def long_len_refusal(spec: ModelSpec, dep: Deployment) -> str | None:
             f"to {lim.derived} or set {LONG_LEN_ENV}=1")
 
 
-def _verdict(spec, r: Resolved, *args):
+@dataclass(frozen=True)
+class Verdict:
+    fits: bool
+    reason: str | None
+    fit_len: int | None  # the longest max_model_len that fits (None when no length does)
+    failure: str | None = None  # one of report.FAILURE_KINDS
+    after_kv: bool = False  # graphs or the sampler warm-up run out after the KV cache took its budget
+
+
+def _verdict(spec, r: Resolved, *args) -> Verdict:
     """Does vLLM start? The first failing check, phrased as vLLM would, and the longest length that fits."""
-    fits, reason, fit_len = _memory_verdict(spec, r, *args)
+    v = _memory_verdict(spec, r, *args)
     if (too_long := long_len_refusal(spec, r.dep)) is None:
-        return fits, reason, fit_len
+        return v
     derived = spec.max_len_limit.derived
-    return False, too_long, min(fit_len, derived) if fit_len else (derived if fits else None)
+    return Verdict(False, too_long, min(v.fit_len, derived) if v.fit_len else (derived if v.fits else None),
+                   "max_model_len_refused", v.after_kv)
 
 
 def _outside_limits(lim: ServingLimits, r: Resolved) -> str | None:
@@ -1066,49 +1079,54 @@ def _outside_limits(lim: ServingLimits, r: Resolved) -> str | None:
     return None
 
 
-def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm):
+def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_torch, ctx, rows, qm) -> Verdict:
     p = r.profile
     T = r.total
     gib = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
     if "dsv4" in spec.attention_kinds:
         if not r.kv_dtype.startswith("fp8"):
-            return False, ("vLLM's DeepSeek-V4 attention supports only an fp8 KV cache (it asserts at start-up): "
-                           "add --kv-cache-dtype fp8"), None
+            return Verdict(False, "vLLM's DeepSeek-V4 attention supports only an fp8 KV cache (it asserts at "
+                           "start-up): add --kv-cache-dtype fp8", None, "refused")
         if not 9.0 <= r.cc < 11.0:
-            return False, (f"vLLM's DeepSeek-V4 attention runs on FlashMLA's sparse kernels, built for compute "
-                           f"capability 9.x and 10.x (Hopper, datacenter Blackwell) only; this GPU is {r.cc}"), None
+            return Verdict(False, f"vLLM's DeepSeek-V4 attention runs on FlashMLA's sparse kernels, built for "
+                           f"compute capability 9.x and 10.x (Hopper, datacenter Blackwell) only; this GPU is {r.cc}",
+                           None, "refused")
     if spec.serving_limits is not None and (why := _outside_limits(spec.serving_limits, r)):
-        return False, why, None
+        return Verdict(False, why, None, "refused")
     if r.quant is not None and r.quant.modules is not None and (
             why := modelopt_mixed_refusal(p, r.quant.modules.uses)):
-        return False, why, None
+        return Verdict(False, why, None, "refused")
     need = quant_min_capability(p, r.quant.method) if r.quant else None
     if need is not None and r.cc < need:
-        return False, (f"vLLM {p.version} refuses {r.quant.method} weights on this GPU (compute capability "
-                       f"{r.cc:g}): its {r.quant.method} kernels need {need:g} or newer"), None
+        return Verdict(False, f"vLLM {p.version} refuses {r.quant.method} weights on this GPU (compute capability "
+                       f"{r.cc:g}): its {r.quant.method} kernels need {need:g} or newer", None, "refused")
     heaviest = max(stages, key=lambda st: st["weights_bytes"])
     if heaviest["weights_bytes"] > T - base:
-        return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
-                       f"{gib(T - base)} a {gib(T)} GPU has free: CUDA out of memory while loading"), None
+        return Verdict(False, f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
+                       f"{gib(T - base)} a {gib(T)} GPU has free: CUDA out of memory while loading", None,
+                       "weights_oom")
     if heaviest["weights_bytes"] > budget:
-        return False, (f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
-                       f"{gib(budget)} budget (gpu_memory_utilization {r.utilization} x {gib(T)})"), None
+        return Verdict(False, f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
+                       f"{gib(budget)} budget (gpu_memory_utilization {r.utilization} x {gib(T)})", None,
+                       "weights_over_budget")
     # 0.8's V1 measured all used memory (total - free), so its budget already holds the context and buffers:
     # the process never grows past the budget before CUDA graphs.
     absolute = p.formula == "v1_absolute_peak"
     if T - base < budget and r.dep.kv_cache_memory_bytes is None and not absolute:
         if p.engine == "v1" and p.at_least("0.9"):
-            return False, (f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than desired GPU "
-                           f"memory utilization ({r.utilization}, {gib(budget)}): lower gpu_memory_utilization"), None
-        return False, (f"CUDA out of memory: the budget ({r.utilization} x {gib(T)} = {gib(budget)}) plus the "
-                       f"CUDA context and communication buffers (~{gib(base)}) exceed the GPU"), None
+            return Verdict(False, f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than "
+                           f"desired GPU memory utilization ({r.utilization}, {gib(budget)}): lower "
+                           "gpu_memory_utilization", None, "budget_over_free")
+        return Verdict(False, f"CUDA out of memory: the budget ({r.utilization} x {gib(T)} = {gib(budget)}) plus the "
+                       f"CUDA context and communication buffers (~{gib(base)}) exceed the GPU", None,
+                       "budget_over_free")
     if lim["available_bytes"] <= 0 or not kvr:
         if not plan.bytes_per_block:
-            return True, None, None
+            return Verdict(True, None, None)
         worst = lim
-        return False, (f"no memory left for the KV cache: weights {gib(worst['weights_bytes'])} + activation peak "
-                       f"{gib(worst['activation_bytes'])} + non-torch {gib(n_torch)} exceed the "
-                       f"{gib(budget)} budget"), None
+        return Verdict(False, f"no memory left for the KV cache: weights {gib(worst['weights_bytes'])} + activation "
+                       f"peak {gib(worst['activation_bytes'])} + non-torch {gib(n_torch)} exceed the "
+                       f"{gib(budget)} budget", None, "no_kv_memory")
     null = p.flag_from("null_block_in_fit")
     avail = min(st["available_bytes"] for st in stages if st["plan"].bytes_per_block)
     upper = max(r.max_model_len, spec.max_model_len_limit)
@@ -1120,33 +1138,27 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     if p.engine == "v0":
         cap = kvr.kv_cache_tokens
         if r.max_model_len > cap:
-            return False, (f"The model's max seq len ({r.max_model_len}) is larger than the maximum number of "
-                           f"tokens that can be stored in KV cache ({cap})"), min(cap, upper)
+            return Verdict(False, f"The model's max seq len ({r.max_model_len}) is larger than the maximum number "
+                           f"of tokens that can be stored in KV cache ({cap})", min(cap, upper), "kv_too_small",
+                           after is not None)
     else:
         needed = K.needed_bytes(plan, r.max_model_len, ctx, p) + (plan.bytes_per_block if null else 0)
         if needed > avail:
-            return False, (f"To serve at least one request with the model's max seq len ({r.max_model_len}), "
+            return Verdict(False, f"To serve at least one request with the model's max seq len ({r.max_model_len}), "
                            f"{gib(needed)} KV cache is needed, which is larger than the available KV cache memory "
                            f"({gib(avail)}); the estimated maximum model length is {longest}"
-                           + (f". A shorter context would not start either: {after}" if after else "")), fit_len
+                           + (f". A shorter context would not start either: {after[1]}" if after else ""), fit_len,
+                           "kv_too_small", after is not None)
     if after:
-        return False, after, None
-    return True, None, max(fit_len, r.max_model_len) if fit_len else None
-
-
-AFTER_KV_FAILURES = ("CUDA out of memory capturing CUDA graphs", "CUDA out of memory warming up the sampler")
-
-
-def fails_after_kv(reason: str | None) -> bool:
-    """Whether a verdict's reason is a start-up that runs out of memory after the KV cache took its budget (CUDA
-    graphs, the sampler warm-up): vLLM's remedy is a lower gpu_memory_utilization, which leaves more outside it."""
-    return bool(reason) and any(f in reason for f in AFTER_KV_FAILURES)
+        return Verdict(False, after[1], None, after[0], True)
+    return Verdict(True, None, max(fit_len, r.max_model_len) if fit_len else None)
 
 
 def _after_kv_failure(spec: ModelSpec, r: Resolved, lim: dict, base: int, budget: int, rows: int,
-                      qm: str | None) -> str | None:
+                      qm: str | None) -> tuple[str, str] | None:
     """Why the V1 engine runs out of memory after the KV cache fills the budget (CUDA graphs captured outside it,
-    then the sampler warm-up), or None."""
+    then the sampler warm-up), as (failure kind, reason), or None. vLLM's remedy is a lower gpu_memory_utilization,
+    which leaves more memory outside the budget."""
     p = r.profile
     if p.engine != "v1" or r.dep.kv_cache_memory_bytes is not None:
         return None
@@ -1156,14 +1168,14 @@ def _after_kv_failure(spec: ModelSpec, r: Resolved, lim: dict, base: int, budget
     free = r.total - base - (budget - lim["activation_bytes"])
     graphs = 0 if r.cudagraph_in_budget else lim["cudagraph_bytes"]
     if graphs and free < graphs:
-        return (f"{AFTER_KV_FAILURES[0]}: ~{gib(graphs)} needed, ~{gib(free)} left "
-                "outside the budget (lower gpu_memory_utilization or use --enforce-eager)")
+        return "cudagraph_oom", (f"CUDA out of memory capturing CUDA graphs: ~{gib(graphs)} needed, ~{gib(free)} "
+                                 "left outside the budget (lower gpu_memory_utilization or use --enforce-eager)")
     if p.at_least("0.11"):
         warm = B.sampler_warmup(spec, p, rows, r.act_bytes, qm)
         if free - graphs < warm:
-            return (f"{AFTER_KV_FAILURES[1]} with {rows} dummy requests: "
-                    f"~{gib(warm)} needed, ~{gib(free - graphs)} left (lower max_num_seqs or "
-                    "gpu_memory_utilization)")
+            return "sampler_warmup_oom", (f"CUDA out of memory warming up the sampler with {rows} dummy requests: "
+                                          f"~{gib(warm)} needed, ~{gib(free - graphs)} left (lower max_num_seqs or "
+                                          "gpu_memory_utilization)")
     return None
 
 
