@@ -128,6 +128,9 @@ def test_from_vllm_027_the_ledgers_peak_activation_includes_the_graph_estimate()
     got = predict(rec)
     assert got["activation_peak_gib"] == pytest.approx(1.44, rel=0.06)
     assert got["cudagraph_gib"] == pytest.approx(0.23, abs=0.03)
+    assert report.ledger_consumed_bytes / 2**30 == pytest.approx(15.26, abs=0.1)
+    assert report.ledger_line.startswith("Actual usage is 15.2")
+    assert "GiB for consumed memory (weights + non-torch)" in report.ledger_line
 
 
 def test_on_vllm_026_the_ledgers_peak_activation_is_the_profile_runs_alone() -> None:
@@ -140,3 +143,5 @@ def test_on_vllm_026_the_ledgers_peak_activation_is_the_profile_runs_alone() -> 
     report = estimate(build_spec(rec["hf_config"], rec["model_id"]), deployment_of(rec))
     assert report.ledger_activation_bytes == report.activation_peak_bytes
     assert report.cudagraph_bytes > 0
+    assert report.ledger_consumed_bytes is None
+    assert report.ledger_line.startswith(f"Actual usage is {report.weights_bytes / 2**30:.2f} GiB for weight, ")

@@ -174,6 +174,12 @@ def test_page_matches_api(base_url, api, browser, llama_h100):
     value, text = shown(page, "max_concurrency")
     assert float(value) == exp["max_concurrency"]
     assert f"Maximum concurrency for 8,192 tokens per request: {fmt2(exp['max_concurrency'])}x" in text
+    log = exp["vllm_log"]
+    value, text = shown(page, "cudagraph_memory_gib")
+    assert float(value) == log["cudagraph_memory_gib"]
+    assert f"Graph capturing finished, took {fmt2(log['cudagraph_memory_gib'])} GiB" in text
+    value, text = shown(page, "ledger_line")
+    assert value == log["ledger_line"] and log["ledger_line"] in text
     assert page.locator('#status [data-key="fits"]').get_attribute("data-value") == str(exp["fits"]).lower()
 
     # the bar: every part from per_gpu, each marked exact or estimated

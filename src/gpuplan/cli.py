@@ -152,6 +152,8 @@ def render_report(report: Any, model_ref: str | None = None) -> None:
     )
     if report.cudagraph_captured_bytes:
         out.print(f"Graph capturing finished, took {_gib(report.cudagraph_captured_bytes)} GiB")
+    if report.ledger_line:
+        out.print(report.ledger_line, soft_wrap=True)
     first = report.first_start
     if first is not None and (first["kv_cache_tokens"] != report.kv_cache_tokens or first["fits"] != report.fits):
         out.print(f"First start on an empty torch.compile cache: ~{first['kv_cache_tokens']:,} tokens, "

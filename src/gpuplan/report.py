@@ -104,6 +104,11 @@ class MemoryReport:
     # which from 0.27 adds the graph estimate vLLM subtracts to the profile run's transient peak.
     cudagraph_captured_bytes: int = 0
     ledger_activation_bytes: int = 0
+    # From 0.27 the ledger prints "X GiB for consumed memory (weights + non-torch)" instead of the two apart: the
+    # weights, non-torch memory and what the profile run keeps allocated. None where the version prints them apart.
+    ledger_consumed_bytes: int | None = None
+    # The usage part of the line V1 prints after graph capture (0.10+), in its version's wording; None before.
+    ledger_line: str | None = None
     # Why it does not start, as one of FAILURE_KINDS (None when it fits); `fails_after_kv`: CUDA graphs or the
     # sampler warm-up run out after the KV cache took its budget, which a lower gpu_memory_utilization eases.
     failure: str | None = None
@@ -169,8 +174,10 @@ class MemoryReport:
             # The figures vLLM's own start-up lines print, in their version's meaning.
             "vllm_log": {
                 "model_loading_gib": g(self.weights_bytes),
+                "consumed_memory_gib": g(self.ledger_consumed_bytes),
                 "peak_activation_gib": g(self.ledger_activation_bytes),
                 "cudagraph_memory_gib": g(self.cudagraph_captured_bytes),
+                "ledger_line": self.ledger_line,
                 "available_kv_cache_gib": g(self.available_kv_cache_bytes),
                 "kv_cache_tokens": self.kv_cache_tokens,
                 "max_concurrency": self.max_concurrency,

@@ -437,6 +437,7 @@ class V1EstimateResponse(BaseModel):
     components: list[dict[str, Any]] = Field(description="per component: bytes, gib (GiB), exact")
     vllm_log: dict[str, Any] = Field(
         description="what vLLM's start-up lines print, in that version's meaning: model_loading_gib, "
+        "consumed_memory_gib (0.27+: weights + non-torch + what the profile run keeps; null before), "
         "peak_activation_gib (the ledger's; from 0.27 it includes the CUDA-graph estimate), cudagraph_memory_gib "
         "(the pool the capture takes), available_kv_cache_gib, kv_cache_tokens, max_concurrency")
     kv_cache_tokens: int

@@ -974,6 +974,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         non_torch_bytes=n_torch, cudagraph_bytes=first["cudagraph_bytes"],
         cudagraph_captured_bytes=first["cudagraph_captured_bytes"],
         ledger_activation_bytes=_ledger_activation(first, r),
+        ledger_consumed_bytes=_ledger_consumed(first, r, used, n_torch),
+        ledger_line=_ledger_line(first, r, used, n_torch),
         cudagraph_in_budget=r.cudagraph_in_budget, budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
         kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len, failure=verdict.failure,
         fails_after_kv=verdict.after_kv,
@@ -989,6 +991,32 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
 
 
 LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
+
+
+def _ledger_line(stage: dict, r: Resolved, weights: int, n_torch: int) -> str | None:
+    """The usage part of the line V1 prints after graph capture from 0.10 ("Free memory on device ... Actual usage
+    is ..."), in its version's wording: weight, peak activation, non-torch and CUDA-graph memory apart up to 0.26,
+    consumed memory in their place from 0.27."""
+    p = r.profile
+    if p.engine != "v1" or not p.at_least("0.10"):
+        return None
+    g = lambda b: f"{b / GiB:.2f}"  # noqa: E731
+    act = _ledger_activation(stage, r)
+    graphs = stage["cudagraph_captured_bytes"] if not r.dep.enforce_eager else 0
+    if (consumed := _ledger_consumed(stage, r, weights, n_torch)) is not None:
+        return (f"Actual usage is {g(consumed)} GiB for consumed memory (weights + non-torch), {g(act)} GiB for "
+                f"peak activation, and {g(graphs)} GiB for CUDAGraph memory.")
+    return (f"Actual usage is {g(weights)} GiB for weight, {g(act)} GiB for peak activation, {g(n_torch)} GiB for "
+            f"non-torch memory, and {g(graphs)} GiB for CUDAGraph memory.")
+
+
+def _ledger_consumed(stage: dict, r: Resolved, weights: int, n_torch: int) -> int | None:
+    """From 0.27, the ledger's "consumed memory (weights + non-torch)": the free-memory drop, which holds the weights,
+    non-torch memory and what the profile run keeps allocated. None where the version prints them apart."""
+    if not r.profile.flag_from("ledger_activation_with_graphs"):
+        return None
+    graphs_in = stage["cudagraph_bytes"] if r.cudagraph_in_budget else 0
+    return weights + n_torch + stage["activation_bytes"] + graphs_in - _ledger_activation(stage, r)
 
 
 def _ledger_activation(stage: dict, r: Resolved) -> int:

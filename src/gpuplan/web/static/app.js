@@ -293,6 +293,11 @@
       line("cudagraph_memory_gib", graphs, "Graph capturing finished, took ", gib(graphs), " GiB",
         { exact: false, note: "the pool the CUDA-graph capture takes; calibrated" });
     }
+    if (r.vllm_log && r.vllm_log.ledger_line) {
+      ul.append(el("li", { "data-key": "ledger_line", "data-value": r.vllm_log.ledger_line },
+        el("span", { text: r.vllm_log.ledger_line }),
+        badge({ exact: false, note: "the usage line vLLM prints after graph capture, in this version's wording" })));
+    }
     if (r.per_gpu.peak_process_gib) {
       line("peak_process_gib", r.per_gpu.peak_process_gib, "Memory used per GPU (nvidia-smi): ", gib(r.per_gpu.peak_process_gib),
         " GiB", exactness(r, "all"));
