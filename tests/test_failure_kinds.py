@@ -58,3 +58,22 @@ def test_a_kv_cache_too_small_that_would_also_run_out_after_it_is_flagged_for_th
     assert report.fails_after_kv
     assert report.max_model_len_fit is None
     assert "A shorter context would not start either: CUDA out of memory capturing CUDA graphs" in report.reason
+
+
+def test_v0_reports_a_kv_cache_too_small_before_it_would_run_out_allocating_it() -> None:
+    """issues_public ip-001: DeepSeek-R1-Distill-Qwen-14B at TP=2 on two RTX 4090s at 0.98, V0. vLLM raised 'The
+    model's max seq len (131072) is larger than the maximum number of tokens that can be stored in KV cache
+    (81536)': V0 checks the cache's size before it allocates it, so that is the reason, not the out-of-memory a
+    0.98 budget plus the CUDA context would meet next; and since the allocation does not shrink with the context,
+    no shorter max_model_len is offered."""
+    import json
+    from pathlib import Path
+
+    from gpuplan.validation import predict
+
+    path = Path(__file__).parent / "fixtures" / "vllm_logs" / "issues_public.jsonl"
+    rec = next(json.loads(x) for x in path.read_text().splitlines() if '"ip-001"' in x)
+    got = predict(rec)
+    assert got["fits"] is False and got["failure"] == "kv_too_small"
+    assert got["kv_cache_tokens"] == pytest.approx(81536, rel=0.03)
+    assert "A shorter context would not start either: CUDA out of memory allocating the KV cache" in got["reason"]
