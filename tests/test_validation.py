@@ -45,6 +45,31 @@ def test_failed_start_ups_on_a_known_gpu_are_predicted_as_failing(sample: dict, 
     assert pred["reason"]
 
 
+def test_failed_start_ups_fail_for_the_reason_their_log_names(sample: dict) -> None:
+    # gt004: KV capacity below max_model_len; gt118: the sampler warm-up; gt019 and gt066 say only "OOM".
+    kinds = sample["summary"]["failure_kind_agreement"]
+    assert kinds == {"n": 2, "agree": 2, "disagree": []}
+    assert _row(sample, "gt004")["predicted"]["failure"] == "kv_too_small"
+    assert _row(sample, "gt118")["predicted"]["failure"] == "sampler_warmup_oom"
+    assert "logged_failure" not in _row(sample, "gt019")["predicted"]
+
+
+@pytest.mark.parametrize(("failure", "kind"), [
+    ("max_model_len 29000 exceeds KV capacity (23,648 tokens)", "kv_too_small"),
+    ("ValueError: No available memory for the cache blocks.", "no_kv_memory"),
+    ("Negative KV-cache size at start-up: '# GPU blocks: -1'", "no_kv_memory"),
+    ("CUDA OOM during weight loading (BF16 weights do not fit 2 x 93 GiB at TP2)", "weights_oom"),
+    ("CUDA OOM warming up the sampler with 1024 dummy requests (after KV sizing)", "sampler_warmup_oom"),
+    ("CUDA OOM without --enforce-eager (starts with it)", "cudagraph_oom"),
+    ("Value error, User-specified max_model_len (8192) is greater than the derived max_model_len", "max_model_len_refused"),
+    ("OOM", None),
+])
+def test_a_records_failure_text_is_read_as_a_kind(failure: str, kind: str | None) -> None:
+    from gpuplan.validation import logged_failure_kind
+
+    assert logged_failure_kind({"failure": failure}) == kind
+
+
 def test_without_a_gpu_the_prediction_names_the_smallest_card_it_starts_on(sample: dict) -> None:
     # gt054: Qwen1.5-7B at 32K; its (unstated) card held only 7,344 tokens. A 24 GiB card is too small.
     pred = _row(sample, "gt054")["predicted"]
@@ -58,6 +83,7 @@ def test_without_a_gpu_the_prediction_names_the_smallest_card_it_starts_on(sampl
 def test_the_shared_dev_set_meets_the_accuracy_bar() -> None:
     s = validate_file(DEV)["summary"]
     assert s["weights_gib"]["median_abs_pct"] <= 1 and s["weights_gib"]["p90_abs_pct"] <= 3
+    assert s["failure_kind_agreement"]["n"] >= 6 and not s["failure_kind_agreement"]["disagree"]
     assert s["available_kv_cache_gib"]["median_abs_pct"] <= 3 and s["available_kv_cache_gib"]["p90_abs_pct"] <= 8
     assert s["kv_cache_tokens"]["median_abs_pct"] <= 3
     assert s["max_concurrency"]["median_abs_pct"] <= 3

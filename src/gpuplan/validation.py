@@ -218,11 +218,38 @@ def _p90(xs: list[float]) -> float:
     return s[k]
 
 
+# How a record's own `failure` text names what stopped vLLM, read from vLLM's messages as the sources quote them,
+# first match wins; the predicted kinds (report.FAILURE_KINDS) that agree with each. A budget the weights alone
+# fill loads and then finds no memory for the cache blocks, which is how vLLM reports it.
+_LOGGED_FAILURE = (
+    ("max_model_len_refused", ("derived max_model_len",)),
+    ("sampler_warmup_oom", ("warming up the sampler",)),
+    ("cudagraph_oom", ("--enforce-eager", "capturing cuda graph", "cuda graph capture")),
+    ("weights_oom", ("weight loading", "loading weights", "while loading", "weights do not fit")),
+    ("no_kv_memory", ("no available memory for the cache blocks", "no memory left for kv", "no memory left for the kv", "negative",
+                      "no kv cache could be allocated", "0 gpu blocks", "# gpu blocks: 0")),
+    ("kv_too_small", ("exceeds kv capacity", "exceeds the kv capacity", "larger than the maximum number of tokens",
+                      "kv cache too small", "to serve at least one request")),
+)
+_AGREEING = {"no_kv_memory": {"no_kv_memory", "weights_over_budget"}}
+
+
+def logged_failure_kind(rec: dict) -> str | None:
+    """What stopped a failed start, as a report.FAILURE_KINDS kind, where its `failure` text says (None: a bare
+    "OOM" or anything else it does not name)."""
+    text = str(rec.get("failure") or "").lower()
+    for kind, marks in _LOGGED_FAILURE:
+        if any(m in text for m in marks):
+            return kind
+    return None
+
+
 def validate_records(records: list[dict]) -> dict[str, Any]:
     rows = []
     errs: dict[str, list[float]] = {f: [] for f in FIELDS}
     failed_total = failed_agree = ok_total = ok_agree = 0
     unpredictable: list[str] = []
+    kinds: list[tuple[str, bool]] = []
     for rec in records:
         logged = rec.get("logged") or {}
         try:
@@ -250,6 +277,9 @@ def validate_records(records: list[dict]) -> dict[str, Any]:
             else:
                 failed_total += 1
                 failed_agree += pred.get("fits") is False
+                if pred.get("fits") is False and (kind := logged_failure_kind(rec)) is not None:
+                    pred["logged_failure"] = kind
+                    kinds.append((rec["id"], pred.get("failure") in _AGREEING.get(kind, {kind})))
         elif pred.get("fits") is not None:
             ok_total += 1
             ok_agree += pred.get("fits") is True
@@ -268,6 +298,9 @@ def validate_records(records: list[dict]) -> dict[str, Any]:
         "n": failed_total, "agree": failed_agree,
         "rate": round(failed_agree / failed_total, 3) if failed_total else None,
         "not_predictable": unpredictable}
+    # Of the failed starts predicted to fail whose record names why: does the predicted reason name the same?
+    summary["failure_kind_agreement"] = {"n": len(kinds), "agree": sum(ok for _, ok in kinds),
+                                         "disagree": [rid for rid, ok in kinds if not ok]}
     summary["ok_outcome_agreement"] = {"n": ok_total, "agree": ok_agree,
                                        "rate": round(ok_agree / ok_total, 3) if ok_total else None}
     return {"records": rows, "summary": summary}
@@ -338,5 +371,9 @@ def render(result: dict[str, Any]) -> str:
     lines.append(f"failed_outcome_agreement: {fa['agree']}/{fa['n']} predicted as failing"
                  + (f"; not predictable (GPU not stated): {', '.join(fa['not_predictable'])}"
                     if fa["not_predictable"] else ""))
+    ka = result["summary"]["failure_kind_agreement"]
+    if ka["n"]:
+        lines.append(f"failure_kind_agreement: {ka['agree']}/{ka['n']} failing for the reason the record names"
+                     + (f"; another reason: {', '.join(ka['disagree'])}" if ka["disagree"] else ""))
     lines.append(f"ok_outcome_agreement: {oa['agree']}/{oa['n']} predicted as starting")
     return "\n".join(lines)
