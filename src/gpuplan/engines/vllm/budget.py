@@ -15,12 +15,7 @@ from ...datafiles import data_json
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
-from .profiles import (
-    Profile,
-    model_runner_v2_copies_logits,
-    model_runner_v2_profiles_cudagraphs,
-    moe_workspace_persistent,
-)
+from .profiles import Profile, model_runner_v2_copies_logits, moe_workspace_persistent
 from .weights import q_lora_rank
 
 
@@ -424,15 +419,14 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     profile_cudagraph_memory), which on the public 0.19-0.26 estimates tracks the 0.19 pool per graph, plus the
     attention backend's workspace that the first capture allocates (`cc` and `kv_dtype` pick the backend).
     For vLLM's V2 model runner, `runner_v2` picks its share of that: "estimate", what its profiler estimates
-    and vLLM subtracts (0.29+); "actual", the pool it captures after the KV cache.
+    and vLLM subtracts (0.29+); "actual", the pool it captures after the KV cache before 0.29 (from 0.29,
+    runner_v2_captured_share of the estimate).
     `nccl_in_graphs`: the tensor-parallel all-reduces are NCCL's (vLLM's custom all-reduce is off), and every
     collective NCCL captures keeps its own device memory for the graph's lifetime (nccl_graph_bytes)."""
     if enforce_eager:
         return 0
     if runner_v2:
         key = {"estimate": "cudagraph_runner_v2_scale", "actual": "cudagraph_runner_v2_actual_scale"}[runner_v2]
-        if runner_v2 == "actual" and model_runner_v2_profiles_cudagraphs(profile):
-            key = "cudagraph_runner_v2_profiled_actual_scale"  # 0.29+ captures far less than it estimates
         return int(profile.calib[key] * cudagraph(spec, lo, hi, profile, tp=tp, max_num_seqs=max_num_seqs,
                                                   mnbt=mnbt, enforce_eager=False, max_capture=max_capture,
                                                   nccl_in_graphs=nccl_in_graphs))
@@ -454,6 +448,12 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     nccl = nccl_graph_bytes(profile, lo, hi, max_num_seqs=max_num_seqs, mnbt=mnbt,
                             max_capture=max_capture) if nccl_in_graphs and tp > 1 else 0
     return int(max(gib, 0.05) * GiB) + _flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype) + nccl
+
+
+def runner_v2_captured_share(profile: Profile) -> float:
+    """What the V2 runner captures as a share of the estimate it has vLLM subtract (0.29+)."""
+    c = profile.calib
+    return c["cudagraph_runner_v2_profiled_actual_scale"] / c["cudagraph_runner_v2_scale"]
 
 
 def nccl_graph_bytes(profile: Profile, lo: int, hi: int, *, max_num_seqs: int, mnbt: int,

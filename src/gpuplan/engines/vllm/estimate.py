@@ -903,11 +903,10 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
                              max_capture=r.dep.max_cudagraph_capture_size, nccl_in_graphs=nccl_graphs)
         # The pool the capture itself takes ("Graph capturing finished ..., took X GiB"): the same figure, except
-        # where vLLM's V2 runner subtracts its estimate, which is about twice what it then captures.
-        captured = graphs if not (r.runner_v2 and r.cudagraph_in_budget) else B.cudagraph(
-            spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt, enforce_eager=r.dep.enforce_eager,
-            cc=r.cc, kv_dtype=r.kv_dtype, runner_v2="actual", max_capture=r.dep.max_cudagraph_capture_size,
-            nccl_in_graphs=nccl_graphs)
+        # where vLLM's V2 runner subtracts its estimate, which is about twice what it then captures (both are
+        # shares of one formula, budget.cudagraph).
+        captured = graphs if not (r.runner_v2 and r.cudagraph_in_budget) else int(
+            graphs * B.runner_v2_captured_share(p))
         w = weights[s].total
         graphs_in = graphs if r.cudagraph_in_budget else 0
         cold = _cold_compile_bytes(spec, r, act.peak, embedding if s == 0 else 0,
@@ -964,6 +963,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     # over stages, and per_stage lists every stage.
     first = stages[0]
     used = first["weights_bytes"]
+    ledger_act = _ledger_activation(first, r)
     graphs_outside = 0 if r.cudagraph_in_budget else first["cudagraph_bytes"]
     return MemoryReport(
         model=spec.name, model_type=spec.model_type, engine="vllm", engine_version=p.version, profile=p.name,
@@ -973,9 +973,9 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         quantization=r.quant_name, weights_bytes=used, activation_peak_bytes=first["activation_bytes"],
         non_torch_bytes=n_torch, cudagraph_bytes=first["cudagraph_bytes"],
         cudagraph_captured_bytes=first["cudagraph_captured_bytes"],
-        ledger_activation_bytes=_ledger_activation(first, r),
-        ledger_consumed_bytes=_ledger_consumed(first, r, used, n_torch),
-        ledger_line=_ledger_line(first, r, used, n_torch),
+        ledger_activation_bytes=ledger_act,
+        ledger_consumed_bytes=_ledger_consumed(first, r, used, n_torch, ledger_act),
+        ledger_line=_ledger_line(first, r, used, n_torch, ledger_act),
         cudagraph_in_budget=r.cudagraph_in_budget, budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
         kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len, failure=verdict.failure,
         fails_after_kv=verdict.after_kv,
@@ -993,7 +993,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
 LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
 
 
-def _ledger_line(stage: dict, r: Resolved, weights: int, n_torch: int) -> str | None:
+def _ledger_line(stage: dict, r: Resolved, weights: int, n_torch: int, act: int) -> str | None:
     """The usage part of the line V1 prints after graph capture from 0.10 ("Free memory on device ... Actual usage
     is ..."), in its version's wording: weight, peak activation, non-torch and CUDA-graph memory apart up to 0.26,
     consumed memory in their place from 0.27."""
@@ -1001,22 +1001,21 @@ def _ledger_line(stage: dict, r: Resolved, weights: int, n_torch: int) -> str | 
     if p.engine != "v1" or not p.at_least("0.10"):
         return None
     g = lambda b: f"{b / GiB:.2f}"  # noqa: E731
-    act = _ledger_activation(stage, r)
     graphs = stage["cudagraph_captured_bytes"] if not r.dep.enforce_eager else 0
-    if (consumed := _ledger_consumed(stage, r, weights, n_torch)) is not None:
+    if (consumed := _ledger_consumed(stage, r, weights, n_torch, act)) is not None:
         return (f"Actual usage is {g(consumed)} GiB for consumed memory (weights + non-torch), {g(act)} GiB for "
                 f"peak activation, and {g(graphs)} GiB for CUDAGraph memory.")
     return (f"Actual usage is {g(weights)} GiB for weight, {g(act)} GiB for peak activation, {g(n_torch)} GiB for "
             f"non-torch memory, and {g(graphs)} GiB for CUDAGraph memory.")
 
 
-def _ledger_consumed(stage: dict, r: Resolved, weights: int, n_torch: int) -> int | None:
+def _ledger_consumed(stage: dict, r: Resolved, weights: int, n_torch: int, act: int) -> int | None:
     """From 0.27, the ledger's "consumed memory (weights + non-torch)": the free-memory drop, which holds the weights,
     non-torch memory and what the profile run keeps allocated. None where the version prints them apart."""
     if not r.profile.flag_from("ledger_activation_with_graphs"):
         return None
     graphs_in = stage["cudagraph_bytes"] if r.cudagraph_in_budget else 0
-    return weights + n_torch + stage["activation_bytes"] + graphs_in - _ledger_activation(stage, r)
+    return weights + n_torch + stage["activation_bytes"] + graphs_in - act
 
 
 def _ledger_activation(stage: dict, r: Resolved) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ...datafiles import data_json
 from ...errors import GpuplanError
 
 
+@lru_cache(maxsize=1024)  # profiles compare versions dozens of times per estimate
 def parse_version(v: str) -> tuple[int, ...]:
     m = re.match(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(v))
     if not m:
