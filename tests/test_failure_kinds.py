@@ -45,6 +45,14 @@ def test_a_deployment_that_does_not_start_says_why_as_a_kind(question: str, mode
     assert kind in FAILURE_KINDS
 
 
+def test_v1_refuses_a_budget_over_the_free_memory_before_it_loads_any_weight() -> None:
+    """From 0.9 the worker compares free memory with the budget when it starts (gpu_worker.py init_device): a
+    70B model in bf16 at 0.999 on one H100 stops there, not at loading; V0 (0.6) loads first and runs out."""
+    assert estimate("meta-llama/Llama-3.1-70B", gpu="H100", gpu_memory_utilization=0.999).failure == "budget_over_free"
+    assert estimate("meta-llama/Llama-3.1-70B", gpu="H100", gpu_memory_utilization=0.999,
+                    vllm_version="0.6.6").failure == "weights_oom"
+
+
 def test_a_deployment_that_starts_has_no_failure() -> None:
     report = estimate(LLAMA_8B, gpu="H100")
     assert report.fits and report.failure is None and not report.fails_after_kv

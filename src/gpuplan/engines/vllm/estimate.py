@@ -1127,6 +1127,11 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     if need is not None and r.cc < need:
         return Verdict(False, f"vLLM {p.version} refuses {r.quant.method} weights on this GPU (compute capability "
                        f"{r.cc:g}): its {r.quant.method} kernels need {need:g} or newer", None, "refused")
+    if T - base < budget and r.dep.kv_cache_memory_bytes is None and p.engine == "v1" and p.at_least("0.9"):
+        # checked when the worker starts (gpu_worker.py init_device), before the weights load
+        return Verdict(False, f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than "
+                       f"desired GPU memory utilization ({r.utilization}, {gib(budget)}): lower "
+                       "gpu_memory_utilization", None, "budget_over_free")
     heaviest = max(stages, key=lambda st: st["weights_bytes"])
     if heaviest["weights_bytes"] > T - base:
         return Verdict(False, f"weights alone need {gib(heaviest['weights_bytes'])} per GPU, more than the "
@@ -1139,11 +1144,6 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     # 0.8's V1 measured all used memory (total - free), so its budget already holds the context and buffers:
     # the process never grows past the budget before CUDA graphs.
     absolute = p.formula == "v1_absolute_peak"
-    if T - base < budget and r.dep.kv_cache_memory_bytes is None and p.engine == "v1" and p.at_least("0.9"):
-        # checked when the worker starts, before the weights load
-        return Verdict(False, f"Free memory on device ({gib(T - base)}/{gib(T)}) on startup is less than "
-                       f"desired GPU memory utilization ({r.utilization}, {gib(budget)}): lower "
-                       "gpu_memory_utilization", None, "budget_over_free")
     # Earlier engines run out only when they allocate the KV cache, after checking its size (V0's
     # raise_if_cache_size_invalid, 0.8's check_enough_kv_cache_memory): a KV cache too small for one request is
     # what they report first. Like graph capture after it, the allocation does not depend on max_model_len, and a
