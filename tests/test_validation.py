@@ -159,6 +159,18 @@ def test_from_vllm_027_the_ledgers_peak_activation_includes_the_graph_estimate()
     assert "GiB for consumed memory (weights + non-torch)" in report.ledger_line
 
 
+@pytest.mark.parametrize(("version", "printed"), [
+    ("0.10.0", False), ("0.10.2", True), ("0.11.0", False), ("0.19.0", False), ("0.25.0", False),
+    ("0.26.0", True), ("0.33.0", True)])
+def test_the_usage_line_is_shown_where_vllm_prints_it_by_default(version: str, printed: bool) -> None:
+    """0.10.1-0.10.x and 0.26+ log it at INFO; 0.11-0.25 at debug level only; with --kv-cache-memory never."""
+    from gpuplan.api_python import estimate
+
+    assert (estimate("meta-llama/Llama-3.1-8B", gpu="H100", vllm_version=version).ledger_line is not None) is printed
+    assert estimate("meta-llama/Llama-3.1-8B", gpu="H100", vllm_version=version,
+                    kv_cache_memory_bytes=20 * 2**30).ledger_line is None
+
+
 def test_on_vllm_026_the_ledgers_peak_activation_is_the_profile_runs_alone() -> None:
     """rp-003, Gemma-4-31B on a B300 (0.26): '... 3.9 GiB for peak activation, 0.25 GiB for non-torch memory, and
     0.7 GiB for CUDAGraph memory'. 0.26 printed the torch peak increase, with no graph estimate in it."""

@@ -109,8 +109,9 @@ class MemoryReport:
     ledger_consumed_bytes: int | None = None
     # The usage part of the line V1 prints after graph capture (0.10+), in its version's wording; None before.
     ledger_line: str | None = None
-    # Why it does not start, as one of FAILURE_KINDS (None when it fits); `fails_after_kv`: CUDA graphs or the
-    # sampler warm-up run out after the KV cache took its budget, which a lower gpu_memory_utilization eases.
+    # Why it does not start, as one of FAILURE_KINDS (None when it fits); `fails_after_kv`: it runs out once the KV
+    # cache's size is settled (V0 allocating it, CUDA graphs, the sampler warm-up), which a lower
+    # gpu_memory_utilization eases and a shorter context does not.
     failure: str | None = None
     fails_after_kv: bool = False
     # For a warm estimate where vLLM charges a cold compile's scratch (0.24+): what the first start gets instead,

@@ -39,6 +39,7 @@ from .profiles import (
     quant_min_capability,
     removed_after,
     unified_memory,
+    usage_line_logged,
     uses_model_runner_v2,
 )
 from .weights import Sharding, input_embedding_bytes, pp_partition, stage_layers, stage_weights, whole_towers
@@ -994,11 +995,10 @@ LONG_LEN_ENV = "VLLM_ALLOW_LONG_MAX_MODEL_LEN"
 
 
 def _ledger_line(stage: dict, r: Resolved, weights: int, n_torch: int, act: int) -> str | None:
-    """The usage part of the line V1 prints after graph capture from 0.10 ("Free memory on device ... Actual usage
-    is ..."), in its version's wording: weight, peak activation, non-torch and CUDA-graph memory apart up to 0.26,
-    consumed memory in their place from 0.27."""
-    p = r.profile
-    if p.engine != "v1" or not p.at_least("0.10"):
+    """The usage part of the line V1 prints after graph capture ("Free memory on device ... Actual usage is ..."),
+    where it prints it by default (0.10.1-0.10.x and 0.26+), in its version's wording: weight, peak activation,
+    non-torch and CUDA-graph memory apart up to 0.26, consumed memory in their place from 0.27."""
+    if not usage_line_logged(r.profile) or r.dep.kv_cache_memory_bytes is not None:
         return None
     g = lambda b: f"{b / GiB:.2f}"  # noqa: E731
     graphs = stage["cudagraph_captured_bytes"] if not r.dep.enforce_eager else 0
@@ -1080,7 +1080,9 @@ class Verdict:
     reason: str | None
     fit_len: int | None  # the longest max_model_len that fits (None when no length does)
     failure: str | None = None  # one of report.FAILURE_KINDS
-    after_kv: bool = False  # graphs or the sampler warm-up run out after the KV cache took its budget
+    # it runs out once the KV cache's size is settled (V0 allocating it, graph capture, the sampler warm-up): no
+    # shorter context helps, a lower gpu_memory_utilization does
+    after_kv: bool = False
 
 
 def _verdict(spec, r: Resolved, *args) -> Verdict:
@@ -1165,8 +1167,8 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
     null = p.flag_from("null_block_in_fit")
     avail = min(st["available_bytes"] for st in stages if st["plan"].bytes_per_block)
     upper = max(r.max_model_len, spec.max_model_len_limit)
-    # Graph capture and the sampler warm-up do not depend on max_model_len: when either runs out, no shorter
-    # context starts the engine, so no fitting length is offered.
+    # V0's allocation, graph capture and the sampler warm-up do not depend on max_model_len: when one runs out,
+    # no shorter context starts the engine, so no fitting length is offered.
     after = alloc or _after_kv_failure(spec, r, lim, base, budget, rows, qm)
     longest = K.max_fitting_len(plan, avail, ctx, p, upper, null)
     fit_len = None if after else longest

@@ -271,6 +271,13 @@ def model_runner_v2_copies_logits(profile: Profile) -> bool:
     return not profile.at_least(_profiles()[0]["model_runner_v2"]["sampler_fp32_copy_until"])
 
 
+def usage_line_logged(profile: Profile) -> bool:
+    """Whether V1 prints its "Actual usage is ..." line at the default log level (vllm_profiles.json usage_line)."""
+    return profile.engine == "v1" and any(
+        profile.at_least(lo) and profile.version_tuple <= parse_version(hi)
+        for lo, hi in _profiles()[0]["usage_line"]["info"])
+
+
 def moe_workspace_persistent(profile: Profile) -> bool:
     """Whether the fused-MoE workspace outlives the forward pass (V1 from 0.11: shared resizable buffers)."""
     return profile.engine == "v1" and profile.at_least(_profiles()[0]["moe_workspace_persistent"]["from"])
