@@ -218,8 +218,8 @@ def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: b
             default = rep.gpu_memory_utilization
             (dep, rep), utilization = lowered
             notes = (f"gpu_memory_utilization {utilization:g}, not vLLM's default {default:g}: at the default "
-                     "the memory left outside the budget is too small for what vLLM allocates after the KV cache "
-                     "(CUDA graphs, the sampler warm-up)",)
+                     "the memory left outside the budget is too small for what vLLM allocates once the KV cache is "
+                     "sized (the cache itself on V0, CUDA graphs, the sampler warm-up)",)
     floor = min(data()["min_context"], ctx.spec.max_model_len_limit)
     if shrink and max_model_len is None and not rep.fits and rep.max_model_len_fit and \
             rep.max_model_len_fit >= floor:
@@ -239,8 +239,9 @@ def evaluate(ctx: Context, c: Candidate, max_model_len: int | None, *, shrink: b
 def _room_outside_budget(ctx: Context, c: Candidate, max_model_len: int | None,
                          rep: MemoryReport) -> tuple[tuple[Deployment, MemoryReport], float] | None:
     """vLLM's own remedy for running out after the KV cache took its budget: the highest gpu_memory_utilization,
-    in hundredths and at most 0.2 below the default, that leaves room outside the budget for CUDA graphs and the
-    sampler warm-up (what fails there only eases as the budget shrinks, so a bisection finds it). None: none does."""
+    in hundredths and at most 0.2 below the default, that leaves room outside the budget for what comes after
+    (V0's cache allocation, CUDA graphs, the sampler warm-up; what fails there only eases as the budget shrinks,
+    so a bisection finds it). None: none does."""
     top = round(rep.gpu_memory_utilization * 100)
     lo, hi, found = top - 20, top - 1, None
     while lo <= hi:
