@@ -354,6 +354,9 @@ def render(result: dict[str, Any]) -> str:
         verdict = "fits" if pred.get("fits") else ("no-fit" if pred.get("fits") is False else "?")
         if pred.get("min_gpu_memory_gib"):
             cells.append(f"starts from {pred['min_gpu_memory_gib']} GiB/GPU")
+        if pred.get("failure"):
+            logged_kind = pred.get("logged_failure")
+            cells.append(f"why {pred['failure']}" + (f" (log: {logged_kind})" if logged_kind else ""))
         lines.append(f"{row['id']:<7} {str(row['model_id'])[:40]:<40} {_shown_version(row):<8} "
                      f"{row['outcome']:<6} pred={verdict:<6} " + "; ".join(cells))
     if any(not r["engine_version"] and r["predicted"].get("engine_version") for r in result["records"]):
