@@ -183,3 +183,21 @@ def test_on_vllm_026_the_ledgers_peak_activation_is_the_profile_runs_alone() -> 
     assert report.cudagraph_bytes > 0
     assert report.ledger_consumed_bytes is None
     assert report.ledger_line.startswith(f"Actual usage is {report.weights_bytes / 2**30:.2f} GiB for weight, ")
+
+
+def test_a_record_that_does_not_state_its_vllm_takes_the_one_its_source_page_states() -> None:
+    """A blog post or an issue thread runs one install: a record of it that shows no version line takes the version
+    its sibling records state (dev gt018, Gemma-4 on an A100, from the same post as gt017's 0.19.0), unless its own
+    quoted lines rule that release out. Pages whose records state two versions lend none."""
+    import json
+
+    from gpuplan.validation import validate_records
+
+    rec = json.loads(next(x for x in SAMPLE.read_text().splitlines() if '"gt100"' in x))
+    page = {**rec, "source_url": "https://example.org/one-post#run-1"}
+    silent = {**page, "id": "silent", "engine_version": None, "source_url": "https://example.org/one-post#run-2"}
+    got = {r["id"]: r["predicted"] for r in validate_records([page, silent])["records"]}
+    assert (got["silent"]["engine_version"], got["silent"]["engine_version_from"]) == ("0.19.0", "same source")
+    two = {**page, "id": "other", "engine_version": "0.12.0"}
+    got = {r["id"]: r["predicted"] for r in validate_records([page, two, silent])["records"]}
+    assert got["silent"]["engine_version_from"] != "same source"

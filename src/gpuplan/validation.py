@@ -77,14 +77,35 @@ def _logged_releases(rec: dict) -> tuple[str, ...]:
     return found
 
 
+# Set by validate_records on a record that does not state its vLLM: the one version the other records of the same
+# source page state (a post or issue thread runs one install).
+SAME_SOURCE_VERSION = "_same_source_version"
+
+
+def _source_page(rec: dict) -> str:
+    return str(rec.get("source_url") or "").split("#")[0]
+
+
+def same_source_versions(records: list[dict]) -> dict[str, str]:
+    """Source page -> the vLLM version its records state, where they state exactly one."""
+    stated: dict[str, set[str]] = {}
+    for rec in records:
+        if rec.get("engine_version") and _source_page(rec):
+            stated.setdefault(_source_page(rec), set()).add(str(rec["engine_version"]))
+    return {page: next(iter(vs)) for page, vs in stated.items() if len(vs) == 1}
+
+
 def inferred_version(rec: dict) -> tuple[str, str] | None:
-    """(version, how) for a record that does not state its vLLM: the newest release that logs its quoted lines
-    at the places they show, no newer than the release current when its vLLM issue was opened; else that
-    release."""
+    """(version, how) for a record that does not state its vLLM: the version other records of its source page
+    state, where its own quoted lines allow it; else the newest release that logs those lines at the places they
+    show, no newer than the release current when its vLLM issue was opened; else that release."""
     from .engines.vllm.profiles import parse_version
 
     by_issue = _issue_version(rec)
     logged = _logged_releases(rec)
+    sibling = rec.get(SAME_SOURCE_VERSION)
+    if sibling and (not logged or sibling in logged):
+        return sibling, "same source"
     if logged:
         if by_issue:
             older = [r for r in logged if parse_version(r) <= parse_version(by_issue)]
@@ -201,7 +222,7 @@ def predict(rec: dict) -> dict[str, Any]:
         "fits": rep.fits, "reason": rep.reason, "failure": rep.failure, "gpu_known": True,
         "engine_version": rep.engine_version, "profile": rep.profile,
         "engine_version_inferred": how is not None,
-        "engine_version_from": how,  # "log lines", "issue date", or None when stated or the newest assumed
+        "engine_version_from": how,  # "same source", "log lines", "issue date", or None (stated, or newest)
     })
     return out
 
@@ -250,7 +271,10 @@ def validate_records(records: list[dict]) -> dict[str, Any]:
     failed_total = failed_agree = ok_total = ok_agree = 0
     unpredictable: list[str] = []
     kinds: list[tuple[str, bool]] = []
+    siblings = same_source_versions(records)
     for rec in records:
+        if not rec.get("engine_version") and _source_page(rec) in siblings:
+            rec = {**rec, SAME_SOURCE_VERSION: siblings[_source_page(rec)]}
         logged = rec.get("logged") or {}
         try:
             pred = predict(rec)
@@ -360,7 +384,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"{row['id']:<7} {str(row['model_id'])[:40]:<40} {_shown_version(row):<8} "
                      f"{row['outcome']:<6} pred={verdict:<6} " + "; ".join(cells))
     if any(not r["engine_version"] and r["predicted"].get("engine_version") for r in result["records"]):
-        lines.append("version *: not stated, dated from the record's log lines or vLLM issue; ?: not stated, "
+        lines.append("version *: not stated, dated from the record's source page, log lines or vLLM issue; ?: not stated, "
                      "the newest assumed")
     lines.append("")
     lines.append(f"{'field':<24}{'n':>4}{'median|err|%':>14}{'p90|err|%':>12}")
