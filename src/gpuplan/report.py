@@ -49,10 +49,10 @@ class KVCacheReport:
     mamba_cache_mode: str = "none"  # hybrid models: vLLM's mamba_cache_mode (align / all when prefix caching is on)
 
 
-# What stops a start-up, in the order vLLM meets it: a model or kernel assertion; a max_model_len over the model's
-# own limit; weights beyond the free memory, or beyond the budget; a budget beyond the free memory; nothing left for
-# the KV cache; a KV cache too small for one request of max_model_len; then, after the KV cache is allocated, CUDA
-# graph capture and the sampler warm-up.
+# What stops a start-up: a model or kernel assertion; a max_model_len over the model's own limit; weights beyond the
+# free memory, or beyond the budget; a budget beyond the free memory (V1 from 0.9 checks it before loading, V0 runs
+# out allocating the cache); nothing left for the KV cache; a KV cache too small for one request of max_model_len;
+# CUDA graph capture or the sampler warm-up out of memory once the cache is allocated.
 FAILURE_KINDS = ("refused", "max_model_len_refused", "weights_oom", "weights_over_budget", "budget_over_free",
                  "no_kv_memory", "kv_too_small", "cudagraph_oom", "sampler_warmup_oom")
 
@@ -107,7 +107,8 @@ class MemoryReport:
     # From 0.27 the ledger prints "X GiB for consumed memory (weights + non-torch)" instead of the two apart: the
     # weights, non-torch memory and what the profile run keeps allocated. None where the version prints them apart.
     ledger_consumed_bytes: int | None = None
-    # The usage part of the line V1 prints after graph capture (0.10+), in its version's wording; None before.
+    # The usage part of the line V1 prints after graph capture, in its version's wording, where it prints it at the
+    # default log level (0.10.1-0.10.x, 0.26+); None elsewhere.
     ledger_line: str | None = None
     # Why it does not start, as one of FAILURE_KINDS (None when it fits); `fails_after_kv`: it runs out once the KV
     # cache's size is settled (V0 allocating it, CUDA graphs, the sampler warm-up), which a lower

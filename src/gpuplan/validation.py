@@ -247,8 +247,9 @@ _LOGGED_FAILURE = (
     ("sampler_warmup_oom", ("warming up the sampler",)),
     ("cudagraph_oom", ("--enforce-eager", "capturing cuda graph", "cuda graph capture")),
     ("weights_oom", ("weight loading", "loading weights", "while loading", "weights do not fit")),
-    ("no_kv_memory", ("no available memory for the cache blocks", "no memory left for kv", "no memory left for the kv", "negative",
-                      "no kv cache could be allocated", "0 gpu blocks", "# gpu blocks: 0")),
+    ("no_kv_memory", ("no available memory for the cache blocks", "no memory left for kv",
+                      "no memory left for the kv", "negative", "no kv cache could be allocated", "0 gpu blocks",
+                      "# gpu blocks: 0")),
     ("kv_too_small", ("exceeds kv capacity", "exceeds the kv capacity", "larger than the maximum number of tokens",
                       "kv cache too small", "to serve at least one request")),
 )
