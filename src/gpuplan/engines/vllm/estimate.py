@@ -1259,7 +1259,7 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   + ("inside the budget" if r.cudagraph_in_budget else
                      "outside the budget (captured after the KV cache)")
                   + (f"; the V2 model runner's estimate, which vLLM subtracts (the pool it then captures is about "
-                     f"{stage['cudagraph_captured_bytes'] / GiB:.2f})"
+                     f"{stage['cudagraph_captured_bytes'] / GiB:.2f} GiB)"
                      if r.runner_v2 and r.cudagraph_in_budget else "")
                   + ("; vLLM's V2 model runner, which does not estimate graphs before sizing the KV cache: "
                      "the pool it captures"
