@@ -28,7 +28,7 @@ def test_which_deployments_capture_nccls_all_reduce_in_their_graphs(gpu: str, tp
 
     card = find_gpu(gpu)
     dep = Deployment(gpu_name=card.name, gpu_memory_bytes=card.memory_bytes)
-    assert E._nccl_in_graphs(dep, tp) is nccl
+    assert E._nccl_in_graphs(dep, tp, E._fabric(dep)) is nccl
 
 
 def test_qwen2_5_72b_on_four_l40s_captures_13846_nccl_all_reduces_on_vllm_0_19() -> None:
@@ -47,7 +47,7 @@ def test_four_pcie_gpus_lose_the_captured_collectives_from_the_kv_cache_once_vll
     """From 0.21 vLLM subtracts its CUDA-graph estimate before sizing the KV cache, and the estimate captures the
     NCCL collectives too; on 0.19 the graphs are captured after the KV cache and the KV figure does not move."""
     def run(version: str, nccl: bool):
-        monkeypatch.setattr(E, "_nccl_in_graphs", lambda dep, tp: nccl)
+        monkeypatch.setattr(E, "_nccl_in_graphs", lambda dep, tp, fabric: nccl)
         return estimate_on("Qwen/Qwen3-32B", gpu="L40S", tensor_parallel_size=4, max_model_len=8192,
                            vllm_version=version)
 

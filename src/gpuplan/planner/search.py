@@ -13,13 +13,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 from ..deployment import Deployment
-from ..engines.vllm.estimate import (
-    CHUNKED_ENV,
-    LONG_LEN_ENV,
-    estimate,
-    request_kv_bytes,
-    resolve,
-)
+from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, estimate, request_kv_bytes, resolve
 from ..engines.vllm.profiles import get_profile
 from ..errors import GpuplanError
 from ..gpus import GPU, find_gpu

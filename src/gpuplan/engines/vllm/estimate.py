@@ -694,38 +694,30 @@ def _card(dep: Deployment) -> GPU | None:
 
 
 def _fabric(dep: Deployment) -> str:
-    """The catalog's fabric, with PCIe cards that give no peer access ("pcie_no_p2p", GeForce) told apart."""
+    """The catalog's fabric, with PCIe cards that give no peer access told apart ("pcie_no_p2p"): GeForce cards,
+    on which vLLM logs "Custom allreduce is disabled because your platform lacks GPU P2P capability" (two RTX
+    4090s, heldout_public ghs-001/002)."""
     gpu = _card(dep)
     if gpu is None:
         return "nvswitch"
-    return "pcie_no_p2p" if gpu.fabric == "pcie" and _no_peer_access(dep) else gpu.fabric
+    no_p2p = gpu.fabric == "pcie" and gpu.vendor == "nvidia" and "GeForce" in gpu.name
+    return "pcie_no_p2p" if no_p2p else gpu.fabric
 
 
 _CUSTOM_ALLREDUCE_SIZES = (2, 4, 6, 8, 16)
 
 
-def _no_peer_access(dep: Deployment) -> bool:
-    """GeForce cards give no peer-to-peer access over PCIe: vLLM logs "Custom allreduce is disabled because your
-    platform lacks GPU P2P capability" (two RTX 4090s, heldout_public ghs-001/002)."""
-    card = _card(dep)
-    return card is not None and card.vendor == "nvidia" and "GeForce" in card.name
-
-
-def _nccl_in_graphs(dep: Deployment, tp: int) -> bool:
+def _nccl_in_graphs(dep: Deployment, tp: int, fabric: str) -> bool:
     """Whether the tensor-parallel all-reduces vLLM captures in CUDA graphs are NCCL's: its custom all-reduce
     (distributed/device_communicators/custom_all_reduce.py) turns itself off for a TP size it does not support,
-    on more than two PCIe-only GPUs, and where its peer-to-peer test fails, as on GeForce cards (no peer access
-    over PCIe; two RTX 4090s at TP=2 show the NCCL graphs, heldout_public ghs-001/002)."""
+    on more than two PCIe-only GPUs, and where its peer-to-peer test fails, as on GeForce cards (`fabric`
+    "pcie_no_p2p"; two RTX 4090s at TP=2 show the NCCL graphs, heldout_public ghs-001/002)."""
     card = _card(dep)
     if tp <= 1 or (card is not None and card.vendor != "nvidia"):
         return False
     if tp not in _CUSTOM_ALLREDUCE_SIZES:
         return True
-    if card is None:
-        return False
-    if card.fabric == "pcie" and tp > 2:
-        return True
-    return _no_peer_access(dep)
+    return fabric == "pcie_no_p2p" or (fabric == "pcie" and tp > 2)
 
 
 def _host_free_warning(r: Resolved, budget: int) -> str | None:
@@ -860,7 +852,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=fabric,
                            dtype=r.dtype)
     n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
-    nccl_graphs = _nccl_in_graphs(r.dep, r.tp)
+    nccl_graphs = _nccl_in_graphs(r.dep, r.tp, fabric)
     fi_sampler = flashinfer_sampler(p, r.dep.env_value("VLLM_USE_FLASHINFER_SAMPLER"))
     if unified_memory(p, r.cc):
         # free memory comes from the host (psutil), so the start-up's host-side growth is measured as non-torch
@@ -975,7 +967,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         non_torch_bytes=n_torch, cudagraph_bytes=first["cudagraph_bytes"],
         cudagraph_captured_bytes=first["cudagraph_captured_bytes"],
         ledger_activation_bytes=ledger_act,
-        ledger_consumed_bytes=_ledger_consumed(first, r, used, n_torch, ledger_act),
+        ledger_consumed_bytes=_ledger_consumed(first, r, used, n_torch),
         ledger_line=_ledger_line(first, r, used, n_torch, ledger_act),
         cudagraph_in_budget=r.cudagraph_in_budget, budget_bytes=budget, available_kv_cache_bytes=max(0, first["available_bytes"]),
         kv=kvr, components=comps, fits=fits, reason=reason, max_model_len_fit=fit_len, failure=verdict.failure,
@@ -1001,33 +993,37 @@ def _ledger_line(stage: dict, r: Resolved, weights: int, n_torch: int, act: int)
     if not usage_line_logged(r.profile) or r.dep.kv_cache_memory_bytes is not None:
         return None
     g = lambda b: f"{b / GiB:.2f}"  # noqa: E731
-    graphs = stage["cudagraph_captured_bytes"] if not r.dep.enforce_eager else 0
-    if (consumed := _ledger_consumed(stage, r, weights, n_torch, act)) is not None:
+    graphs = stage["cudagraph_captured_bytes"]  # 0 under --enforce-eager
+    if (consumed := _ledger_consumed(stage, r, weights, n_torch)) is not None:
         return (f"Actual usage is {g(consumed)} GiB for consumed memory (weights + non-torch), {g(act)} GiB for "
                 f"peak activation, and {g(graphs)} GiB for CUDAGraph memory.")
     return (f"Actual usage is {g(weights)} GiB for weight, {g(act)} GiB for peak activation, {g(n_torch)} GiB for "
             f"non-torch memory, and {g(graphs)} GiB for CUDAGraph memory.")
 
 
-def _ledger_consumed(stage: dict, r: Resolved, weights: int, n_torch: int, act: int) -> int | None:
+def _kept_after_profile(stage: dict, r: Resolved) -> int:
+    """What the profile run leaves allocated: the MoE kernels' shared workspace (V1 from 0.11) and the V2 runner's
+    penalty state."""
+    act: B.Activation = stage["activation"]
+    return act.sampler_state + (act.moe_workspace if moe_workspace_persistent(r.profile) else 0)
+
+
+def _ledger_consumed(stage: dict, r: Resolved, weights: int, n_torch: int) -> int | None:
     """From 0.27, the ledger's "consumed memory (weights + non-torch)": the free-memory drop, which holds the weights,
     non-torch memory and what the profile run keeps allocated. None where the version prints them apart."""
     if not r.profile.flag_from("ledger_activation_with_graphs"):
         return None
-    graphs_in = stage["cudagraph_bytes"] if r.cudagraph_in_budget else 0
-    return weights + n_torch + stage["activation_bytes"] + graphs_in - act
+    return weights + n_torch + _kept_after_profile(stage, r)
 
 
 def _ledger_activation(stage: dict, r: Resolved) -> int:
     """The "X GiB for peak activation" of vLLM's start-up ledger. Up to 0.26 it is the profile run's peak. From 0.27
-    it is the transient part of that peak (what the profile run still holds afterwards, the MoE kernels' shared
-    workspace and the V2 runner's penalty state, is counted as consumed memory instead) plus the CUDA-graph
-    estimate vLLM subtracts."""
+    it is the transient part of that peak (what the profile run keeps allocated is counted as consumed memory
+    instead) plus the CUDA-graph estimate vLLM subtracts."""
     if not r.profile.flag_from("ledger_activation_with_graphs"):
         return stage["activation_bytes"]
-    act: B.Activation = stage["activation"]
-    held = act.sampler_state + (act.moe_workspace if moe_workspace_persistent(r.profile) else 0)
-    return stage["activation_bytes"] - held + (stage["cudagraph_bytes"] if r.cudagraph_in_budget else 0)
+    graphs_in = stage["cudagraph_bytes"] if r.cudagraph_in_budget else 0
+    return stage["activation_bytes"] - _kept_after_profile(stage, r) + graphs_in
 
 
 def _blocks(available: int, plan: K.KVPlan | DSV4Plan) -> int:
