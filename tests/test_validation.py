@@ -130,6 +130,33 @@ def test_a_records_language_model_only_flag_is_read_from_its_command_line(record
     assert deployment_of({"deployment": {}, **record}).language_model_only is expected
 
 
+@pytest.mark.parametrize(("record", "expected"), [
+    ({"evidence": "INFO [llm_engine.py:243] Initializing a V0 LLM engine (v0.8.3) with config: model='m'"}, "0"),
+    ({"evidence": "INFO [core.py:58] Initializing a V1 LLM engine (v0.8.5) with config: model='m'"}, None),
+    ({"evidence": "Initializing an LLM engine (v0.6.3) with config: model='m'"}, None),  # V0 is all there was
+    ({"evidence": "Initializing a V0 LLM engine (v0.8.3)", "deployment": {"env": {"VLLM_USE_V1": "0"}}}, "0"),
+])
+def test_a_log_that_names_the_v0_engine_is_sized_as_v0(record: dict, expected: str | None) -> None:
+    from gpuplan.validation import deployment_of
+
+    assert deployment_of({"deployment": {}, **record}).env_value("VLLM_USE_V1") == expected
+
+
+def test_deepseek_v3_awq_on_sixteen_24gb_cards_whose_log_says_v0_is_predicted_on_v0() -> None:
+    """heldout_public gho-013: a 0.8.3 dev build logs "Initializing a V0 LLM engine" without saying why (no
+    VLLM_USE_V1 in the excerpt). Sized on V1, its non-torch memory came out 0.89 GiB; V0 measures the logged 0.20
+    (its NCCL buffers at TP=16 between PCIe cards are the 0.2 GiB fitted on v0_activation_public)."""
+    import json
+
+    from gpuplan.validation import predict
+
+    path = Path(__file__).parent / "fixtures" / "vllm_logs" / "heldout_public.jsonl"
+    rec = next(json.loads(x) for x in path.read_text().splitlines() if '"gho-013"' in x)
+    got = predict(rec)
+    assert got["profile"] == "v0"
+    assert got["non_torch_gib"] == pytest.approx(rec["logged"]["non_torch_gib"], abs=0.02)
+
+
 def _recent(rid: str) -> dict:
     import json
 

@@ -125,7 +125,12 @@ def record_version(rec: dict) -> tuple[str | None, str | None]:
 def deployment_of(rec: dict) -> Deployment:
     d = rec.get("deployment") or {}
     name, total, cc = _gpu_bytes(d)
-    env = tuple(sorted((str(k), str(v)) for k, v in (d.get("env") or {}).items()))
+    env_vars = {str(k): str(v) for k, v in (d.get("env") or {}).items()}
+    if "VLLM_USE_V1" not in env_vars and _logs_v0_engine(rec):
+        # The log names the engine that ran: a V0 start-up on 0.8 - 0.10, whatever made vLLM pick it (an
+        # environment variable or a fallback the excerpt does not show), is sized as VLLM_USE_V1=0 is.
+        env_vars["VLLM_USE_V1"] = "0"
+    env = tuple(sorted(env_vars.items()))
     q = d.get("quantization")
     cfg_q = (rec.get("hf_config") or {}).get("quantization_config")
     if q and cfg_q:
@@ -162,6 +167,15 @@ def deployment_of(rec: dict) -> Deployment:
         # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
     )
+
+
+_V0_ENGINE_LINE = re.compile(r"Initializing a V0 LLM engine")
+
+
+def _logs_v0_engine(rec: dict) -> bool:
+    """The record quotes vLLM 0.8 - 0.10's start-up line for the V0 engine ("Initializing a V0 LLM engine (v...)
+    with config"); earlier releases, V0 only, print "Initializing an LLM engine"."""
+    return bool(_V0_ENGINE_LINE.search(str(rec.get("evidence") or "")))
 
 
 def _command_line_flag(rec: dict, name: str) -> bool | None:
