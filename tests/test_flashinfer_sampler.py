@@ -16,14 +16,14 @@ LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 @pytest.mark.parametrize(("version", "env", "uses"), [
     ("0.11.2", None, True),     # flashinfer-python is a hard requirement of 0.11.1-0.11.x, used when importable
     ("0.11.1", None, True),
-    ("0.11.2", "0", False),     # VLLM_USE_FLASHINFER_SAMPLER=0 turns it off
+    ("0.11.2", False, False),     # VLLM_USE_FLASHINFER_SAMPLER=0 turns it off
     ("0.11.0", None, False),    # an optional extra before 0.11.1: a pip install samples with torch.sort
-    ("0.10.2", "1", True),      # opting in where flashinfer was installed by hand or by the image
+    ("0.10.2", True, True),      # opting in where flashinfer was installed by hand or by the image
     ("0.16.0", None, False),    # 0.12-0.20: opt-in only
-    ("0.21.0", "1", False),     # 0.21+ default it on; their calibrated 'fused' figure already stands for it
-    ("0.7.3", "1", False),      # V0 has its own sampler
+    ("0.21.0", True, False),     # 0.21+ default it on; their calibrated 'fused' figure already stands for it
+    ("0.7.3", True, False),      # V0 has its own sampler
 ])
-def test_which_releases_sample_the_profile_batch_with_flashinfer(version: str, env: str | None, uses: bool) -> None:
+def test_which_releases_sample_the_profile_batch_with_flashinfer(version: str, env: bool | None, uses: bool) -> None:
     assert flashinfer_sampler(get_profile(version), env) is uses
 
 

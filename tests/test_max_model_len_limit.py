@@ -36,6 +36,13 @@ def test_the_override_env_lets_it_start_with_a_warning():
     assert any("untrained" in w for w in r.warnings)
 
 
+def test_the_override_env_set_to_zero_still_refuses():
+    # envs.py reads VLLM_ALLOW_LONG_MAX_MODEL_LEN as "1" or "true": a 0 is off, not merely set
+    r = gpuplan.estimate("microsoft/phi-2", gpu="H100", vllm_version="0.19.0", max_model_len=8192,
+                         env=(("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "0"),))
+    assert not r.fits and r.failure == "max_model_len_refused"
+
+
 def test_yarn_scaling_raises_the_limit_and_the_default_length():
     cfg = _config("Qwen/Qwen2.5-7B-Instruct")
     cfg["rope_scaling"] = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}

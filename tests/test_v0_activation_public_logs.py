@@ -57,5 +57,5 @@ def test_marlin_before_0_9_adds_its_scratch_and_0_9_does_not() -> None:
     spec = build_spec({**find_model("meta-llama/Llama-3.1-8B").hf_config, "architectures": ["Qwen2ForCausalLM"]}, "q")
     common = dict(tokens=8192, tp=1, act_bytes=2, quant_method="awq", cc=8.6)
     old = B._v0_forward(spec, 0, 1, profile=get_profile("0.8.5"), **common)
-    new = B._v0_forward(spec, 0, 1, profile=get_profile("0.9.2", "0"), **common)
+    new = B._v0_forward(spec, 0, 1, profile=get_profile("0.9.2", False), **common)
     assert old - new == 8192 * 14336 * 2

@@ -121,7 +121,7 @@ def test_how_many_requests_the_v0_mamba_cache_holds(version: str, eager: bool, s
     from gpuplan.engines.vllm.budget import v0_state_slots
     from gpuplan.engines.vllm.profiles import get_profile
 
-    assert v0_state_slots(get_profile(version, "0"), 256, eager) == slots
+    assert v0_state_slots(get_profile(version, False), 256, eager) == slots
 
 
 def test_llama_3_2_3b_on_a_colab_t4_with_vllm_0_8_2_is_sized_as_its_v0_log() -> None:

@@ -142,6 +142,15 @@ def test_a_log_that_names_the_v0_engine_is_sized_as_v0(record: dict, expected: s
     assert deployment_of({"deployment": {}, **record}).env_value("VLLM_USE_V1") == expected
 
 
+@pytest.mark.parametrize(("value", "flag"), [("1", True), ("true", True), ("True", True), ("2", True), ("0", False),
+                                             ("false", False), ("", False), (None, None)])
+def test_a_boolean_vllm_environment_variable_is_read_as_vllm_reads_it(value: str | None, flag: bool | None) -> None:
+    from gpuplan.deployment import Deployment
+
+    env = () if value is None else (("VLLM_MLA_DISABLE", value),)
+    assert Deployment(env=env).env_flag("VLLM_MLA_DISABLE") is flag
+
+
 def test_deepseek_v3_awq_on_sixteen_24gb_cards_whose_log_says_v0_is_predicted_on_v0() -> None:
     """heldout_public gho-013: a 0.8.3 dev build logs "Initializing a V0 LLM engine" without saying why (no
     VLLM_USE_V1 in the excerpt). Sized on V1, its non-torch memory came out 0.89 GiB; V0 measures the logged 0.20

@@ -58,3 +58,12 @@ class Deployment:
             if k == key:
                 return v
         return None
+
+    def env_flag(self, key: str) -> bool | None:
+        """A boolean vLLM environment variable as vLLM's envs.py reads it: "1" or "true" (or another non-zero
+        integer) turns it on, anything else off; None when it is not set, so that vLLM's default applies."""
+        v = self.env_value(key)
+        if v is None:
+            return None
+        v = v.strip().lower()
+        return v == "true" or (v.lstrip("-").isdigit() and int(v) != 0)

@@ -50,15 +50,14 @@ def _kv_needs_v0(rule: dict, kv_dtype: str, cc: float, mla: bool) -> bool:
     return not (mla or cc == 10.0 or fa3 or not fp8)
 
 
-def choose_engine(profile: Profile, spec: ModelSpec, *, use_v1: str | None, cc: float, dtype: str,
+def choose_engine(profile: Profile, spec: ModelSpec, *, use_v1: bool | None, cc: float, dtype: str,
                   quant_method: str | None, kv_dtype: str, pp: int, cpu_offload_gb: float) -> EngineChoice:
     """The engine vLLM picks for this deployment (V1 unless a fallback rule applies)."""
     data = _data()
     vt = profile.version_tuple
-    env = (use_v1 or "").strip()
-    if profile.engine != "v1" or not in_versions(vt, data["versions"]) or env == "0":
+    if profile.engine != "v1" or not in_versions(vt, data["versions"]) or use_v1 is False:
         return EngineChoice(v0=False)
-    forced = env == "1"
+    forced = use_v1 is True
     mla = any(layer.attention.kind == "mla" for layer in spec.layers)
     state = any(layer.attention.state for layer in spec.layers)
     applies = {

@@ -270,7 +270,7 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
 
 
 def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
-    profile = get_profile(dep.vllm_version, dep.env_value("VLLM_USE_V1"))
+    profile = get_profile(dep.vllm_version, dep.env_flag("VLLM_USE_V1"))
     warnings: list[str] = []
     if last := removed_after(profile, spec.architecture):
         warnings.append(f"vLLM dropped its own {spec.architecture} after v{last}: v{profile.version} starts it only "
@@ -315,7 +315,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     L = dep.max_model_len or (lim.default if lim else 2048)
     if L <= 0:
         raise GpuplanError("max_model_len", f"must be positive, got {L}")
-    if dep.max_model_len and lim and L > lim.derived and dep.env_value(LONG_LEN_ENV):
+    if dep.max_model_len and lim and L > lim.derived and dep.env_flag(LONG_LEN_ENV):
         warnings.append(f"max_model_len {L} exceeds the model's derived maximum ({lim.key}={lim.derived}); "
                         f"{LONG_LEN_ENV} lets vLLM start, but positions past {lim.derived} are untrained")
     if dep.compile_cache not in COMPILE_CACHES:
@@ -357,8 +357,8 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     moe_tp = 1 if dep.enable_expert_parallel else tp * (dep.data_parallel_size or 1)
     manager = bool(profile.hybrid_manager) and dep.disable_hybrid_kv_cache_manager is not True
     if manager and declares_chunked_attention(spec, profile):
-        env = dep.env_value(CHUNKED_ENV)
-        allowed = env == "1" if env is not None else profile.flag_from("chunked_hybrid_default")
+        env = dep.env_flag(CHUNKED_ENV)
+        allowed = env if env is not None else profile.flag_from("chunked_hybrid_default")
         if not allowed:
             manager = False
             warnings.append("attention_chunk_size in the config: vLLM keeps the hybrid KV cache manager off by "
@@ -366,7 +366,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                             f"(set {CHUNKED_ENV}=1 to change it)")
     mode, checkpoint = _mamba_cache_mode(spec, dep, profile, cc, dtype, warnings)
     runner_v2 = uses_model_runner_v2(
-        profile, spec.architecture, dep.env_value("VLLM_USE_V2_MODEL_RUNNER"), mode, moe=spec.is_moe,
+        profile, spec.architecture, dep.env_flag("VLLM_USE_V2_MODEL_RUNNER"), mode, moe=spec.is_moe,
         # vLLM's is_quantized reads the checkpoint's quantization_config: an assumed AWQ/GPTQ checkpoint has one,
         # --quantization fp8 on a bf16 checkpoint (source "online") and a GGUF file do not.
         quantized=quant is not None and quant.source != "online" and quant.method != "gguf",
@@ -445,7 +445,7 @@ def _sequence_parallel_kinds(spec: ModelSpec, dep: Deployment, profile: Profile,
     kinds: set[str] = set()
     for rule in spec.sequence_parallel:
         if profile.at_least(rule.since) and (pp == 1 or not rule.pp1) and not (
-                rule.unless_env and dep.env_value(rule.unless_env) == "1"):
+                rule.unless_env and dep.env_flag(rule.unless_env)):
             kinds.update(rule.kinds)
     if kinds:
         what = " and ".join(sorted(k.replace("_", " ") for k in kinds))
@@ -466,7 +466,7 @@ def declares_chunked_attention(spec: ModelSpec, profile: Profile) -> bool:
 def _engine(profile: Profile, spec: ModelSpec, dep: Deployment, cc: float, dtype: str, quant: QuantConfig | None,
             kv_dtype: str, pp: int, warnings: list[str]) -> Profile:
     """vLLM 0.8-0.10 run V0 for what their V1 engine did not support; size such a start-up as V0."""
-    choice = choose_engine(profile, spec, use_v1=dep.env_value("VLLM_USE_V1"), cc=cc, dtype=dtype,
+    choice = choose_engine(profile, spec, use_v1=dep.env_flag("VLLM_USE_V1"), cc=cc, dtype=dtype,
                            quant_method=quant.method if quant else None, kv_dtype=kv_dtype, pp=pp,
                            cpu_offload_gb=dep.cpu_offload_gb)
     if choice.refused:
@@ -476,7 +476,7 @@ def _engine(profile: Profile, spec: ModelSpec, dep: Deployment, cc: float, dtype
         return profile
     warnings.append(f"{choice.feature} is not supported by vLLM {profile.version}'s V1 engine: it falls back to "
                     "V0, and these numbers follow V0's accounting")
-    return get_profile(profile.version, "0")
+    return get_profile(profile.version, False)
 
 
 # Mamba layer kinds whose vLLM models implement SupportsMambaPrefixCaching (Jamba, Mamba, Mamba2, NemotronH,
@@ -853,7 +853,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            dtype=r.dtype)
     n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
     nccl_graphs = _nccl_in_graphs(r.dep, r.tp, fabric)
-    fi_sampler = flashinfer_sampler(p, r.dep.env_value("VLLM_USE_FLASHINFER_SAMPLER"))
+    fi_sampler = flashinfer_sampler(p, r.dep.env_flag("VLLM_USE_FLASHINFER_SAMPLER"))
     if unified_memory(p, r.cc):
         # free memory comes from the host (psutil), so the start-up's host-side growth is measured as non-torch
         n_torch += int(p.calib["unified_memory_host_gib"] * GiB)
@@ -1061,7 +1061,7 @@ def long_len_refusal(spec: ModelSpec, dep: Deployment) -> str | None:
     """vLLM's config check: a max_model_len above the model's derived length stops start-up unless the env allows it."""
     lim = spec.max_len_limit
     L = dep.max_model_len
-    if not L or lim is None or L <= lim.derived or dep.env_value(LONG_LEN_ENV):
+    if not L or lim is None or L <= lim.derived or dep.env_flag(LONG_LEN_ENV):
         return None
     if lim.model_max_length is not None and L <= lim.model_max_length:
         return None

@@ -26,10 +26,6 @@ MLA_DISABLE_ENV = "VLLM_MLA_DISABLE"
 PADDED_HEAD_SIZE = 256  # up to 0.6.x, a DeepSeek layer's q/k/v heads were padded to this width
 
 
-def _truthy(v: str | None) -> bool:
-    return v is not None and v.strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def mla_off_reason(spec: ModelSpec, profile: Profile, dep: Deployment, quant: QuantConfig | None) -> str | None:
     """Why this release builds the model's MLA layers as multi-head attention (None: it builds MLA, or the model has
     no MLA layer). Sparse MLA (DeepSeek-V3.2's indexer) has no multi-head form and is left as it is."""
@@ -38,7 +34,7 @@ def mla_off_reason(spec: ModelSpec, profile: Profile, dep: Deployment, quant: Qu
         return None
     if not profile.at_least("0.7.1"):
         return f"vLLM {profile.version} has no MLA backend (added in 0.7.1)"
-    if _truthy(dep.env_value(MLA_DISABLE_ENV)):
+    if dep.env_flag(MLA_DISABLE_ENV):
         return f"{MLA_DISABLE_ENV}=1"
     until = profile.flags.get("mla_disabled_quant_until")
     if until and not profile.at_least(until) and quant is not None and not fp8_weights(quant):

@@ -209,13 +209,13 @@ def in_versions(vt: tuple[int, ...], versions: list[str]) -> bool:
 
 
 @cache
-def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
-    """The profile for `version`; `use_v1` is the deployment's VLLM_USE_V1 value, which picks the V0 engine
-    in the releases that still shipped it beside V1."""
+def get_profile(version: str | None, use_v1: bool | None = None) -> Profile:
+    """The profile for `version`; `use_v1` is the deployment's VLLM_USE_V1 (None: not set), which picks the V0
+    engine in the releases that still shipped it beside V1."""
     data, profiles, calib = _profiles()
     v = version or data["newest"]
     vt = parse_version(v)
-    choice = data.get("engine_env", {}).get(f"VLLM_USE_V1={use_v1}")
+    choice = data.get("engine_env", {}).get(f"VLLM_USE_V1={int(use_v1)}") if use_v1 is not None else None
     if choice and in_versions(vt, choice["versions"]):
         found = next(p for p in profiles if p["name"] == choice["profile"])
     else:
@@ -227,7 +227,7 @@ def get_profile(version: str | None, use_v1: str | None = None) -> Profile:
 
 
 @cache
-def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, mamba_mode: str, *,
+def uses_model_runner_v2(profile: Profile, architecture: str, env: bool | None, mamba_mode: str, *,
                          moe: bool = False, quantized: bool = False, has_state: bool = False,
                          attention_free: bool = False) -> bool:
     """Whether this start-up runs vLLM's second GPU model runner (config/vllm.py use_v2_model_runner).
@@ -236,8 +236,8 @@ def uses_model_runner_v2(profile: Profile, architecture: str, env: str | None, m
     mr = _profiles()[0].get("model_runner_v2", {})
     if profile.engine != "v1" or not mr or not profile.at_least(mr["env_from"]):
         return False
-    if env is not None and env.strip() in ("0", "1"):  # vLLM reads it as an int, before any default
-        return env.strip() == "1"
+    if env is not None:  # VLLM_USE_V2_MODEL_RUNNER, set: it decides before any default
+        return env
     vt = profile.version_tuple
     if has_state and any(in_versions(vt, e["versions"]) and mamba_mode in e["modes"]
                          for e in mr["unsupported_mamba_cache_modes"]):
@@ -283,14 +283,14 @@ def moe_workspace_persistent(profile: Profile) -> bool:
     return profile.engine == "v1" and profile.at_least(_profiles()[0]["moe_workspace_persistent"]["from"])
 
 
-def flashinfer_sampler(profile: Profile, env: str | None) -> bool:
+def flashinfer_sampler(profile: Profile, env: bool | None) -> bool:
     """Whether a V1 start-up samples its profile batch with FlashInfer's top-k/top-p kernels, where the profile's
     own sampler (sort-based or calibrated) would not say so: by default where the wheel requires flashinfer
     (0.11.1-0.11.x), and where VLLM_USE_FLASHINFER_SAMPLER=1 opts in (0.8-0.20)."""
     fi = _profiles()[0]["flashinfer_sampler"]
-    if profile.engine != "v1" or env is not None and env.strip() == "0":
+    if profile.engine != "v1" or env is False:
         return False
-    if env is not None and env.strip() == "1":
+    if env:
         return profile.at_least(fi["opt_in_from"]) and not profile.at_least(fi["opt_in_until"])
     return profile.at_least(fi["default_from"]) and not profile.at_least(fi["default_until"])
 
