@@ -20,11 +20,19 @@ def _records() -> list[dict]:
     return [json.loads(line) for f in sorted(LOGS.glob("*.jsonl")) for line in f.open() if line.strip()]
 
 
+# Vendor builds that print an upstream release number over another release's code.
+_RENUMBERED = {"gvd-009": "Red Hat OpenShift AI 2.23's vLLM prints 0.9.0.1; its file:line markers are 0.9.2's",
+               "gvd-010": "the same service as gvd-009"}
+
+
 def test_every_record_that_states_its_vllm_is_dated_to_a_range_holding_it() -> None:
     """The check that the table is right: on every public record that names its release and quotes datable
     lines, the stated release is among those the lines date it to (dev builds name no release and are skipped)."""
     checked = 0
     for rec in _records():
+        if rec["id"] in _RENUMBERED:
+            assert releases_from_log(rec.get("evidence") or "") in (None, ("0.9.2",)), rec["id"]
+            continue
         stated = str(rec.get("engine_version") or "")
         if not re.fullmatch(r"\d+\.\d+\.\d+(\.\d+|\.post\d+)?", stated):
             continue

@@ -151,6 +151,18 @@ def test_a_boolean_vllm_environment_variable_is_read_as_vllm_reads_it(value: str
     assert Deployment(env=env).env_flag("VLLM_MLA_DISABLE") is flag
 
 
+@pytest.mark.parametrize(("evidence", "expected"), [
+    ("INFO [topk_topp_sampler.py:50] Using FlashInfer for top-p & top-k sampling.", "1"),
+    ("WARNING [topk_topp_sampler.py:63] FlashInfer is not available. Falling back to the PyTorch-native "
+     "implementation of top-p & top-k sampling.", "0"),
+    ("Model loading took 14.25 GiB", None),
+])
+def test_a_log_that_names_its_sampler_decides_flashinfer(evidence: str, expected: str | None) -> None:
+    from gpuplan.validation import deployment_of
+
+    assert deployment_of({"deployment": {}, "evidence": evidence}).env_value("VLLM_USE_FLASHINFER_SAMPLER") == expected
+
+
 def test_deepseek_v3_awq_on_sixteen_24gb_cards_whose_log_says_v0_is_predicted_on_v0() -> None:
     """heldout_public gho-013: a 0.8.3 dev build logs "Initializing a V0 LLM engine" without saying why (no
     VLLM_USE_V1 in the excerpt). Sized on V1, its non-torch memory came out 0.89 GiB; V0 measures the logged 0.20

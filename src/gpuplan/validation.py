@@ -130,6 +130,9 @@ def deployment_of(rec: dict) -> Deployment:
         # The log names the engine that ran: a V0 start-up on 0.8 - 0.10, whatever made vLLM pick it (an
         # environment variable or a fallback the excerpt does not show), is sized as VLLM_USE_V1=0 is.
         env_vars["VLLM_USE_V1"] = "0"
+    if "VLLM_USE_FLASHINFER_SAMPLER" not in env_vars and (sampler := _logged_flashinfer_sampler(rec)) is not None:
+        # 0.8 - 0.11.0 sample with FlashInfer wherever it is installed: the log says whether it was
+        env_vars["VLLM_USE_FLASHINFER_SAMPLER"] = "1" if sampler else "0"
     env = tuple(sorted(env_vars.items()))
     q = d.get("quantization")
     cfg_q = (rec.get("hf_config") or {}).get("quantization_config")
@@ -176,6 +179,19 @@ def _logs_v0_engine(rec: dict) -> bool:
     """The record quotes vLLM 0.8 - 0.10's start-up line for the V0 engine ("Initializing a V0 LLM engine (v...)
     with config"); earlier releases, V0 only, print "Initializing an LLM engine"."""
     return bool(_V0_ENGINE_LINE.search(str(rec.get("evidence") or "")))
+
+
+_FLASHINFER_SAMPLER_LINES = (("Using FlashInfer for top-p & top-k sampling", True),
+                             ("FlashInfer is not available", False),
+                             ("FlashInfer is available, but it is not enabled", False))
+
+
+def _logged_flashinfer_sampler(rec: dict) -> bool | None:
+    """Whether the record's log says its V1 sampler runs FlashInfer's top-k/top-p kernels (topk_topp_sampler.py's
+    start-up line), or None where it does not say."""
+    evidence = str(rec.get("evidence") or "")
+    found = {used for line, used in _FLASHINFER_SAMPLER_LINES if line in evidence}
+    return found.pop() if len(found) == 1 else None
 
 
 def _command_line_flag(rec: dict, name: str) -> bool | None:

@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 from ...deployment import Deployment
@@ -29,6 +29,7 @@ from .profiles import (
     Profile,
     added_after,
     architecture_of_model_type,
+    flashinfer_if_installed,
     flashinfer_sampler,
     get_profile,
     lacks_tp_plan,
@@ -853,7 +854,10 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                            dtype=r.dtype)
     n_torch = B.non_torch(p, r.tp, r.pp, fabric) + comm
     nccl_graphs = _nccl_in_graphs(r.dep, r.tp, fabric)
-    fi_sampler = flashinfer_sampler(p, r.dep.env_flag("VLLM_USE_FLASHINFER_SAMPLER"))
+    fi_env = r.dep.env_flag("VLLM_USE_FLASHINFER_SAMPLER")
+    fi_sampler = flashinfer_sampler(p, fi_env)
+    # 0.8-0.11.0 sample with FlashInfer wherever it is installed: how much the estimate would gain if it is
+    fi_unknown, fi_gain = fi_env is None and flashinfer_if_installed(p), 0
     if unified_memory(p, r.cc):
         # free memory comes from the host (psutil), so the start-up's host-side growth is measured as non-torch
         n_torch += int(p.calib["unified_memory_host_gib"] * GiB)
@@ -884,13 +888,15 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
             by = dict(weights[s].by_kind)
             by["buffers"] = by.get("buffers", 0) + sparse.load
             weights[s] = replace(weights[s], by_kind=tuple(by.items()), total=weights[s].total + sparse.load)
-        act = B.activation(a_spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows, tp=r.tp,
-                           moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes, quant_method=qm,
-                           profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
-                           max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
-                           v0_mla_context_rows=mla_rows, sparse_transient=sparse.transient if sparse else 0,
-                           sparse_workspace=sparse.workspace if sparse else None,
-                           flashinfer_sampler=fi_sampler)
+        stage_act = partial(B.activation, a_spec, lo, hi, last_stage=last, tokens=r.mnbt, sampler_rows=rows,
+                            tp=r.tp, moe_tp=r.sharding.moe_tp, ep=r.sharding.ep, act_bytes=r.act_bytes,
+                            quant_method=qm, profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
+                            max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
+                            v0_mla_context_rows=mla_rows, sparse_transient=sparse.transient if sparse else 0,
+                            sparse_workspace=sparse.workspace if sparse else None)
+        act = stage_act(flashinfer_sampler=fi_sampler)
+        if last and fi_unknown:
+            fi_gain = act.peak - stage_act(flashinfer_sampler=True).peak
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
@@ -952,6 +958,11 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         warnings.append(f"compile_cache cold: {cold_gap}")
     if w := _host_free_warning(r, budget):
         warnings.append(w)
+    if fi_gain >= 0.05 * GiB:
+        warnings.append(f"vLLM {p.version} samples the profile run with FlashInfer when flashinfer is installed (the "
+                        "official vllm-openai image has it; a plain pip install does not) and then keeps "
+                        f"{fi_gain / GiB:.2f} GiB more for the KV cache than this estimate, which assumes it is not: "
+                        "set VLLM_USE_FLASHINFER_SAMPLER=1 if it is")
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]

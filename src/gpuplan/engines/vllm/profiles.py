@@ -285,14 +285,21 @@ def moe_workspace_persistent(profile: Profile) -> bool:
 
 def flashinfer_sampler(profile: Profile, env: bool | None) -> bool:
     """Whether a V1 start-up samples its profile batch with FlashInfer's top-k/top-p kernels, where the profile's
-    own sampler (sort-based or calibrated) would not say so: by default where the wheel requires flashinfer
-    (0.11.1-0.11.x), and where VLLM_USE_FLASHINFER_SAMPLER=1 opts in (0.8-0.20)."""
+    own sampler (sort-based or calibrated) would not say so: where VLLM_USE_FLASHINFER_SAMPLER=1 opts in (0.8-0.20;
+    on 0.8-0.11.0 that stands for "flashinfer is installed", which turns it on there). Unset, gpuplan takes the
+    sort path: 0.8-0.11.0 use FlashInfer only if it is installed (flashinfer_if_installed)."""
     fi = _profiles()[0]["flashinfer_sampler"]
-    if profile.engine != "v1" or env is False:
+    if profile.engine != "v1" or not env:
         return False
-    if env:
-        return profile.at_least(fi["opt_in_from"]) and not profile.at_least(fi["opt_in_until"])
-    return profile.at_least(fi["default_from"]) and not profile.at_least(fi["default_until"])
+    return profile.at_least(fi["opt_in_from"]) and not profile.at_least(fi["opt_in_until"])
+
+
+def flashinfer_if_installed(profile: Profile) -> bool:
+    """Whether this release samples with FlashInfer by default wherever flashinfer is importable (0.8-0.11.0 V1):
+    the estimate then depends on the install, which gpuplan cannot see."""
+    fi = _profiles()[0]["flashinfer_sampler"]
+    return profile.engine == "v1" and profile.at_least(fi["when_installed_from"]) and \
+        not profile.at_least(fi["when_installed_until"])
 
 
 def known_versions() -> list[str]:
