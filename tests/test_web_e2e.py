@@ -330,6 +330,11 @@ def test_a_small_card_shows_the_first_start_and_the_cold_cache_option(base_url, 
     assert sent[-1]["compile_cache"] == "cold"
     assert shown(page, "kv_cache_tokens")[0] == value
     assert page.locator('#numbers [data-key="first_start_tokens"]').count() == 0
+    # the GPU links the catalog cannot know (a pod without peer access) go to the API as they are
+    page.select_option("#interconnect", "pcie_no_p2p")
+    settle(page)
+    assert sent[-1]["interconnect"] == "pcie_no_p2p"
+    assert shown(page, "kv_cache_tokens")[0] == str(api.post("/v1/estimate", json=sent[-1]).json()["kv_cache_tokens"])
     assert errors == []
     page.close()
 

@@ -230,6 +230,10 @@ def estimate(
         "--compile-cache", help="warm (default): a restart with torch.compile's cache filled; cold: a first start "
                                 "on an empty cache (vLLM 0.24+ counts the compiler's scratch as activation)")
     ] = "warm",
+    interconnect: Annotated[str | None, typer.Option(
+        "--interconnect", help="nvswitch, pcie or pcie_no_p2p: how the GPUs reach each other, where the card's "
+                               "catalog entry does not say it (a pod without peer access, GPUs on different nodes)")
+    ] = None,
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE, "
@@ -272,6 +276,7 @@ def estimate(
             language_model_only=language_model_only,
             mm_encoder_tp_mode=mm_encoder_tp_mode,
             compile_cache=compile_cache,
+            interconnect=interconnect,
             env=parse_env(env),
         )
     except ValidationError as exc:

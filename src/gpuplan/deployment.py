@@ -48,6 +48,10 @@ class Deployment:
     # "warm": a restart that finds torch.compile's cache filled; "cold": a first start on an empty cache (a new
     # command, or a container without a kept ~/.cache/vllm), whose compiler scratch vLLM charges as activation.
     compile_cache: str = "warm"
+    # How the GPUs of one model replica reach each other: "nvswitch" (an NVLink switch board), "pcie" (peer access
+    # over PCIe) or "pcie_no_p2p" (no peer access: GeForce cards, pods without it, GPUs on different nodes).
+    # None: the GPU catalog's fabric for the card.
+    interconnect: str | None = None
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:

@@ -169,6 +169,8 @@ def deployment_of(rec: dict) -> Deployment:
         mm_encoder_tp_mode=d.get("mm_encoder_tp_mode") or "weights",
         # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
+        # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
+        interconnect=d.get("interconnect") or _logged_interconnect(rec),
     )
 
 
@@ -191,6 +193,21 @@ def _logged_flashinfer_sampler(rec: dict) -> bool | None:
     start-up line), or None where it does not say."""
     evidence = str(rec.get("evidence") or "")
     found = {used for line, used in _FLASHINFER_SAMPLER_LINES if line in evidence}
+    return found.pop() if len(found) == 1 else None
+
+
+# custom_all_reduce.py's reasons for staying off that tell how the GPUs are linked
+_ALLREDUCE_OFF_LINES = (("Custom allreduce is disabled because your platform lacks GPU P2P capability", "pcie_no_p2p"),
+                        ("Custom allreduce is disabled because this process group spans across nodes", "pcie_no_p2p"),
+                        ("Custom allreduce is disabled because it's not supported on more than two PCIe-only GPUs",
+                         "pcie"))
+
+
+def _logged_interconnect(rec: dict) -> str | None:
+    """The interconnect the record's log implies: no peer access where vLLM's custom all-reduce says the GPUs lack
+    it or sit on different nodes, PCIe where it says they are PCIe-only; None where the log does not say."""
+    evidence = str(rec.get("evidence") or "")
+    found = {fabric for line, fabric in _ALLREDUCE_OFF_LINES if line in evidence}
     return found.pop() if len(found) == 1 else None
 
 

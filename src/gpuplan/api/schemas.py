@@ -300,6 +300,10 @@ class DeploymentFields(BaseModel):
         default="warm", description="warm: a restart that finds torch.compile's cache filled (~/.cache/vllm kept); "
                                     "cold: a first start on an empty cache, whose compiler scratch vLLM 0.24+ "
                                     "charges as activation")
+    interconnect: Literal["nvswitch", "pcie", "pcie_no_p2p"] | None = Field(
+        default=None, description="how the GPUs reach each other, where the card's catalog entry does not say it: "
+                                  "nvswitch (NVLink switch board), pcie (peer access over PCIe), pcie_no_p2p (no peer "
+                                  "access: GeForce cards, pods without it, GPUs on different nodes); null: the catalog's")
     env: Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)] = Field(
         default_factory=dict, description="vLLM environment variables that change its accounting"
     )

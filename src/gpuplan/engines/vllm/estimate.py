@@ -163,6 +163,7 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
 
 
 COMPILE_CACHES = ("warm", "cold")
+INTERCONNECTS = ("nvswitch", "pcie", "pcie_no_p2p")
 
 
 def _cold_compile_gap(r: Resolved) -> str | None:
@@ -322,6 +323,8 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if dep.compile_cache not in COMPILE_CACHES:
         raise GpuplanError("compile_cache", f"unknown torch.compile cache state {dep.compile_cache!r}",
                            accepted=COMPILE_CACHES)
+    if dep.interconnect is not None and dep.interconnect not in INTERCONNECTS:
+        raise GpuplanError("interconnect", f"unknown interconnect {dep.interconnect!r}", accepted=INTERCONNECTS)
     kv_dtype = (dep.kv_cache_dtype or "auto").lower()
     if kv_dtype not in K.KV_DTYPES:
         raise GpuplanError("kv_cache_dtype", f"unsupported KV cache dtype {dep.kv_cache_dtype!r}",
@@ -695,9 +698,11 @@ def _card(dep: Deployment) -> GPU | None:
 
 
 def _fabric(dep: Deployment) -> str:
-    """The catalog's fabric, with PCIe cards that give no peer access told apart ("pcie_no_p2p"): GeForce cards,
-    on which vLLM logs "Custom allreduce is disabled because your platform lacks GPU P2P capability" (two RTX
-    4090s, heldout_public ghs-001/002)."""
+    """The deployment's interconnect where it names one, else the catalog's fabric, with PCIe cards that give no
+    peer access told apart ("pcie_no_p2p"): GeForce cards, on which vLLM logs "Custom allreduce is disabled because
+    your platform lacks GPU P2P capability" (two RTX 4090s, heldout_public ghs-001/002)."""
+    if dep.interconnect is not None:
+        return dep.interconnect
     gpu = _card(dep)
     if gpu is None:
         return "nvswitch"
@@ -985,7 +990,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         fails_after_kv=verdict.after_kv,
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
-        first_start=first_start, compile_cache=r.dep.compile_cache,
+        first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric,
         peak_process_bytes=base + budget + graphs_outside,
         encoder_profile=None if enc is None else {
             "modality": enc.modality, "items": enc.items, "budget_tokens": enc.budget_tokens,
