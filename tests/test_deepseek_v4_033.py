@@ -148,9 +148,17 @@ def test_from_vllm_0_30_kv_cache_dtype_auto_means_fp8_and_plans_the_same_pool():
 def test_deepseek_v4_on_an_sm12_gpu_from_0_28_is_flashinfers_plain_rows_which_gpuplan_does_not_plan():
     """From 0.28 nvidia/model.py gives SM 12.x GPUs FlashInfer's plain-row attention by default (a bf16 or per-tensor
     fp8 row per token, not fp8_ds_mla): a different cache layout, so gpuplan answers with an error naming the GPU.
-    Before 0.28 only FlashMLA existed, which is not built for SM 12.x: a verdict that it cannot start."""
+    0.24-0.27 serve SM 12.x through FlashInfer's SM120 sparse-MLA kernels on the fp8_ds_mla rows (flashinfer_sparse.py
+    DeepseekV4FlashInferSM120Attention, use_fp8_ds_mla_layout), sized like the FlashMLA path, with a warning that they
+    need FlashInfer's sparse MLA decode API (a 0.25.0 start on two RTX PRO 6000s ran so, gap_versions_public gvb-001).
+    Before 0.24 only FlashMLA existed, which is not built for SM 12.x: a verdict that it cannot start."""
     with pytest.raises(GpuplanError) as e:
         _flash("0.33.0", gpu="RTX PRO 6000", tensor_parallel_size=2, kv_cache_memory_bytes=None)
     assert e.value.field == "gpu"
-    old = _flash("0.27.1", gpu="RTX PRO 6000", tensor_parallel_size=2, kv_cache_memory_bytes=None)
-    assert not old.fits and "9.x and 10.x" in (old.reason or "")
+    mid = _flash("0.27.1", gpu="RTX PRO 6000", tensor_parallel_size=2, kv_cache_memory_bytes=None)
+    assert mid.failure != "refused" and any("SM120 sparse-MLA" in w for w in mid.warnings)
+    assert mid.kv.bytes_per_block == _flash("0.27.1", tensor_parallel_size=2).kv.bytes_per_block
+    old = _flash("0.23.0", gpu="RTX PRO 6000", tensor_parallel_size=2, kv_cache_memory_bytes=None)
+    assert not old.fits and old.failure == "refused" and "9.x and 10.x" in (old.reason or "")
+
+

@@ -179,7 +179,7 @@ def _v0_inductor_flush(profile: Profile, lo: int, tp: int) -> int:
 
 
 def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes: int, profile: Profile,
-             pipeline: bool = False) -> int:
+             pipeline: bool = False, cc: float = 9.0) -> int:
     """Eager forward peak at `tokens` tokens: the widest MLP intermediate plus hidden-state buffers."""
     k = _hidden_factor(profile, pipeline=pipeline, act_bytes=act_bytes)
     widest = attn = 0
@@ -190,9 +190,11 @@ def _forward(spec: ModelSpec, lo: int, hi: int, tokens: int, tp: int, act_bytes:
         a = layer.attention
         if a.kind == "dsv4":
             # DeepSeek-V4 attention (vllm/models/deepseek_v4/attention.py): the profile run holds q at the local
-            # head count, q padded to the FlashMLA head count (64 or 128) and the output buffer at that count.
+            # head count, q padded to the kernel's head count and the output buffer at that count: FlashMLA's 64 or
+            # 128, FlashInfer's SM120 kernels' 16, 32, 64 or 128 (nvidia/flashinfer_sparse.py, 0.24+).
             local = cdiv(a.num_heads, tp)
-            padded = 64 if local <= 64 else 128
+            sizes = (16, 32, 64, 128) if 12.0 <= cc < 13.0 else (64, 128)
+            padded = next((n for n in sizes if local <= n), 128)
             attn = max(attn, (local + 2 * padded) * a.head_dim)
         elif a.num_heads:
             qkv = cdiv(a.num_heads, tp) * a.head_dim + 2 * max(1, a.num_kv_heads // tp) * a.head_dim
@@ -237,7 +239,7 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     if profile.engine == "v0":
         fwd = _v0_forward(spec, lo, hi, tokens, tp, act_bytes, profile, quant_method, cc)
     else:
-        fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline)
+        fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline, cc)
     moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     kept = 0
     if profile.engine == "v0" and (mla := _v0_mla(spec, lo, hi, tokens, tp, act_bytes, profile, moe,

@@ -105,6 +105,10 @@ def _dsv4_kv_dtype(profile: Profile, cc: float, kv_dtype: str, warnings: list[st
         raise GpuplanError("gpu", f"vLLM {profile.version} serves DeepSeek-V4 on compute capability 12.x GPUs through "
                            "FlashInfer's plain-row sparse cache, whose layout gpuplan does not plan; pick an SM 9.x "
                            "or 10.x GPU (H100, H200, B200)", accepted=["H100", "H200", "B200", "B300"])
+    if 12.0 <= cc < 13.0 and profile.flag_from("dsv4_sm12_fp8_ds_mla"):
+        warnings.append(f"vLLM {profile.version} serves DeepSeek-V4 on compute capability 12.x through FlashInfer's "
+                        "SM120 sparse-MLA kernels, on the same fp8_ds_mla cache rows; it stops at start-up unless the "
+                        "installed FlashInfer has its sparse MLA decode API")
     if kv_dtype == "auto" and 9.0 <= cc < 11.0 and profile.flag_from("dsv4_auto_fp8"):
         warnings.append(f"vLLM {profile.version} keeps DeepSeek-V4's cache in fp8_ds_mla: kv_cache_dtype auto means "
                         "fp8 here")
@@ -1128,10 +1132,11 @@ def _memory_verdict(spec, r: Resolved, stages, lim, plan, kvr, budget, base, n_t
         if not r.kv_dtype.startswith("fp8"):
             return Verdict(False, "vLLM's DeepSeek-V4 attention supports only an fp8 KV cache (it asserts at "
                            "start-up): add --kv-cache-dtype fp8", None, "refused")
-        if not 9.0 <= r.cc < 11.0:
-            return Verdict(False, f"vLLM's DeepSeek-V4 attention runs on FlashMLA's sparse kernels, built for "
-                           f"compute capability 9.x and 10.x (Hopper, datacenter Blackwell) only; this GPU is {r.cc}",
-                           None, "refused")
+        if not (9.0 <= r.cc < 11.0 or (12.0 <= r.cc < 13.0 and p.flag_from("dsv4_sm12_fp8_ds_mla"))):
+            return Verdict(False, f"vLLM {p.version}'s DeepSeek-V4 attention runs on FlashMLA's sparse kernels, built "
+                           "for compute capability 9.x and 10.x (Hopper, datacenter Blackwell)"
+                           + (", and from 0.24 on 12.x through FlashInfer's" if r.cc < 12.0 else "")
+                           + f"; this GPU is {r.cc}", None, "refused")
     if spec.serving_limits is not None and (why := _outside_limits(spec.serving_limits, r)):
         return Verdict(False, why, None, "refused")
     if r.quant is not None and r.quant.modules is not None and (
