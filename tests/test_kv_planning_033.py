@@ -233,15 +233,16 @@ def test_deepseek_v3_mla_and_v3_2_sparse_mla() -> None:
     assert (s.kv.blocks_per_request, s.kv_cache_tokens, s.max_concurrency) == (128, 510_656, 62.34)
 
 
-def test_gb10_gets_the_small_batch_defaults_from_033() -> None:
-    """A DGX Spark (GB10, compute capability 12.1, 121.7 GiB): 0.32 gave it the >= 70 GiB tier (served: 8192 batched
-    tokens, 1024 sequences); 0.33 (arg_utils.py, is_gb10) keeps it on the small tier: 2048 and 256.
-    gemma-3-27b-it with 40e9 bytes of KV (the 30,517-block layout above): a sliding group now holds
+def test_gb10_gets_the_small_batch_defaults() -> None:
+    """A DGX Spark (GB10, compute capability 12.1, 121.7 GiB) runs the small tier: 2048 batched tokens and 256
+    sequences. 0.33 (arg_utils.py, is_gb10) says so outright; before it the tier came from NVML's memory total, which
+    a GB10 does not report, and every public GB10 log (0.11-0.18) shows the small tier (test_unified_memory.py).
+    gemma-3-27b-it with 40e9 bytes of KV (the 30,517-block layout above): a sliding group holds
     cdiv(min(1023 + 2 x 2048, 8192), 16) + 1 = 320 + 1 = 321 blocks, so a request takes 6 x 321 + 512 = 2,438:
-    30,517 / 2,438 = 12.52x and int(30,517 x 8192 / 2,438) = 102,541 tokens (0.32: 3,590, 8.50x, 69,636)."""
+    30,517 / 2,438 = 12.52x and int(30,517 x 8192 / 2,438) = 102,541 tokens (an H100's tier: 3,590, 8.50x)."""
     cfg = _cfg("google__gemma-3-27b-it")
     old, new = _plan(cfg, "0.32.0", gpu=GB10), _plan(cfg, gpu=GB10)
-    assert (old.max_num_batched_tokens, old.max_num_seqs, old.kv.blocks_per_request) == (8192, 1024, 3590)
+    assert (old.max_num_batched_tokens, old.max_num_seqs, old.kv.blocks_per_request) == (2048, 256, 2438)
     assert (new.max_num_batched_tokens, new.max_num_seqs) == (2048, 256)
     assert [g.blocks_per_request for g in new.kv.groups] == [6 * 321, 512]
     assert (new.num_gpu_blocks, new.kv_cache_tokens, new.max_concurrency) == (30_517, 102_541, 12.52)
@@ -251,15 +252,16 @@ def test_gb10_gets_the_small_batch_defaults_from_033() -> None:
 
 def test_does_gemma_3_27b_serve_32k_on_a_dgx_spark_with_033() -> None:
     """The user's question on vLLM 0.33's defaults: gemma-3-27b-it at 32K on one DGX Spark. It starts (the name alone
-    finds the GB10 and its compute capability), and with 0.33's 2048-token batches a request needs far fewer sliding
-    blocks than 0.32 planned, so the same KV memory serves more 32K requests."""
+    finds the GB10 and its compute capability), and with the small tier's 2048-token batches a request needs far
+    fewer sliding blocks than on an H100-class tier of 8192, so the same KV memory serves more 32K requests."""
     spec = build_spec(_cfg("google__gemma-3-27b-it"))
     new = api_estimate(spec, gpu="GB10", max_model_len=32768, vllm_version="0.33.0")
-    old = api_estimate(spec, gpu="GB10", max_model_len=32768, vllm_version="0.32.0")
+    big = api_estimate(spec, gpu="GB10", max_model_len=32768, vllm_version="0.33.0", max_num_batched_tokens=8192,
+                       max_num_seqs=1024)
     assert new.fits and new.max_num_batched_tokens == 2048
     assert new.kv.groups[0].blocks_per_request == 6 * 321  # cdiv(min(1023 + 4096, 32768), 16) + 1 per group
-    assert old.kv.groups[0].blocks_per_request == 6 * (-(-(1023 + 16384) // 16) + 1)  # 6 x 1089
-    assert new.max_concurrency > old.max_concurrency
+    assert big.kv.groups[0].blocks_per_request == 6 * (-(-(1023 + 16384) // 16) + 1)  # 6 x 1089
+    assert new.max_concurrency > big.max_concurrency
 
 
 def test_gemma_3_27b_at_128k_needs_its_padding_slots_too() -> None:

@@ -39,6 +39,7 @@ from .profiles import (
     on_transformers_backend,
     quant_min_capability,
     removed_after,
+    shares_host_memory,
     unified_memory,
     usage_line_logged,
     uses_model_runner_v2,
@@ -261,10 +262,12 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
             chunked = max_model_len > 32768 and _v0_long_context_chunked(spec, profile)
             mnbt = 2048 if chunked else max(max_model_len, 2048)
         return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
-    # 0.33 keeps GB10 (DGX Spark, compute capability 12.1: a large GPU's memory, not its compute) on the small tier
+    # A GPU sharing the host's memory (GB10, Jetson) stays on the small tier: vLLM sizes the tier from NVML's
+    # memory total, which these parts do not report (arg_utils.py falls back to 0 on the error; every GB10 and Thor
+    # log we have, 0.10.2-0.18.1, shows the small tier's 2048 tokens), and 0.33 names GB10 outright.
     cc = dep.compute_capability or getattr(_card(dep), "compute_capability", None)
-    gb10 = cc == 12.1 and profile.flag_from("gb10_small_defaults")
-    big = total >= 70 * GiB and "a100" not in (dep.gpu_name or "").lower() and not gb10
+    shares_host = shares_host_memory(cc) or (cc == 12.1 and profile.flag_from("gb10_small_defaults"))
+    big = total >= 70 * GiB and "a100" not in (dep.gpu_name or "").lower() and not shares_host
     huge = total >= 160 * GiB and profile.flag_from("big_gpu_defaults")
     if huge:
         d_mnbt, d_seqs = 16384, 1024
@@ -1265,7 +1268,7 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   + (f"; with the model's multicast all-reduce workspace, {comm / MiB:.0f} MiB (computed)"
                      if comm else "")
                   + (f"; with ~{p.calib['unified_memory_host_gib']:g} GiB of the host's own start-up memory, which "
-                     "vLLM counts on a GPU sharing the host's memory (fitted on two GB10 logs; host-dependent)"
+                     "vLLM counts on a GPU sharing the host's memory (fitted on GB10 logs from three hosts, 1.4-6.2 GiB; host-dependent)"
                      if unified_memory(p, r.cc) else "")
                   + ("; with the CUDA context and resident buffers, which 0.8's V1 engine counts here (it takes used "
                      "memory as total minus free)" if p.formula == "v1_absolute_peak" else "")),

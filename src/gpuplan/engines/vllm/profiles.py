@@ -172,11 +172,15 @@ def quant_min_capability(profile: Profile, method: str) -> float | None:
     return [s["cc"] for s in steps if profile.at_least(s["from"])][-1]
 
 
+def shares_host_memory(cc: float | None) -> bool:
+    """Whether a GPU of this compute capability shares the host's memory (Jetson Orin and Thor, GB10)."""
+    return cc in _profiles()[0]["unified_memory"]["compute_capabilities"]
+
+
 def unified_memory(profile: Profile, cc: float) -> bool:
     """Whether vLLM reads this GPU's free memory from the host (a GPU sharing the host's memory; vllm_profiles.json
     unified_memory)."""
-    d = _profiles()[0]["unified_memory"]
-    return profile.at_least(d["from"]) and cc in d["compute_capabilities"]
+    return profile.at_least(_profiles()[0]["unified_memory"]["from"]) and shares_host_memory(cc)
 
 
 def modelopt_mixed_refusal(profile: Profile, uses: dict[tuple[str, str], str]) -> str | None:
