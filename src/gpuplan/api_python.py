@@ -24,7 +24,7 @@ def with_gpu(dep: Deployment, gpu: str | None, gpu_memory_gib: float | None) -> 
         gpu, note = DEFAULT_GPU, DEFAULT_GPU_NOTE
     if gpu is None and gpu_memory_gib is None:
         return dep, None
-    name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib)
+    name, total, cc = resolve_gpu_memory(gpu, gpu_memory_gib, dep.platform)
     if note is None and gpu is not None and gpu_memory_gib is None:
         note = size_ambiguity(gpu)
     return dep.with_(gpu_name=name, gpu_memory_bytes=total, compute_capability=dep.compute_capability or cc), note

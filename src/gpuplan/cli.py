@@ -234,6 +234,10 @@ def estimate(
         "--interconnect", help="nvswitch, pcie or pcie_no_p2p: how the GPUs reach each other, where the card's "
                                "catalog entry does not say it (a pod without peer access, GPUs on different nodes)")
     ] = None,
+    platform: Annotated[str, typer.Option(
+        "--platform", help="linux (default) or wsl: vLLM under WSL2 on Windows (Docker Desktop too), where a named "
+                           "GPU shows its whole board memory and GPUs have no peer access")
+    ] = "linux",
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE, "
@@ -277,6 +281,7 @@ def estimate(
             mm_encoder_tp_mode=mm_encoder_tp_mode,
             compile_cache=compile_cache,
             interconnect=interconnect,
+            platform=platform,
             env=parse_env(env),
         )
     except ValidationError as exc:

@@ -52,6 +52,9 @@ class Deployment:
     # over PCIe) or "pcie_no_p2p" (no peer access: GeForce cards, pods without it, GPUs on different nodes).
     # None: the GPU catalog's fabric for the card.
     interconnect: str | None = None
+    # "linux", or "wsl": vLLM under WSL2 on Windows (Docker Desktop included), where CUDA reports a card's full
+    # memory rather than what a Linux driver leaves, and GPUs get no peer access.
+    platform: str = "linux"
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:

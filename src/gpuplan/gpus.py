@@ -247,12 +247,19 @@ def card_of_memory(memory_bytes: int | None) -> GPU | None:
     return found[0]
 
 
+def wsl_memory_bytes(gpu: GPU) -> int:
+    """The CUDA-visible total of `gpu` under WSL2: Windows' driver reports the whole board (an RTX 4090's 24,563 MiB
+    and an RTX 4060's 8,187 MiB in torch prints on Windows, 23.99 GiB on a WSL2 vLLM log, against 23.52 and 7.62 GiB
+    on Linux), so the board's size in whole GiB, less the few MiB those prints show missing."""
+    return math.ceil(gpu.memory_bytes / GIB) * GIB - 8 * 2**20
+
+
 def resolve_gpu_memory(
-    gpu: str | None, gpu_memory_gib: float | None
+    gpu: str | None, gpu_memory_gib: float | None, platform: str = "linux"
 ) -> tuple[str | None, int | None, float | None]:
     """(GPU name, CUDA-visible total bytes, compute capability) for the request.
 
-    gpu alone: the catalog figures. gpu_memory_gib alone: an anonymous card of that size (name and
+    gpu alone: the catalog figures (under `platform` "wsl", the whole board, as Windows reports it). gpu_memory_gib alone: an anonymous card of that size (name and
     compute capability unknown here; the engine recognises a catalog card's exact total, card_of_memory). Both: the named GPU with the stated memory, for cards whose driver or
     MIG slice shows a different total. Neither: (None, None, None); the caller decides what that means.
     """
@@ -272,4 +279,6 @@ def resolve_gpu_memory(
     if gpu is None or not str(gpu).strip():
         return None, memory, None
     found = find_gpu(gpu)
-    return found.name, memory if memory is not None else found.memory_bytes, found.compute_capability
+    if memory is None:
+        memory = wsl_memory_bytes(found) if platform == "wsl" else found.memory_bytes
+    return found.name, memory, found.compute_capability

@@ -101,6 +101,7 @@ class MemoryReport:
     compile_cache: str = "warm"
     # How the GPUs reach each other, as sized: the deployment's interconnect or the catalog's fabric.
     interconnect: str = "nvswitch"
+    platform: str = "linux"
     # Two figures vLLM prints that are not components: the pool the CUDA-graph capture takes ("Graph capturing
     # finished ..., took X GiB"; the ledger's "CUDAGraph memory"), and the ledger's "X GiB for peak activation",
     # which from 0.27 adds the graph estimate vLLM subtracts to the profile run's transient peak.
@@ -163,6 +164,7 @@ class MemoryReport:
                 "quantization": self.quantization,
                 "kv_cache_dtype": self.kv.kv_cache_dtype if self.kv else None,
                 "interconnect": self.interconnect,
+                "platform": self.platform,
             },
             "per_gpu": {
                 "weights_bytes": self.weights_bytes,

@@ -22,17 +22,19 @@ FIELDS = ("weights_gib", "activation_peak_gib", "non_torch_gib", "cudagraph_gib"
 BUDGET_FIELDS = ("available_kv_cache_gib", "kv_cache_tokens", "max_concurrency", "num_gpu_blocks")
 
 
-def _gpu_bytes(dep: dict) -> tuple[str | None, int | None, float | None]:
-    """The CUDA-visible total: the catalog's exact figure when the logged total matches it, else the log's."""
+def _gpu_bytes(dep: dict, platform: str = "linux") -> tuple[str | None, int | None, float | None]:
+    """The CUDA-visible total: the catalog's exact figure when the logged total matches it, else the log's (the
+    whole board under WSL2, where no total is logged)."""
     name = dep.get("gpu_name")
     logged = dep.get("gpu_total_memory_gib")
     cat_bytes, cc = None, None
     if name:
         try:
-            from .gpus import find_gpu
+            from .gpus import find_gpu, wsl_memory_bytes
 
             g = find_gpu(name)
-            cat_bytes, cc = g.memory_bytes, g.compute_capability
+            cat_bytes = wsl_memory_bytes(g) if platform == "wsl" else g.memory_bytes
+            cc = g.compute_capability
         except (GpuplanError, ImportError):
             pass
     if logged:
@@ -124,7 +126,8 @@ def record_version(rec: dict) -> tuple[str | None, str | None]:
 
 def deployment_of(rec: dict) -> Deployment:
     d = rec.get("deployment") or {}
-    name, total, cc = _gpu_bytes(d)
+    platform = d.get("platform") or _logged_platform(rec)
+    name, total, cc = _gpu_bytes(d, platform)
     env_vars = {str(k): str(v) for k, v in (d.get("env") or {}).items()}
     if "VLLM_USE_V1" not in env_vars and _logs_v0_engine(rec):
         # The log names the engine that ran: a V0 start-up on 0.8 - 0.10, whatever made vLLM pick it (an
@@ -171,6 +174,7 @@ def deployment_of(rec: dict) -> Deployment:
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
         # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
+        platform=platform,
     )
 
 
@@ -201,6 +205,17 @@ _ALLREDUCE_OFF_LINES = (("Custom allreduce is disabled because your platform lac
                         ("Custom allreduce is disabled because this process group spans across nodes", "pcie_no_p2p"),
                         ("Custom allreduce is disabled because it's not supported on more than two PCIe-only GPUs",
                          "pcie"))
+
+
+_WSL = re.compile(r"\bWSL2?\b")
+
+
+def _logged_platform(rec: dict) -> str:
+    """"wsl" where the record's quoted source says it ran under WSL (vLLM's own "WSL is detected" pin_memory warning,
+    or the source's words) or names its GPU so; else "linux"."""
+    said = _WSL.search(str(rec.get("evidence") or "")) or _WSL.search(
+        str((rec.get("deployment") or {}).get("gpu_name") or ""))
+    return "wsl" if said else "linux"
 
 
 def _logged_interconnect(rec: dict) -> str | None:

@@ -304,6 +304,9 @@ class DeploymentFields(BaseModel):
         default=None, description="how the GPUs reach each other, where the card's catalog entry does not say it: "
                                   "nvswitch (NVLink switch board), pcie (peer access over PCIe), pcie_no_p2p (no peer "
                                   "access: GeForce cards, pods without it, GPUs on different nodes); null: the catalog's")
+    platform: Literal["linux", "wsl"] = Field(
+        default="linux", description="wsl: vLLM under WSL2 on Windows (Docker Desktop included), where a named GPU "
+                                     "shows its whole board memory and GPUs have no peer access")
     env: Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)] = Field(
         default_factory=dict, description="vLLM environment variables that change its accounting"
     )

@@ -169,6 +169,7 @@ def _resolve_quant(spec: ModelSpec, dep: Deployment, warnings: list[str]) -> tup
 
 COMPILE_CACHES = ("warm", "cold")
 INTERCONNECTS = ("nvswitch", "pcie", "pcie_no_p2p")
+PLATFORMS = ("linux", "wsl")
 
 
 def _cold_compile_gap(r: Resolved) -> str | None:
@@ -332,6 +333,13 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
                            accepted=COMPILE_CACHES)
     if dep.interconnect is not None and dep.interconnect not in INTERCONNECTS:
         raise GpuplanError("interconnect", f"unknown interconnect {dep.interconnect!r}", accepted=INTERCONNECTS)
+    if dep.platform not in PLATFORMS:
+        raise GpuplanError("platform", f"unknown platform {dep.platform!r}", accepted=PLATFORMS)
+    if dep.platform == "wsl":
+        warnings.append(f"WSL2: CUDA reports the whole {(dep.gpu_memory_bytes or 0) / GiB:.2f} GiB board and vLLM "
+                        "takes its budget from that, but Windows' desktop and programs hold part of it; vLLM 0.9+ "
+                        "stops at start-up when free memory is below the budget (lower gpu_memory_utilization then). "
+                        "GPUs under WSL2 have no peer access")
     kv_dtype = (dep.kv_cache_dtype or "auto").lower()
     if kv_dtype not in K.KV_DTYPES:
         raise GpuplanError("kv_cache_dtype", f"unsupported KV cache dtype {dep.kv_cache_dtype!r}",
@@ -710,6 +718,8 @@ def _fabric(dep: Deployment) -> str:
     your platform lacks GPU P2P capability" (two RTX 4090s, heldout_public ghs-001/002)."""
     if dep.interconnect is not None:
         return dep.interconnect
+    if dep.platform == "wsl":
+        return "pcie_no_p2p"  # WSL2 gives CUDA no peer-to-peer access between GPUs
     gpu = _card(dep)
     if gpu is None:
         return "nvswitch"
@@ -997,7 +1007,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         fails_after_kv=verdict.after_kv,
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
-        first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric,
+        first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric, platform=r.dep.platform,
         peak_process_bytes=base + budget + graphs_outside,
         encoder_profile=None if enc is None else {
             "modality": enc.modality, "items": enc.items, "budget_tokens": enc.budget_tokens,

@@ -7,7 +7,7 @@
   const FIELDS = ["model", "config", "gpu", "num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "dtype",
     "quantization", "kv_cache_dtype", "max_model_len", "max_num_seqs", "gpu_memory_utilization", "vllm_version",
     "limit_image", "limit_video", "max_pixels", "skip_mm_profiling", "language_model_only",
-    "mm_encoder_tp_mode", "compile_cache", "interconnect"];
+    "mm_encoder_tp_mode", "compile_cache", "interconnect", "platform"];
   const INT_FIELDS = ["num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs"];
   const DEFAULTS = {}; // field -> value as shipped in the HTML, to keep shared URLs short
   const state = { models: [], gpus: [], report: null, options: null, chosen: null, modelMax: {}, planKey: "",
@@ -126,6 +126,7 @@
     if (v.mm_encoder_tp_mode) body.mm_encoder_tp_mode = v.mm_encoder_tp_mode;
     if (v.compile_cache) body.compile_cache = v.compile_cache;
     if (v.interconnect) body.interconnect = v.interconnect;
+    if (v.platform) body.platform = v.platform;
     return ok ? body : null;
   }
 
