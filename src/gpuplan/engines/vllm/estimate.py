@@ -982,9 +982,9 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         warnings.append(w)
     if fi_gain >= 0.05 * GiB:
         warnings.append(f"vLLM {p.version} samples the profile run with FlashInfer when flashinfer is installed (the "
-                        "official vllm-openai image has it; a plain pip install does not) and then keeps "
-                        f"{fi_gain / GiB:.2f} GiB more for the KV cache than this estimate, which assumes it is not: "
-                        "set VLLM_USE_FLASHINFER_SAMPLER=1 if it is")
+                        "official vllm-openai image has it; a plain pip install does not), and its peak on the "
+                        f"sampling GPU is then {fi_gain / GiB:.2f} GiB lower, left to the KV cache; this estimate "
+                        "assumes it is not installed: set VLLM_USE_FLASHINFER_SAMPLER=1 if it is")
     # Per-GPU figures are those of the first worker (the lines vLLM prints); the block count is the minimum
     # over stages, and per_stage lists every stage.
     first = stages[0]
