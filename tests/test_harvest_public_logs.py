@@ -34,3 +34,18 @@ def test_qwen3_235b_fp8_on_eight_l40s_at_0_10_2_peaks_at_the_sampler_not_sampler
     rec = next(r for r in _result()["records"] if r["id"] == "hc-002")
     assert rec["logged"]["activation_peak_gib"] == 1.40
     assert abs(rec["predicted"]["activation_peak_gib"] - 1.40) <= 0.02
+
+
+def test_llama_3_1_8b_quantized_in_flight_by_bitsandbytes_on_0_5_4_loads_what_vllm_logged() -> None:
+    """harvest2_public hqm-001 / hqm-005: one sweep's bitsandbytes 4-bit start (5.3421 GB logged, nf4 with double-
+    quantized absmax) and its bf16 baseline (14.9888 GB), both within 0.5%."""
+    rows = {r["id"]: r for r in validate_records(load_records(LOGS / "harvest2_public.jsonl"))["records"]}
+    for rid in ("hqm-001", "hqm-005"):
+        assert rows[rid]["abs_pct_error"]["weights_gib"] < 0.5, rid
+
+
+def test_every_second_harvest_start_up_that_names_its_gpu_is_predicted_to_start() -> None:
+    result = validate_records(load_records(LOGS / "harvest2_public.jsonl"))
+    judged = [r for r in result["records"] if r["predicted"].get("fits") is not None]
+    assert len(judged) >= 10
+    assert all(r["predicted"]["fits"] is True for r in judged), [r["id"] for r in judged if not r["predicted"]["fits"]]
