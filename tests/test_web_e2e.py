@@ -336,7 +336,7 @@ def test_a_small_card_shows_the_first_start_and_the_cold_cache_option(base_url, 
     assert sent[-1]["interconnect"] == "pcie_no_p2p"
     page.select_option("#platform", "wsl")
     settle(page)
-    assert sent[-1]["platform"] == "wsl"
+    assert sent[-1]["platform"] == "wsl" and planned[-1]["platform"] == "wsl"
     assert shown(page, "kv_cache_tokens")[0] == str(api.post("/v1/estimate", json=sent[-1]).json()["kv_cache_tokens"])
     assert errors == []
     page.close()

@@ -58,3 +58,24 @@ def test_an_unknown_platform_is_refused_naming_the_accepted_values(capsys: pytes
 ])
 def test_validate_reads_wsl_from_the_record(record: dict, platform: str) -> None:
     assert deployment_of({"deployment": {}, **record}).platform == platform
+
+
+def test_the_seed_users_two_3090s_under_docker_desktop_are_planned_as_wsl_shows_them() -> None:
+    """Seed 001 runs vLLM in Docker Desktop on Windows with two RTX 3090s: the planner sizes each card as WSL2
+    shows it, and every option agrees with the same deployment estimated directly."""
+    from gpuplan.planner import context_table, plan
+
+    result = plan(QWEN, gpus=["RTX 3090"], num_gpus=2, max_model_len=16384, platform="wsl")
+    option = result.options[0]
+    assert round(option.gpu_memory_bytes / GiB, 2) == 23.99  # the whole 24 GiB board, less a few MiB
+    direct = gpuplan.estimate(QWEN, gpu="RTX 3090", tensor_parallel_size=option.tensor_parallel_size,
+                              pipeline_parallel_size=option.pipeline_parallel_size, quantization=option.quantization,
+                              kv_cache_dtype=option.kv_cache_dtype, max_model_len=option.launch_max_model_len,
+                              platform="wsl")
+    assert option.kv_cache_tokens == direct.kv_cache_tokens
+    linux = context_table(QWEN, gpus=["RTX 3090"], counts=[2], kv_dtypes=["auto"])
+    wsl = context_table(QWEN, gpus=["RTX 3090"], counts=[2], kv_dtypes=["auto"], platform="wsl")
+    assert wsl.rows[0].kv_cache_tokens > linux.rows[0].kv_cache_tokens
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        plan(QWEN, gpus=["RTX 3090"], platform="windows")
+    assert e.value.field == "platform"

@@ -362,6 +362,9 @@ def plan(
     concurrency: Annotated[int | None, typer.Option("--concurrency")] = None,
     vllm_version: Annotated[str | None, typer.Option("--vllm-version")] = None,
     price: Annotated[list[str] | None, typer.Option("--price", help="GPU=USD per hour (repeatable)")] = None,
+    platform: Annotated[str, typer.Option("--platform", help="linux (default) or wsl: vLLM under WSL2 on Windows "
+                                                              "(Docker Desktop too), every card's whole board")
+                        ] = "linux",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Which GPUs, how many, and which quantization fit MODEL; cheapest first."""
@@ -374,6 +377,7 @@ def plan(
             model=model, gpus=gpu or None, num_gpus=num_gpus, max_gpus=max_gpus, quantization=quantization,
             kv_cache_dtype=kv_cache_dtype, max_model_len=parse_length(max_model_len, "max_model_len"),
             concurrency=concurrency, vllm_version=vllm_version, prices=_parse_prices(price or []),
+            platform=platform,
         )
     except ValidationError as exc:
         raise _validation_line(exc) from exc
@@ -408,6 +412,8 @@ def context(
     kv_cache_dtype: Annotated[str, typer.Option("--kv-cache-dtype", help="comma-separated")] = "auto,fp8",
     vllm_version: Annotated[str | None, typer.Option("--vllm-version")] = None,
     quantization: Annotated[str | None, typer.Option("--quantization")] = None,
+    platform: Annotated[str, typer.Option("--platform", help="linux (default) or wsl: every card's whole board")
+                        ] = "linux",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Longest context and max concurrency per GPU x count x KV dtype (per layer kind, per vLLM version)."""
@@ -421,7 +427,7 @@ def context(
         raise CliError("counts", f"comma-separated integers, got {counts!r}") from exc
     spec = load_model(model, allow_network=_network())
     table = context_table(spec, gpus=gpu or None, counts=ns, kv_dtypes=[k.strip() for k in kv_cache_dtype.split(",")],
-                          vllm_version=vllm_version, quantization=quantization)
+                          vllm_version=vllm_version, quantization=quantization, platform=platform)
     if as_json:
         _echo_json(to_jsonable(table))
     else:

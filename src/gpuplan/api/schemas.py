@@ -407,6 +407,8 @@ class V1PlanRequest(BaseModel):
         dict[str, Annotated[float, Field(ge=0, le=10_000)]],
         Field(max_length=64, description="USD per GPU-hour by GPU name, overriding the catalog"),
     ] = Field(default_factory=dict)
+    platform: Literal["linux", "wsl"] = Field(
+        default="linux", description="wsl: vLLM under WSL2 on Windows, where every card shows its whole board")
 
     @field_validator("quantization")
     @classmethod

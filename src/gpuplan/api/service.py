@@ -607,6 +607,7 @@ def plan_kwargs(req: V1PlanRequest) -> dict[str, Any]:
         "prices": dict(req.prices),
         "gpu_memory_utilization": req.gpu_memory_utilization,
         "env": dict(req.env) or None,
+        "platform": req.platform,
     }
     return {k: v for k, v in kw.items() if v is not None}
 

@@ -13,10 +13,10 @@ from functools import lru_cache
 from typing import TypeVar
 
 from ..deployment import Deployment
-from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, estimate, request_kv_bytes, resolve
+from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, PLATFORMS, estimate, request_kv_bytes, resolve
 from ..engines.vllm.profiles import get_profile
 from ..errors import GpuplanError
-from ..gpus import GPU, find_gpu
+from ..gpus import GPU, find_gpu, wsl_memory_bytes
 from ..model.spec import ModelSpec
 from ..quant.methods import ASSUMED_FORMATS
 from ..report import MemoryReport
@@ -50,6 +50,7 @@ class Context:
     concurrency: int
     env: tuple[tuple[str, str], ...]
     params: ActiveParams
+    platform: str = "linux"  # "wsl": every card shows its whole board (gpus.wsl_memory_bytes)
 
 
 @lru_cache(maxsize=32)
@@ -77,14 +78,16 @@ def _command_ref(model: str | dict | ModelSpec, spec: ModelSpec) -> str:
 
 def make_context(model: str | dict | ModelSpec, *, vllm_version: str | None, utilization: float | None,
                  prices: Mapping[str, float] | None, concurrency: int,
-                 env: Mapping[str, str] | None) -> Context:
+                 env: Mapping[str, str] | None, platform: str = "linux") -> Context:
     if concurrency < 1:
         raise GpuplanError("concurrency", f"must be >= 1, got {concurrency}")
+    if platform not in PLATFORMS:
+        raise GpuplanError("platform", f"unknown platform {platform!r}", accepted=PLATFORMS)
     get_profile(vllm_version)  # an unknown version fails here, once, with the accepted list
     spec = load_spec(model)
     return Context(spec=spec, model_ref=_command_ref(model, spec), vllm_version=vllm_version,
                    utilization=utilization, prices=normalize_prices(prices), concurrency=concurrency,
-                   env=tuple(sorted((env or {}).items())), params=active_params(spec))
+                   env=tuple(sorted((env or {}).items())), params=active_params(spec), platform=platform)
 
 
 # ----------------------------------------------------------------------------- the search space
@@ -179,7 +182,8 @@ def _env_for(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[tup
 
 def _deployment(ctx: Context, c: Candidate, max_model_len: int | None,
                 utilization: float | None = None) -> Deployment:
-    return Deployment(gpu_name=c.gpu.name, gpu_memory_bytes=c.gpu.memory_bytes,
+    memory = wsl_memory_bytes(c.gpu) if ctx.platform == "wsl" else c.gpu.memory_bytes
+    return Deployment(gpu_name=c.gpu.name, gpu_memory_bytes=memory, platform=ctx.platform,
                       compute_capability=c.gpu.compute_capability, tensor_parallel_size=c.tp,
                       pipeline_parallel_size=c.pp, gpu_memory_utilization=utilization or ctx.utilization,
                       max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
@@ -380,13 +384,14 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
          max_gpus: int = 8, quantization: str | None = None, kv_cache_dtype: str | None = None,
          max_model_len: int | None = None, concurrency: int = 1, vllm_version: str | None = None,
          prices: Mapping[str, float] | None = None, gpu_memory_utilization: float | None = None,
-         env: Mapping[str, str] | None = None) -> PlanResult:
+         env: Mapping[str, str] | None = None, platform: str = "linux") -> PlanResult:
     """Which GPUs, how many, in what weight format and KV dtype serve `model` at `max_model_len` for
     `concurrency` requests; each option re-run through the engine, ranked, with commands and costs.
 
     `num_gpus` with a single GPU names a deployment: `requested` judges it and lists the nearest options
     that fit. `env` passes vLLM environment variables (e.g. the Llama-4 hybrid-KV switch) to the engine
-    and the commands. `prices` (GPU name -> USD per GPU-hour) override the catalog's.
+    and the commands. `prices` (GPU name -> USD per GPU-hour) override the catalog's. `platform` "wsl" sizes
+    every card as WSL2 on Windows shows it (its whole board, no peer access).
     """
     if max_gpus < 1:
         raise GpuplanError("max_gpus", f"must be >= 1, got {max_gpus}")
@@ -395,7 +400,7 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
     if max_model_len is not None and max_model_len < 1:
         raise GpuplanError("max_model_len", f"must be positive, got {max_model_len}")
     ctx = make_context(model, vllm_version=vllm_version, utilization=gpu_memory_utilization, prices=prices,
-                       concurrency=concurrency, env=env)
+                       concurrency=concurrency, env=env, platform=platform)
     gpu_list = resolve_gpus(gpus)
     counts = [num_gpus] if num_gpus is not None else [n for n in data()["gpu_counts"] if n <= max_gpus]
     formats = formats_for(ctx.spec, quantization)

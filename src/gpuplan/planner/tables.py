@@ -30,10 +30,10 @@ def context_table(model: str | dict | ModelSpec, gpus: Sequence[str] | str | Non
                   counts: Sequence[int] = (1, 2, 4, 8), kv_dtypes: Sequence[str] = ("auto", "fp8"),
                   vllm_version: str | None = None, *, lengths: Sequence[int] | None = None,
                   quantization: str | None = None, gpu_memory_utilization: float | None = None,
-                  env: Mapping[str, str] | None = None) -> ContextTable:
+                  env: Mapping[str, str] | None = None, platform: str = "linux") -> ContextTable:
     """Longest max_model_len one request can have, and vLLM's max concurrency at a few lengths."""
     ctx = make_context(model, vllm_version=vllm_version, utilization=gpu_memory_utilization, prices=None,
-                       concurrency=1, env=env)
+                       concurrency=1, env=env, platform=platform)
     spec = ctx.spec
     top = spec.max_model_len_limit
     lens = tuple(sorted({min(x, top) for x in (lengths or data()["context_table_lengths"])}))

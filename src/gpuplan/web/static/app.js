@@ -542,6 +542,7 @@
       gpu_memory_utilization: body.gpu_memory_utilization, vllm_version: body.vllm_version };
     if (body.max_model_len) planBody.max_model_len = body.max_model_len;
     if (body.quantization) planBody.quantization = body.quantization;
+    if (body.platform) planBody.platform = body.platform;
     if (body.kv_cache_dtype !== "auto") planBody.kv_cache_dtype = body.kv_cache_dtype;
     await Promise.all([updateCurve(curveBody, r, concurrency, seq), updatePlan(planBody, body, seq)]);
     if (seq !== state.seq) return;
