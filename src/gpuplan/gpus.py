@@ -254,6 +254,11 @@ def wsl_memory_bytes(gpu: GPU) -> int:
     return math.ceil(gpu.memory_bytes / GIB) * GIB - 8 * 2**20
 
 
+def visible_memory_bytes(gpu: GPU, platform: str = "linux") -> int:
+    """What CUDA reports as `gpu`'s total on `platform` ("linux" or "wsl")."""
+    return wsl_memory_bytes(gpu) if platform == "wsl" else gpu.memory_bytes
+
+
 def resolve_gpu_memory(
     gpu: str | None, gpu_memory_gib: float | None, platform: str = "linux"
 ) -> tuple[str | None, int | None, float | None]:
@@ -280,5 +285,5 @@ def resolve_gpu_memory(
         return None, memory, None
     found = find_gpu(gpu)
     if memory is None:
-        memory = wsl_memory_bytes(found) if platform == "wsl" else found.memory_bytes
+        memory = visible_memory_bytes(found, platform)
     return found.name, memory, found.compute_capability

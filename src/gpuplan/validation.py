@@ -30,11 +30,10 @@ def _gpu_bytes(dep: dict, platform: str = "linux") -> tuple[str | None, int | No
     cat_bytes, cc = None, None
     if name:
         try:
-            from .gpus import find_gpu, wsl_memory_bytes
+            from .gpus import find_gpu, visible_memory_bytes
 
             g = find_gpu(name)
-            cat_bytes = wsl_memory_bytes(g) if platform == "wsl" else g.memory_bytes
-            cc = g.compute_capability
+            cat_bytes, cc = visible_memory_bytes(g, platform), g.compute_capability
         except (GpuplanError, ImportError):
             pass
     if logged:

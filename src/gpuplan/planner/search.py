@@ -16,7 +16,7 @@ from ..deployment import Deployment
 from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, PLATFORMS, estimate, request_kv_bytes, resolve
 from ..engines.vllm.profiles import get_profile
 from ..errors import GpuplanError
-from ..gpus import GPU, find_gpu, wsl_memory_bytes
+from ..gpus import GPU, find_gpu, visible_memory_bytes
 from ..model.spec import ModelSpec
 from ..quant.methods import ASSUMED_FORMATS
 from ..report import MemoryReport
@@ -50,7 +50,7 @@ class Context:
     concurrency: int
     env: tuple[tuple[str, str], ...]
     params: ActiveParams
-    platform: str = "linux"  # "wsl": every card shows its whole board (gpus.wsl_memory_bytes)
+    platform: str = "linux"  # "wsl": every card shows its whole board (gpus.visible_memory_bytes)
 
 
 @lru_cache(maxsize=32)
@@ -182,8 +182,8 @@ def _env_for(ctx: Context, c: Candidate, max_model_len: int | None) -> tuple[tup
 
 def _deployment(ctx: Context, c: Candidate, max_model_len: int | None,
                 utilization: float | None = None) -> Deployment:
-    memory = wsl_memory_bytes(c.gpu) if ctx.platform == "wsl" else c.gpu.memory_bytes
-    return Deployment(gpu_name=c.gpu.name, gpu_memory_bytes=memory, platform=ctx.platform,
+    return Deployment(gpu_name=c.gpu.name, gpu_memory_bytes=visible_memory_bytes(c.gpu, ctx.platform),
+                      platform=ctx.platform,
                       compute_capability=c.gpu.compute_capability, tensor_parallel_size=c.tp,
                       pipeline_parallel_size=c.pp, gpu_memory_utilization=utilization or ctx.utilization,
                       max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
