@@ -188,12 +188,17 @@ _FLASHINFER_SAMPLER_LINES = (("Using FlashInfer for top-p & top-k sampling", Tru
                              ("FlashInfer is available, but it is not enabled", False))
 
 
+def _stated_by_lines(rec: dict, lines: tuple[tuple[str, Any], ...]) -> Any:
+    """The value of the table's lines that the record's evidence quotes, where they agree on one; else None."""
+    evidence = str(rec.get("evidence") or "")
+    found = {value for line, value in lines if line in evidence}
+    return found.pop() if len(found) == 1 else None
+
+
 def _logged_flashinfer_sampler(rec: dict) -> bool | None:
     """Whether the record's log says its V1 sampler runs FlashInfer's top-k/top-p kernels (topk_topp_sampler.py's
     start-up line), or None where it does not say."""
-    evidence = str(rec.get("evidence") or "")
-    found = {used for line, used in _FLASHINFER_SAMPLER_LINES if line in evidence}
-    return found.pop() if len(found) == 1 else None
+    return _stated_by_lines(rec, _FLASHINFER_SAMPLER_LINES)
 
 
 # custom_all_reduce.py's reasons for staying off that tell how the GPUs are linked
@@ -217,9 +222,7 @@ def _logged_platform(rec: dict) -> str:
 def _logged_interconnect(rec: dict) -> str | None:
     """The interconnect the record's log implies: no peer access where vLLM's custom all-reduce says the GPUs lack
     it or sit on different nodes, PCIe where it says they are PCIe-only; None where the log does not say."""
-    evidence = str(rec.get("evidence") or "")
-    found = {fabric for line, fabric in _ALLREDUCE_OFF_LINES if line in evidence}
-    return found.pop() if len(found) == 1 else None
+    return _stated_by_lines(rec, _ALLREDUCE_OFF_LINES)
 
 
 def _command_line_flag(rec: dict, name: str) -> bool | None:
