@@ -18,7 +18,7 @@ from . import kv_dsv4 as D
 from . import kv_packed as P
 from . import kv_recipes  # noqa: F401  (registers the families' cache recipes)
 from .kv_usage import chunk_blocks, window_blocks
-from .profiles import Profile
+from .profiles import Profile, tokens_formula
 
 FP8_DS_MLA_BYTES_PER_TOKEN = 656  # 512 fp8 NoPE + 4 fp32 tile scales + 64 bf16 RoPE values
 INDEXER_BYTES_PER_TOKEN = 132  # DeepSeek-V3.2 indexer: 128 fp8 values + one fp32 scale
@@ -346,7 +346,7 @@ def needed_bytes(plan: KVPlan, seq_len: int, ctx: KVContext, profile: Profile) -
 def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, kv_dtype: str,
               bytes_per_token: int) -> KVCacheReport:
     if isinstance(plan, D.DSV4Plan):
-        return D.kv_report(plan, num_blocks, ctx.max_model_len, kv_dtype, bytes_per_token, profile.tokens_formula)
+        return D.kv_report(plan, num_blocks, ctx.max_model_len, kv_dtype, bytes_per_token, tokens_formula(profile))
     if isinstance(plan, P.PackedPlan):
         return P.kv_report(plan, num_blocks, ctx.max_model_len, kv_dtype, bytes_per_token)
     L = ctx.max_model_len
@@ -354,9 +354,9 @@ def kv_report(plan: KVPlan, num_blocks: int, ctx: KVContext, profile: Profile, k
     conc = num_blocks / need if need else 0.0
     if not plan.types:
         tokens = 0
-    elif profile.tokens_formula == "concurrency_x_len":
+    elif (formula := tokens_formula(profile)) == "concurrency_x_len":
         tokens = int(conc * L)
-    elif plan.hybrid and profile.tokens_formula == "groups_min_bs":
+    elif plan.hybrid and formula == "groups_min_bs":
         tokens = (num_blocks // plan.num_groups) * plan.min_block_size
     else:
         tokens = num_blocks * plan.block_size

@@ -309,3 +309,11 @@ def flashinfer_if_installed(profile: Profile) -> bool:
 def known_versions() -> list[str]:
     return ["0.33.0", "0.28.0", "0.25.0", "0.22.0", "0.21.0", "0.20.0", "0.19.0", "0.18.0", "0.17.0", "0.16.0",
             "0.12.0", "0.11.0", "0.10.2", "0.9.2", "0.8.5", "0.6.6", "0.5.0"]
+
+
+def tokens_formula(profile: Profile) -> str:
+    """How the profile's vLLM computes the logged "GPU KV cache size: N tokens" (kv.kv_report), with a patch release
+    that changed it inside a profile's range (tokens_x_len_from: 0.20.1 took 0.21's max_concurrency x max_model_len)."""
+    since = profile.flags.get("tokens_x_len_from")
+    return "concurrency_x_len" if since and profile.at_least(since) else profile.tokens_formula
+
