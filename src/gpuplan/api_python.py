@@ -35,7 +35,7 @@ def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memor
     """Per-GPU memory report for `model` served by vLLM.
 
     `options` are Deployment fields with vLLM's names (tensor_parallel_size, max_model_len,
-    kv_cache_dtype, quantization, vllm_version, ...). `gpu` is a catalog name ("H100", "A100-80GB");
+    kv_cache_dtype, quantization, vllm_version, speculative_config={"method": "mtp", ...}, ...). `gpu` is a catalog name ("H100", "A100-80GB");
     with no GPU at all, gpus.DEFAULT_GPU is assumed and the report's warnings say so.
     """
     from dataclasses import replace
@@ -47,6 +47,10 @@ def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memor
     for key in ("limit_mm_per_prompt", "mm_processor_kwargs", "env"):  # vLLM takes these as dicts
         if isinstance(options.get(key), dict):
             options[key] = tuple(sorted(options[key].items()))
+    if "speculative_config" in options:  # as vLLM takes it: {"method": "mtp", "num_speculative_tokens": 2}
+        sc = options.pop("speculative_config") or {}
+        options["speculative_method"] = sc.get("method")
+        options["num_speculative_tokens"] = int(sc.get("num_speculative_tokens") or 1) if sc else 0
     if options:
         dep = dep.with_(**options)
     dep, note = with_gpu(dep, gpu, gpu_memory_gib)

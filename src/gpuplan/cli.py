@@ -238,6 +238,10 @@ def estimate(
         "--platform", help="linux (default) or wsl: vLLM under WSL2 on Windows (Docker Desktop too), where a named "
                            "GPU shows its whole board memory and GPUs have no peer access")
     ] = "linux",
+    speculative_config: Annotated[str | None, typer.Option(
+        "--speculative-config", help='JSON as vLLM takes it, e.g. \'{"method": "mtp", "num_speculative_tokens": 2}\': '
+                                     "mtp loads and caches the checkpoint's MTP modules; ngram and suffix cost no "
+                                     "GPU memory")] = None,
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE, "
@@ -282,6 +286,8 @@ def estimate(
             compile_cache=compile_cache,
             interconnect=interconnect,
             platform=platform,
+            speculative_config=parse_json_object(speculative_config, "speculative_config")
+            if speculative_config is not None else None,
             env=parse_env(env),
         )
     except ValidationError as exc:

@@ -55,6 +55,9 @@ class Deployment:
     # "linux", or "wsl": vLLM under WSL2 on Windows (Docker Desktop included), where CUDA reports a card's full
     # memory rather than what a Linux driver leaves, and GPUs get no peer access.
     platform: str = "linux"
+    # --speculative-config's method and num_speculative_tokens (engines/vllm/drafter.py); None: no drafter.
+    speculative_method: str | None = None
+    num_speculative_tokens: int = 0
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:

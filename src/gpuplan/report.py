@@ -102,6 +102,8 @@ class MemoryReport:
     # How the GPUs reach each other, as sized: the deployment's interconnect or the catalog's fabric.
     interconnect: str = "nvswitch"
     platform: str = "linux"
+    # --speculative-config as sized ({"method", "num_speculative_tokens"}); None without a drafter.
+    speculative_config: dict | None = None
     # Two figures vLLM prints that are not components: the pool the CUDA-graph capture takes ("Graph capturing
     # finished ..., took X GiB"; the ledger's "CUDAGraph memory"), and the ledger's "X GiB for peak activation",
     # which from 0.27 adds the graph estimate vLLM subtracts to the profile run's transient peak.
@@ -165,6 +167,7 @@ class MemoryReport:
                 "kv_cache_dtype": self.kv.kv_cache_dtype if self.kv else None,
                 "interconnect": self.interconnect,
                 "platform": self.platform,
+                "speculative_config": self.speculative_config,
             },
             "per_gpu": {
                 "weights_bytes": self.weights_bytes,

@@ -147,6 +147,7 @@ def deployment_of(rec: dict) -> Deployment:
     if q == "compressed-tensors" and not cfg_q:
         q = quant_from_model_id(str(rec.get("model_id") or "")) or q
         q = "fp8_per_channel" if q == "fp8" else q
+    spec_cfg = d.get("speculative_config") if isinstance(d.get("speculative_config"), dict) else None
     return Deployment(
         gpu_name=name, gpu_memory_bytes=total, compute_capability=cc,
         tensor_parallel_size=d.get("tensor_parallel_size") or 1,
@@ -174,6 +175,9 @@ def deployment_of(rec: dict) -> Deployment:
         # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
         platform=platform,
+        # Optional in the schema: --speculative-config as the record's command line or engine line states it.
+        speculative_method=spec_cfg.get("method") if spec_cfg else None,
+        num_speculative_tokens=int(spec_cfg.get("num_speculative_tokens") or 1) if spec_cfg else 0,
     )
 
 

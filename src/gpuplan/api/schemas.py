@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from ..deployment import Deployment
+from ..engines.vllm.drafter import SEPARATE_DRAFT as SPEC_SEPARATE
+from ..engines.vllm.drafter import SIZED_METHODS as SPEC_METHODS
 from ..report import FAILURE_KINDS
 
 GIB_NOTE = "in GiB (2^30 bytes, the unit vLLM logs), per GPU"
@@ -248,6 +250,29 @@ class SeedEstimateResponse(BaseModel):
 # ---------------------------------------------------------------------------------------------- /v1
 
 
+class SpeculativeConfig(BaseModel):
+    """vLLM's --speculative-config as gpuplan sizes it. Other keys vLLM takes (prompt_lookup_max, enforce_eager, ...)
+    are accepted and change no memory figure."""
+
+    model_config = ConfigDict(extra="allow")
+
+    method: Annotated[str, Field(max_length=32, json_schema_extra={"enum": list(SPEC_METHODS)},
+                                 description="mtp (the checkpoint's own MTP modules, any of vLLM's *_mtp names), "
+                                             "ngram or suffix")]
+    num_speculative_tokens: Annotated[int, Field(ge=1, le=64)] = 1
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v in SPEC_SEPARATE:
+            raise PydanticCustomError(
+                "unsupported_value", "speculative method '{value}' drafts with a separate checkpoint, which gpuplan "
+                "does not size yet; accepted: {shown}",
+                {"value": v, "shown": ", ".join(SPEC_METHODS), "accepted": list(SPEC_METHODS)})
+        return _one_of(v, SPEC_METHODS) or v
+
+
 class DeploymentFields(BaseModel):
     """Deployment options with vLLM's names (exactly gpuplan.deployment.Deployment's fields)."""
 
@@ -307,6 +332,9 @@ class DeploymentFields(BaseModel):
     platform: Literal["linux", "wsl"] = Field(
         default="linux", description="wsl: vLLM under WSL2 on Windows (Docker Desktop included), where a named GPU "
                                      "shows its whole board memory and GPUs have no peer access")
+    speculative_config: SpeculativeConfig | None = Field(
+        default=None, description='speculative decoding, as vLLM\'s --speculative-config: {"method": "mtp", '
+                                  '"num_speculative_tokens": 2} loads and caches the checkpoint\'s MTP modules')
     env: Annotated[dict[str, Annotated[str, Field(max_length=256)]], Field(max_length=16)] = Field(
         default_factory=dict, description="vLLM environment variables that change its accounting"
     )
@@ -358,9 +386,12 @@ class DeploymentFields(BaseModel):
     def deployment(self) -> Deployment:
         """The core's Deployment; the GPU is resolved by the core (gpuplan.gpus), not here."""
         own = set(DeploymentFields.model_fields) - {"gpu", "gpu_memory_gib", "env", "limit_mm_per_prompt",
-                                                    "mm_processor_kwargs"}
+                                                    "mm_processor_kwargs", "speculative_config"}
         fields = self.model_dump(include=own)
+        sc = self.speculative_config
         return Deployment(**fields, env=tuple(sorted(self.env.items())),
+                          speculative_method=sc.method if sc else None,
+                          num_speculative_tokens=sc.num_speculative_tokens if sc else 0,
                           limit_mm_per_prompt=tuple(sorted(self.limit_mm_per_prompt.items())),
                           mm_processor_kwargs=tuple(sorted(self.mm_processor_kwargs.items())))
 

@@ -24,6 +24,7 @@ from .spec import (
     MaxLenLimit,
     Mlp,
     ModelSpec,
+    MtpModule,
     MultimodalSpec,
     RopeCache,
     SequenceParallelRule,
@@ -174,7 +175,7 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
           rope: tuple[RopeCache, ...] = (), extra: tuple[Tensor, ...] = (), not_loaded: tuple[Tensor, ...] = (),
           multimodal: MultimodalSpec | None = None, notes: tuple[str, ...] = (), generic: bool = False,
           mamba_ssm_dtype: str | None = None, token_buffers: tuple[TokenBuffer, ...] = (),
-          residual_streams: int = 1) -> ModelSpec:
+          residual_streams: int = 1, mtp: MtpModule | None = None) -> ModelSpec:
     arch = (outer.get("architectures") or cfg.get("architectures") or [""])[0] or ""
     qc = outer.get("quantization_config") or cfg.get("quantization_config")
     quant = parse_quant_config(qc) if qc else None
@@ -202,6 +203,7 @@ def _spec(name: str, cfg: dict, outer: dict, layers: list[Layer], *, hidden: int
         head=head,
         extra=extra,
         extra_not_loaded=not_loaded,
+        mtp=mtp,
         rope_caches=rope,
         token_buffers=token_buffers,
         residual_streams=residual_streams,
@@ -760,6 +762,39 @@ def deepseek_moe_block(cfg: dict, hidden: int, n: int, *, correction_bias: bool,
     return sparse_layers(cfg, n, e, first_dense, freq), moe, moe_t, norms
 
 
+def mtp_module(layers: list[Layer], hidden: int, vocab: int, n: int, style: str) -> MtpModule | None:
+    """The `n` MTP modules vLLM builds to draft (see MtpModule). Each drafts through one decoder layer like the
+    target's last full-attention one (its attention kind decides the draft's KV cache).
+    "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py): per module enorm, hnorm, a plain nn.Linear eh_proj [H, 2H]
+    (whole on every GPU, never quantized) and shared_head.norm; before 0.16 also shared_head.head, a vocab-parallel
+    LM head of its own (0.16's load_model points it at the target's).
+    "qwen_next" (qwen3_next_mtp.py, qwen3_5_mtp.py): once for all modules a column-parallel fc [H, 2H] built with
+    the checkpoint's quantization, pre_fc_norm_hidden, pre_fc_norm_embedding and a final norm."""
+    if n <= 0:
+        return None
+    layer = next((x for x in reversed(layers) if x.attention.kind in ("full", "mla")), None)
+    if layer is None:
+        return None
+    t: list[Tensor] = []
+    mods: tuple[Layer, ...] = (layer,) * n  # deepseek: model.layers.{N + j}, as the checkpoint names them
+    if style == "qwen_next":
+        # vLLM's prefix mtp.layers.{j}, which checkpoints' ignore lists match ("re:.*mtp.*")
+        mods = tuple(replace(layer, tensors=tuple(replace(x, name=x.name.replace(b.P, f"mtp.layers.{j}."))
+                                                  for x in layer.tensors)) for j in range(n))
+    if style == "deepseek":
+        for i in range(n):
+            p = f"model.layers.mtp{i}."
+            t += b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
+            t += b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
+            t += b.norm(p + "shared_head.norm", hidden, kind="mtp")
+            t.append(Tensor(p + "shared_head.head", "mtp", (vocab, hidden), "vocab", until="0.16"))
+    else:
+        t += b.linear("mtp.fc", "mtp", hidden, 2 * hidden, "column")
+        for name in ("mtp.pre_fc_norm_hidden", "mtp.pre_fc_norm_embedding", "mtp.norm"):
+            t += b.norm(name, hidden, kind="mtp")
+    return MtpModule(layers=mods, tensors=tuple(t), style=style)
+
+
 def deepseek_mtp_not_loaded(cfg: dict, layers: list[Layer], hidden: int, vocab: int) -> tuple[Tensor, ...]:
     """MTP layers ship in the checkpoint; vLLM loads them only for speculative decoding."""
     mtp = _int(cfg, "num_nextn_predict_layers", default=0)
@@ -802,7 +837,8 @@ def mla_moe_decoder(cfg: dict, outer: dict, name: str, *, fp32_router: bool = Fa
     buffers = (TokenBuffer("topk_indices_buffer", _int(cfg, "index_topk", default=2048), "int32"),) if att.sparse else ()
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=kvr + rope_d,
                  inter=inter, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded,
-                 token_buffers=buffers)
+                 token_buffers=buffers,
+                 mtp=mtp_module(layers, hidden, vocab, _int(cfg, "num_nextn_predict_layers", default=0), "deepseek"))
 
 
 @register("deepseek_v4")
@@ -960,7 +996,10 @@ def _qwen3_next(cfg: dict, outer: dict, name: str) -> ModelSpec:
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
-                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd),
+                 # qwen3_next_mtp.py builds num_nextn_predict_layers modules, 1 where the config (as Qwen's do)
+                 # does not say; the checkpoints ship mtp.* weights for it
+                 mtp=mtp_module(layers, hidden, vocab, _int(cfg, "num_nextn_predict_layers", default=1), "qwen_next"))
 
 
 @register("jamba")

@@ -19,6 +19,7 @@ from .adapters import (
     _tie,
     _with,
     mla_moe_decoder,
+    mtp_module,
     register,
 )
 from .spec import Attention, Layer, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor
@@ -74,7 +75,8 @@ def _glm4_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
-                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd))
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd),
+                 mtp=mtp_module(layers, hidden, vocab, _int(cfg, "num_nextn_predict_layers", default=0), "deepseek"))
 
 
 @register("glm4_moe_lite")

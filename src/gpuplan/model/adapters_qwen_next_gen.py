@@ -22,6 +22,7 @@ from .adapters import (
     _spec,
     _tie,
     _with,
+    mtp_module,
     register,
 )
 from .spec import Attention, EncoderShape, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor, TokenBuffer
@@ -205,5 +206,6 @@ def _qwen3_5(cfg: dict, outer: dict, name: str) -> ModelSpec:
     ssm_dtype = text.get("mamba_ssm_dtype") if isinstance(text.get("mamba_ssm_dtype"), str) else None
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_mrope_single_from_032(_rope(text, hd)), extra=extra,
-                 not_loaded=not_loaded,
+                 not_loaded=not_loaded, mtp=None if text.get("mtp_use_dedicated_embeddings") else mtp_module(
+                     layers, hidden, vocab, n_mtp, "qwen_next"),
                  multimodal=mm, mamba_ssm_dtype=ssm_dtype)

@@ -399,6 +399,19 @@ class MaxLenLimit:
 
 
 @dataclass(frozen=True)
+class MtpModule:
+    """The multi-token-prediction modules a checkpoint carries (num_nextn_predict_layers), as vLLM builds them when
+    they draft for speculative decoding (--speculative-config method "mtp"); otherwise vLLM skips them at load. The
+    draft shares the target's embedding and LM head (spec_decode's load_model), so only its own parts are here."""
+
+    layers: tuple[Layer, ...]  # one decoder layer per module, each with a KV cache of its own
+    # Outside the layers: the modules' input norms and projection, their head norm; Tensor.until marks the copy of
+    # the LM head that releases before 0.16 kept per module (shared_head.head).
+    tensors: tuple[Tensor, ...]
+    style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py) or "qwen_next" (qwen3_next_mtp.py)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     model_type: str
@@ -416,6 +429,7 @@ class ModelSpec:
     head: tuple[Tensor, ...]  # tensors of the last PP stage (final norm, lm_head)
     extra: tuple[Tensor, ...] = ()  # vision tower, projector, MTP layers loaded by vLLM
     extra_not_loaded: tuple[Tensor, ...] = ()  # in the checkpoint, not loaded by vLLM (e.g. MTP)
+    mtp: MtpModule | None = None  # the checkpoint's MTP modules, loaded only to draft for speculative decoding
     rope_caches: tuple[RopeCache, ...] = ()
     token_buffers: tuple[TokenBuffer, ...] = ()
     residual_streams: int = 1  # hyper-connections (DeepSeek-V4's hc_mult): the residual is this many hidden wide

@@ -29,6 +29,7 @@ class Activation:
     sampler_state: int = 0  # the V2 model runner's per-request penalty buffers, held through the profile
     recurrent_cache: int = 0  # V0: the Mamba / linear-attention state cache the model allocates in the profile run
     encoder: int = 0  # the vision tower's own peak on the profile's max-size items, before the language model runs
+    drafter: int = 0  # speculative decoding's proposer buffers (drafter.py), held through the profile run
 
 
 def mxfp4_moe_kernel(spec: ModelSpec, cc: float) -> str:

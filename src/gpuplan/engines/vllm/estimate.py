@@ -16,6 +16,7 @@ from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS, fp8_weights
 from ...report import Component, KVCacheReport, MemoryReport
 from ...units import DTYPE_BYTES, GiB, MiB, cdiv, round_up
 from . import budget as B
+from . import drafter as D
 from . import encoder_profile as E
 from . import kv as K
 from . import mla_choice as MC
@@ -389,7 +390,8 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         # vLLM's is_quantized reads the checkpoint's quantization_config: an assumed AWQ/GPTQ checkpoint has one,
         # --quantization fp8 on a bf16 checkpoint (source "online") and a GGUF file do not.
         quantized=quant is not None and quant.source != "online" and quant.method != "gguf",
-        has_state=any(layer.attention.state for layer in spec.layers), attention_free=spec.attention_free)
+        has_state=any(layer.attention.state for layer in spec.layers), attention_free=spec.attention_free,
+        spec_method=D.normalized_method(dep.speculative_method) if dep.speculative_method else "")
     off = T.text_only(spec, dep, profile)
     towers = T.placement(spec, profile, off=off, pp=pp, runner_v2=runner_v2)
     encoder_dp = T.encoder_data_parallel(spec, dep, profile, tp, warnings)
@@ -776,7 +778,8 @@ def _kv_context(r: Resolved) -> K.KVContext:
                        mnbt=r.mnbt, in_flight_factor=in_flight, hybrid_manager=r.hybrid_manager,
                        compute_capability=r.cc, mamba_mode=r.mamba_mode, mamba_checkpoint=r.mamba_checkpoint,
                        attention_free=r.attention_free,
-                       sparse_mla=r.sparse_mla, head_size_v=r.profile.flag_from("kv_head_size_v"))
+                       sparse_mla=r.sparse_mla, head_size_v=r.profile.flag_from("kv_head_size_v"),
+                       spec_state_blocks=r.dep.num_speculative_tokens if r.dep.speculative_method else 0)
 
 
 def _encoder_plan(spec: ModelSpec, r: Resolved) -> E.EncoderPlan | None:
@@ -852,6 +855,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stored = spec.checkpoint
     r = resolve(spec, dep)
     p = r.profile
+    spec, drafter = D.serving_spec(spec, r.dep, p, r.pp)
     if r.mla_off:
         spec = MC.as_multi_head(spec, p)
     parts = stage_layers(spec, r.pp, r.partition)
@@ -917,6 +921,9 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                             v0_mla_context_rows=mla_rows, sparse_transient=sparse.transient if sparse else 0,
                             sparse_workspace=sparse.workspace if sparse else None)
         act = stage_act(flashinfer_sampler=fi_sampler)
+        if last and drafter.hidden_width:
+            d_buf = drafter.buffer_bytes(r.mnbt, r.act_bytes)
+            act = replace(act, peak=act.peak + d_buf, drafter=d_buf)
         if last and fi_unknown:
             fi_gain = act.peak - stage_act(flashinfer_sampler=True).peak
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
@@ -968,7 +975,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                        "failure": c_verdict.failure}
     comps = _components(spec, r, stages[0], n_torch, budget, stored is not None,
                         stages[0]["cold"] if charge_cold else 0, comm)
-    warnings = list(r.warnings) + list(spec.notes)
+    warnings = list(r.warnings) + list(spec.notes) + list(drafter.notes)
     if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
         warnings.append("V0 engine: windowed layers are allocated full length")
     tower = stages[0]["activation"].encoder
@@ -1008,6 +1015,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
         first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric, platform=r.dep.platform,
+        speculative_config={"method": drafter.method, "num_speculative_tokens": drafter.tokens}
+        if drafter.method else None,
         peak_process_bytes=base + budget + graphs_outside,
         encoder_profile=None if enc is None else {
             "modality": enc.modality, "items": enc.items, "budget_tokens": enc.budget_tokens,
@@ -1269,6 +1278,7 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                   f" {act.moe_workspace / GiB:.2f}"
                   + (f" + V2 runner sampler state {act.sampler_state / GiB:.2f}" if r.runner_v2 else "")
                   + (f" + V0 Mamba state cache {act.recurrent_cache / GiB:.2f}" if act.recurrent_cache else "")
+                  + (f" + speculative drafter's buffers {act.drafter / GiB:.2f} (computed)" if act.drafter else "")
                   + (f"; the vision tower's pass before it {act.encoder / GiB:.2f} (from the model code)"
                      if act.encoder else "")
                   + (f" + cold torch.compile scratch {cold / GiB:.2f} (first start on an empty compile cache)"
@@ -1306,6 +1316,7 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
 def request_kv_bytes(spec: ModelSpec, dep: Deployment, seq_len: int) -> int:
     """Per-GPU KV bytes one request of seq_len tokens holds (windows respected, whole blocks)."""
     r = resolve(spec, replace(dep, max_model_len=max(seq_len, 1)))
+    spec, _ = D.serving_spec(spec, r.dep, r.profile, r.pp)
     if r.mla_off:
         spec = MC.as_multi_head(spec, r.profile)
     ctx = _kv_context(r)

@@ -65,6 +65,9 @@ class KVContext:
     attention_free: bool = False  # only recurrent layers (Mamba, Mamba-2): one state block of max_model_len
     sparse_mla: bool = False  # DeepSeek-V3.2 / GLM-5 layers: sparse MLA backends, 64-token blocks
     head_size_v: bool = True  # V cached at its own head size (0.20+); before, padded to the key head size
+    # Speculative decoding: a Mamba / linear-attention state block per draft token and request (MambaSpec
+    # num_speculative_blocks = num_speculative_tokens, whatever the method)
+    spec_state_blocks: int = 0
 
 
 def kv_element_bytes(kv_cache_dtype: str, model_dtype_bytes: int) -> float:
@@ -159,12 +162,12 @@ def request_blocks(s: LayerKV, seq_len: int, bs: int, ctx: KVContext, profile: P
     if s.is_state:
         # MambaSpec.max_memory_usage_bytes: one state; with prefix caching ("align") the running state and the
         # last block-aligned one (+ a prefill checkpoint: Mamba-2 from 0.32, Qwen's GDN from 0.33); "all" keeps a
-        # state per block.
+        # state per block. Speculative decoding adds one per draft token.
         if ctx.mamba_mode == "all":
             return cdiv(seq_len, bs)
         if ctx.mamba_mode == "align":
-            return 2 + int(s.checkpoint)
-        return 1
+            return 2 + int(s.checkpoint) + ctx.spec_state_blocks
+        return 1 + ctx.spec_state_blocks
     in_flight = ctx.mnbt * ctx.in_flight_factor
     if s.kind == "sliding_window" and ctx.hybrid_manager:
         return window_blocks(s.window, in_flight, seq_len, bs)

@@ -233,10 +233,11 @@ def get_profile(version: str | None, use_v1: bool | None = None) -> Profile:
 @cache
 def uses_model_runner_v2(profile: Profile, architecture: str, env: bool | None, mamba_mode: str, *,
                          moe: bool = False, quantized: bool = False, has_state: bool = False,
-                         attention_free: bool = False) -> bool:
+                         attention_free: bool = False, spec_method: str = "") -> bool:
     """Whether this start-up runs vLLM's second GPU model runner (config/vllm.py use_v2_model_runner).
     `quantized`: the checkpoint's config has a quantization_config; `has_state`: Mamba / linear-attention layers
-    (vLLM's has_inner_state; a hybrid when the model also has attention layers)."""
+    (vLLM's has_inner_state; a hybrid when the model also has attention layers); `spec_method`: the speculative
+    method as drafter.normalized_method names it ("" without one)."""
     mr = _profiles()[0].get("model_runner_v2", {})
     if profile.engine != "v1" or not mr or not profile.at_least(mr["env_from"]):
         return False
@@ -246,6 +247,9 @@ def uses_model_runner_v2(profile: Profile, architecture: str, env: bool | None, 
     if has_state and any(in_versions(vt, e["versions"]) and mamba_mode in e["modes"]
                          for e in mr["unsupported_mamba_cache_modes"]):
         return False  # _get_v2_model_runner_unsupported_features: vLLM falls back to V1
+    if spec_method and any(in_versions(vt, e["versions"]) and spec_method in e["methods"]
+                           for e in mr["spec_methods_v1_only"]):
+        return False  # the same, for a speculative method the V2 runner does not run yet
     if profile.at_least(mr["all_from"]):
         return True
     listed = any(in_versions(vt, e["versions"]) and architecture in e["architectures"]

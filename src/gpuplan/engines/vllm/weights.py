@@ -404,6 +404,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             for t in spec.head:
                 if t.kind == "lm_head" and spec.tie_word_embeddings and first:
                     continue  # the LM head is the embedding tensor
+                if t.until and at_least(t.until):
+                    continue  # this release no longer builds it
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
         seen = set()
         for r in spec.rope_caches:

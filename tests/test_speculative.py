@@ -1,0 +1,149 @@
+"""Speculative decoding: what vLLM's drafter costs per GPU (engines/vllm/drafter.py).
+
+A DeepSeek or GLM checkpoint carries MTP modules that vLLM loads only with --speculative-config '{"method": "mtp"}':
+users ask how much that takes from the KV cache before they turn it on."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+import gpuplan
+from gpuplan.api.app import create_app
+from gpuplan.catalog import find_model
+from gpuplan.cli import main
+
+DSV3 = "deepseek-ai/DeepSeek-V3"
+MTP1 = {"method": "mtp", "num_speculative_tokens": 1}
+
+
+def _dsv3(version: str = "0.19", **kw) -> gpuplan.MemoryReport:
+    return gpuplan.estimate(DSV3, gpu="H200", tensor_parallel_size=8, vllm_version=version, max_model_len=32768, **kw)
+
+
+def test_deepseek_v3_mtp_loads_one_more_moe_layer_its_projection_and_norms() -> None:
+    base, mtp = _dsv3(), _dsv3(speculative_config=MTP1)
+    # the same checkpoint with a 62nd decoder layer: what one MoE layer costs per GPU
+    cfg = copy.deepcopy(find_model(DSV3).hf_config)
+    cfg["num_hidden_layers"] = 62
+    longer = gpuplan.estimate(cfg, gpu="H200", tensor_parallel_size=8, vllm_version="0.19", max_model_len=32768)
+    one_layer = longer.weights_bytes - base.weights_bytes
+    hidden = 7168
+    own = hidden * 2 * hidden * 2 + 3 * hidden * 2  # eh_proj [H, 2H] whole in bf16; enorm, hnorm, head norm
+    assert mtp.weights_bytes - base.weights_bytes == one_layer + own
+
+
+def test_the_mtp_layer_caches_its_own_latent_kv_so_each_token_costs_62_layers_instead_of_61() -> None:
+    base, mtp = _dsv3(), _dsv3(speculative_config=MTP1)
+    assert base.kv.bytes_per_token * 62 == mtp.kv.bytes_per_token * 61
+    assert mtp.kv_cache_tokens < base.kv_cache_tokens * 61 / 62  # and the extra weights leave less memory too
+    assert mtp.to_dict()["deployment"]["speculative_config"] == {"method": "mtp", "num_speculative_tokens": 1}
+
+
+def test_before_0_16_deepseek_mtp_kept_its_own_lm_head_copy() -> None:
+    def cost(version: str) -> int:
+        return _dsv3(version, speculative_config=MTP1).weights_bytes - _dsv3(version).weights_bytes
+
+    # shared_head.head: the 129,280 x 7,168 LM head split over 8 GPUs, in bf16
+    assert cost("0.15") - cost("0.16") == 129280 // 8 * 7168 * 2
+
+
+def test_mtp_by_any_of_vllms_names_is_the_same_drafter() -> None:
+    a = _dsv3(speculative_config={"method": "deepseek_mtp", "num_speculative_tokens": 3})
+    b = _dsv3(speculative_config={"method": "mtp", "num_speculative_tokens": 3})
+    assert a.available_kv_cache_bytes == b.available_kv_cache_bytes and a.kv_cache_tokens == b.kv_cache_tokens
+
+
+def test_the_drafter_buffers_are_counted_in_the_profile_peak() -> None:
+    base, mtp = _dsv3(), _dsv3(speculative_config=MTP1)
+    rows = base.max_num_batched_tokens
+    # input ids, positions and an arange, then hidden states and input embeddings in bf16 (llm_base_proposer.py)
+    assert mtp.activation_peak_bytes - base.activation_peak_bytes == rows * (4 + 8 + 4 + 2 * 7168 * 2)
+
+
+def test_qwen3_next_mtp_adds_a_full_attention_layer_and_vllm_regroups_the_hybrid_cache() -> None:
+    kw = dict(gpu="H200", tensor_parallel_size=2, vllm_version="0.12", max_model_len=32768)
+    base = gpuplan.estimate("Qwen/Qwen3-Next-80B-A3B-Instruct", **kw)
+    mtp = gpuplan.estimate("Qwen/Qwen3-Next-80B-A3B-Instruct", speculative_config=MTP1, **kw)
+    assert (base.kv.num_groups, base.kv.group_size, base.kv.padding_layers) == (4, 12, 0)
+    # 13 full-attention layers against 36 linear-attention ones: groups of 13, the 36 padded to 39
+    assert (mtp.kv.num_groups, mtp.kv.group_size, mtp.kv.padding_layers) == (4, 13, 3)
+    assert mtp.kv_cache_tokens < base.kv_cache_tokens
+
+
+def test_ngram_costs_no_gpu_memory() -> None:
+    kw = dict(gpu="H100", vllm_version="0.19", max_model_len=8192)
+    base = gpuplan.estimate("Qwen/Qwen3-8B", **kw)
+    ngram = gpuplan.estimate("Qwen/Qwen3-8B", speculative_config={"method": "ngram", "num_speculative_tokens": 4},
+                             **kw)
+    assert (ngram.weights_bytes, ngram.available_kv_cache_bytes, ngram.kv_cache_tokens) == (
+        base.weights_bytes, base.available_kv_cache_bytes, base.kv_cache_tokens)
+    assert any("ngram" in w for w in ngram.warnings)
+
+
+def test_ngram_on_0_29_runs_the_v1_model_runner_as_vllm_logs() -> None:
+    kw = dict(gpu_memory_gib=47.37, vllm_version="0.29", max_model_len=4096, gpu_memory_utilization=0.75,
+              enforce_eager=True, max_num_seqs=8, max_num_batched_tokens=4096)
+    base = gpuplan.estimate("Qwen/Qwen3-8B", **kw)
+    ngram = gpuplan.estimate("Qwen/Qwen3-8B", speculative_config={"method": "ngram", "num_speculative_tokens": 4},
+                             **kw)
+    note = {c.name: c.note for c in ngram.components}["activation_peak"]
+    assert "V2 runner" in {c.name: c.note for c in base.components}["activation_peak"]
+    assert "V2 runner" not in note  # "Model Runner V2 does not yet support ngram/ngram_gpu speculative decoding"
+
+
+def test_a_model_without_mtp_modules_refuses_mtp_naming_the_field() -> None:
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        gpuplan.estimate("Qwen/Qwen3-8B", gpu="H100", speculative_config=MTP1)
+    assert e.value.field == "speculative_config.method" and "ngram" in e.value.accepted
+
+
+def test_an_eagle_head_is_refused_until_gpuplan_sizes_separate_drafts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["estimate", DSV3, "--gpu", "H200", "-tp", "8", "--speculative-config",
+              '{"method": "eagle3", "num_speculative_tokens": 3}'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "separate checkpoint" in err and "mtp" in err
+
+
+def test_cli_takes_vllms_speculative_config_json(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["estimate", DSV3, "--gpu", "H200", "-tp", "8", "--max-model-len", "32k", "--vllm-version", "0.19",
+          "--speculative-config", json.dumps(MTP1), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["deployment"]["speculative_config"] == MTP1
+    assert out["kv_cache_tokens"] == _dsv3(speculative_config=MTP1).kv_cache_tokens
+
+
+def test_cli_refuses_a_speculative_config_that_is_not_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["estimate", DSV3, "--gpu", "H200", "-tp", "8", "--speculative-config", "mtp"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code != 0 and err.count("\n") == 1 and "speculative_config" in err
+
+
+def test_api_v1_estimate_takes_speculative_config_and_refuses_a_bad_one_naming_the_field() -> None:
+    client = TestClient(create_app())
+    body = {"model": DSV3, "gpu": "H200", "tensor_parallel_size": 8, "vllm_version": "0.19", "max_model_len": 32768}
+    ok = client.post("/v1/estimate", json={**body, "speculative_config": MTP1})
+    assert ok.status_code == 200 and ok.json()["deployment"]["speculative_config"] == MTP1
+    for bad in ({"method": "eagle", "num_speculative_tokens": 2}, {"method": "mtp", "num_speculative_tokens": 0}):
+        r = client.post("/v1/estimate", json={**body, "speculative_config": bad})
+        assert r.status_code in (400, 422), bad
+        assert r.json()["field"].startswith("speculative_config.")
+    r = client.post("/v1/estimate", json={**body, "model": "Qwen/Qwen3-8B", "tensor_parallel_size": 1,
+                                         "speculative_config": MTP1})
+    assert r.status_code in (400, 422) and "speculative_config.method" in json.dumps(r.json())
+
+
+def test_each_draft_token_holds_one_more_linear_attention_state_block_per_request() -> None:
+    kw = dict(gpu="H200", tensor_parallel_size=2, vllm_version="0.12", max_model_len=32768)
+    one = gpuplan.estimate("Qwen/Qwen3-Next-80B-A3B-Instruct", speculative_config=MTP1, **kw)
+    three = gpuplan.estimate("Qwen/Qwen3-Next-80B-A3B-Instruct",
+                             speculative_config={"method": "mtp", "num_speculative_tokens": 3}, **kw)
+    assert one.num_gpu_blocks == three.num_gpu_blocks  # the same pool ...
+    # ... but each request's 3 linear-attention groups hold 1 + n state blocks (MambaSpec num_speculative_blocks)
+    assert three.kv.blocks_per_request - one.kv.blocks_per_request == 3 * 2
+    assert three.max_concurrency < one.max_concurrency
