@@ -342,6 +342,35 @@ def test_a_small_card_shows_the_first_start_and_the_cold_cache_option(base_url, 
     page.close()
 
 
+def test_mtp_speculative_decoding_goes_to_the_api_and_a_model_without_mtp_says_so_at_the_field(
+        base_url, api, browser):
+    """DeepSeek-V3 on eight H200s with two MTP draft tokens: the page sends vLLM's speculative_config and shows the
+    API's token count; Qwen3-8B has no MTP modules, and the error sits under the select."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = watch_console(page)
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/estimate") else None)
+    page.goto(f"{base_url}/ui/?" + urlencode({"model": "deepseek-ai/DeepSeek-V3", "gpu": "H200", "num_gpus": "8",
+                                              "tensor_parallel_size": "8", "max_model_len": "32768"}))
+    settle(page)
+    page.select_option("#speculative", "mtp:2")
+    settle(page)
+    assert sent[-1]["speculative_config"] == {"method": "mtp", "num_speculative_tokens": 2}
+    want = api.post("/v1/estimate", json=sent[-1]).json()
+    assert want["deployment"]["speculative_config"] == {"method": "mtp", "num_speculative_tokens": 2}
+    assert shown(page, "kv_cache_tokens")[0] == str(want["kv_cache_tokens"])
+    page.fill("#model", "Qwen/Qwen3-8B")
+    page.fill("#num_gpus", "1")
+    page.fill("#tensor_parallel_size", "1")
+    page.locator("#model").press("Enter")
+    settle(page, "error")  # the API's 400 names speculative_config.method; the page puts it under the select
+    assert page.locator("#err-speculative").is_visible()
+    assert "MTP" in page.locator("#err-speculative").inner_text()
+    assert page.get_attribute("#speculative", "aria-invalid") == "true"
+    assert all("status of 400" in e for e in errors)  # Chromium logs the refused request itself, nothing else
+    page.close()
+
+
 def test_assets_are_local(base_url, api):
     html = api.get("/ui/").text
     assert "http://" not in html and "https://" not in html

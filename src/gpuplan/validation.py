@@ -176,9 +176,20 @@ def deployment_of(rec: dict) -> Deployment:
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
         platform=platform,
         # Optional in the schema: --speculative-config as the record's command line or engine line states it.
-        speculative_method=spec_cfg.get("method") if spec_cfg else None,
+        speculative_method=_speculative_method(spec_cfg),
         num_speculative_tokens=int(spec_cfg.get("num_speculative_tokens") or 1) if spec_cfg else 0,
     )
+
+
+def _speculative_method(cfg: dict | None) -> str | None:
+    """The method of a record's speculative config; before vLLM named methods, the draft `model` said it
+    ("[ngram]" for prompt lookup, else a separate draft model)."""
+    if not cfg:
+        return None
+    if cfg.get("method"):
+        return str(cfg["method"])
+    model = str(cfg.get("model") or "")
+    return "ngram" if model in ("[ngram]", "ngram") else "draft_model" if model else None
 
 
 def _logs_v0_engine(rec: dict) -> bool:
@@ -462,7 +473,8 @@ def render(result: dict[str, Any]) -> str:
     fa = result["summary"]["failed_outcome_agreement"]
     oa = result["summary"]["ok_outcome_agreement"]
     lines.append(f"failed_outcome_agreement: {fa['agree']}/{fa['n']} predicted as failing"
-                 + (f"; not predictable (GPU not stated): {', '.join(fa['not_predictable'])}"
+                 + (f"; not predictable (no GPU stated, or a deployment gpuplan does not size): "
+                    f"{', '.join(fa['not_predictable'])}"
                     if fa["not_predictable"] else ""))
     ka = result["summary"]["failure_kind_agreement"]
     if ka["n"]:

@@ -7,7 +7,7 @@
   const FIELDS = ["model", "config", "gpu", "num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "dtype",
     "quantization", "kv_cache_dtype", "max_model_len", "max_num_seqs", "gpu_memory_utilization", "vllm_version",
     "limit_image", "limit_video", "max_pixels", "skip_mm_profiling", "language_model_only",
-    "mm_encoder_tp_mode", "compile_cache", "interconnect", "platform"];
+    "mm_encoder_tp_mode", "compile_cache", "interconnect", "platform", "speculative"];
   const INT_FIELDS = ["num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs"];
   const DEFAULTS = {}; // field -> value as shipped in the HTML, to keep shared URLs short
   const state = { models: [], gpus: [], report: null, options: null, chosen: null, modelMax: {}, planKey: "",
@@ -53,6 +53,7 @@
     let name = String(field || "").split(/[.\[]/).filter(Boolean).pop() || "";
     if (name === "model" && $("config").value.trim()) name = "config";
     if (name === "gpu_memory_bytes" || name === "gpu_memory_gib") name = "gpu";
+    if (String(field || "").startsWith("speculative_config")) name = "speculative";
     const p = $("err-" + name);
     if (!p) { generalError(msg); return; }
     p.textContent = msg; p.hidden = false;
@@ -127,6 +128,10 @@
     if (v.compile_cache) body.compile_cache = v.compile_cache;
     if (v.interconnect) body.interconnect = v.interconnect;
     if (v.platform) body.platform = v.platform;
+    if (v.speculative) { // "mtp:2" -> vLLM's --speculative-config
+      const [method, n] = v.speculative.split(":");
+      body.speculative_config = { method, num_speculative_tokens: Number(n) };
+    }
     return ok ? body : null;
   }
 
