@@ -147,3 +147,24 @@ def test_each_draft_token_holds_one_more_linear_attention_state_block_per_reques
     # ... but each request's 3 linear-attention groups hold 1 + n state blocks (MambaSpec num_speculative_blocks)
     assert three.kv.blocks_per_request - one.kv.blocks_per_request == 3 * 2
     assert three.max_concurrency < one.max_concurrency
+
+
+def test_a_checkpoint_read_from_its_headers_still_gets_the_mtp_modules_the_config_computes() -> None:
+    """Weights from safetensors headers are placed by the target's decoder layers; the MTP modules, which vLLM
+    numbers past them, are added as the config computes them (GLM-4.5-Air, one module)."""
+    from dataclasses import replace
+
+    from gpuplan.model.spec import Tensor
+
+    spec = gpuplan.load_model("zai-org/GLM-4.5-Air")
+    headers = [Tensor(t.name.replace("{i}", str(i)), t.kind, t.shape, t.parallel, stored=True, dtype="bfloat16")
+               for i, layer in enumerate(spec.layers) for t in layer.tensors]
+    headers += [replace(t, stored=True, dtype="bfloat16") for t in spec.embedding + spec.head]
+    read = replace(spec, checkpoint=tuple(headers))
+    kw = dict(gpu="H200", tensor_parallel_size=4, vllm_version="0.19", max_model_len=32768)
+
+    def added(s) -> int:
+        return (gpuplan.estimate(s, speculative_config=MTP1, **kw).weights_bytes
+                - gpuplan.estimate(s, **kw).weights_bytes)
+
+    assert added(read) == added(spec) > 0

@@ -855,21 +855,35 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stored = spec.checkpoint
     r = resolve(spec, dep)
     p = r.profile
+    target = spec
     spec, drafter = D.serving_spec(spec, r.dep, p, r.pp)
     if r.mla_off:
         spec = MC.as_multi_head(spec, p)
     parts = stage_layers(spec, r.pp, r.partition)
-    # The Transformers backend keeps transformers' rotary embedding, which computes cos/sin per step.
-    w_spec = replace(spec, rope_caches=()) if on_transformers_backend(p, spec.architecture) else spec
-    if r.encoder_dp:
-        w_spec = replace(w_spec, extra=whole_towers(w_spec.extra))
-        stored = whole_towers(stored) if stored is not None else None
-    weights = stage_weights(w_spec, r.sharding, r.quant, r.act_bytes, r.pp,
-                            mla_absorbed=p.flag_from("mla_absorbed_weights") and not r.mla_off,
-                            mla_matrix_absorption="" if r.mla_off else _matrix_absorption_mode(p),
-                            mxfp4_pad=_mxfp4_pad(r), stored=stored,
-                            mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,
-                            towers=r.towers, partition=r.partition)
+
+    def weights_of(sp: ModelSpec, from_headers: tuple | None) -> list:
+        # The Transformers backend keeps transformers' rotary embedding, which computes cos/sin per step.
+        w_sp = replace(sp, rope_caches=()) if on_transformers_backend(p, sp.architecture) else sp
+        if r.encoder_dp:
+            w_sp = replace(w_sp, extra=whole_towers(w_sp.extra))
+            from_headers = whole_towers(from_headers) if from_headers is not None else None
+        return stage_weights(w_sp, r.sharding, r.quant, r.act_bytes, r.pp,
+                             mla_absorbed=p.flag_from("mla_absorbed_weights") and not r.mla_off,
+                             mla_matrix_absorption="" if r.mla_off else _matrix_absorption_mode(p),
+                             mxfp4_pad=_mxfp4_pad(r), stored=from_headers,
+                             mnbt=r.mnbt, cpu_offload_bytes=int(r.dep.cpu_offload_gb * GiB), at_least=p.at_least,
+                             towers=r.towers, partition=r.partition)
+
+    weights = weights_of(spec, stored)
+    if stored is not None and spec is not target and drafter.method == "mtp":
+        # The headers' tensors are placed by the target's decoder layers; the MTP modules are what the config
+        # computes them to add on each stage.
+        t_spec = MC.as_multi_head(target, p) if r.mla_off else target
+        for s, (both, alone) in enumerate(zip(weights_of(spec, None), weights_of(t_spec, None), strict=True)):
+            if extra := both.total - alone.total:
+                by = dict(weights[s].by_kind)
+                by["mtp"] = by.get("mtp", 0) + extra
+                weights[s] = replace(weights[s], by_kind=tuple(by.items()), total=weights[s].total + extra)
     # A text-only profile run has no encoder pass, encoder cache or multimodal input embeddings.
     a_spec = replace(spec, multimodal=None) if r.text_only else spec
     ctx = _kv_context(r)
@@ -903,7 +917,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     # (gpu_model_runner.py supports_mm_inputs, both runners), so its embedding table is not among the compiled
     # kernels' arguments that a cold compile copies.
     feeds_embeddings = T.takes_multimodal_inputs(spec, r.dep)
-    embedding = input_embedding_bytes(w_spec, r.sharding, r.quant, r.act_bytes) \
+    embedding = input_embedding_bytes(spec, r.sharding, r.quant, r.act_bytes) \
         if cold_models and not feeds_embeddings else 0
     charge_cold = cold_models and r.dep.compile_cache == "cold"
     stages = []
