@@ -83,7 +83,8 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
         raise GpuplanError("speculative_config", f"gpuplan sizes speculative decoding on vLLM's V1 engine; vLLM "
                            f"{profile.version} runs V0 here", accepted=["vllm_version >= 0.8.5 with the V1 engine"])
     if method != "mtp":
-        return spec, Drafter(method, n, notes=(f"{method} speculative decoding ({n} tokens) proposes from the "
+        return spec, Drafter(method, n, notes=(f"{method} speculative decoding ({n} draft token{'s' * (n > 1)}) "
+                                            "proposes from the "
                                             "request's own tokens on the CPU: no draft weights, KV cache or graphs",))
     mtp = spec.mtp
     if mtp is None:
@@ -98,7 +99,8 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
     layers = tuple(replace(x, continues=True) for x in mtp.layers)
     served = replace(spec, layers=spec.layers + layers, head=spec.head + tensors,
                      extra_not_loaded=tuple(t for t in spec.extra_not_loaded if t.kind != "mtp"), mtp=None)
-    notes = [f"MTP speculative decoding ({n} tokens, {len(layers)} MTP module{'s' * (len(layers) > 1)}): the draft's "
+    notes = [f"MTP speculative decoding ({n} draft token{'s' * (n > 1)}, {len(layers)} MTP module"
+             f"{'s' * (len(layers) > 1)}): the draft's "
              "decoder layers, norms and projection are loaded and cached beside the target's (the embedding and LM "
              "head are shared); its CUDA graphs are estimated per layer like the target's"]
     if n > len(layers) and n % len(layers):
