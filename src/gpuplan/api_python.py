@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .deployment import Deployment
+from .deployment import Deployment, speculative_fields
 from .model.spec import ModelSpec
 from .report import MemoryReport
 
@@ -48,9 +48,7 @@ def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memor
         if isinstance(options.get(key), dict):
             options[key] = tuple(sorted(options[key].items()))
     if "speculative_config" in options:  # as vLLM takes it: {"method": "mtp", "num_speculative_tokens": 2}
-        sc = options.pop("speculative_config") or {}
-        options["speculative_method"] = sc.get("method")
-        options["num_speculative_tokens"] = int(sc.get("num_speculative_tokens") or 1) if sc else 0
+        options.update(speculative_fields(options.pop("speculative_config")))
     if options:
         dep = dep.with_(**options)
     dep, note = with_gpu(dep, gpu, gpu_memory_gib)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,17 @@ class Deployment:
             return None
         v = v.strip().lower()
         return v == "true" or (v.lstrip("-").isdigit() and int(v) != 0)
+
+
+def speculative_fields(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """vLLM's --speculative-config read into Deployment's two fields. num_speculative_tokens defaults to 1; before vLLM
+    named methods, the draft `model` said it ("[ngram]" for prompt lookup, else a separate draft model)."""
+    if not cfg:
+        return {"speculative_method": None, "num_speculative_tokens": 0}
+    method = cfg.get("method")
+    if not method:
+        model = str(cfg.get("model") or "")
+        method = "ngram" if model in ("[ngram]", "ngram") else "draft_model" if model else None
+    return {"speculative_method": str(method) if method else None,
+            "num_speculative_tokens": int(cfg.get("num_speculative_tokens") or 1)}
+

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .datafiles import data_json
-from .deployment import Deployment
+from .deployment import Deployment, speculative_fields
 from .errors import GpuplanError, UnservableDeployment
 from .model.adapters import build_spec
 from .units import GiB
@@ -176,20 +176,8 @@ def deployment_of(rec: dict) -> Deployment:
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
         platform=platform,
         # Optional in the schema: --speculative-config as the record's command line or engine line states it.
-        speculative_method=_speculative_method(spec_cfg),
-        num_speculative_tokens=int(spec_cfg.get("num_speculative_tokens") or 1) if spec_cfg else 0,
+        **speculative_fields(spec_cfg),
     )
-
-
-def _speculative_method(cfg: dict | None) -> str | None:
-    """The method of a record's speculative config; before vLLM named methods, the draft `model` said it
-    ("[ngram]" for prompt lookup, else a separate draft model)."""
-    if not cfg:
-        return None
-    if cfg.get("method"):
-        return str(cfg["method"])
-    model = str(cfg.get("model") or "")
-    return "ngram" if model in ("[ngram]", "ngram") else "draft_model" if model else None
 
 
 def _logs_v0_engine(rec: dict) -> bool:

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..deployment import Deployment
-from ..engines.vllm.drafter import SEPARATE_DRAFT as SPEC_SEPARATE
+from ..deployment import Deployment, speculative_fields
 from ..engines.vllm.drafter import SIZED_METHODS as SPEC_METHODS
+from ..engines.vllm.drafter import normalized_method
+from ..errors import GpuplanError
 from ..report import FAILURE_KINDS
 
 GIB_NOTE = "in GiB (2^30 bytes, the unit vLLM logs), per GPU"
@@ -265,12 +266,13 @@ class SpeculativeConfig(BaseModel):
     @classmethod
     def _method(cls, v: str) -> str:
         v = v.strip().lower()
-        if v in SPEC_SEPARATE:
-            raise PydanticCustomError(
-                "unsupported_value", "speculative method '{value}' drafts with a separate checkpoint, which gpuplan "
-                "does not size yet; accepted: {shown}",
-                {"value": v, "shown": ", ".join(SPEC_METHODS), "accepted": list(SPEC_METHODS)})
-        return _one_of(v, SPEC_METHODS) or v
+        try:
+            normalized_method(v)  # the core's verdict on the method, raised here as the request's 4xx
+        except GpuplanError as e:
+            raise PydanticCustomError("unsupported_value", "{message}; accepted: {shown}",
+                                      {"message": e.message, "shown": ", ".join(e.accepted or ()),
+                                       "accepted": e.accepted}) from None
+        return v
 
 
 class DeploymentFields(BaseModel):
@@ -390,8 +392,7 @@ class DeploymentFields(BaseModel):
         fields = self.model_dump(include=own)
         sc = self.speculative_config
         return Deployment(**fields, env=tuple(sorted(self.env.items())),
-                          speculative_method=sc.method if sc else None,
-                          num_speculative_tokens=sc.num_speculative_tokens if sc else 0,
+                          **speculative_fields(sc.model_dump() if sc else None),
                           limit_mm_per_prompt=tuple(sorted(self.limit_mm_per_prompt.items())),
                           mm_processor_kwargs=tuple(sorted(self.mm_processor_kwargs.items())))
 

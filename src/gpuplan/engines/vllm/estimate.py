@@ -875,7 +875,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                              towers=r.towers, partition=r.partition)
 
     weights = weights_of(spec, stored)
-    if stored is not None and spec is not target and drafter.method == "mtp":
+    if stored is not None and drafter.method == "mtp":
         # The headers' tensors are placed by the target's decoder layers; the MTP modules are what the config
         # computes them to add on each stage.
         t_spec = MC.as_multi_head(target, p) if r.mla_off else target
