@@ -8,10 +8,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from gpuplan.datafiles import data_json
 from gpuplan.engines.vllm.profiles import parse_version
-from gpuplan.log_dating import releases_from_log, version_from_log
-from gpuplan.validation import predict, record_version
+from gpuplan.errors import GpuplanError
+from gpuplan.log_dating import nearest_release, releases_from_log, version_from_log
+from gpuplan.validation import development_release, predict, record_version
 
 LOGS = Path(__file__).parent / "fixtures" / "vllm_logs"
 
@@ -95,3 +98,56 @@ def test_validate_dates_a_record_that_quotes_lines_but_states_no_version() -> No
 def test_a_record_without_lines_or_issue_keeps_the_newest_profile() -> None:
     rec = {"id": "x", "source_url": "https://example.org/blog", "evidence": "Model loading took 14.99 GiB"}
     assert record_version(rec) == (None, None)
+
+
+def test_a_format_opening_with_a_placeholder_dates_its_line() -> None:
+    """0.30+ log "%s KV cache size: ..." (the platform's name first): the line is 0.31.0's, not an unknown place."""
+    line = ("(EngineCore pid=1) INFO [kv_cache_utils.py:2464] GPU KV cache size: 558,496 tokens, "
+            "Maximum concurrency for 8,192 tokens per request: 68.18x")
+    assert releases_from_log(line) == ("0.31.0",)
+
+
+def test_the_nearest_release_of_a_release_log_is_the_newest_its_lines_date_it_to() -> None:
+    """Where a log's lines date it exactly, the nearest release is the newest of those (distance 0), as
+    version_from_log says; checked on every public record that quotes datable lines."""
+    checked = 0
+    for rec in _records():
+        exact = releases_from_log(rec.get("evidence") or "")
+        if exact:
+            checked += 1
+            assert nearest_release(rec["evidence"]) == exact[-1], rec["id"]
+    assert checked >= 60
+
+
+def test_a_development_build_is_dated_to_the_release_its_lines_are_nearest() -> None:
+    """A main-branch build between 0.23 and 0.24 (rp-005: 0.23.1rc1.dev531) logs its start-up lines within a few
+    lines of 0.24.0's places and hundreds from 0.23's: it runs 0.24's code."""
+    rec = next(r for r in _records() if r["id"] == "rp-005")
+    assert rec["engine_version"] == "0.23.1rc1.dev531+ga65f93fb2"
+    assert record_version(rec) == ("0.24.0", "log lines (development build)")
+    assert predict(rec)["engine_version"] == "0.24.0"
+
+
+def test_a_development_build_chooses_only_among_its_series_and_the_next() -> None:
+    line = "INFO [gpu_worker.py:298] Available KV cache memory: 6.51 GiB"  # 0.10.2 / 0.11.0's place
+    assert development_release("0.11.1rc2.dev5+gabc", line) == ("0.11.0", "log lines (development build)")
+    far = line.replace(":298]", ":2000]")  # no release of any series logs it within hundreds of lines
+    assert development_release("0.19.1rc1.dev3+gabc", far) is None
+    assert development_release("0.19.0", line) is None  # a release is not re-dated
+
+
+def test_a_source_build_without_tags_is_dated_from_its_lines_not_read_as_vllm_0_1() -> None:
+    """vLLM built from a tagless checkout calls itself 0.1.devN. hse-009 (Qwen3-32B on an H100, January 2026)
+    was sized as a 2023 release until its lines dated it to 0.14: now its KV cache is within 1% of the log."""
+    rec = next(r for r in _records() if r["id"] == "hse-009")
+    assert rec["engine_version"].startswith("0.1.dev")
+    version, how = record_version(rec)
+    assert version in ("0.14.0", "0.14.1") and how == "log lines (source build)"
+    predicted = predict(rec)
+    assert abs(predicted["available_kv_cache_gib"] / rec["logged"]["available_kv_cache_gib"] - 1) < 0.01
+    assert development_release("0.1.dev42", "no dated line") == (None, "source build, not dated")
+
+
+def test_a_user_cannot_size_for_an_untagged_source_build() -> None:
+    with pytest.raises(GpuplanError, match="vllm_version.*without release tags"):
+        parse_version("0.1.dev13620+g98410807a")

@@ -41,11 +41,18 @@ def _pattern(fmt: str) -> re.Pattern | None:
     parts = _PLACEHOLDER.split(first)
     if sum(len(p.strip()) for p in parts) < _MIN_LITERAL:
         return None
-    return re.compile(r"\s*" + r".*?".join(re.escape(p.strip()) for p in parts if p.strip()), re.DOTALL)
+    # a format that opens with a placeholder ("%s KV cache size: ...", 0.30+) matches after any text
+    lead = r".*?" if not parts[0].strip() else ""
+    return re.compile(r"\s*" + lead + r".*?".join(re.escape(p.strip()) for p in parts if p.strip()), re.DOTALL)
 
 
 def _matches(pattern: re.Pattern, message: str) -> bool:
     return pattern.match(message.strip()) is not None
+
+
+def releases_in_table() -> tuple[str, ...]:
+    """The releases whose start-up lines the table holds, oldest first."""
+    return _table()[0]
 
 
 def releases_from_log(evidence: str) -> tuple[str, ...] | None:
@@ -73,3 +80,44 @@ def version_from_log(evidence: str) -> str | None:
     places are patch releases apart, and gpuplan's version profiles do not split them)."""
     found = releases_from_log(evidence)
     return found[-1] if found else None
+
+
+# A quoted line counts at most this many lines from a release's place for it, and this many where the release
+# does not log that format in that file: code between releases drifts by tens of lines, so farther says only
+# "not this release", and one line missing from a release does not outweigh the others.
+_FAR_LINES = 400
+
+
+@lru_cache(maxsize=1)
+def _places() -> dict[str, tuple[tuple[re.Pattern, int, frozenset[str]], ...]]:
+    by_file: dict[str, list[tuple[re.Pattern, int, frozenset[str]]]] = {}
+    for e in data_json("vllm_log_lines.json")["lines"]:
+        pattern = _pattern(e["format"])
+        if pattern is not None:
+            by_file.setdefault(e["file"], []).append((pattern, e["line"], frozenset(e["releases"])))
+    return {f: tuple(v) for f, v in by_file.items()}
+
+
+def nearest_release(evidence: str, among: tuple[str, ...] | None = None) -> str | None:
+    """The release whose code is nearest to a development build's: the one that logs the quoted start-up lines
+    closest to the lines the log shows them at (summed over the lines). Ties go to the newest. `among` limits the
+    candidates (e.g. to what the build's own version string allows); None when no quoted line is a known start-up format, or none is nearer to
+    one candidate than to another."""
+    releases = tuple(r for r in _table()[0] if among is None or r in among)
+    if not releases:
+        return None
+    places = _places()
+    distance = dict.fromkeys(releases, 0)
+    dated = 0
+    for m in _MARKER.finditer(evidence or ""):
+        file, line, message = m.group(1), int(m.group(2)), m.group(3)
+        where = [(at, rs) for pattern, at, rs in places.get(file, ()) if _matches(pattern, message)]
+        if not where:
+            continue
+        dated += 1
+        for r in releases:
+            distance[r] += min([abs(line - at) for at, rs in where if r in rs] + [_FAR_LINES])
+    best = min(distance.values())
+    if not dated or best == max(distance.values()):
+        return None  # no line tells the candidates apart
+    return [r for r in releases if distance[r] == best][-1]

@@ -117,10 +117,37 @@ def inferred_version(rec: dict) -> tuple[str, str] | None:
 
 def record_version(rec: dict) -> tuple[str | None, str | None]:
     """(version, how it was inferred or None when stated): the record's engine_version, else one dated from its
-    log lines or source, else (None, None): the newest profile."""
-    if rec.get("engine_version"):
-        return rec["engine_version"], None
-    return inferred_version(rec) or (None, None)
+    log lines or source, else (None, None): the newest profile. A development build is dated to the release its
+    quoted lines are nearest to (development_release)."""
+    stated = rec.get("engine_version")
+    if stated:
+        dated = development_release(str(stated), str(rec.get("evidence") or ""))
+        return (stated, None) if dated is None else dated
+    found = inferred_version(rec)
+    if found and (dated := development_release(found[0], str(rec.get("evidence") or ""))) is not None:
+        return dated[0], found[1]
+    return found or (None, None)
+
+
+def development_release(version: str, evidence: str) -> tuple[str | None, str] | None:
+    """For a vLLM built between releases, (the release whose code it is nearest, how that was found); None for a
+    release. A main-branch build "0.23.1rc1.dev531" carries code of the next minor release as well as its own
+    (vLLM's patch releases come from release branches), so its quoted lines choose among the releases of its
+    series and the next; an untagged source build "0.1.devN" can be any release. With no line to go by, a tagged
+    build is taken as its series' release and an untagged one as unstated (None: the newest)."""
+    from .engines.vllm.profiles import development_series, parse_version, untagged_build
+    from .log_dating import nearest_release, releases_in_table
+
+    if untagged_build(version):
+        found = nearest_release(evidence)
+        return (found, "log lines (source build)") if found else (None, "source build, not dated")
+    series = development_series(version)
+    if series is None:
+        return None
+    major, minor = series
+    among = tuple(r for r in releases_in_table() if parse_version(r)[:2] in ((major, minor), (major, minor + 1)))
+    found = nearest_release(evidence, among)
+    return (found, "log lines (development build)") if found else None
 
 
 def deployment_of(rec: dict) -> Deployment:
@@ -286,7 +313,9 @@ def predict(rec: dict) -> dict[str, Any]:
         "fits": rep.fits, "reason": rep.reason, "failure": rep.failure, "gpu_known": True,
         "engine_version": rep.engine_version, "profile": rep.profile,
         "engine_version_inferred": how is not None,
-        "engine_version_from": how,  # "same source", "log lines", "issue date", or None (stated, or newest)
+        # "same source", "log lines", "issue date", "log lines (development build)" (a stated build between
+        # releases, dated), ... or None (stated, or newest)
+        "engine_version_from": how,
     })
     return out
 
@@ -418,9 +447,9 @@ def validate_file(path: str | Path) -> dict[str, Any]:
 
 
 def _shown_version(row: dict[str, Any]) -> str:
-    if row["engine_version"]:
-        return str(row["engine_version"])
     used = row["predicted"].get("engine_version")
+    if row["engine_version"] and not row["predicted"].get("engine_version_from"):
+        return str(row["engine_version"])
     if not used:
         return "-"
     return f"{used}*" if row["predicted"].get("engine_version_from") else f"{used}?"
@@ -448,9 +477,10 @@ def render(result: dict[str, Any]) -> str:
             cells.append(f"why {pred['failure']}" + (f" (log: {logged_kind})" if logged_kind else ""))
         lines.append(f"{row['id']:<7} {str(row['model_id'])[:40]:<40} {_shown_version(row):<8} "
                      f"{row['outcome']:<6} pred={verdict:<6} " + "; ".join(cells))
-    if any(not r["engine_version"] and r["predicted"].get("engine_version") for r in result["records"]):
-        lines.append("version *: not stated, dated from the record's source page, log lines or vLLM issue; ?: not stated, "
-                     "the newest assumed")
+    if any(r["predicted"].get("engine_version_from") or (not r["engine_version"] and r["predicted"].get("engine_version"))
+           for r in result["records"]):
+        lines.append("version *: not stated (or a development build), dated from the record's source page, log lines "
+                     "or vLLM issue; ?: not stated, the newest assumed")
     lines.append("")
     lines.append(f"{'field':<24}{'n':>4}{'median|err|%':>14}{'p90|err|%':>12}")
     for f in FIELDS:

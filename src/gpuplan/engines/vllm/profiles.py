@@ -10,9 +10,28 @@ from typing import Any
 from ...datafiles import data_json
 from ...errors import GpuplanError
 
+# setuptools_scm names a vLLM built from a checkout without release tags "0.1.devN" (N: commits since the first):
+# it says nothing about the release the code is near.
+_UNTAGGED = re.compile(r"^\s*v?0\.1\.dev\d+")
+# A build between releases: "0.23.1rc1.dev531+g...", "0.16.1.dev0+g...", "0.10.1.2.dev0+g...".
+_DEVELOPMENT = re.compile(r"^\s*v?(\d+)\.(\d+)(?:\.\d+)*(?:rc\d+)?\.dev\d+")
+
+
+def untagged_build(v: str) -> bool:
+    return bool(_UNTAGGED.match(str(v)))
+
+
+def development_series(v: str) -> tuple[int, int] | None:
+    """(major, minor) of a development build's version string; None for a release (or an untagged build)."""
+    m = _DEVELOPMENT.match(str(v))
+    return (int(m.group(1)), int(m.group(2))) if m and not untagged_build(v) else None
+
 
 @lru_cache(maxsize=1024)  # profiles compare versions dozens of times per estimate
 def parse_version(v: str) -> tuple[int, ...]:
+    if untagged_build(v):
+        raise GpuplanError("vllm_version", f"{v!r} is vLLM built from source without release tags, which does not "
+                           "say which release its code follows; give that release", accepted=["e.g. 0.19.0", "0.12"])
     m = re.match(r"^\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(v))
     if not m:
         raise GpuplanError("vllm_version", f"cannot read vLLM version {v!r}", accepted=["e.g. 0.19.0", "0.12", "0.6.6"])
