@@ -24,8 +24,8 @@ def client() -> TestClient:
 
 def test_the_request_takes_every_deployment_field_by_its_vllm_name() -> None:
     dep_fields = {f.name for f in dataclasses.fields(Deployment)} - {"gpu_name", "gpu_memory_bytes"}
-    # vLLM takes the drafter as one JSON option, --speculative-config {"method", "num_speculative_tokens"}
-    drafter = {"speculative_method", "num_speculative_tokens"}
+    # vLLM takes the drafter as one JSON option, --speculative-config {"method", "num_speculative_tokens", "model"}
+    drafter = {"speculative_method", "num_speculative_tokens", "speculative_model", "speculative_draft_config"}
     assert dep_fields - drafter <= set(DeploymentFields.model_fields)
     assert "speculative_config" in DeploymentFields.model_fields
     built = DeploymentFields(tensor_parallel_size=2, max_model_len=8192, kv_cache_dtype="fp8",

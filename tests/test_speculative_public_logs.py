@@ -72,8 +72,34 @@ def test_ngram_on_0_29_and_its_baseline_keep_the_logged_kv(result: dict, rid: st
     assert _row(result, rid)["abs_pct_error"]["available_kv_cache_gib"] < 0.5
 
 
-@pytest.mark.parametrize("rid", ["hse-001", "hse-004", "hse-007", "hse-010", "hsd-006", "hsm-002"])
-def test_drafts_gpuplan_does_not_size_are_refused_not_guessed(result: dict, rid: str) -> None:
-    """EAGLE heads, separate draft models and DeepSeek-V4's MTP: validate says it cannot predict them, and why."""
+@pytest.mark.parametrize("rid", ["hse-004", "hse-010", "hsm-002"])
+def test_drafts_gpuplan_cannot_size_are_refused_not_guessed(result: dict, rid: str) -> None:
+    """EAGLE heads whose config the record does not hold, and DeepSeek-V4's MTP: validate says it cannot predict
+    them, and why."""
     pred = _row(result, rid)["predicted"]
-    assert pred["fits"] is None and pred["reason"].startswith("cannot predict: speculative_config.method")
+    assert pred["fits"] is None and pred["reason"].startswith("cannot predict: speculative_config.")
+
+
+def test_an_eagle3_head_costs_llama_3_1_8b_the_weights_one_kv_layer_and_the_rejection_sample_vllm_logs(
+        result: dict) -> None:
+    """hse-001 / hse-002: the same H200 start with and without yuhuili's EAGLE-3 head (stand-in config, field for
+    field): 15.78 vs 14.99 GiB loaded, 821,888 vs 867,232 tokens (33 cached layers instead of 32)."""
+    with_head, without = _row(result, "hse-001"), _row(result, "hse-002")
+    for field in ("weights_gib", "available_kv_cache_gib", "kv_cache_tokens", "max_concurrency"):
+        assert with_head["abs_pct_error"][field] < 0.5, field
+    ratio = with_head["predicted"]["kv_cache_tokens"] / without["predicted"]["kv_cache_tokens"]
+    assert ratio == pytest.approx(821888 / 867232, abs=0.003)
+
+
+def test_a_speculators_eagle3_head_keeps_its_own_embedding(result: dict) -> None:
+    """hse-007 (Qwen3-32B, RedHatAI's speculators head; stand-in config): 63.94 GiB loaded against 61.03 without
+    (hse-009): 2.91 GiB, which the head's layer, fc and 32k LM head reach only with its own 151,936 x 5,120
+    embedding."""
+    assert _row(result, "hse-007")["abs_pct_error"]["weights_gib"] < 0.1
+
+
+def test_more_eagle_draft_tokens_cost_no_more_memory(result: dict) -> None:
+    """hse-007 / hse-008: 1 and 6 draft tokens, the same 11.72 GiB logged; the profile verifies one dummy draft
+    token per request whatever num_speculative_tokens is."""
+    a, b = _row(result, "hse-007")["predicted"], _row(result, "hse-008")["predicted"]
+    assert a["available_kv_cache_gib"] == b["available_kv_cache_gib"] and a["kv_cache_tokens"] == b["kv_cache_tokens"]

@@ -31,12 +31,14 @@ def with_gpu(dep: Deployment, gpu: str | None, gpu_memory_gib: float | None) -> 
 
 
 def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memory_gib: float | None = None,
-             deployment: Deployment | None = None, **options) -> MemoryReport:
+             deployment: Deployment | None = None, allow_network: bool = True, **options) -> MemoryReport:
     """Per-GPU memory report for `model` served by vLLM.
 
     `options` are Deployment fields with vLLM's names (tensor_parallel_size, max_model_len,
     kv_cache_dtype, quantization, vllm_version, speculative_config={"method": "mtp", ...}, ...). `gpu` is a catalog name ("H100", "A100-80GB");
-    with no GPU at all, gpus.DEFAULT_GPU is assumed and the report's warnings say so.
+    with no GPU at all, gpus.DEFAULT_GPU is assumed and the report's warnings say so. A speculative_config whose
+    method drafts with a separate checkpoint ({"method": "eagle3", "model": ...}) has that checkpoint's config.json
+    read like the model's (`allow_network`: whether the Hub may be asked).
     """
     from dataclasses import replace
 
@@ -52,5 +54,7 @@ def estimate(model: str | dict | ModelSpec, *, gpu: str | None = None, gpu_memor
     if options:
         dep = dep.with_(**options)
     dep, note = with_gpu(dep, gpu, gpu_memory_gib)
-    report = engine_estimate(spec, dep)
+    from .resolve import with_draft
+
+    report = engine_estimate(spec, with_draft(dep, allow_network))
     return replace(report, warnings=(note,) + report.warnings) if note else report

@@ -240,8 +240,9 @@ def estimate(
     ] = "linux",
     speculative_config: Annotated[str | None, typer.Option(
         "--speculative-config", help='JSON as vLLM takes it, e.g. \'{"method": "mtp", "num_speculative_tokens": 2}\': '
-                                     "mtp loads and caches the checkpoint's MTP modules; ngram and suffix cost no "
-                                     "GPU memory")] = None,
+                                     "mtp loads and caches the checkpoint's MTP modules; eagle, eagle3 and "
+                                     "draft_model load the checkpoint named by \"model\" (catalog name, HF id or "
+                                     "path); ngram and suffix cost no weights")] = None,
     env: Annotated[list[str] | None, typer.Option(
         "--env", help="vLLM environment variable KEY=VALUE, repeatable: VLLM_USE_V1, VLLM_USE_V2_MODEL_RUNNER, "
                       "VLLM_ALLOW_LONG_MAX_MODEL_LEN, VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE, "
@@ -293,7 +294,8 @@ def estimate(
     except ValidationError as exc:
         raise _validation_line(exc) from exc
     spec = load_model(model, allow_network=_network())
-    report = run_estimate(spec, gpu=fields.gpu, gpu_memory_gib=fields.gpu_memory_gib, deployment=fields.deployment())
+    report = run_estimate(spec, gpu=fields.gpu, gpu_memory_gib=fields.gpu_memory_gib, deployment=fields.deployment(),
+                          allow_network=_network())
     if as_json:
         _echo_json(report.to_dict())
     else:

@@ -60,6 +60,10 @@ class Deployment:
     # --speculative-config's method and num_speculative_tokens (engines/vllm/drafter.py); None: no drafter.
     speculative_method: str | None = None
     num_speculative_tokens: int = 0
+    # A separate draft checkpoint (EAGLE, EAGLE-3, draft_model): speculative_config's "model" as given, and the
+    # config.json the face resolved it to (resolve.with_draft). The core reads the config; it never fetches one.
+    speculative_model: str | None = None
+    speculative_draft_config: Mapping[str, Any] | None = field(default=None, hash=False)
     env: tuple[tuple[str, str], ...] = field(default=())
 
     def with_(self, **changes) -> Deployment:
@@ -81,15 +85,20 @@ class Deployment:
         return v == "true" or (v.lstrip("-").isdigit() and int(v) != 0)
 
 
-def speculative_fields(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """vLLM's --speculative-config read into Deployment's two fields. num_speculative_tokens defaults to 1; before vLLM
-    named methods, the draft `model` said it ("[ngram]" for prompt lookup, else a separate draft model)."""
+def speculative_fields(cfg: Mapping[str, Any] | None,
+                       draft_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """vLLM's --speculative-config read into Deployment's fields. num_speculative_tokens defaults to 1; before vLLM
+    named methods, the draft `model` said it ("[ngram]" for prompt lookup, else a separate draft model).
+    `draft_config`: the config.json that `model` names, where the method drafts with a separate checkpoint."""
     if not cfg:
-        return {"speculative_method": None, "num_speculative_tokens": 0}
+        return {"speculative_method": None, "num_speculative_tokens": 0, "speculative_model": None,
+                "speculative_draft_config": None}
+    model = str(cfg.get("model") or "") or None
     method = cfg.get("method")
     if not method:
-        model = str(cfg.get("model") or "")
         method = "ngram" if model in ("[ngram]", "ngram") else "draft_model" if model else None
     return {"speculative_method": str(method) if method else None,
-            "num_speculative_tokens": int(cfg.get("num_speculative_tokens") or 1)}
+            "num_speculative_tokens": int(cfg.get("num_speculative_tokens") or 1),
+            "speculative_model": model if model not in ("[ngram]", "ngram") else None,
+            "speculative_draft_config": dict(draft_config) if draft_config else None}
 

@@ -90,3 +90,37 @@ def resolve_model(ref: str | dict | ModelSpec, allow_network: bool = True) -> Mo
     raise ModelNotFound("model", f"unknown model {ref!r}: not in the catalog, not a local path, not an HF id "
                                  "(owner/name)" + (f"; did you mean {', '.join(hint)}?" if hint else ""),
                         accepted=hint or None)
+
+
+def draft_config(ref: str, allow_network: bool = True) -> dict:
+    """The config.json of the draft checkpoint speculative_config's "model" names (EAGLE, EAGLE-3, a draft model):
+    a local path, a catalog name or an HF repo id, read as the target's is. Errors name speculative_config.model."""
+    from . import hub
+    from .catalog import find_model
+
+    field = "speculative_config.model"
+    ref = (ref or "").strip()
+    if not ref or len(ref) > 512:
+        raise GpuplanError(field, "name the draft checkpoint: a catalog name, an HF repo id or a local path")
+    try:
+        if _exists(ref):
+            return dict(hub.load_reference(ref, allow_network=False).config)
+        entry = find_model(ref)
+        if entry is not None:
+            return dict(entry.hf_config)
+        if hub.is_repo_id(ref):
+            return dict(hub.load_reference(ref, allow_network=allow_network).config)
+    except GpuplanError as exc:
+        raise GpuplanError(field, exc.message, exc.accepted) from None
+    raise GpuplanError(field, f"unknown draft model {ref!r}: not in the catalog, not a local path, not an HF id "
+                              "(owner/name)")
+
+
+def with_draft(dep, allow_network: bool = True):
+    """`dep` with its separate draft checkpoint's config resolved, where its speculative method needs one."""
+    from .engines.vllm.drafter import SEPARATE_DRAFT
+
+    method = (dep.speculative_method or "").strip().lower()
+    if method not in SEPARATE_DRAFT or dep.speculative_draft_config is not None or not dep.speculative_model:
+        return dep
+    return replace(dep, speculative_draft_config=draft_config(dep.speculative_model, allow_network))

@@ -203,7 +203,9 @@ def deployment_of(rec: dict) -> Deployment:
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
         platform=platform,
         # Optional in the schema: --speculative-config as the record's command line or engine line states it.
-        **speculative_fields(spec_cfg),
+        # A separate draft checkpoint's config.json, where the record holds one (draft_hf_config, ours).
+        **speculative_fields(spec_cfg, rec.get("draft_hf_config") if isinstance(rec.get("draft_hf_config"), dict)
+                             else None),
     )
 
 

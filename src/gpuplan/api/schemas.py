@@ -259,8 +259,11 @@ class SpeculativeConfig(BaseModel):
 
     method: Annotated[str, Field(max_length=32, json_schema_extra={"enum": list(SPEC_METHODS)},
                                  description="mtp (the checkpoint's own MTP modules, any of vLLM's *_mtp names), "
-                                             "ngram or suffix")]
+                                             "eagle, eagle3 or draft_model (a separate draft checkpoint, named by "
+                                             "model), ngram or suffix")]
     num_speculative_tokens: Annotated[int, Field(ge=1, le=64)] = 1
+    model: Annotated[str | None, Field(max_length=256, description="the draft checkpoint for eagle, eagle3 and "
+                                       "draft_model: a catalog name or a Hugging Face id, read like the model")] = None
 
     @field_validator("method")
     @classmethod

@@ -231,12 +231,15 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
                cc: float = 9.0, pipeline: bool = False, runner_v2: bool = False,
                max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None,
                v0_mla_context_rows: int = 0, sparse_transient: int = 0,
-               sparse_workspace: Callable[[int], int] | None = None, flashinfer_sampler: bool = False) -> Activation:
+               sparse_workspace: Callable[[int], int] | None = None, flashinfer_sampler: bool = False,
+               rejection_sampler: bool = False) -> Activation:
     """The profile run's peak on one pipeline stage. `v0_mla_context_rows`: V0's MLA context workspace rows
     (v0_mla_context_rows; 0 when neither prefix caching nor chunked prefill is on). Sparse MLA (sparse_workspace.py):
     `sparse_transient`, what the indexer holds only while it runs; `sparse_workspace`, the shared workspace's growth
     in the profile run given the MoE kernel's request (the two share one buffer, so it replaces that request).
-    `flashinfer_sampler`: the dummy batch is sampled by FlashInfer (profiles.flashinfer_sampler)."""
+    `flashinfer_sampler`: the dummy batch is sampled by FlashInfer (profiles.flashinfer_sampler).
+    `rejection_sampler`: speculative decoding on the V1 runner, whose profile run also verifies one dummy draft token
+    per request (see below)."""
     if profile.engine == "v0":
         fwd = _v0_forward(spec, lo, hi, tokens, tp, act_bytes, profile, quant_method, cc)
     else:
@@ -259,6 +262,13 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
             c = act_bytes + 12
         else:
             c = profile.calib["sampler_bytes_per_logit"][profile.sampler]
+        if rejection_sampler and not runner_v2:
+            # gpu_model_runner.py _dummy_sampler_run (0.11-0.33, V1): with a speculative config it runs the rejection
+            # sampler on [2 x rows, vocab] random logits (one draft token per request, whatever
+            # num_speculative_tokens), which holds 12 more bytes per logit (16-bit logits; float32 log-probs, target
+            # logits and their clone) than the plain sample at its peak: computed from the code, not fitted. The V2
+            # runner's dummy sample runs no rejection.
+            c += 12
         sampler = int(c * sampler_rows * spec.vocab_size
                       + profile.calib["sampler_hidden_copies"] * tokens * spec.hidden_size * act_bytes)
         if runner_v2:

@@ -12,8 +12,11 @@ files (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py, qwen3_5_mtp.py), 0.1
   their pages too (fewer tokens for the same memory).
 - activation: the proposer's persistent buffers, [max_num_batched_tokens] input ids (int32), positions (int64)
   and an arange (int32), and [max_num_batched_tokens, hidden] hidden states and input embeddings in the model
-  dtype, allocated with the model runner, so inside the profiled torch peak; the draft's dummy forward reuses the
-  target's layer shapes, so the forward peak is unchanged.
+  dtype, allocated with the model runner before the profile run: in the budget from 0.27 (the free-memory drop),
+  out of the headroom before. The draft's dummy forward is no larger than the target's. On the V1 runner the
+  profile's dummy sample also runs the rejection sampler (budget.activation), whatever the method.
+- separate draft checkpoints (eagle, eagle3, draft_model): built from the draft's config.json
+  (model/adapters_eagle.py), which the faces resolve from speculative_config's "model".
 - CUDA graphs: the draft captures its own piecewise graphs per batch size; budget.cudagraph counts them per layer
   like the target's (an estimate, as for the target).
 
@@ -33,18 +36,20 @@ from .profiles import Profile
 MTP_METHODS = ("mtp", "deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp", "qwen3_5_mtp", "ernie_mtp", "mimo_mtp",
                "longcat_flash_mtp", "pangu_ultra_moe_mtp")
 FREE_METHODS = ("ngram", "[ngram]", "suffix")  # no GPU weights, KV or graphs
-SIZED_METHODS = MTP_METHODS + FREE_METHODS
-# Methods with a separate draft checkpoint, which gpuplan does not size yet (it would need the draft's config).
-SEPARATE_DRAFT = ("eagle", "eagle3", "draft_model", "medusa", "mlp_speculator", "dflash")
+# Methods that draft with a separate checkpoint, named by speculative_config's "model" (model/adapters_eagle.py).
+SEPARATE_DRAFT = ("eagle", "eagle3", "draft_model")
+SIZED_METHODS = MTP_METHODS + FREE_METHODS + SEPARATE_DRAFT
+UNSIZED_METHODS = ("medusa", "mlp_speculator", "dflash", "dspark")  # separate heads gpuplan does not build yet
 
 
 @dataclass(frozen=True)
 class Drafter:
-    method: str  # "mtp", "ngram", "suffix" or "" (none)
+    method: str  # "mtp", "eagle", "eagle3", "draft_model", "ngram", "suffix" or "" (none)
     tokens: int  # num_speculative_tokens
     hidden_width: int = 0  # the proposer's hidden-states buffer width (0: no proposer buffers on the GPU)
     embed_width: int = 0  # its input-embeddings buffer width
     notes: tuple[str, ...] = ()
+    model: str = ""  # the separate draft checkpoint, as speculative_config names it
 
     def buffer_bytes(self, mnbt: int, act_bytes: int) -> int:
         """The proposer's persistent buffers (see the module docstring), on the last pipeline stage."""
@@ -64,8 +69,10 @@ def normalized_method(method: str | None) -> str:
     if m in FREE_METHODS:
         return "suffix" if m == "suffix" else "ngram"
     if m in SEPARATE_DRAFT:
-        raise GpuplanError("speculative_config.method", f"{m!r} drafts with a separate checkpoint, whose weights "
-                           "and KV layers gpuplan does not size yet", accepted=list(SIZED_METHODS))
+        return m
+    if m in UNSIZED_METHODS:
+        raise GpuplanError("speculative_config.method", f"{m!r} drafts with a head gpuplan does not build yet",
+                           accepted=list(SIZED_METHODS))
     raise GpuplanError("speculative_config.method", f"unknown speculative method {method!r}",
                        accepted=list(SIZED_METHODS))
 
@@ -82,6 +89,8 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
     if profile.engine == "v0":
         raise GpuplanError("speculative_config", f"gpuplan sizes speculative decoding on vLLM's V1 engine; vLLM "
                            f"{profile.version} runs V0 here", accepted=["vllm_version >= 0.8.5 with the V1 engine"])
+    if method in SEPARATE_DRAFT:
+        return _separate_draft(spec, dep, method, n, pp)
     if method != "mtp":
         return spec, Drafter(method, n, notes=(f"{method} speculative decoding ({n} draft token{'s' * (n > 1)}) "
                                             "proposes from the "
@@ -108,3 +117,48 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
                      "vLLM reuses them in turn")
     # hc_mult models widen the hidden-states buffer to the whole residual (llm_base_proposer.py)
     return served, Drafter("mtp", n, spec.hidden_size * spec.residual_streams, spec.hidden_size, tuple(notes))
+
+
+def _separate_draft(spec: ModelSpec, dep: Deployment, method: str, n: int, pp: int) -> tuple[ModelSpec, Drafter]:
+    """An EAGLE / EAGLE-3 head or a whole draft model from the draft checkpoint's config (model/adapters_eagle.py):
+    its layers join the target's KV cache and CUDA graphs, its tensors load beside the target's on the last stage."""
+    from ...model.adapters import build_spec
+    from ...model.adapters_eagle import draft_model, eagle_head
+
+    cfg = dep.speculative_draft_config
+    name = dep.speculative_model or "the draft"
+    if not cfg:
+        raise GpuplanError("speculative_config.model", (
+            f"{dep.speculative_model!r}'s config.json was not read" if dep.speculative_model else
+            f"method {method!r} drafts with a separate checkpoint: name it") + " (a catalog name, an HF repo id or a "
+            "local path, whose config.json gpuplan reads)")
+    notes = []
+    if method == "draft_model":
+        draft = build_spec(dict(cfg), name)
+        if draft.vocab_size != spec.vocab_size:
+            raise GpuplanError("speculative_config.model", f"{name}'s vocabulary ({draft.vocab_size}) is not the "
+                               f"target's ({spec.vocab_size}); vLLM's draft_model method refuses a draft whose vocabulary size "
+                               "differs (verify_equal_vocab_size_if_draft_model)")
+        module = draft_model(draft)
+        hidden = draft.hidden_size
+        notes.append(f"draft model {name} ({n} draft token{'s' * (n > 1)}): its {draft.num_layers} layers, embedding "
+                     "and LM head load beside the target (sharded over the target's TP) and cache KV with it")
+    else:
+        module, own_embedding, hidden = eagle_head(dict(cfg), spec, method)
+        if pp > 1 and not own_embedding:
+            # load_model shares the target's embedding only with one pipeline stage
+            module = replace(module, tensors=module.tensors + (
+                Tensor("draft.embed_tokens.weight", "draft", (spec.vocab_size, hidden), "vocab"),))
+            own_embedding = True
+        label = "EAGLE-3" if method == "eagle3" else "EAGLE"
+        notes.append(f"{label} head {name} ({n} draft token{'s' * (n > 1)}, {len(module.layers)} layer"
+                     f"{'s' * (len(module.layers) > 1)}): loaded beside the target, its layers cached with it; "
+                     + ("its own embedding kept (a speculators checkpoint ships one that differs from the target's)"
+                        if own_embedding else "the target's embedding shared (the checkpoint ships none)"))
+    if (cfg.get("quantization_config") or {}) and method == "draft_model":
+        notes.append(f"{name} declares its own quantization; gpuplan counts its weights in the model dtype "
+                     "(an upper bound)")
+    tensors = module.tensors
+    layers = tuple(replace(x, continues=True) for x in module.layers)
+    served = replace(spec, layers=spec.layers + layers, head=spec.head + tensors)
+    return served, Drafter(method, n, hidden, spec.hidden_size, tuple(notes), model=name)

@@ -933,9 +933,12 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                             quant_method=qm, profile=p, cc=r.cc, pipeline=len(parts) > 1, runner_v2=r.runner_v2,
                             max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
                             v0_mla_context_rows=mla_rows, sparse_transient=sparse.transient if sparse else 0,
-                            sparse_workspace=sparse.workspace if sparse else None)
+                            sparse_workspace=sparse.workspace if sparse else None,
+                            rejection_sampler=bool(drafter.method))
         act = stage_act(flashinfer_sampler=fi_sampler)
-        if last and drafter.hidden_width:
+        if last and drafter.hidden_width and p.flag_from("runner_buffers_in_budget"):
+            # Up to 0.26 the budget counts the profile's torch peak above what was allocated when it began, so the
+            # proposer's buffers (allocated with the model runner, before it) come out of the headroom instead.
             d_buf = drafter.buffer_bytes(r.mnbt, r.act_bytes)
             act = replace(act, peak=act.peak + d_buf, drafter=d_buf)
         if last and fi_unknown:
@@ -1029,7 +1032,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
         first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric, platform=r.dep.platform,
-        speculative_config={"method": drafter.method, "num_speculative_tokens": drafter.tokens}
+        speculative_config={"method": drafter.method, "num_speculative_tokens": drafter.tokens,
+                            **({"model": drafter.model} if drafter.model else {})}
         if drafter.method else None,
         peak_process_bytes=base + budget + graphs_outside,
         encoder_profile=None if enc is None else {

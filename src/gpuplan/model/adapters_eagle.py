@@ -1,0 +1,107 @@
+"""Separate draft checkpoints for speculative decoding: EAGLE-1 and EAGLE-3 heads and whole draft models, as vLLM
+builds them beside the target (--speculative-config method "eagle", "eagle3" or "draft_model" with a "model").
+
+Read in vLLM 0.14-0.33 (model_executor/models/llama_eagle.py, llama_eagle3.py, qwen3_eagle3.py;
+transformers_utils/configs/eagle.py and speculators/algos.py; spec_decode/eagle.py, llm_base_proposer.py and
+draft_model.py):
+
+- An EAGLE-3 head is Llama-shaped decoder layers whose first layer's qkv_proj reads [embedding, hidden] (2 x hidden
+  wide) and carries a hidden_norm; a replicated fc folds the target's three auxiliary hidden states (3 x the target's
+  hidden) into one; a final norm; an LM head over draft_vocab_size tokens (the whole vocabulary where the config has
+  no draft_vocab_size); and draft_id_to_target_id, an int64 map per draft token. An EAGLE-1 head has a replicated fc
+  over [embedding, hidden] (2 x hidden), no input norm on its first layer and no LM head of its own.
+- The draft's embedding is the target's (load_model points it there and frees the draft's copy) when the checkpoint
+  ships none or an identical one; EAGLE-3 heads trained with vLLM's `speculators` library ship a copy that differs,
+  and vLLM keeps it (a 2.9 GiB Qwen3-32B head logs so). A config does not say which, so the config's format decides:
+  a speculators config keeps its embedding, any other shares the target's; the report says which was assumed.
+- A draft model (method draft_model) is a whole small LM, its embedding and LM head its own.
+- Every draft tensor is built with the draft's own quantization config (vLLM 0.12+'s get_draft_quant_config): an
+  unquantized head stays in the model dtype beside a quantized target. Sharded over the target's TP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import GpuplanError
+from . import builders as b
+from .spec import Attention, Layer, Mlp, ModelSpec, MtpModule, Tensor
+
+_PREFIX = "draft.layers.{i}."
+
+
+def _int(cfg: dict, key: str, default: int | None = None) -> int:
+    v = cfg.get(key)
+    v = default if v is None else v
+    if v is None:
+        raise GpuplanError("speculative_config.model", f"the draft checkpoint's config has no {key}")
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        raise GpuplanError("speculative_config.model", f"the draft config's {key} is not a number: {v!r}") from None
+
+
+def _unquantized(tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    return tuple(replace(t, linear=False, kind="draft", name=t.name.replace(b.P, _PREFIX)) for t in tensors)
+
+
+def speculators_format(cfg: dict) -> bool:
+    """A head saved by vLLM's `speculators` library (RedHatAI/*-speculator.eagle3): its layer shape sits in
+    transformer_layer_config."""
+    return bool(cfg.get("speculators_model_type")) or isinstance(cfg.get("transformer_layer_config"), dict)
+
+
+def eagle_head(cfg: dict, target: ModelSpec, method: str) -> tuple[MtpModule, bool, int]:
+    """An EAGLE ("eagle") or EAGLE-3 ("eagle3") head from its config.json, whether it keeps an embedding of its own
+    (see the module docstring), and its hidden size."""
+    layer_cfg = cfg.get("transformer_layer_config") if speculators_format(cfg) else cfg
+    if not isinstance(layer_cfg, dict):
+        raise GpuplanError("speculative_config.model", "the draft's speculators config has no transformer_layer_config")
+    hidden = _int(layer_cfg, "hidden_size")
+    heads = _int(layer_cfg, "num_attention_heads")
+    kv_heads = _int(layer_cfg, "num_key_value_heads", heads)
+    head_dim = _int(layer_cfg, "head_dim", hidden // heads) if layer_cfg.get("head_dim") else hidden // heads
+    inter = _int(layer_cfg, "intermediate_size")
+    n = _int(layer_cfg, "num_hidden_layers", 1)
+    vocab = _int(layer_cfg, "vocab_size", target.vocab_size)
+    draft_vocab = _int(cfg, "draft_vocab_size", 0) or _int(layer_cfg, "draft_vocab_size", 0) or vocab
+    target_hidden = _int(cfg, "target_hidden_size", 0) or _int(layer_cfg, "target_hidden_size", 0) or hidden
+    qk_norm = layer_cfg.get("model_type") == "qwen3"
+    eagle3 = method == "eagle3"
+    layers = []
+    for j in range(n):
+        width = 2 * hidden if eagle3 and j == 0 else hidden
+        t = b.attention(width, heads, kv_heads, head_dim, qk_norm=qk_norm)
+        # o_proj maps back to the hidden size whatever the input width
+        t = tuple(replace(x, shape=(hidden, heads * head_dim)) if x.name.endswith("o_proj") else x for x in t)
+        t += b.gated_mlp(hidden, inter)
+        t += b.norm(b.P + "post_attention_layernorm", hidden)
+        if not (method == "eagle" and j == 0):
+            t += b.norm(b.P + "input_layernorm", hidden)
+        if eagle3 and j == 0:
+            t += b.norm(b.P + "hidden_norm", hidden)
+        layers.append(Layer(Attention("full", heads, kv_heads, head_dim), Mlp("dense", inter), _unquantized(t)))
+    if eagle3:
+        extra = b.linear("draft.fc", "draft", hidden, 3 * target_hidden, "replicated", quantizable=False)
+        extra += b.norm("draft.norm", hidden, kind="draft")
+        extra += (Tensor("draft.lm_head.weight", "draft", (draft_vocab, hidden), "vocab"),
+                  Tensor("draft.draft_id_to_target_id", "draft", (draft_vocab,), "replicated", dtype="int64"))
+    else:
+        extra = b.linear("draft.fc", "draft", hidden, 2 * hidden, "replicated", quantizable=False)
+    own_embedding = speculators_format(cfg)
+    if own_embedding:
+        extra += (Tensor("draft.embed_tokens.weight", "draft", (vocab, hidden), "vocab"),)
+    return MtpModule(layers=tuple(layers), tensors=extra, style=method), own_embedding, hidden
+
+
+def draft_model(spec: ModelSpec) -> MtpModule:
+    """A whole draft LM (method draft_model) as its own spec builds it: every layer, embedding, LM head and norm,
+    in the model dtype (a draft's own quantization is not applied: see eagle_head's caller)."""
+
+    def own(ts: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return tuple(replace(t, name="draft." + t.name, kind="draft", linear=False) for t in ts)
+
+    layers = tuple(replace(x, tensors=own(x.tensors)) for x in spec.layers)
+    # a tied LM head is the embedding itself
+    head = tuple(t for t in spec.head if not (spec.tie_word_embeddings and t.kind == "lm_head"))
+    return MtpModule(layers=layers, tensors=own(spec.embedding + head), style="draft_model")
