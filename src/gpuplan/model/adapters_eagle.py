@@ -15,8 +15,10 @@ draft_model.py):
   and vLLM keeps it (a 2.9 GiB Qwen3-32B head logs so). A config does not say which, so the config's format decides:
   a speculators config keeps its embedding, any other shares the target's; the report says which was assumed.
 - A draft model (method draft_model) is a whole small LM, its embedding and LM head its own.
-- Every draft tensor is built with the draft's own quantization config (vLLM 0.12+'s get_draft_quant_config): an
-  unquantized head stays in the model dtype beside a quantized target. Sharded over the target's TP.
+- vLLM 0.12+ builds the draft with its own quantization config (get_draft_quant_config), not the target's: an
+  unquantized head stays in the model dtype beside a quantized target. gpuplan builds every draft tensor in the model
+  dtype (a draft that declares a quantization of its own is said to be counted unquantized). Sharded over the
+  target's TP.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def eagle_head(cfg: dict, target: ModelSpec, method: str) -> tuple[MtpModule, bo
     hidden = _int(layer_cfg, "hidden_size")
     heads = _int(layer_cfg, "num_attention_heads")
     kv_heads = _int(layer_cfg, "num_key_value_heads", heads)
-    head_dim = _int(layer_cfg, "head_dim", hidden // heads) if layer_cfg.get("head_dim") else hidden // heads
+    head_dim = _int(layer_cfg, "head_dim", hidden // heads)
     inter = _int(layer_cfg, "intermediate_size")
     n = _int(layer_cfg, "num_hidden_layers", 1)
     vocab = _int(layer_cfg, "vocab_size", target.vocab_size)
@@ -96,7 +98,7 @@ def eagle_head(cfg: dict, target: ModelSpec, method: str) -> tuple[MtpModule, bo
 
 def draft_model(spec: ModelSpec) -> MtpModule:
     """A whole draft LM (method draft_model) as its own spec builds it: every layer, embedding, LM head and norm,
-    in the model dtype (a draft's own quantization is not applied: see eagle_head's caller)."""
+    in the model dtype (see the module docstring)."""
 
     def own(ts: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         return tuple(replace(t, name="draft." + t.name, kind="draft", linear=False) for t in ts)

@@ -155,7 +155,7 @@ def _separate_draft(spec: ModelSpec, dep: Deployment, method: str, n: int, pp: i
                      f"{'s' * (len(module.layers) > 1)}): loaded beside the target, its layers cached with it; "
                      + ("its own embedding kept (a speculators checkpoint ships one that differs from the target's)"
                         if own_embedding else "the target's embedding shared (the checkpoint ships none)"))
-    if (cfg.get("quantization_config") or {}) and method == "draft_model":
+    if cfg.get("quantization_config"):
         notes.append(f"{name} declares its own quantization; gpuplan counts its weights in the model dtype "
                      "(an upper bound)")
     tensors = module.tensors
