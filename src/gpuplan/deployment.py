@@ -94,11 +94,12 @@ def speculative_fields(cfg: Mapping[str, Any] | None,
         return {"speculative_method": None, "num_speculative_tokens": 0, "speculative_model": None,
                 "speculative_draft_config": None}
     model = str(cfg.get("model") or "") or None
+    prompt_lookup = model in ("[ngram]", "ngram")  # not a checkpoint: n-gram's name before methods had names
     method = cfg.get("method")
     if not method:
-        method = "ngram" if model in ("[ngram]", "ngram") else "draft_model" if model else None
+        method = "ngram" if prompt_lookup else "draft_model" if model else None
     return {"speculative_method": str(method) if method else None,
             "num_speculative_tokens": int(cfg.get("num_speculative_tokens") or 1),
-            "speculative_model": model if model not in ("[ngram]", "ngram") else None,
+            "speculative_model": None if prompt_lookup else model,
             "speculative_draft_config": dict(draft_config) if draft_config else None}
 

@@ -90,20 +90,19 @@ _FAR_LINES = 400
 
 @lru_cache(maxsize=1)
 def _places() -> dict[str, tuple[tuple[re.Pattern, int, frozenset[str]], ...]]:
+    """_table's places regrouped by file: (pattern, line, releases)."""
     by_file: dict[str, list[tuple[re.Pattern, int, frozenset[str]]]] = {}
-    for e in data_json("vllm_log_lines.json")["lines"]:
-        pattern = _pattern(e["format"])
-        if pattern is not None:
-            by_file.setdefault(e["file"], []).append((pattern, e["line"], frozenset(e["releases"])))
+    for (file, line), entries in _table()[1].items():
+        by_file.setdefault(file, []).extend((pattern, line, rs) for pattern, rs in entries)
     return {f: tuple(v) for f, v in by_file.items()}
 
 
 def nearest_release(evidence: str, among: tuple[str, ...] | None = None) -> str | None:
     """The release whose code is nearest to a development build's: the one that logs the quoted start-up lines
     closest to the lines the log shows them at (summed over the lines). Ties go to the newest. `among` limits the
-    candidates (e.g. to what the build's own version string allows); None when no quoted line is a known start-up format, or none is nearer to
-    one candidate than to another."""
-    releases = tuple(r for r in _table()[0] if among is None or r in among)
+    candidates (e.g. to what the build's own version string allows); None when no quoted line is a known start-up
+    format, or none is nearer to one candidate than to another."""
+    releases = tuple(r for r in releases_in_table() if among is None or r in among)
     if not releases:
         return None
     places = _places()

@@ -120,13 +120,13 @@ def record_version(rec: dict) -> tuple[str | None, str | None]:
     log lines or source, else (None, None): the newest profile. A development build is dated to the release its
     quoted lines are nearest to (development_release)."""
     stated = rec.get("engine_version")
-    if stated:
-        dated = development_release(str(stated), str(rec.get("evidence") or ""))
-        return (stated, None) if dated is None else dated
-    found = inferred_version(rec)
-    if found and (dated := development_release(found[0], str(rec.get("evidence") or ""))) is not None:
-        return dated[0], found[1]
-    return found or (None, None)
+    found = (stated, None) if stated else inferred_version(rec)
+    if found is None:
+        return None, None
+    dated = development_release(str(found[0]), str(rec.get("evidence") or ""))
+    if dated is None:
+        return found
+    return dated if stated else (dated[0], found[1])  # an inferred version keeps saying how it was inferred
 
 
 def development_release(version: str, evidence: str) -> tuple[str | None, str] | None:

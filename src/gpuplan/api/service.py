@@ -551,7 +551,7 @@ def v1_estimate(req: DeploymentFields, model: str | dict[str, Any], allow_networ
         check_remote_ref(model, "model")
     resolve_gpu_memory(req.gpu, req.gpu_memory_gib)
     dep = req.deployment()
-    if dep.speculative_model and dep.speculative_model not in ("[ngram]", "ngram"):
+    if dep.speculative_model:  # speculative_fields leaves n-gram's pseudo-model names out
         check_remote_ref(dep.speculative_model, "speculative_config.model")  # a draft is read like the model
     spec = load_model_ref(model, "model", allow_network)
     report = estimate(spec, gpu=req.gpu, gpu_memory_gib=req.gpu_memory_gib, deployment=dep,

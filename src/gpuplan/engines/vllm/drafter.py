@@ -137,8 +137,8 @@ def _separate_draft(spec: ModelSpec, dep: Deployment, method: str, n: int, pp: i
         draft = build_spec(dict(cfg), name)
         if draft.vocab_size != spec.vocab_size:
             raise GpuplanError("speculative_config.model", f"{name}'s vocabulary ({draft.vocab_size}) is not the "
-                               f"target's ({spec.vocab_size}); vLLM's draft_model method refuses a draft whose vocabulary size "
-                               "differs (verify_equal_vocab_size_if_draft_model)")
+                               f"target's ({spec.vocab_size}); vLLM's draft_model method refuses a draft whose "
+                               "vocabulary size differs (verify_equal_vocab_size_if_draft_model)")
         module = draft_model(draft)
         hidden = draft.hidden_size
         notes.append(f"draft model {name} ({n} draft token{'s' * (n > 1)}): its {draft.num_layers} layers, embedding "
@@ -158,7 +158,6 @@ def _separate_draft(spec: ModelSpec, dep: Deployment, method: str, n: int, pp: i
     if cfg.get("quantization_config"):
         notes.append(f"{name} declares its own quantization; gpuplan counts its weights in the model dtype "
                      "(an upper bound)")
-    tensors = module.tensors
     layers = tuple(replace(x, continues=True) for x in module.layers)
-    served = replace(spec, layers=spec.layers + layers, head=spec.head + tensors)
+    served = replace(spec, layers=spec.layers + layers, head=spec.head + module.tensors)
     return served, Drafter(method, n, hidden, spec.hidden_size, tuple(notes), model=name)
