@@ -1,6 +1,6 @@
 """Before vLLM 0.5.3 the V0 profile run pushed max(max_model_len, 2048) tokens through the model, however
-long the context; from 0.5.3 (PR 6666) chunked prefill is on by default above 32K and the profile run takes
-2048-token chunks. A 64K-context 33B model on two L40s therefore had far less room for a KV cache on 0.4.1
+long the context; from 0.5.3 (PR 6666) chunked prefill is on by default above 32K and the profile run takes one chunk:
+512 tokens until 0.6.4, 2048 from 0.6.5 (SchedulerConfig's default). A 64K-context 33B model on two L40s therefore had far less room for a KV cache on 0.4.1
 (vllm issue 4429 reports "No available memory for the cache blocks"; gpuplan still leaves it a little, see
 heldout_public.jsonl gho-005) than from 0.5.3 on."""
 
@@ -29,10 +29,45 @@ def test_coder_33b_at_64k_profiles_all_65536_tokens_on_vllm_0_4_1() -> None:
     assert not old.fits  # 64K tokens of KV no longer fit beside a 64K-token profile run
 
 
-def test_from_0_5_3_chunked_prefill_keeps_the_profile_run_at_2048_tokens() -> None:
+def test_from_0_5_3_chunked_prefill_keeps_the_profile_run_to_one_chunk() -> None:
     old, new = _run("0.4.1"), _run("0.5.3")
-    assert new.max_num_batched_tokens == 2048 and new.fits
+    assert new.max_num_batched_tokens == 512 and new.fits
     assert new.num_gpu_blocks > 2 * old.num_gpu_blocks
+    assert _run("0.6.4").max_num_batched_tokens == 512
+    assert _run("0.6.5").max_num_batched_tokens == 2048
+
+
+# llava-hf/llava-1.5-7b-hf: a Llama-2-7B language model behind a CLIP ViT-L/14-336 tower
+LLAVA_15_7B = {"architectures": ["LlavaForConditionalGeneration"], "model_type": "llava", "torch_dtype": "float16",
+               "image_token_index": 32000, "projector_hidden_act": "gelu", "vision_feature_layer": -2,
+               "vision_feature_select_strategy": "default", "vocab_size": 32064,
+               "text_config": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+                               "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 32,
+                               "vocab_size": 32064, "max_position_embeddings": 4096, "rms_norm_eps": 1e-05,
+                               "torch_dtype": "float16"},
+               "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "image_size": 336,
+                                 "intermediate_size": 4096, "num_attention_heads": 16, "num_hidden_layers": 24,
+                                 "patch_size": 14, "projection_dim": 768}}
+
+
+def test_a_v0_multimodal_model_batches_at_least_its_image_tokens() -> None:
+    """V0 raises a multimodal architecture's default max_num_batched_tokens above max(max_model_len, 2048): to
+    4096 in 0.6.0-0.6.2 and 5120 from 0.6.3 (none in 0.5.x); from 0.9 the default never exceeds
+    max_num_seqs x max_model_len."""
+    spec = build_spec(LLAVA_15_7B)
+
+    def mnbt(version: str, seqs: int | None = None, max_model_len: int | None = None) -> int:
+        dep = Deployment(gpu_name="H100", gpu_memory_bytes=85_029_158_912, vllm_version=version, max_num_seqs=seqs,
+                         max_model_len=max_model_len, env=(("VLLM_USE_V1", "0"),))
+        return estimate(spec, dep).max_num_batched_tokens
+
+    assert mnbt("0.5.3", max_model_len=2048) == 2048  # max(max_model_len, 2048)
+    assert mnbt("0.6.1", max_model_len=2048) == 4096
+    assert mnbt("0.6.1") == 4096
+    assert mnbt("0.6.3") == 5120
+    assert mnbt("0.8.5", seqs=1) == 5120
+    assert mnbt("0.9.2") == 5120
+    assert mnbt("0.9.2", seqs=1) == 4096
 
 
 def test_v0_keeps_an_mla_model_and_a_windowed_one_on_whole_prompts_above_32k() -> None:

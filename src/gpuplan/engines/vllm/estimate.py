@@ -44,6 +44,7 @@ from .profiles import (
     unified_memory,
     usage_line_logged,
     uses_model_runner_v2,
+    v0_default_mnbt,
 )
 from .weights import Sharding, input_embedding_bytes, pp_partition, stage_layers, stage_weights, whole_towers
 
@@ -260,9 +261,10 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
     if profile.engine == "v0":
         seqs = seqs or 256
         if mnbt is None:
-            # above 32K tokens chunked prefill (2048-token chunks) is on by default
+            # above 32K tokens chunked prefill is on by default
             chunked = max_model_len > 32768 and _v0_long_context_chunked(spec, profile)
-            mnbt = 2048 if chunked else max(max_model_len, 2048)
+            mnbt = v0_default_mnbt(profile, max_model_len, seqs, chunked=chunked,
+                                   multimodal=spec.multimodal is not None)
         return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
     # A GPU sharing the host's memory (GB10, Jetson) stays on the small tier: vLLM sizes the tier from NVML's
     # memory total, which these parts do not report (arg_utils.py falls back to 0 on the error; every GB10 and Thor

@@ -249,6 +249,22 @@ def get_profile(version: str | None, use_v1: bool | None = None) -> Profile:
     return Profile(found["name"], v, vt, found, cal)
 
 
+def v0_default_mnbt(profile: Profile, max_model_len: int, max_num_seqs: int, *, chunked: bool,
+                    multimodal: bool) -> int:
+    """The V0 engine's max_num_batched_tokens when none is given (SchedulerConfig, per release)."""
+    d = _profiles()[0]["v0_scheduler_defaults"]
+
+    def stepped(table: list) -> int | None:
+        return next((n for since, n in reversed(table) if profile.at_least(since)), None)
+
+    mnbt = stepped(d["chunked_mnbt"]) if chunked else max(max_model_len, 2048)
+    if multimodal and (floor := stepped(d["multimodal_mnbt_floor"])):
+        mnbt = max(mnbt, floor)
+    if profile.at_least(d["mnbt_capped_by_seqs_x_len_from"]):
+        mnbt = min(mnbt, max_num_seqs * max_model_len)
+    return mnbt
+
+
 @cache
 def uses_model_runner_v2(profile: Profile, architecture: str, env: bool | None, mamba_mode: str, *,
                          moe: bool = False, quantized: bool = False, has_state: bool = False,
