@@ -290,6 +290,20 @@ def test_a_b200_gets_the_largest_batch_defaults_from_0_28() -> None:
         == (16384, 1024)
 
 
+def test_a_single_user_server_with_a_short_context_profiles_only_one_context() -> None:
+    """engine/arg_utils.py (0.11.1+): a defaulted max_num_batched_tokens stops at max_num_seqs x max_model_len, and
+    a defaulted max_num_seqs at max_num_batched_tokens. --max-num-seqs 1 --max-model-len 4096 on an H100 server
+    profiles 4096 tokens, not the tier's 8192 (0.11.0 still took 8192); --max-num-batched-tokens 512 leaves 512
+    sequences of the tier's 1024."""
+    cfg = _cfg("meta-llama__Llama-3.1-8B-Instruct")
+    single = _plan(cfg, max_num_seqs=1, max_model_len=4096, api_server=True)
+    assert (single.max_num_seqs, single.max_num_batched_tokens) == (1, 4096)
+    assert _plan(cfg, "0.11.0", max_num_seqs=1, max_model_len=4096, api_server=True).max_num_batched_tokens == 8192
+    small_batches = _plan(cfg, max_num_batched_tokens=512, api_server=True)
+    assert (small_batches.max_num_seqs, small_batches.max_num_batched_tokens) == (512, 512)
+    assert _plan(cfg, "0.11.0", max_num_batched_tokens=512, api_server=True).max_num_seqs == 1024
+
+
 def test_pipeline_stages_on_the_v2_runner_keep_one_more_batch_of_sliding_blocks() -> None:
     """VllmConfig.max_concurrent_batches with async scheduling: the V2 model runner keeps pp + 1 batches in flight,
     the V1 runner pp (it does not overlap with pipeline stages). gpt-oss-20b, PP=2, 32K, 8192 batched tokens: a

@@ -212,6 +212,10 @@ def estimate(
         bool | None, typer.Option("--enable-prefix-caching/--no-enable-prefix-caching",
                                   help="hybrid Mamba models: vLLM's default is on from 0.28, off before")
     ] = None,
+    enable_chunked_prefill: Annotated[
+        bool | None, typer.Option("--enable-chunked-prefill/--no-enable-chunked-prefill",
+                                  help="vLLM's default: always on in V1; in V0 only above 32K tokens")
+    ] = None,
     offline: Annotated[
         bool, typer.Option("--offline/--no-offline", help="offline LLM() instead of `vllm serve` (API server)")
     ] = False,
@@ -278,6 +282,7 @@ def estimate(
             disable_hybrid_kv_cache_manager=True if disable_hybrid_kv_cache_manager else None,
             cpu_offload_gb=cpu_offload_gb,
             enable_prefix_caching=enable_prefix_caching,
+            enable_chunked_prefill=enable_chunked_prefill,
             api_server=not offline,
             limit_mm_per_prompt=parse_json_object(limit_mm_per_prompt, "limit_mm_per_prompt"),
             mm_processor_kwargs=parse_json_object(mm_processor_kwargs, "mm_processor_kwargs"),

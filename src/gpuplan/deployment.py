@@ -35,6 +35,8 @@ class Deployment:
     # None: the version's default (and VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE for <=0.12).
     disable_hybrid_kv_cache_manager: bool | None = None
     enable_prefix_caching: bool | None = None
+    # None: vLLM's default (V1 always chunks; V0 only above 32K tokens, and not for every model).
+    enable_chunked_prefill: bool | None = None
     cpu_offload_gb: float = 0.0
     # GPU compute capability (e.g. 9.0 for Hopper); None: from the GPU catalog or assume Hopper.
     compute_capability: float | None = None

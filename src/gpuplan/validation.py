@@ -188,6 +188,7 @@ def deployment_of(rec: dict) -> Deployment:
         max_cudagraph_capture_size=d.get("max_cudagraph_capture_size"),  # not in the shared schema; ours may hold it
         # Sets mamba_cache_mode for models with Mamba / linear-attention state.
         enable_prefix_caching=_command_line_flag(rec, "enable_prefix_caching"),
+        enable_chunked_prefill=_command_line_flag(rec, "enable_chunked_prefill"),
         api_server=d.get("api_server") is not False, vllm_version=record_version(rec)[0], env=env,
         disable_hybrid_kv_cache_manager=None,
         # Optional in the schema: the multimodal profiling options a record's command line states.

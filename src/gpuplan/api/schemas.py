@@ -308,6 +308,8 @@ class DeploymentFields(BaseModel):
                                       "max_num_seqs, 512)")] = None
     disable_hybrid_kv_cache_manager: bool | None = None
     enable_prefix_caching: bool | None = None
+    enable_chunked_prefill: bool | None = Field(
+        default=None, description="unset: vLLM's default (V1 always chunks; V0 only above 32K tokens)")
     cpu_offload_gb: Annotated[
         float, Field(ge=0, le=1 << 14, description="GiB of weights per GPU offloaded to CPU memory (vLLM's name)")
     ] = 0.0

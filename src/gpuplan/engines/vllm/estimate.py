@@ -45,6 +45,8 @@ from .profiles import (
     usage_line_logged,
     uses_model_runner_v2,
     v0_default_mnbt,
+    v1_batch_defaults,
+    v1_chunked_prefill,
 )
 from .weights import Sharding, input_embedding_bytes, pp_partition, stage_layers, stage_weights, whole_towers
 
@@ -230,9 +232,20 @@ def _fp8_marlin(quant: QuantConfig | None, cc: float, profile: Profile, warnings
     return replace(quant, fp8_marlin=True)
 
 
+def chunked_prefill(spec: ModelSpec, dep: Deployment, profile: Profile, max_model_len: int) -> bool:
+    """Whether the engine prefills in chunks: as the user says (V1 before 0.9.2 chunks regardless), else V1
+    always and V0 by its long-context default."""
+    if profile.engine != "v0":
+        return v1_chunked_prefill(profile, dep.enable_chunked_prefill)
+    if dep.enable_chunked_prefill is not None:
+        return dep.enable_chunked_prefill
+    return max_model_len > 32768 and _v0_long_context_chunked(spec, profile)
+
+
 def _v0_long_context_chunked(spec: ModelSpec, profile: Profile) -> bool:
     """Whether V0 turns chunked prefill on by default above 32K tokens (arg_utils.py, from 0.5.3): not for a model
-    with a sliding window, a multimodal model (0.6.3+) or an MLA model (0.8+), which V0 prefills whole."""
+    with a sliding window, a multimodal model (0.6.3+) or an MLA model (0.8+), which V0 prefills whole (nor with a
+    speculative decoder, which gpuplan sizes on V1 only)."""
     if not profile.flag_from("long_context_chunked_prefill"):
         return False
     kinds = {layer.attention.kind for layer in spec.layers}
@@ -261,11 +274,10 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
     if profile.engine == "v0":
         seqs = seqs or 256
         if mnbt is None:
-            # above 32K tokens chunked prefill is on by default
-            chunked = max_model_len > 32768 and _v0_long_context_chunked(spec, profile)
-            mnbt = v0_default_mnbt(profile, max_model_len, seqs, chunked=chunked,
+            mnbt = v0_default_mnbt(profile, max_model_len, seqs,
+                                   chunked=chunked_prefill(spec, dep, profile, max_model_len),
                                    multimodal=spec.multimodal is not None)
-        return seqs, max(mnbt, seqs if mnbt < seqs else mnbt)
+        return seqs, mnbt
     # A GPU sharing the host's memory (GB10, Jetson) stays on the small tier: vLLM sizes the tier from NVML's
     # memory total, which these parts do not report (arg_utils.py falls back to 0 on the error; every GB10 and Thor
     # log we have, 0.10.2-0.18.1, shows the small tier's 2048 tokens), and 0.33 names GB10 outright.
@@ -279,7 +291,8 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
         d_mnbt, d_seqs = (8192 if dep.api_server else 16384), 1024
     else:
         d_mnbt, d_seqs = (2048 if dep.api_server else 8192), 256
-    return seqs or d_seqs, mnbt or d_mnbt
+    return v1_batch_defaults(profile, seqs, mnbt, d_seqs, d_mnbt, max_model_len,
+                             chunked=chunked_prefill(spec, dep, profile, max_model_len))
 
 
 def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
@@ -1143,9 +1156,29 @@ class Verdict:
     after_kv: bool = False
 
 
+def scheduler_refusal(spec: ModelSpec, r: Resolved) -> tuple[str, int | None] | None:
+    """SchedulerConfig's argument checks, which stop start-up before any memory is touched: why, and the longest
+    max_model_len they allow (None: no length helps)."""
+    if r.mnbt < r.max_num_seqs:
+        return (f"max_num_batched_tokens ({r.mnbt}) must be greater than or equal to max_num_seqs "
+                f"({r.max_num_seqs}): vLLM refuses to start; raise max_num_batched_tokens or lower max_num_seqs",
+                None)
+    # Without chunked prefill a prompt is prefilled in one step.
+    if r.mnbt < r.max_model_len and not chunked_prefill(spec, r.dep, r.profile, r.max_model_len):
+        return (f"max_num_batched_tokens ({r.mnbt}) is smaller than max_model_len ({r.max_model_len}) without "
+                "chunked prefill: vLLM refuses to start; raise max_num_batched_tokens or lower max_model_len",
+                r.mnbt)
+    return None
+
+
 def _verdict(spec, r: Resolved, *args) -> Verdict:
     """Does vLLM start? The first failing check, phrased as vLLM would, and the longest length that fits."""
     v = _memory_verdict(spec, r, *args)
+    if (refused := scheduler_refusal(spec, r)) is not None:
+        why, longest = refused
+        fit_len = None if longest is None else (longest if v.fits else (min(v.fit_len, longest) if v.fit_len
+                                                                         else None))
+        return Verdict(False, why, fit_len, "refused", v.after_kv)
     if (too_long := long_len_refusal(spec, r.dep)) is None:
         return v
     derived = spec.max_len_limit.derived

@@ -265,6 +265,29 @@ def v0_default_mnbt(profile: Profile, max_model_len: int, max_num_seqs: int, *, 
     return mnbt
 
 
+def v1_chunked_prefill(profile: Profile, enable_chunked_prefill: bool | None) -> bool:
+    """V1 chunks prefills unless told not to, which it heeds from 0.9.2 (before, it forced chunking on)."""
+    d = _profiles()[0]["v1_scheduler_defaults"]
+    return enable_chunked_prefill is not False or not profile.at_least(d["chunked_prefill_optional_from"])
+
+
+def v1_batch_defaults(profile: Profile, max_num_seqs: int | None, mnbt: int | None, default_seqs: int,
+                      default_mnbt: int, max_model_len: int, *, chunked: bool = True) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) as the V1 engine's arguments settle them from the user's values and
+    the GPU tier's defaults."""
+    seqs, tokens = max_num_seqs or default_seqs, mnbt or default_mnbt
+    capped = profile.at_least(_profiles()[0]["v1_scheduler_defaults"]["defaults_capped_from"])
+    if not chunked:
+        # 0.9.2-0.11.0 set it to max_model_len outright; later releases only raise a defaulted one
+        tokens = max(max_model_len, tokens) if capped and mnbt is None else (tokens if capped else max_model_len)
+    if capped:
+        if mnbt is None:
+            tokens = min(tokens, seqs * max_model_len)
+        if max_num_seqs is None:
+            seqs = min(seqs, tokens)
+    return seqs, tokens
+
+
 @cache
 def uses_model_runner_v2(profile: Profile, architecture: str, env: bool | None, mamba_mode: str, *,
                          moe: bool = False, quantized: bool = False, has_state: bool = False,
