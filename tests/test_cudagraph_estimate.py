@@ -50,6 +50,37 @@ def test_how_many_graphs_does_vllm_profile(version, max_num_seqs, mnbt, piecewis
     assert B.full_capture_sizes(p, max_num_seqs, mnbt) == full
 
 
+@pytest.mark.parametrize("version, max_num_seqs, mnbt, qlen, runner_v2, piecewise, full", [
+    # speculative_public hsm-001: MTP, 2 tokens, on the V2 runner: PIECEWISE=9 (largest=48)
+    ("0.24.0", 8, 65536, 3, True, 9, None),
+    # hsm-003: cudagraph_capture_sizes [1, 2, 4, 8, 16, 24] from a ceiling of 2 x 5 x 3
+    ("0.22.0", 5, 8192, 3, True, 6, None),
+    # hse-010: EAGLE, 3 tokens, on the V1 runner, which rounds [1, 2, 4, 8, 16] up to multiples of 4:
+    # PIECEWISE=3 (largest=16), FULL=2 (largest=8)
+    ("0.19.0", 2, 8192, 4, False, 3, 2),
+])
+def test_a_drafter_widens_the_graphs_to_its_decode_steps(version, max_num_seqs, mnbt, qlen, runner_v2, piecewise,
+                                                          full):
+    p = get_profile(version)
+    kw = dict(decode_query_len=qlen, runner_v2=runner_v2)
+    assert B.capture_sizes(p, max_num_seqs, mnbt, **kw) == piecewise
+    if full is not None:
+        assert B.full_capture_sizes(p, max_num_seqs, mnbt, **kw) == full
+
+
+def test_capture_sizes_follow_each_release_s_rule():
+    # 0.28+: a compute capability 10.x GPU captures up to 1024 tokens (83 sizes), others stop at 512 (51)
+    assert B.capture_sizes(get_profile("0.28.0"), 1024, 16384, cc=10.0) == 83
+    assert B.capture_sizes(get_profile("0.28.0"), 1024, 16384, cc=9.0) == 51
+    assert B.capture_sizes(get_profile("0.27.1"), 1024, 16384, cc=10.0) == 51
+    # 0.20.1+: an off-stride max_num_batched_tokens under the ceiling is captured too
+    assert B.capture_size_list(get_profile("0.20.1"), 256, 100)[-2:] == [96, 100]
+    assert B.capture_size_list(get_profile("0.20.0"), 256, 100)[-1] == 96
+    # 0.31+: so is an off-stride max_num_seqs
+    assert 100 in B.capture_size_list(get_profile("0.31.0"), 100, 8192)
+    assert 100 not in B.capture_size_list(get_profile("0.30.0"), 100, 8192)
+
+
 def test_releases_before_full_and_piecewise_capture_no_full_graphs():
     assert B.full_capture_sizes(get_profile("0.10.2"), 256, 8192) == 0
 

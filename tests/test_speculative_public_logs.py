@@ -103,3 +103,12 @@ def test_more_eagle_draft_tokens_cost_no_more_memory(result: dict) -> None:
     token per request whatever num_speculative_tokens is."""
     a, b = _row(result, "hse-007")["predicted"], _row(result, "hse-008")["predicted"]
     assert a["available_kv_cache_gib"] == b["available_kv_cache_gib"] and a["kv_cache_tokens"] == b["kv_cache_tokens"]
+
+
+@pytest.mark.parametrize("rid", ["hsm-004", "hsm-010"])
+def test_the_capture_ceiling_vllm_prints_bounds_the_graph_pool(result: dict, rid: str) -> None:
+    """hsm-004 / hsm-010 print 'max_cudagraph_capture_size': 1 and capture one PIECEWISE graph of one token, no
+    FULL graph (an MTP decode step is 3 tokens): 0.05 GiB logged, as predicted."""
+    row = _row(result, rid)
+    assert row["logged"]["cudagraph_gib"] == 0.05
+    assert row["predicted"]["cudagraph_gib"] == pytest.approx(0.05, abs=0.01)

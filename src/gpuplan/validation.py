@@ -185,7 +185,8 @@ def deployment_of(rec: dict) -> Deployment:
         max_num_seqs=d.get("max_num_seqs"), max_num_batched_tokens=d.get("max_num_batched_tokens"),
         dtype=d.get("dtype") or "auto", kv_cache_dtype=d.get("kv_cache_dtype") or "auto", quantization=q,
         enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
-        max_cudagraph_capture_size=d.get("max_cudagraph_capture_size"),  # not in the shared schema; ours may hold it
+        # not in the shared schema: ours may hold it, and vLLM prints it in its compilation config
+        max_cudagraph_capture_size=_command_line_int(rec, "max_cudagraph_capture_size"),
         # Sets mamba_cache_mode for models with Mamba / linear-attention state.
         enable_prefix_caching=_command_line_flag(rec, "enable_prefix_caching"),
         enable_chunked_prefill=_command_line_flag(rec, "enable_chunked_prefill"),
@@ -268,6 +269,17 @@ def _command_line_flag(rec: dict, name: str) -> bool | None:
     flag = re.compile(rf"--(no-)?{name.replace('_', '-')}\b|{name}['\"]?\s*[:=]\s*(true|false)", re.IGNORECASE)
     found = {m.group(1) is None if m.group(2) is None else m.group(2).lower() == "true"
              for m in flag.finditer(str(rec.get("evidence") or ""))}
+    return found.pop() if len(found) == 1 else None
+
+
+def _command_line_int(rec: dict, name: str) -> int | None:
+    """A vLLM integer option the record's deployment states, else the one value its quoted command line
+    (--name N) or vLLM's printed config (name: N) gives; None where it says none or several."""
+    stated = (rec.get("deployment") or {}).get(name)
+    if stated is not None:
+        return int(stated)
+    option = re.compile(rf"--{name.replace('_', '-')}[= ](\d+)|{name}['\"]?\s*[:=]\s*(\d+)")
+    found = {int(m.group(1) or m.group(2)) for m in option.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
 
 

@@ -15,7 +15,7 @@ from ...datafiles import data_json
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
-from .profiles import Profile, model_runner_v2_copies_logits, moe_workspace_persistent
+from .profiles import Profile, in_versions, model_runner_v2_copies_logits, moe_workspace_persistent
 from .weights import q_lora_rank
 
 
@@ -354,9 +354,11 @@ def baseline(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch", resid
     return int(c.get("multi_gpu_pcie" if fabric != "nvswitch" else "multi_gpu", c["multi_gpu"]) * GiB)
 
 
-def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None) -> int:
+def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None, *,
+                  decode_query_len: int = 1, cc: float | None = None, runner_v2: bool = False) -> int:
     """Number of CUDA graph batch sizes vLLM captures (config/vllm.py _set_cudagraph_sizes); `max_capture` is the
-    user's max_cudagraph_capture_size (0.11.1+), which replaces the default ceiling of min(2 x max_num_seqs, 512)."""
+    user's max_cudagraph_capture_size (0.11.1+), which replaces the default ceiling; `decode_query_len` is
+    1 + num_speculative_tokens with a drafter; `cc` the GPU's compute capability."""
     rule = profile.cudagraph_sizes
     if rule == "v0":
         top = min(max_num_seqs, 256)
@@ -364,32 +366,66 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: i
         return len([s for s in sizes if s <= max(top, 1) or s == sizes[-1]])
     if rule == "v1_0.8":
         return len([s for s in [1, 2, 4] + list(range(8, 513, 8)) if s <= mnbt])
-    top = _capture_top(max_num_seqs, mnbt, max_capture)
     if rule == "v1_0.9":
+        top = min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
         return len([s for s in [1, 2, 4] + list(range(8, top + 1, 8)) if s <= top])
-    return len(_v1_011_sizes(top))
+    return len(capture_size_list(profile, max_num_seqs, mnbt, max_capture, decode_query_len=decode_query_len,
+                                 cc=cc, runner_v2=runner_v2))
 
 
-def _capture_top(max_num_seqs: int, mnbt: int, max_capture: int | None) -> int:
-    """The largest CUDA-graph size from 0.9: the user's max_cudagraph_capture_size, else min(2 x max_num_seqs,
-    512), never above max_num_batched_tokens."""
-    return min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
-
-
-def _v1_011_sizes(top: int) -> list[int]:
-    """The 0.11+ capture sizes up to `top`: 1, 2, 4, then steps of 8 to 248 and of 16 from 256."""
+def _strided(top: int) -> list[int]:
+    """1, 2, 4, then steps of 8 to 248 and of 16 from 256, up to `top`."""
     return [s for s in [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16)) if s <= top]
 
 
-def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None) -> int:
+def capture_size_list(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None, *,
+                      decode_query_len: int = 1, cc: float | None = None, runner_v2: bool = False) -> list[int]:
+    """The CUDA-graph capture sizes of the 0.11+ rule (the PIECEWISE graphs), per release and model runner."""
+    rules = _capture_rules()
+    qlen = decode_query_len if profile.at_least(rules["decode_query_len_from"]) else 1
+    default_top = 1024 if (cc is not None and 10.0 <= cc < 11.0
+                           and profile.at_least(rules["blackwell_ceiling_from"])) else 512
+    ceiling = max_capture or min(2 * max_num_seqs * qlen, default_top)
+    top = min(mnbt, ceiling)
+    sizes = set(_strided(top))
+    if profile.at_least(rules["append_mnbt_from"]) and mnbt <= top:
+        sizes.add(mnbt)
+    if not max_capture and profile.at_least(rules["uniform_decode_sizes_from"]):
+        if qlen > 1:
+            reqs = min(max_num_seqs, default_top)
+            counts = {n for n in (1, 2, 4) if n <= reqs} | set(range(8, min(reqs + 1, 256), 8)) | set(
+                range(256, reqs + 1, 16)) | {reqs}
+            decode = {n * qlen for n in counts if n * qlen <= ceiling}
+        else:
+            decode = {max_num_seqs} if max_num_seqs <= ceiling else set()
+        sizes |= {x for x in decode if x <= mnbt}
+    if decode_query_len > 1 and not runner_v2 and in_versions(profile.version_tuple,
+                                                              rules["v1_runner_rounds_to_decode_len"]):
+        largest = max(sizes)
+        sizes = {up for x in sizes if (up := round_up(x, decode_query_len)) <= largest} or (
+            {decode_query_len} if decode_query_len <= largest else set())
+    return sorted(sizes)
+
+
+@cache
+def _capture_rules() -> dict:
+    return data_json("vllm_profiles.json")["cudagraph_capture"]
+
+
+def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None, *,
+                       decode_query_len: int = 1, cc: float | None = None, runner_v2: bool = False) -> int:
     """Number of FULL (decode) CUDA graphs beside the PIECEWISE ones. From 0.11 vLLM's default cudagraph_mode is
     FULL_AND_PIECEWISE: v1/cudagraph_dispatcher.py initialize_cudagraph_keys captures a FULL graph for every capture
-    size up to uniform_decode_query_len x max_num_seqs (1 x max_num_seqs without speculative decoding), so
-    256 sequences give PIECEWISE=51, FULL=35 and 8 give PIECEWISE=5, FULL=4 ("Profiling CUDA graph memory" lines).
-    Earlier rules capture PIECEWISE graphs only (0.9-0.10) or decode graphs only (V0, V1 0.8): none counted here."""
+    size from uniform_decode_query_len to uniform_decode_query_len x max_num_seqs (1 and max_num_seqs without
+    speculative decoding), so 256 sequences give PIECEWISE=51, FULL=35 and 8 give PIECEWISE=5, FULL=4 ("Profiling
+    CUDA graph memory" lines). Earlier rules capture PIECEWISE graphs only (0.9-0.10) or decode graphs only (V0,
+    V1 0.8): none counted here."""
     if profile.cudagraph_sizes != "v1_0.11":
         return 0
-    return len([s for s in _v1_011_sizes(_capture_top(max_num_seqs, mnbt, max_capture)) if s <= max_num_seqs])
+    qlen = decode_query_len if profile.at_least(_capture_rules()["decode_query_len_from"]) else 1
+    sizes = capture_size_list(profile, max_num_seqs, mnbt, max_capture, decode_query_len=decode_query_len, cc=cc,
+                              runner_v2=runner_v2)
+    return len([s for s in sizes if qlen <= s <= qlen * max_num_seqs])
 
 
 def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, cc: float | None,
@@ -424,7 +460,8 @@ def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, c
 
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
               enforce_eager: bool, runner_v2: str | None = None, max_capture: int | None = None,
-              cc: float | None = None, kv_dtype: str = "auto", nccl_in_graphs: bool = False) -> int:
+              cc: float | None = None, kv_dtype: str = "auto", nccl_in_graphs: bool = False,
+              decode_query_len: int = 1) -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
     and scale with the number of graphs captured, PIECEWISE and FULL (fitted on the logged captures, see
     calibration.json). From 0.21 this is what vLLM's profiler estimates and subtracts before sizing the KV cache:
@@ -438,17 +475,13 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     collective NCCL captures keeps its own device memory for the graph's lifetime (nccl_graph_bytes)."""
     if enforce_eager:
         return 0
-    if runner_v2:
-        key = {"estimate": "cudagraph_runner_v2_scale", "actual": "cudagraph_runner_v2_actual_scale"}[runner_v2]
-        return int(profile.calib[key] * cudagraph(spec, lo, hi, profile, tp=tp, max_num_seqs=max_num_seqs,
-                                                  mnbt=mnbt, enforce_eager=False, max_capture=max_capture,
-                                                  nccl_in_graphs=nccl_in_graphs))
     c = profile.calib["cudagraph"]
-    n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture)
+    sizes = dict(decode_query_len=decode_query_len, cc=cc, runner_v2=runner_v2 is not None)
+    n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes)
     reference = c["reference_graphs"]
     if "reference_full_graphs" in c and profile.cudagraph_sizes == "v1_0.11":
         # FULL graphs counted beside the PIECEWISE ones (FULL_AND_PIECEWISE, 0.11+), as in the 0.19 fit
-        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture)
+        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes)
         reference += c["reference_full_graphs"]
     scale = c.get("scale", 1.0) * n_graphs / reference
     layers = hi - lo
@@ -458,9 +491,14 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     base = c["base_gib"] * (scale if c.get("base_scales_with_graphs") else 1.0)
     per_layer += c.get("per_mla_layer_gib", 0.0) * mla_layers
     gib = base + scale * (per_layer * tp ** -c["tp_exponent"] + c["per_moe_layer_gib"] * moe_layers)
-    nccl = nccl_graph_bytes(profile, lo, hi, max_num_seqs=max_num_seqs, mnbt=mnbt,
-                            max_capture=max_capture) if nccl_in_graphs and tp > 1 else 0
-    return int(max(gib, 0.05) * GiB) + _flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype) + nccl
+    nccl = nccl_graph_bytes(profile, lo, hi, max_num_seqs=max_num_seqs, mnbt=mnbt, max_capture=max_capture,
+                            **sizes) if nccl_in_graphs and tp > 1 else 0
+    pool = int(max(gib, 0.05) * GiB) + nccl
+    if runner_v2:
+        # the V2 runner's share of the same pool; its fit leaves the backend's workspace out
+        key = {"estimate": "cudagraph_runner_v2_scale", "actual": "cudagraph_runner_v2_actual_scale"}[runner_v2]
+        return int(profile.calib[key] * pool)
+    return pool + _flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype)
 
 
 def runner_v2_captured_share(profile: Profile) -> float:
@@ -470,12 +508,14 @@ def runner_v2_captured_share(profile: Profile) -> float:
 
 
 def nccl_graph_bytes(profile: Profile, lo: int, hi: int, *, max_num_seqs: int, mnbt: int,
-                     max_capture: int | None) -> int:
+                     max_capture: int | None, decode_query_len: int = 1, cc: float | None = None,
+                     runner_v2: bool = False) -> int:
     """Device memory NCCL keeps for the tensor-parallel all-reduces captured in CUDA graphs: two per decoder layer
     (attention output, MLP or MoE output) and the vocabulary-parallel embedding's on the first stage, in every
     graph captured (PIECEWISE pieces and FULL graphs alike). The bytes per captured collective are calibrated."""
-    n_graphs = (capture_sizes(profile, max_num_seqs, mnbt, max_capture)
-                + full_capture_sizes(profile, max_num_seqs, mnbt, max_capture))  # 0 FULL graphs before 0.11
+    sizes = dict(decode_query_len=decode_query_len, cc=cc, runner_v2=runner_v2)
+    n_graphs = (capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes)
+                + full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes))  # none before 0.11
     collectives = 2 * (hi - lo) + (1 if lo == 0 else 0)
     return int(profile.calib["nccl_graph_bytes_per_collective"] * n_graphs * collectives)
 

@@ -958,10 +958,12 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
             act = replace(act, peak=act.peak + d_buf, drafter=d_buf)
         if last and fi_unknown:
             fi_gain = act.peak - stage_act(flashinfer_sampler=True).peak
+        qlen = 1 + (r.dep.num_speculative_tokens if drafter.method else 0)  # a uniform decode step's tokens
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
-                             max_capture=r.dep.max_cudagraph_capture_size, nccl_in_graphs=nccl_graphs)
+                             max_capture=r.dep.max_cudagraph_capture_size, nccl_in_graphs=nccl_graphs,
+                             decode_query_len=qlen)
         # The pool the capture itself takes ("Graph capturing finished ..., took X GiB"): the same figure, except
         # where vLLM's V2 runner subtracts its estimate, which is about twice what it then captures (both are
         # shares of one formula, budget.cudagraph).
@@ -981,6 +983,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         blocks = _blocks(avail, plan)
         stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": peak, "cold": cold,
                        "activation": act, "cudagraph_bytes": graphs,
+                       "capture_sizes": B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size,
+                                                        decode_query_len=qlen, cc=r.cc, runner_v2=r.runner_v2),
                        "cudagraph_captured_bytes": captured, "available_bytes": avail, "plan": plan,
                        "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
                        "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})
@@ -1347,8 +1351,7 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                      "memory as total minus free)" if p.formula == "v1_absolute_peak" else "")),
         Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool"
-                  + (f" for {B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size)} batch "
-                     "sizes" if stage["cudagraph_bytes"] else "") + "; "
+                  + (f" for {stage['capture_sizes']} batch sizes" if stage["cudagraph_bytes"] else "") + "; "
                   + ("inside the budget" if r.cudagraph_in_budget else
                      "outside the budget (captured after the KV cache)")
                   + (f"; the V2 model runner's estimate, which vLLM subtracts (the pool it then captures is about "
