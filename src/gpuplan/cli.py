@@ -230,6 +230,10 @@ def estimate(
     mm_encoder_tp_mode: Annotated[str, typer.Option(
         "--mm-encoder-tp-mode", help="weights (default) or data: whole vision towers on every TP rank (0.10.2+)")
     ] = "weights",
+    performance_mode: Annotated[str, typer.Option(
+        "--performance-mode", help="vLLM 0.17+: balanced (default), throughput (twice the default batch limits) or "
+                                   "interactivity (a CUDA graph for every batch size up to 32)")
+    ] = "balanced",
     compile_cache: Annotated[str, typer.Option(
         "--compile-cache", help="warm (default): a restart with torch.compile's cache filled; cold: a first start "
                                 "on an empty cache (vLLM 0.24+ counts the compiler's scratch as activation)")
@@ -289,6 +293,7 @@ def estimate(
             skip_mm_profiling=skip_mm_profiling,
             language_model_only=language_model_only,
             mm_encoder_tp_mode=mm_encoder_tp_mode,
+            performance_mode=performance_mode,
             compile_cache=compile_cache,
             interconnect=interconnect,
             platform=platform,

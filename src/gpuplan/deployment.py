@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+# vLLM 0.17+ --performance-mode
+PERFORMANCE_MODES = ("balanced", "throughput", "interactivity")
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -49,6 +52,9 @@ class Deployment:
     language_model_only: bool = False
     # vLLM 0.10.2+: "data" keeps whole towers on every TP rank (where the model class supports it).
     mm_encoder_tp_mode: str = "weights"
+    # vLLM 0.17+: "balanced" (default), "throughput" (doubles the defaulted batch limits) or "interactivity"
+    # (captures every batch size up to 32 as a CUDA graph).
+    performance_mode: str = "balanced"
     # "warm": a restart that finds torch.compile's cache filled; "cold": a first start on an empty cache (a new
     # command, or a container without a kept ~/.cache/vllm), whose compiler scratch vLLM charges as activation.
     compile_cache: str = "warm"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .datafiles import data_json
-from .deployment import Deployment, speculative_fields
+from .deployment import PERFORMANCE_MODES, Deployment, speculative_fields
 from .errors import GpuplanError, UnservableDeployment
 from .model.adapters import build_spec
 from .units import GiB
@@ -199,6 +199,7 @@ def deployment_of(rec: dict) -> Deployment:
         skip_mm_profiling=bool(d.get("skip_mm_profiling")),
         language_model_only=bool(_command_line_flag(rec, "language_model_only")),
         mm_encoder_tp_mode=d.get("mm_encoder_tp_mode") or "weights",
+        performance_mode=_command_line_choice(rec, "performance_mode", PERFORMANCE_MODES) or "balanced",
         # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
         # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
@@ -280,6 +281,18 @@ def _command_line_int(rec: dict, name: str) -> int | None:
         return int(stated)
     option = re.compile(rf"--{name.replace('_', '-')}[= ](\d+)|{name}['\"]?\s*[:=]\s*(\d+)")
     found = {int(m.group(1) or m.group(2)) for m in option.finditer(str(rec.get("evidence") or ""))}
+    return found.pop() if len(found) == 1 else None
+
+
+def _command_line_choice(rec: dict, name: str, choices: tuple[str, ...]) -> str | None:
+    """A vLLM option taking one of `choices`, as the record's deployment states it, else as its quoted command line
+    (--name VALUE) or vLLM's printed config (name: 'VALUE') gives it once; None where it says none or several."""
+    stated = (rec.get("deployment") or {}).get(name)
+    if stated is not None:
+        return str(stated)
+    words = "|".join(choices)
+    option = re.compile(rf"--{name.replace('_', '-')}[= ]({words})\b|{name}['\"]?\s*[:=]\s*['\"]?({words})\b")
+    found = {m.group(1) or m.group(2) for m in option.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
 
 

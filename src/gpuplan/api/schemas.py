@@ -328,6 +328,9 @@ class DeploymentFields(BaseModel):
     mm_encoder_tp_mode: Literal["weights", "data"] = Field(
         default="weights", description="vLLM 0.10.2+: data keeps whole vision towers on every TP rank (where the "
                                        "model supports it), each rank taking a share of the images")
+    performance_mode: Literal["balanced", "throughput", "interactivity"] = Field(
+        default="balanced", description="vLLM 0.17+: throughput doubles the defaulted max_num_seqs and "
+                                        "max_num_batched_tokens; interactivity captures every batch size up to 32")
     compile_cache: Literal["warm", "cold"] = Field(
         default="warm", description="warm: a restart that finds torch.compile's cache filled (~/.cache/vllm kept); "
                                     "cold: a first start on an empty cache, whose compiler scratch vLLM 0.24+ "

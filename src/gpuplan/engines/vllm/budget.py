@@ -354,11 +354,25 @@ def baseline(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch", resid
     return int(c.get("multi_gpu_pcie" if fabric != "nvswitch" else "multi_gpu", c["multi_gpu"]) * GiB)
 
 
-def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None, *,
-                  decode_query_len: int = 1, cc: float | None = None, runner_v2: bool = False) -> int:
+@dataclass(frozen=True)
+class GraphShape:
+    """What besides the batch limits sets the CUDA-graph capture sizes: a uniform decode step's tokens
+    (1 + num_speculative_tokens with a drafter), the GPU's compute capability, which model runner captures, and
+    --performance-mode interactivity."""
+
+    decode_query_len: int = 1
+    cc: float | None = None
+    runner_v2: bool = False
+    interactivity: bool = False
+
+
+PLAIN = GraphShape()
+
+
+def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None,
+                  shape: GraphShape = PLAIN) -> int:
     """Number of CUDA graph batch sizes vLLM captures (config/vllm.py _set_cudagraph_sizes); `max_capture` is the
-    user's max_cudagraph_capture_size (0.11.1+), which replaces the default ceiling; `decode_query_len` is
-    1 + num_speculative_tokens with a drafter; `cc` the GPU's compute capability."""
+    user's max_cudagraph_capture_size (0.11.1+), which replaces the default ceiling."""
     rule = profile.cudagraph_sizes
     if rule == "v0":
         top = min(max_num_seqs, 256)
@@ -369,25 +383,25 @@ def capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: i
     if rule == "v1_0.9":
         top = min(max_capture, mnbt) if max_capture else min(2 * max_num_seqs, 512, mnbt)
         return len([s for s in [1, 2, 4] + list(range(8, top + 1, 8)) if s <= top])
-    return len(capture_size_list(profile, max_num_seqs, mnbt, max_capture, decode_query_len=decode_query_len,
-                                 cc=cc, runner_v2=runner_v2))
+    return len(capture_size_list(profile, max_num_seqs, mnbt, max_capture, shape))
 
 
-def _strided(top: int) -> list[int]:
-    """1, 2, 4, then steps of 8 to 248 and of 16 from 256, up to `top`."""
-    return [s for s in [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16)) if s <= top]
+def _strided(top: int, fine: bool = False) -> list[int]:
+    """1, 2, 4 (every size to 32 when `fine`), then steps of 8 to 248 and of 16 from 256, up to `top`."""
+    small = list(range(1, min(top, 32) + 1)) if fine else [1, 2, 4]
+    return sorted({s for s in small + list(range(8, 256, 8)) + list(range(256, top + 1, 16)) if s <= top})
 
 
-def capture_size_list(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None, *,
-                      decode_query_len: int = 1, cc: float | None = None, runner_v2: bool = False) -> list[int]:
+def capture_size_list(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None,
+                      shape: GraphShape = PLAIN) -> list[int]:
     """The CUDA-graph capture sizes of the 0.11+ rule (the PIECEWISE graphs), per release and model runner."""
     rules = _capture_rules()
-    qlen = decode_query_len if profile.at_least(rules["decode_query_len_from"]) else 1
-    default_top = 1024 if (cc is not None and 10.0 <= cc < 11.0
+    qlen = shape.decode_query_len if profile.at_least(rules["decode_query_len_from"]) else 1
+    default_top = 1024 if (shape.cc is not None and 10.0 <= shape.cc < 11.0
                            and profile.at_least(rules["blackwell_ceiling_from"])) else 512
     ceiling = max_capture or min(2 * max_num_seqs * qlen, default_top)
     top = min(mnbt, ceiling)
-    sizes = set(_strided(top))
+    sizes = set(_strided(top, shape.interactivity))
     if profile.at_least(rules["append_mnbt_from"]) and mnbt <= top:
         sizes.add(mnbt)
     if not max_capture and profile.at_least(rules["uniform_decode_sizes_from"]):
@@ -399,11 +413,11 @@ def capture_size_list(profile: Profile, max_num_seqs: int, mnbt: int, max_captur
         else:
             decode = {max_num_seqs} if max_num_seqs <= ceiling else set()
         sizes |= {x for x in decode if x <= mnbt}
-    if decode_query_len > 1 and not runner_v2 and in_versions(profile.version_tuple,
-                                                              rules["v1_runner_rounds_to_decode_len"]):
+    step = shape.decode_query_len
+    if step > 1 and not shape.runner_v2 and in_versions(profile.version_tuple,
+                                                        rules["v1_runner_rounds_to_decode_len"]):
         largest = max(sizes)
-        sizes = {up for x in sizes if (up := round_up(x, decode_query_len)) <= largest} or (
-            {decode_query_len} if decode_query_len <= largest else set())
+        sizes = {up for x in sizes if (up := round_up(x, step)) <= largest} or ({step} if step <= largest else set())
     return sorted(sizes)
 
 
@@ -412,8 +426,8 @@ def _capture_rules() -> dict:
     return data_json("vllm_profiles.json")["cudagraph_capture"]
 
 
-def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None, *,
-                       decode_query_len: int = 1, cc: float | None = None, runner_v2: bool = False) -> int:
+def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None,
+                       shape: GraphShape = PLAIN) -> int:
     """Number of FULL (decode) CUDA graphs beside the PIECEWISE ones. From 0.11 vLLM's default cudagraph_mode is
     FULL_AND_PIECEWISE: v1/cudagraph_dispatcher.py initialize_cudagraph_keys captures a FULL graph for every capture
     size from uniform_decode_query_len to uniform_decode_query_len x max_num_seqs (1 and max_num_seqs without
@@ -422,10 +436,9 @@ def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_captu
     V1 0.8): none counted here."""
     if profile.cudagraph_sizes != "v1_0.11":
         return 0
-    qlen = decode_query_len if profile.at_least(_capture_rules()["decode_query_len_from"]) else 1
-    sizes = capture_size_list(profile, max_num_seqs, mnbt, max_capture, decode_query_len=decode_query_len, cc=cc,
-                              runner_v2=runner_v2)
-    return len([s for s in sizes if qlen <= s <= qlen * max_num_seqs])
+    q = shape.decode_query_len
+    return len([s for s in capture_size_list(profile, max_num_seqs, mnbt, max_capture, shape)
+                if q <= s <= q * max_num_seqs])
 
 
 def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, cc: float | None,
@@ -461,7 +474,7 @@ def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, c
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,
               enforce_eager: bool, runner_v2: str | None = None, max_capture: int | None = None,
               cc: float | None = None, kv_dtype: str = "auto", nccl_in_graphs: bool = False,
-              decode_query_len: int = 1) -> int:
+              shape: GraphShape = PLAIN) -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
     and scale with the number of graphs captured, PIECEWISE and FULL (fitted on the logged captures, see
     calibration.json). From 0.21 this is what vLLM's profiler estimates and subtracts before sizing the KV cache:
@@ -476,12 +489,11 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     if enforce_eager:
         return 0
     c = profile.calib["cudagraph"]
-    sizes = dict(decode_query_len=decode_query_len, cc=cc, runner_v2=runner_v2 is not None)
-    n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes)
+    n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
     reference = c["reference_graphs"]
     if "reference_full_graphs" in c and profile.cudagraph_sizes == "v1_0.11":
         # FULL graphs counted beside the PIECEWISE ones (FULL_AND_PIECEWISE, 0.11+), as in the 0.19 fit
-        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes)
+        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
         reference += c["reference_full_graphs"]
     scale = c.get("scale", 1.0) * n_graphs / reference
     layers = hi - lo
@@ -492,7 +504,7 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
     per_layer += c.get("per_mla_layer_gib", 0.0) * mla_layers
     gib = base + scale * (per_layer * tp ** -c["tp_exponent"] + c["per_moe_layer_gib"] * moe_layers)
     nccl = nccl_graph_bytes(profile, lo, hi, max_num_seqs=max_num_seqs, mnbt=mnbt, max_capture=max_capture,
-                            **sizes) if nccl_in_graphs and tp > 1 else 0
+                            shape=shape) if nccl_in_graphs and tp > 1 else 0
     pool = int(max(gib, 0.05) * GiB) + nccl
     if runner_v2:
         # the V2 runner's share of the same pool; its fit leaves the backend's workspace out
@@ -508,14 +520,12 @@ def runner_v2_captured_share(profile: Profile) -> float:
 
 
 def nccl_graph_bytes(profile: Profile, lo: int, hi: int, *, max_num_seqs: int, mnbt: int,
-                     max_capture: int | None, decode_query_len: int = 1, cc: float | None = None,
-                     runner_v2: bool = False) -> int:
+                     max_capture: int | None, shape: GraphShape = PLAIN) -> int:
     """Device memory NCCL keeps for the tensor-parallel all-reduces captured in CUDA graphs: two per decoder layer
     (attention output, MLP or MoE output) and the vocabulary-parallel embedding's on the first stage, in every
     graph captured (PIECEWISE pieces and FULL graphs alike). The bytes per captured collective are calibrated."""
-    sizes = dict(decode_query_len=decode_query_len, cc=cc, runner_v2=runner_v2)
-    n_graphs = (capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes)
-                + full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, **sizes))  # none before 0.11
+    n_graphs = (capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
+                + full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape))  # none before 0.11
     collectives = 2 * (hi - lo) + (1 if lo == 0 else 0)
     return int(profile.calib["nccl_graph_bytes_per_collective"] * n_graphs * collectives)
 

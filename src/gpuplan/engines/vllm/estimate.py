@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
-from ...deployment import Deployment
+from ...deployment import PERFORMANCE_MODES, Deployment
 from ...errors import GpuplanError, UnservableDeployment
 from ...model.spec import ModelSpec, QuantConfig, ServingLimits
 from ...quant.methods import ASSUMED_FORMATS, KNOWN_METHODS, fp8_weights
@@ -292,7 +292,8 @@ def _batch_defaults(profile: Profile, dep: Deployment, total: int, max_model_len
     else:
         d_mnbt, d_seqs = (2048 if dep.api_server else 8192), 256
     return v1_batch_defaults(profile, seqs, mnbt, d_seqs, d_mnbt, max_model_len,
-                             chunked=chunked_prefill(spec, dep, profile, max_model_len))
+                             chunked=chunked_prefill(spec, dep, profile, max_model_len),
+                             throughput=dep.performance_mode == "throughput")
 
 
 def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
@@ -383,6 +384,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     if mla_off and profile.at_least("0.7.1"):
         warnings.append(f"{mla_off}: vLLM builds the latent-attention layers as multi-head attention, so every "
                         "query head caches its own K and V (many times the latent cache MLA would keep)")
+    _check_performance_mode(dep, profile)
     seqs, mnbt = _batch_defaults(profile, dep, total, L, spec)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
         if v <= 0:
@@ -457,6 +459,14 @@ def _text_only_how(spec: ModelSpec, dep: Deployment) -> str:
     if dep.language_model_only:
         return "--language-model-only"
     return "--limit-mm-per-prompt " + ", ".join(f"{m}=0" for m in T.modalities(spec.architecture))
+
+
+def _check_performance_mode(dep: Deployment, profile: Profile) -> None:
+    if dep.performance_mode not in PERFORMANCE_MODES:
+        raise GpuplanError("performance_mode", f"unknown mode {dep.performance_mode!r}", accepted=PERFORMANCE_MODES)
+    if dep.performance_mode != "balanced" and not (profile.engine == "v1" and profile.at_least("0.17")):
+        raise GpuplanError("performance_mode", f"vLLM {profile.version} has no --performance-mode: it came in 0.17",
+                           accepted=["balanced", "a vllm_version of 0.17 or later"])
 
 
 def _check_capture_size(dep: Deployment, profile: Profile) -> None:
@@ -958,12 +968,13 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
             act = replace(act, peak=act.peak + d_buf, drafter=d_buf)
         if last and fi_unknown:
             fi_gain = act.peak - stage_act(flashinfer_sampler=True).peak
-        qlen = 1 + (r.dep.num_speculative_tokens if drafter.method else 0)  # a uniform decode step's tokens
+        shape = B.GraphShape(decode_query_len=1 + (r.dep.num_speculative_tokens if drafter.method else 0),
+                             cc=r.cc, runner_v2=r.runner_v2, interactivity=r.dep.performance_mode == "interactivity")
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
                              max_capture=r.dep.max_cudagraph_capture_size, nccl_in_graphs=nccl_graphs,
-                             decode_query_len=qlen)
+                             shape=shape)
         # The pool the capture itself takes ("Graph capturing finished ..., took X GiB"): the same figure, except
         # where vLLM's V2 runner subtracts its estimate, which is about twice what it then captures (both are
         # shares of one formula, budget.cudagraph).
@@ -984,7 +995,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         stages.append({"stage": s, "layers": [lo, hi], "weights_bytes": w, "activation_bytes": peak, "cold": cold,
                        "activation": act, "cudagraph_bytes": graphs,
                        "capture_sizes": B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size,
-                                                        decode_query_len=qlen, cc=r.cc, runner_v2=r.runner_v2),
+                                                        shape),
                        "cudagraph_captured_bytes": captured, "available_bytes": avail, "plan": plan,
                        "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
                        "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})

@@ -272,9 +272,12 @@ def v1_chunked_prefill(profile: Profile, enable_chunked_prefill: bool | None) ->
 
 
 def v1_batch_defaults(profile: Profile, max_num_seqs: int | None, mnbt: int | None, default_seqs: int,
-                      default_mnbt: int, max_model_len: int, *, chunked: bool = True) -> tuple[int, int]:
+                      default_mnbt: int, max_model_len: int, *, chunked: bool = True,
+                      throughput: bool = False) -> tuple[int, int]:
     """(max_num_seqs, max_num_batched_tokens) as the V1 engine's arguments settle them from the user's values and
-    the GPU tier's defaults."""
+    the GPU tier's defaults; `throughput`: --performance-mode throughput, which doubles the defaulted ones."""
+    if throughput:
+        default_seqs, default_mnbt = 2 * default_seqs, 2 * default_mnbt
     seqs, tokens = max_num_seqs or default_seqs, mnbt or default_mnbt
     capped = profile.at_least(_profiles()[0]["v1_scheduler_defaults"]["defaults_capped_from"])
     if not chunked:

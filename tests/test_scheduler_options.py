@@ -1,4 +1,4 @@
-"""--enable-chunked-prefill and the scheduler's own checks on max_num_batched_tokens.
+"""--enable-chunked-prefill, --performance-mode and the scheduler's own checks on max_num_batched_tokens.
 
 vLLM sizes its profile run by max_num_batched_tokens, which depends on chunked prefill: V1 always chunks by default
 (and before 0.9.2 ignores --no-enable-chunked-prefill), V0 only above 32K tokens. Without chunking a whole prompt
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from gpuplan.api.app import create_app
 from gpuplan.api_python import estimate
 from gpuplan.cli import app
+from gpuplan.errors import GpuplanError
 
 MODEL = "meta-llama/Llama-3.1-8B"
 
@@ -71,3 +73,33 @@ def test_the_cli_and_the_api_take_the_flag() -> None:
     assert res.status_code == 200 and res.json()["deployment"]["max_num_batched_tokens"] == 32768
     bad = client.post("/v1/estimate", json={"model": MODEL, "gpu": "H100", "enable_chunked_prefill": "maybe"})
     assert bad.status_code in (400, 422) and "enable_chunked_prefill" in bad.text
+
+
+def test_throughput_mode_doubles_the_default_batch_and_costs_kv() -> None:
+    """arg_utils.py (0.17+): --performance-mode throughput doubles the defaulted max_num_seqs and
+    max_num_batched_tokens (an H100 server: 2048 sequences, 16,384 tokens); values the user gives stay."""
+    base, fast = _est("0.33.0"), _est("0.33.0", performance_mode="throughput")
+    assert (fast.max_num_seqs, fast.max_num_batched_tokens) == (2048, 16384)
+    assert fast.kv_cache_tokens < base.kv_cache_tokens
+    kept = _est("0.33.0", performance_mode="throughput", max_num_seqs=64, max_num_batched_tokens=4096)
+    assert (kept.max_num_seqs, kept.max_num_batched_tokens) == (64, 4096)
+
+
+def test_interactivity_mode_captures_every_batch_size_up_to_32() -> None:
+    """config/vllm.py _set_cudagraph_sizes (0.17+): 1..32, then the usual 8- and 16-token steps to 512."""
+    r = _est("0.33.0", performance_mode="interactivity")
+    graphs = next(c for c in r.components if c.name == "cudagraph")
+    assert "for 76 batch sizes" in graphs.note
+    assert "for 51 batch sizes" in next(c for c in _est("0.33.0").components if c.name == "cudagraph").note
+
+
+def test_performance_mode_is_refused_where_vllm_has_none() -> None:
+    with pytest.raises(GpuplanError, match="performance_mode.*0.17"):
+        _est("0.16.0", performance_mode="throughput")
+    with pytest.raises(GpuplanError, match="performance_mode.*accepted: balanced, throughput, interactivity"):
+        _est("0.33.0", performance_mode="fast")
+    out = CliRunner().invoke(app, ["estimate", MODEL, "--gpu", "H100", "--performance-mode", "fast"])
+    assert out.exit_code != 0 and "performance_mode: Input should be 'balanced'" in str(out.exception)
+    res = TestClient(create_app(allow_network=False)).post(
+        "/v1/estimate", json={"model": MODEL, "gpu": "H100", "performance_mode": "fast"})
+    assert res.status_code in (400, 422) and "performance_mode" in res.text
