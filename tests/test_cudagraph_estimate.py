@@ -62,17 +62,18 @@ def test_how_many_graphs_does_vllm_profile(version, max_num_seqs, mnbt, piecewis
 def test_a_drafter_widens_the_graphs_to_its_decode_steps(version, max_num_seqs, mnbt, qlen, runner_v2, piecewise,
                                                           full):
     p = get_profile(version)
-    kw = dict(decode_query_len=qlen, runner_v2=runner_v2)
-    assert B.capture_sizes(p, max_num_seqs, mnbt, **kw) == piecewise
+    shape = B.GraphShape(decode_query_len=qlen, runner_v2=runner_v2)
+    assert B.capture_sizes(p, max_num_seqs, mnbt, shape=shape) == piecewise
     if full is not None:
-        assert B.full_capture_sizes(p, max_num_seqs, mnbt, **kw) == full
+        assert B.full_capture_sizes(p, max_num_seqs, mnbt, shape=shape) == full
 
 
 def test_capture_sizes_follow_each_release_s_rule():
     # 0.28+: a compute capability 10.x GPU captures up to 1024 tokens (83 sizes), others stop at 512 (51)
-    assert B.capture_sizes(get_profile("0.28.0"), 1024, 16384, cc=10.0) == 83
-    assert B.capture_sizes(get_profile("0.28.0"), 1024, 16384, cc=9.0) == 51
-    assert B.capture_sizes(get_profile("0.27.1"), 1024, 16384, cc=10.0) == 51
+    blackwell, hopper = B.GraphShape(cc=10.0), B.GraphShape(cc=9.0)
+    assert B.capture_sizes(get_profile("0.28.0"), 1024, 16384, shape=blackwell) == 83
+    assert B.capture_sizes(get_profile("0.28.0"), 1024, 16384, shape=hopper) == 51
+    assert B.capture_sizes(get_profile("0.27.1"), 1024, 16384, shape=blackwell) == 51
     # 0.20.1+: an off-stride max_num_batched_tokens under the ceiling is captured too
     assert B.capture_size_list(get_profile("0.20.1"), 256, 100)[-2:] == [96, 100]
     assert B.capture_size_list(get_profile("0.20.0"), 256, 100)[-1] == 96
