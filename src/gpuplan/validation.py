@@ -186,7 +186,8 @@ def deployment_of(rec: dict) -> Deployment:
         dtype=d.get("dtype") or "auto", kv_cache_dtype=d.get("kv_cache_dtype") or "auto", quantization=q,
         enforce_eager=bool(d.get("enforce_eager")), block_size=d.get("block_size"),
         # not in the shared schema: ours may hold it, and vLLM prints it in its compilation config
-        max_cudagraph_capture_size=_command_line_int(rec, "max_cudagraph_capture_size"),
+        max_cudagraph_capture_size=int(n) if (n := _command_line_value(rec, "max_cudagraph_capture_size",
+                                                                         r"\d+")) else None,
         # Sets mamba_cache_mode for models with Mamba / linear-attention state.
         enable_prefix_caching=_command_line_flag(rec, "enable_prefix_caching"),
         enable_chunked_prefill=_command_line_flag(rec, "enable_chunked_prefill"),
@@ -199,7 +200,7 @@ def deployment_of(rec: dict) -> Deployment:
         skip_mm_profiling=bool(d.get("skip_mm_profiling")),
         language_model_only=bool(_command_line_flag(rec, "language_model_only")),
         mm_encoder_tp_mode=d.get("mm_encoder_tp_mode") or "weights",
-        performance_mode=_command_line_choice(rec, "performance_mode", PERFORMANCE_MODES) or "balanced",
+        performance_mode=_command_line_value(rec, "performance_mode", "|".join(PERFORMANCE_MODES)) or "balanced",
         # Not in the shared schema: our records say whether the start found torch.compile's cache filled.
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
         # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
@@ -273,25 +274,14 @@ def _command_line_flag(rec: dict, name: str) -> bool | None:
     return found.pop() if len(found) == 1 else None
 
 
-def _command_line_int(rec: dict, name: str) -> int | None:
-    """A vLLM integer option the record's deployment states, else the one value its quoted command line
-    (--name N) or vLLM's printed config (name: N) gives; None where it says none or several."""
-    stated = (rec.get("deployment") or {}).get(name)
-    if stated is not None:
-        return int(stated)
-    option = re.compile(rf"--{name.replace('_', '-')}[= ](\d+)|{name}['\"]?\s*[:=]\s*(\d+)")
-    found = {int(m.group(1) or m.group(2)) for m in option.finditer(str(rec.get("evidence") or ""))}
-    return found.pop() if len(found) == 1 else None
-
-
-def _command_line_choice(rec: dict, name: str, choices: tuple[str, ...]) -> str | None:
-    """A vLLM option taking one of `choices`, as the record's deployment states it, else as its quoted command line
-    (--name VALUE) or vLLM's printed config (name: 'VALUE') gives it once; None where it says none or several."""
+def _command_line_value(rec: dict, name: str, value: str) -> str | None:
+    """A vLLM option's value (matching the regex `value`) as the record's deployment states it, else the one value
+    its quoted command line (--name VALUE) or vLLM's printed config (name: VALUE) gives; None where they give none
+    or several."""
     stated = (rec.get("deployment") or {}).get(name)
     if stated is not None:
         return str(stated)
-    words = "|".join(choices)
-    option = re.compile(rf"--{name.replace('_', '-')}[= ]({words})\b|{name}['\"]?\s*[:=]\s*['\"]?({words})\b")
+    option = re.compile(rf"--{name.replace('_', '-')}[= ]({value})\b|{name}['\"]?\s*[:=]\s*['\"]?({value})\b")
     found = {m.group(1) or m.group(2) for m in option.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
 

@@ -1187,18 +1187,20 @@ def scheduler_refusal(spec: ModelSpec, r: Resolved) -> tuple[str, int | None] | 
 
 
 def _verdict(spec, r: Resolved, *args) -> Verdict:
-    """Does vLLM start? The first failing check, phrased as vLLM would, and the longest length that fits."""
+    """Does vLLM start? The first failing check, phrased as vLLM would, and the longest length that fits. The
+    model's config is checked before the scheduler's, and both before any memory is touched."""
     v = _memory_verdict(spec, r, *args)
+    if (too_long := long_len_refusal(spec, r.dep)) is not None:
+        derived = spec.max_len_limit.derived
+        return Verdict(False, too_long, min(v.fit_len, derived) if v.fit_len else (derived if v.fits else None),
+                       "max_model_len_refused", v.after_kv)
     if (refused := scheduler_refusal(spec, r)) is not None:
         why, longest = refused
-        fit_len = None if longest is None else (longest if v.fits else (min(v.fit_len, longest) if v.fit_len
-                                                                         else None))
+        fit_len = None
+        if longest is not None:
+            fit_len = longest if v.fits else (min(v.fit_len, longest) if v.fit_len else None)
         return Verdict(False, why, fit_len, "refused", v.after_kv)
-    if (too_long := long_len_refusal(spec, r.dep)) is None:
-        return v
-    derived = spec.max_len_limit.derived
-    return Verdict(False, too_long, min(v.fit_len, derived) if v.fit_len else (derived if v.fits else None),
-                   "max_model_len_refused", v.after_kv)
+    return v
 
 
 def _outside_limits(lim: ServingLimits, r: Resolved) -> str | None:

@@ -281,8 +281,10 @@ def v1_batch_defaults(profile: Profile, max_num_seqs: int | None, mnbt: int | No
     seqs, tokens = max_num_seqs or default_seqs, mnbt or default_mnbt
     capped = profile.at_least(_profiles()[0]["v1_scheduler_defaults"]["defaults_capped_from"])
     if not chunked:
-        # 0.9.2-0.11.0 set it to max_model_len outright; later releases only raise a defaulted one
-        tokens = max(max_model_len, tokens) if capped and mnbt is None else (tokens if capped else max_model_len)
+        if not capped:
+            tokens = max_model_len  # 0.9.2-0.11.0 set it outright, over a value the user gave
+        elif mnbt is None:
+            tokens = max(max_model_len, tokens)  # later releases raise a defaulted one
     if capped:
         if mnbt is None:
             tokens = min(tokens, seqs * max_model_len)
