@@ -212,6 +212,12 @@ def estimate(
         bool | None, typer.Option("--enable-prefix-caching/--no-enable-prefix-caching",
                                   help="hybrid Mamba models: vLLM's default is on from 0.28, off before")
     ] = None,
+    enable_lora: Annotated[bool, typer.Option(
+        "--enable-lora", help="LoRA adapter slots beside every linear layer (vLLM V1, 0.8+)")] = False,
+    max_loras: Annotated[int, typer.Option("--max-loras", help="adapters served at once (default 1)")] = 1,
+    max_lora_rank: Annotated[int, typer.Option("--max-lora-rank", help="largest adapter rank (default 16)")] = 16,
+    lora_dtype: Annotated[str, typer.Option("--lora-dtype", help="auto (the model's), float16, bfloat16")] = "auto",
+    fully_sharded_loras: Annotated[bool, typer.Option("--fully-sharded-loras")] = False,
     enable_chunked_prefill: Annotated[
         bool | None, typer.Option("--enable-chunked-prefill/--no-enable-chunked-prefill",
                                   help="vLLM's default: always on in V1; in V0 only above 32K tokens")
@@ -287,6 +293,8 @@ def estimate(
             cpu_offload_gb=cpu_offload_gb,
             enable_prefix_caching=enable_prefix_caching,
             enable_chunked_prefill=enable_chunked_prefill,
+            enable_lora=enable_lora, max_loras=max_loras, max_lora_rank=max_lora_rank, lora_dtype=lora_dtype,
+            fully_sharded_loras=fully_sharded_loras,
             api_server=not offline,
             limit_mm_per_prompt=parse_json_object(limit_mm_per_prompt, "limit_mm_per_prompt"),
             mm_processor_kwargs=parse_json_object(mm_processor_kwargs, "mm_processor_kwargs"),

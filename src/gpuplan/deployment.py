@@ -40,6 +40,12 @@ class Deployment:
     enable_prefix_caching: bool | None = None
     # None: vLLM's default (V1 always chunks; V0 only above 32K tokens, and not for every model).
     enable_chunked_prefill: bool | None = None
+    # --enable-lora: max_loras adapter slots of max_lora_rank beside every linear layer (vLLM's names and defaults).
+    enable_lora: bool = False
+    max_loras: int = 1
+    max_lora_rank: int = 16
+    lora_dtype: str = "auto"
+    fully_sharded_loras: bool = False
     cpu_offload_gb: float = 0.0
     # GPU compute capability (e.g. 9.0 for Hopper); None: from the GPU catalog or assume Hopper.
     compute_capability: float | None = None

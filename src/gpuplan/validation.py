@@ -191,6 +191,7 @@ def deployment_of(rec: dict) -> Deployment:
         # Sets mamba_cache_mode for models with Mamba / linear-attention state.
         enable_prefix_caching=_command_line_flag(rec, "enable_prefix_caching"),
         enable_chunked_prefill=_command_line_flag(rec, "enable_chunked_prefill"),
+        **_lora_options(rec),
         api_server=d.get("api_server") is not False, vllm_version=record_version(rec)[0], env=env,
         disable_hybrid_kv_cache_manager=None,
         # Optional in the schema: the multimodal profiling options a record's command line states.
@@ -284,6 +285,20 @@ def _command_line_value(rec: dict, name: str, value: str) -> str | None:
     option = re.compile(rf"--{name.replace('_', '-')}[= ]({value})\b|{name}['\"]?\s*[:=]\s*['\"]?({value})\b")
     found = {m.group(1) or m.group(2) for m in option.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
+
+
+def _lora_options(rec: dict) -> dict[str, Any]:
+    """--enable-lora and its sizes, as the record's deployment (not in the shared schema) or command line says."""
+    if not _command_line_flag(rec, "enable_lora"):
+        return {}
+    options: dict[str, Any] = {"enable_lora": True,
+                               "fully_sharded_loras": bool(_command_line_flag(rec, "fully_sharded_loras"))}
+    for name in ("max_loras", "max_lora_rank"):
+        if (n := _command_line_value(rec, name, r"\d+")) is not None:
+            options[name] = int(n)
+    if (dtype := _command_line_value(rec, "lora_dtype", "auto|float16|bfloat16")) is not None:
+        options["lora_dtype"] = dtype
+    return options
 
 
 _ID_QUANT = (("awq", "awq"), ("gptq", "gptq"), ("w8a8", "w8a8"), ("int8", "w8a8"), ("fp8", "fp8"),

@@ -310,6 +310,11 @@ class DeploymentFields(BaseModel):
     enable_prefix_caching: bool | None = None
     enable_chunked_prefill: bool | None = Field(
         default=None, description="unset: vLLM's default (V1 always chunks; V0 only above 32K tokens)")
+    enable_lora: bool = Field(default=False, description="LoRA adapter slots beside every linear layer (V1, 0.8+)")
+    max_loras: Annotated[int, Field(ge=1, le=1024, description="adapters served at once (GPU slots)")] = 1
+    max_lora_rank: Annotated[int, Field(json_schema_extra={"enum": [1, 8, 16, 32, 64, 128, 256, 320, 512]})] = 16
+    lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"
+    fully_sharded_loras: bool = False
     cpu_offload_gb: Annotated[
         float, Field(ge=0, le=1 << 14, description="GiB of weights per GPU offloaded to CPU memory (vLLM's name)")
     ] = 0.0

@@ -364,6 +364,7 @@ class GraphShape:
     cc: float | None = None
     runner_v2: bool = False
     interactivity: bool = False
+    lora_cases: int = 1  # each size captured with and without LoRA adapters (2) under --enable-lora, 0.11.1+
 
 
 PLAIN = GraphShape()
@@ -495,6 +496,7 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
         # FULL graphs counted beside the PIECEWISE ones (FULL_AND_PIECEWISE, 0.11+), as in the 0.19 fit
         n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
         reference += c["reference_full_graphs"]
+    n_graphs *= shape.lora_cases
     scale = c.get("scale", 1.0) * n_graphs / reference
     layers = hi - lo
     moe_layers = sum(1 for layer in spec.layers[lo:hi] if layer.mlp.kind == "moe")
@@ -525,7 +527,7 @@ def nccl_graph_bytes(profile: Profile, lo: int, hi: int, *, max_num_seqs: int, m
     (attention output, MLP or MoE output) and the vocabulary-parallel embedding's on the first stage, in every
     graph captured (PIECEWISE pieces and FULL graphs alike). The bytes per captured collective are calibrated."""
     n_graphs = (capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
-                + full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape))  # none before 0.11
+                + full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)) * shape.lora_cases
     collectives = 2 * (hi - lo) + (1 if lo == 0 else 0)
     return int(profile.calib["nccl_graph_bytes_per_collective"] * n_graphs * collectives)
 

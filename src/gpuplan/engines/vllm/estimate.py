@@ -19,6 +19,7 @@ from . import budget as B
 from . import drafter as D
 from . import encoder_profile as E
 from . import kv as K
+from . import lora as LR
 from . import mla_choice as MC
 from . import sparse_mla as SM
 from . import sparse_workspace as SW
@@ -385,6 +386,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         warnings.append(f"{mla_off}: vLLM builds the latent-attention layers as multi-head attention, so every "
                         "query head caches its own K and V (many times the latent cache MLA would keep)")
     _check_performance_mode(dep, profile)
+    warnings += LR.check(spec, dep, profile)
     seqs, mnbt = _batch_defaults(profile, dep, total, L, spec)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
         if v <= 0:
@@ -948,6 +950,11 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stages = []
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
+        if lora := LR.stage_bytes(spec, lo, hi, first=s == 0, last=last, sh=r.sharding, dep=r.dep, profile=p,
+                                  act_bytes=r.act_bytes):
+            by = dict(weights[s].by_kind)
+            by["lora"] = lora
+            weights[s] = replace(weights[s], by_kind=tuple(by.items()), total=weights[s].total + lora)
         sparse = _sparse_stage(spec, r, lo, hi)
         if sparse is not None and sparse.load:
             by = dict(weights[s].by_kind)
@@ -969,7 +976,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         if last and fi_unknown:
             fi_gain = act.peak - stage_act(flashinfer_sampler=True).peak
         shape = B.GraphShape(decode_query_len=1 + (r.dep.num_speculative_tokens if drafter.method else 0),
-                             cc=r.cc, runner_v2=r.runner_v2, interactivity=r.dep.performance_mode == "interactivity")
+                             cc=r.cc, runner_v2=r.runner_v2, interactivity=r.dep.performance_mode == "interactivity",
+                             lora_cases=LR.graph_cases(r.dep, p))
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
@@ -1364,7 +1372,9 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
                      "memory as total minus free)" if p.formula == "v1_absolute_peak" else "")),
         Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool"
-                  + (f" for {stage['capture_sizes']} batch sizes" if stage["cudagraph_bytes"] else "") + "; "
+                  + (f" for {stage['capture_sizes']} batch sizes" if stage["cudagraph_bytes"] else "")
+                  + (", each with and without LoRA" if LR.graph_cases(r.dep, p) > 1 and stage["cudagraph_bytes"]
+                     else "") + "; "
                   + ("inside the budget" if r.cudagraph_in_budget else
                      "outside the budget (captured after the KV cache)")
                   + (f"; the V2 model runner's estimate, which vLLM subtracts (the pool it then captures is about "
