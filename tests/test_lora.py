@@ -89,7 +89,7 @@ def test_lora_dtype_auto_follows_the_model() -> None:
 
 
 @pytest.mark.parametrize("kw, field", [
-    (dict(vllm_version="0.6.6"), "enable_lora"),  # V0
+    (dict(vllm_version="0.2.7"), "enable_lora"),  # before vLLM had LoRA
     (dict(max_lora_rank=17), "max_lora_rank"),
     (dict(max_loras=0), "max_loras"),
     (dict(lora_dtype="fp8"), "lora_dtype"),

@@ -213,7 +213,7 @@ def estimate(
                                   help="hybrid Mamba models: vLLM's default is on from 0.28, off before")
     ] = None,
     enable_lora: Annotated[bool, typer.Option(
-        "--enable-lora", help="LoRA adapter slots beside every linear layer (vLLM V1, 0.8+)")] = False,
+        "--enable-lora", help="LoRA adapter slots beside every linear layer (vLLM 0.3+)")] = False,
     max_loras: Annotated[int, typer.Option("--max-loras", help="adapters served at once (default 1)")] = 1,
     max_lora_rank: Annotated[int, typer.Option("--max-lora-rank", help="largest adapter rank (default 16)")] = 16,
     lora_dtype: Annotated[str, typer.Option("--lora-dtype", help="auto (the model's), float16, bfloat16")] = "auto",

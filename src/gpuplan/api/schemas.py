@@ -310,7 +310,7 @@ class DeploymentFields(BaseModel):
     enable_prefix_caching: bool | None = None
     enable_chunked_prefill: bool | None = Field(
         default=None, description="unset: vLLM's default (V1 always chunks; V0 only above 32K tokens)")
-    enable_lora: bool = Field(default=False, description="LoRA adapter slots beside every linear layer (V1, 0.8+)")
+    enable_lora: bool = Field(default=False, description="LoRA adapter slots beside every linear layer (vLLM 0.3+)")
     max_loras: Annotated[int, Field(ge=1, le=1024, description="adapters served at once (GPU slots)")] = 1
     max_lora_rank: Annotated[int, Field(json_schema_extra={"enum": [1, 8, 16, 32, 64, 128, 256, 320, 512]})] = 16
     lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"

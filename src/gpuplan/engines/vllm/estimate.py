@@ -948,13 +948,21 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         if cold_models and not feeds_embeddings else 0
     charge_cold = cold_models and r.dep.compile_cache == "cold"
     stages = []
+    lora_notes: list[str] = []
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
-        if lora := LR.stage_bytes(spec, lo, hi, first=s == 0, last=last, sh=r.sharding, dep=r.dep, profile=p,
-                                  act_bytes=r.act_bytes):
+        lora = LR.stage_bytes(spec, lo, hi, first=s == 0, last=last, sh=r.sharding, dep=r.dep, profile=p,
+                              act_bytes=r.act_bytes)
+        lora_at = LR.placement(p)
+        if lora and lora_at == "weights":
             by = dict(weights[s].by_kind)
             by["lora"] = lora
             weights[s] = replace(weights[s], by_kind=tuple(by.items()), total=weights[s].total + lora)
+        elif lora and lora_at == "missed" and s == 0:
+            lora_notes.append(
+                f"enable_lora: vLLM {p.version}'s V0 memory profile leaves out the LoRA slots ({lora / GiB:.2f} GiB per "
+                "GPU): the KV cache is sized as without them, so the GPU holds that much beyond "
+                "gpu_memory_utilization (vllm issue 14450); keep utilization that much below 1")
         sparse = _sparse_stage(spec, r, lo, hi)
         if sparse is not None and sparse.load:
             by = dict(weights[s].by_kind)
@@ -968,6 +976,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                             sparse_workspace=sparse.workspace if sparse else None,
                             rejection_sampler=bool(drafter.method))
         act = stage_act(flashinfer_sampler=fi_sampler)
+        if lora and lora_at == "profile":  # allocated after the loading figure, inside the profile's drop
+            act = replace(act, peak=act.peak + lora)
         if last and drafter.hidden_width and p.flag_from("runner_buffers_in_budget"):
             # Up to 0.26 the budget counts the profile's torch peak above what was allocated when it began, so the
             # proposer's buffers (allocated with the model runner, before it) come out of the headroom instead.
@@ -1030,7 +1040,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                        "failure": c_verdict.failure}
     comps = _components(spec, r, stages[0], n_torch, budget, stored is not None,
                         stages[0]["cold"] if charge_cold else 0, comm)
-    warnings = list(r.warnings) + list(spec.notes) + list(drafter.notes)
+    warnings = list(r.warnings) + list(spec.notes) + list(drafter.notes) + lora_notes
     if p.engine == "v0" and any(layer.attention.kind in ("sliding_window", "chunked_local") for layer in spec.layers):
         warnings.append("V0 engine: windowed layers are allocated full length")
     tower = stages[0]["activation"].encoder

@@ -56,9 +56,9 @@ def check(spec: ModelSpec, dep: Deployment, profile: Profile) -> list[str]:
                                "(its class does not implement SupportsLoRA)")
         warnings.append(f"enable_lora: vLLM {unsupported['read_in']}'s {spec.architecture} has no LoRA support; "
                         f"{profile.version} likely refuses --enable-lora for it too")
-    if profile.engine != "v1" or not profile.at_least(rules["engine_from"]):
-        raise GpuplanError("enable_lora", f"gpuplan sizes LoRA on vLLM's V1 engine; vLLM {profile.version} runs V0 "
-                           "here", accepted=[f"vllm_version >= {rules['engine_from']} with the V1 engine"])
+    if not profile.at_least(rules["engine_from"]):
+        raise GpuplanError("enable_lora", f"vLLM {profile.version} has no LoRA support: it came in "
+                           f"{rules['engine_from']}", accepted=[f"vllm_version >= {rules['engine_from']}"])
     if dep.max_lora_rank not in rules["ranks"]:
         raise GpuplanError("max_lora_rank", f"{dep.max_lora_rank} is not a rank vLLM accepts",
                            accepted=[str(r) for r in rules["ranks"]])
@@ -76,6 +76,17 @@ def check(spec: ModelSpec, dep: Deployment, profile: Profile) -> list[str]:
     if any(t.stored for t in spec.checkpoint or ()):
         warnings.append("enable_lora: the adapter slots are sized from the config's layer shapes")
     return warnings
+
+
+def placement(profile: Profile) -> str:
+    """Where the slots show in vLLM's accounting: "weights" (inside "Model loading took", 0.8+), "missed" (V0's
+    0.6.4-0.7.x profile leaves them out of the KV budget: the GPU holds them beyond gpu_memory_utilization) or
+    "profile" (older V0 releases measured them with the profile run's drop in free memory)."""
+    rules = _rules()
+    if profile.engine == "v1" or profile.at_least(rules["in_model_loading_from"]):
+        return "weights"
+    lo, hi = rules["v0_profile_misses_it"]
+    return "missed" if profile.at_least(lo) and not profile.at_least(hi) else "profile"
 
 
 def graph_cases(dep: Deployment, profile: Profile) -> int:
