@@ -6,19 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from public_logs import row as _row
+from public_logs import validated
 
-from gpuplan.validation import load_records, validate_records
+from gpuplan.validation import validate_records
 
 LOGS = Path(__file__).parent / "fixtures" / "vllm_logs" / "gap_versions_public.jsonl"
 
 
 @pytest.fixture(scope="module")
 def result() -> dict:
-    return validate_records(load_records(LOGS))
-
-
-def _row(result: dict, rid: str) -> dict:
-    return next(r for r in result["records"] if r["id"] == rid)
+    return validated("gap_versions_public.jsonl")
 
 
 @pytest.mark.parametrize("rid", ["gvd-003", "gvd-004"])

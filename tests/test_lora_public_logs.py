@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from public_logs import row as _row
+from public_logs import validated
 
 import gpuplan.validation as validation
 from gpuplan.engines.vllm.estimate import estimate
@@ -16,11 +18,7 @@ LOGS = Path(__file__).parent / "fixtures" / "vllm_logs" / "lora_public.jsonl"
 
 @pytest.fixture(scope="module")
 def result() -> dict:
-    return validate_records(load_records(LOGS))
-
-
-def _row(result: dict, rid: str) -> dict:
-    return next(r for r in result["records"] if r["id"] == rid)
+    return validated("lora_public.jsonl")
 
 
 @pytest.mark.parametrize("rid", ["lora-001", "lora-002", "lora-003", "lora-005", "lora-006"])

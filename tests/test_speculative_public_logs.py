@@ -7,19 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from gpuplan.validation import load_records, validate_records
+from public_logs import row as _row
+from public_logs import validated
 
 LOGS = Path(__file__).parent / "fixtures" / "vllm_logs" / "speculative_public.jsonl"
 
 
 @pytest.fixture(scope="module")
 def result() -> dict:
-    return validate_records(load_records(LOGS))
-
-
-def _row(result: dict, rid: str) -> dict:
-    return next(r for r in result["records"] if r["id"] == rid)
+    return validated("speculative_public.jsonl")
 
 
 @pytest.mark.parametrize("rid", ["hsm-001", "hsm-003", "hsm-008"])

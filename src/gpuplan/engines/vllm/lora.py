@@ -15,6 +15,11 @@ modules a model lists in embedding_modules). Per wrapped weight [out, in], shard
   vocabularies, not split over TP); up to 0.11 both also kept 256 extra-vocabulary rows per slot.
 
 --fully-sharded-loras splits the A of column-parallel layers and the B of row-parallel ones over TP too.
+
+Left out, each a few MiB: up to 0.11 the models that took extra-vocabulary tokens (Llama among them) also grew their
+own embedding and LM head by those 256 rows, padded the vocabulary to 256, and sized the head's B on the grown
+vocabulary; the punica kernels' token maps (max_num_batched_tokens integers) and their per-layer scratch
+([slices, tokens, rank] floats) during the profile run.
 """
 
 from __future__ import annotations
