@@ -272,8 +272,15 @@ def test_every_emitted_flag_and_choice_is_valid_for_vllm(model):
             assert sg[sg.index("--kv-cache-dtype") + 1] in ("fp8_e4m3", "fp8_e5m2")
 
 
+ESTIMATE_OPTIONS = {"dtype": "float16", "enforce_eager": True, "block_size": 32, "enable_prefix_caching": False,
+                    "enable_chunked_prefill": True, "cpu_offload_gb": 2.5, "performance_mode": "throughput",
+                    "enable_lora": True, "max_loras": 4, "max_lora_rank": 64, "kv_cache_memory_bytes": 20 * 2**30,
+                    "speculative_config": {"method": "ngram", "num_speculative_tokens": 4}}
+
+
 @pytest.mark.parametrize("opts", [{}, {"quantization": "fp8", "kv_cache_dtype": "fp8_e4m3"},
-                                  {"tensor_parallel_size": 2, "max_num_seqs": 64, "max_num_batched_tokens": 4096}])
+                                  {"tensor_parallel_size": 2, "max_num_seqs": 64, "max_num_batched_tokens": 4096},
+                                  ESTIMATE_OPTIONS])
 def test_the_estimate_launch_command_uses_only_flags_vllm_accepts(opts):
     import shlex
 
@@ -286,6 +293,29 @@ def test_the_estimate_launch_command_uses_only_flags_vllm_accepts(opts):
     assert r.status_code == 200, r.text
     args = shlex.split(r.json()["commands"]["vllm"])
     assert args[:2] == ["vllm", "serve"] and check_vllm_args(args[3:]) == []
+
+
+def test_the_estimate_launch_command_carries_every_option_the_estimate_was_made_with():
+    """What gpuplan sized is what the command starts: each non-default option, in vLLM's spelling, on the command
+    line and as LLM() keywords."""
+    from fastapi.testclient import TestClient
+
+    from gpuplan.api.app import create_app
+
+    c = TestClient(create_app(allow_network=False))
+    r = c.post("/v1/estimate", json={"model": "meta-llama/Llama-3.1-8B", "gpu": "H100", **ESTIMATE_OPTIONS})
+    assert r.status_code == 200, r.text
+    cmds = r.json()["commands"]
+    serve = cmds["vllm"]
+    for part in ("--dtype float16", "--enforce-eager", "--block-size 32", "--no-enable-prefix-caching",
+                 "--enable-chunked-prefill", "--cpu-offload-gb 2.5", "--performance-mode throughput", "--enable-lora",
+                 "--max-loras 4", "--max-lora-rank 64", f"--kv-cache-memory-bytes {20 * 2**30}",
+                 """--speculative-config '{"method": "ngram", "num_speculative_tokens": 4}'"""):
+        assert part in serve, part
+    call = ast.parse(cmds["python"]).body[-1].value
+    kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+    assert kwargs["enable_prefix_caching"] is False and kwargs["max_loras"] == 4
+    assert kwargs["speculative_config"] == {"method": "ngram", "num_speculative_tokens": 4}
 
 
 def test_a_context_the_planner_shortens_also_starts_on_an_empty_compile_cache():

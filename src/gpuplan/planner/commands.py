@@ -40,6 +40,50 @@ class LaunchSpec:
     skip_mm_profiling: bool = False
     language_model_only: bool = False
     mm_encoder_tp_mode: str = "weights"
+    # Every other vLLM option the estimate was made with, as (vLLM's argument name, value): see options_of.
+    options: tuple[tuple[str, object], ...] = ()
+
+
+def options_of(dep) -> tuple[tuple[str, object], ...]:
+    """The deployment's vLLM options that are not vLLM's defaults (True/False: a boolean flag and its --no- form)."""
+    out: list[tuple[str, object]] = []
+    if dep.dtype != "auto":
+        out.append(("dtype", dep.dtype))
+    for name in ("enforce_eager", "enable_expert_parallel", "disable_hybrid_kv_cache_manager", "fully_sharded_loras"):
+        if getattr(dep, name):
+            out.append((name, True))
+    for name in ("block_size", "kv_cache_memory_bytes", "max_cudagraph_capture_size", "enable_prefix_caching",
+                 "enable_chunked_prefill"):
+        if getattr(dep, name) is not None:
+            out.append((name, getattr(dep, name)))
+    if dep.data_parallel_size > 1:
+        out.append(("data_parallel_size", dep.data_parallel_size))
+    if dep.cpu_offload_gb:
+        out.append(("cpu_offload_gb", dep.cpu_offload_gb))
+    if dep.performance_mode != "balanced":
+        out.append(("performance_mode", dep.performance_mode))
+    if dep.enable_lora:
+        out.append(("enable_lora", True))
+        out += [(name, getattr(dep, name)) for name, default in (("max_loras", 1), ("max_lora_rank", 16),
+                                                                  ("lora_dtype", "auto"))
+                if getattr(dep, name) != default]
+    if dep.speculative_method:
+        cfg: dict[str, object] = {"method": dep.speculative_method,
+                                  "num_speculative_tokens": dep.num_speculative_tokens}
+        if dep.speculative_model:
+            cfg["model"] = dep.speculative_model
+        out.append(("speculative_config", cfg))
+    return tuple(out)
+
+
+def _cli(name: str, value: object) -> list[str]:
+    flag = "--" + name.replace("_", "-")
+    if value is True:
+        return [flag]
+    if value is False:
+        return ["--no-" + name.replace("_", "-")]
+    return [flag, json.dumps(value) if isinstance(value, dict) else f"{value:g}" if isinstance(value, float)
+            else str(value)]
 
 
 def model_ref(spec: LaunchSpec) -> str:
@@ -66,6 +110,8 @@ def vllm_args(spec: LaunchSpec) -> list[str]:
         args += ["--max-num-batched-tokens", str(spec.max_num_batched_tokens)]
     for flag, value in _mm_options(spec):
         args += [flag] if value is True else [flag, value if isinstance(value, str) else json.dumps(value)]
+    for name, value in spec.options:
+        args += _cli(name, value)
     return args
 
 
@@ -106,6 +152,7 @@ def python_command(spec: LaunchSpec) -> str:
         kw.append(f"max_num_seqs={spec.max_num_seqs}")
     for flag, value in _mm_options(spec):
         kw.append(f"{flag[2:].replace('-', '_')}={value!r}")
+    kw += [f"{name}={value!r}" for name, value in spec.options]
     # LLM() batches more tokens per step than the server by default; pin the server's value so the
     # memory gpuplan computed is the memory this call gets.
     kw.append(f"max_num_batched_tokens={spec.max_num_batched_tokens}")
@@ -172,7 +219,7 @@ def commands_for_report(model: str, report, dep) -> Commands:
                       vllm_version=report.engine_version, env=tuple(dep.env),
                       limit_mm_per_prompt=tuple(dep.limit_mm_per_prompt), mm_processor_kwargs=tuple(dep.mm_processor_kwargs),
                       skip_mm_profiling=dep.skip_mm_profiling, language_model_only=dep.language_model_only,
-                      mm_encoder_tp_mode=dep.mm_encoder_tp_mode)
+                      mm_encoder_tp_mode=dep.mm_encoder_tp_mode, options=options_of(dep))
     return launch_commands(spec)
 
 
