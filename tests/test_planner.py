@@ -407,3 +407,37 @@ def test_llama_8b_on_four_l4s_starts_with_a_little_less_gpu_memory_utilization()
     # A utilization the user pins is theirs: the planner does not move it.
     pinned = plan("meta-llama/Llama-3.1-8B", gpu_memory_utilization=0.92, **asked).requested.option
     assert not pinned.fits and pinned.gpu_memory_utilization == 0.92
+
+
+def test_lora_adapters_push_qwen3_30b_off_one_h100_in_bf16_and_the_commands_serve_them():
+    """Four rank-64 slots cost Qwen3-30B-A3B 25 GiB on one GPU (its 6,144 experts each take an A and a B per
+    slot): bf16 no longer fits one H100 at 32K, fp8 weights or a second GPU do, and every command enables LoRA."""
+    plain = plan("Qwen/Qwen3-30B-A3B", gpus="H100", num_gpus=1, max_model_len=32768)
+    lora = plan("Qwen/Qwen3-30B-A3B", gpus="H100", num_gpus=1, max_model_len=32768, lora=(4, 64))
+    assert plain.requested.fits and not lora.requested.fits
+    changes = {n.change for n in lora.requested.nearest}
+    assert {"more GPUs", "lower-bit weights"} <= changes
+    for o in lora.options:
+        assert "--enable-lora --max-loras 4 --max-lora-rank 64" in o.commands.vllm
+        assert check_vllm_args(shlex.split(o.commands.vllm)[3:]) == []
+    fp8 = next(o for o in lora.options if o.quantization == "fp8" and o.kv_cache_dtype == "auto")
+    base = next(o for o in plain.options if o.quantization == "fp8" and o.kv_cache_dtype == "auto")
+    assert (fp8.weights_bytes - base.weights_bytes) / 2**30 == pytest.approx(25.3, abs=0.1)
+
+
+def test_the_plan_api_and_cli_take_the_lora_options():
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from gpuplan.api.app import create_app
+    from gpuplan.cli import app
+
+    res = TestClient(create_app(allow_network=False)).post("/v1/plan", json={
+        "model": "meta-llama/Llama-3.1-8B", "gpus": ["L4"], "max_model_len": 8192, "enable_lora": True,
+        "max_loras": 2, "max_lora_rank": 32})
+    assert res.status_code == 200, res.text
+    assert all("--enable-lora --max-loras 2 --max-lora-rank 32" in o["vllm_command"] for o in res.json()["options"])
+    out = CliRunner().invoke(app, ["plan", "meta-llama/Llama-3.1-8B", "--gpu", "L4", "--max-model-len", "8192",
+                                   "--enable-lora", "--max-lora-rank", "32", "--json"])
+    assert out.exit_code == 0, out.output
+    assert all("--enable-lora --max-lora-rank 32" in o["vllm_command"] for o in json.loads(out.output)["options"])

@@ -371,6 +371,34 @@ def test_mtp_speculative_decoding_goes_to_the_api_and_a_model_without_mtp_says_s
     page.close()
 
 
+def test_lora_adapters_go_to_the_api_and_a_model_vllm_serves_without_lora_says_so_at_the_field(base_url, api,
+                                                                                             browser):
+    """Llama-3.1-8B on an H100 with four rank-64 adapter slots: the page sends vLLM's LoRA options and shows the
+    API's loading line, the slots included; Falcon-7B has no LoRA in vLLM 0.33, and the error sits under the select."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = watch_console(page)
+    sent = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/estimate") else None)
+    page.goto(f"{base_url}/ui/?" + urlencode({"model": "meta-llama/Llama-3.1-8B", "gpu": "H100"}))
+    settle(page)
+    page.select_option("#lora", "4:64")
+    settle(page)
+    assert {k: sent[-1][k] for k in ("enable_lora", "max_loras", "max_lora_rank")} == {
+        "enable_lora": True, "max_loras": 4, "max_lora_rank": 64}
+    want = api.post("/v1/estimate", json=sent[-1]).json()
+    assert want["per_gpu"]["weights_gib"] > api.post("/v1/estimate", json={
+        "model": "meta-llama/Llama-3.1-8B", "gpu": "H100"}).json()["per_gpu"]["weights_gib"] + 1
+    assert float(shown(page, "weights_gib")[0]) == pytest.approx(want["per_gpu"]["weights_gib"], abs=0.01)
+    assert "--enable-lora --max-loras 4 --max-lora-rank 64" in want["commands"]["vllm"]
+    page.fill("#model", "tiiuae/falcon-7b")
+    page.locator("#model").press("Enter")
+    settle(page, "error")
+    assert page.locator("#err-lora").is_visible()
+    assert "LoRA" in page.locator("#err-lora").inner_text()
+    assert all("status of 400" in e for e in errors)
+    page.close()
+
+
 def test_assets_are_local(base_url, api):
     html = api.get("/ui/").text
     assert "http://" not in html and "https://" not in html

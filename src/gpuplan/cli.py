@@ -391,6 +391,9 @@ def plan(
     platform: Annotated[str, typer.Option("--platform", help="linux (default) or wsl: vLLM under WSL2 on Windows "
                                                               "(Docker Desktop too), every card's whole board")
                         ] = "linux",
+    enable_lora: Annotated[bool, typer.Option("--enable-lora", help="every option serves LoRA adapters")] = False,
+    max_loras: Annotated[int, typer.Option("--max-loras")] = 1,
+    max_lora_rank: Annotated[int, typer.Option("--max-lora-rank")] = 16,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Which GPUs, how many, and which quantization fit MODEL; cheapest first."""
@@ -403,7 +406,7 @@ def plan(
             model=model, gpus=gpu or None, num_gpus=num_gpus, max_gpus=max_gpus, quantization=quantization,
             kv_cache_dtype=kv_cache_dtype, max_model_len=parse_length(max_model_len, "max_model_len"),
             concurrency=concurrency, vllm_version=vllm_version, prices=_parse_prices(price or []),
-            platform=platform,
+            platform=platform, enable_lora=enable_lora, max_loras=max_loras, max_lora_rank=max_lora_rank,
         )
     except ValidationError as exc:
         raise _validation_line(exc) from exc

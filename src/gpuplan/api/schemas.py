@@ -454,6 +454,9 @@ class V1PlanRequest(BaseModel):
     ] = Field(default_factory=dict)
     platform: Literal["linux", "wsl"] = Field(
         default="linux", description="wsl: vLLM under WSL2 on Windows, where every card shows its whole board")
+    enable_lora: bool = Field(default=False, description="every option serves LoRA adapters (--enable-lora)")
+    max_loras: Annotated[int, Field(ge=1, le=1024, description="adapters served at once (GPU slots)")] = 1
+    max_lora_rank: Annotated[int, Field(json_schema_extra={"enum": [1, 8, 16, 32, 64, 128, 256, 320, 512]})] = 16
 
     @field_validator("quantization")
     @classmethod

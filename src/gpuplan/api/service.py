@@ -611,6 +611,7 @@ def plan_kwargs(req: V1PlanRequest) -> dict[str, Any]:
         "gpu_memory_utilization": req.gpu_memory_utilization,
         "env": dict(req.env) or None,
         "platform": req.platform,
+        "lora": (req.max_loras, req.max_lora_rank) if req.enable_lora else None,
     }
     return {k: v for k, v in kw.items() if v is not None}
 

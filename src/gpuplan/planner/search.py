@@ -20,7 +20,7 @@ from ..gpus import GPU, find_gpu, visible_memory_bytes
 from ..model.spec import ModelSpec
 from ..quant.methods import ASSUMED_FORMATS
 from ..report import MemoryReport
-from .commands import LaunchSpec, launch_commands
+from .commands import LaunchSpec, launch_commands, options_of
 from .config import WeightFormat, data, normalize_quantization, weight_formats
 from .cost import normalize_prices, price_of
 from .throughput import ActiveParams, active_params, cost_per_1m_tokens, estimate_throughput
@@ -51,6 +51,8 @@ class Context:
     env: tuple[tuple[str, str], ...]
     params: ActiveParams
     platform: str = "linux"  # "wsl": every card shows its whole board (gpus.visible_memory_bytes)
+    # LoRA adapter slots every option serves: (max_loras, max_lora_rank); None: no --enable-lora
+    lora: tuple[int, int] | None = None
 
 
 @lru_cache(maxsize=32)
@@ -78,7 +80,8 @@ def _command_ref(model: str | dict | ModelSpec, spec: ModelSpec) -> str:
 
 def make_context(model: str | dict | ModelSpec, *, vllm_version: str | None, utilization: float | None,
                  prices: Mapping[str, float] | None, concurrency: int,
-                 env: Mapping[str, str] | None, platform: str = "linux") -> Context:
+                 env: Mapping[str, str] | None, platform: str = "linux",
+                 lora: tuple[int, int] | None = None) -> Context:
     if concurrency < 1:
         raise GpuplanError("concurrency", f"must be >= 1, got {concurrency}")
     if platform not in PLATFORMS:
@@ -87,7 +90,7 @@ def make_context(model: str | dict | ModelSpec, *, vllm_version: str | None, uti
     spec = load_spec(model)
     return Context(spec=spec, model_ref=_command_ref(model, spec), vllm_version=vllm_version,
                    utilization=utilization, prices=normalize_prices(prices), concurrency=concurrency,
-                   env=tuple(sorted((env or {}).items())), params=active_params(spec), platform=platform)
+                   env=tuple(sorted((env or {}).items())), params=active_params(spec), platform=platform, lora=lora)
 
 
 # ----------------------------------------------------------------------------- the search space
@@ -187,7 +190,9 @@ def _deployment(ctx: Context, c: Candidate, max_model_len: int | None,
                       compute_capability=c.gpu.compute_capability, tensor_parallel_size=c.tp,
                       pipeline_parallel_size=c.pp, gpu_memory_utilization=utilization or ctx.utilization,
                       max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
-                      vllm_version=ctx.vllm_version, env=_env_for(ctx, c, max_model_len))
+                      vllm_version=ctx.vllm_version, env=_env_for(ctx, c, max_model_len),
+                      **({"enable_lora": True, "max_loras": ctx.lora[0], "max_lora_rank": ctx.lora[1]}
+                         if ctx.lora else {}))
 
 
 def run_engine(ctx: Context, c: Candidate, max_model_len: int | None,
@@ -290,7 +295,8 @@ def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport, note
                         quantization_flag=c.fmt.flag, assumed_quantization=c.fmt.key if c.fmt.assumed else None,
                         max_num_seqs=None if default_seqs else rep.max_num_seqs,
                         max_num_batched_tokens=rep.max_num_batched_tokens,
-                        pin_max_num_batched_tokens=not default_seqs, vllm_version=rep.engine_version, env=env)
+                        pin_max_num_batched_tokens=not default_seqs, vllm_version=rep.engine_version, env=env,
+                        options=options_of(dep))
     return Option(
         gpu=c.gpu.name, num_gpus=c.num_gpus, tensor_parallel_size=c.tp, pipeline_parallel_size=c.pp,
         quantization=c.fmt.key, quantization_label=c.fmt.label_for(cc, rep.dtype),
@@ -384,14 +390,16 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
          max_gpus: int = 8, quantization: str | None = None, kv_cache_dtype: str | None = None,
          max_model_len: int | None = None, concurrency: int = 1, vllm_version: str | None = None,
          prices: Mapping[str, float] | None = None, gpu_memory_utilization: float | None = None,
-         env: Mapping[str, str] | None = None, platform: str = "linux") -> PlanResult:
+         env: Mapping[str, str] | None = None, platform: str = "linux",
+         lora: tuple[int, int] | None = None) -> PlanResult:
     """Which GPUs, how many, in what weight format and KV dtype serve `model` at `max_model_len` for
     `concurrency` requests; each option re-run through the engine, ranked, with commands and costs.
 
     `num_gpus` with a single GPU names a deployment: `requested` judges it and lists the nearest options
     that fit. `env` passes vLLM environment variables (e.g. the Llama-4 hybrid-KV switch) to the engine
     and the commands. `prices` (GPU name -> USD per GPU-hour) override the catalog's. `platform` "wsl" sizes
-    every card as WSL2 on Windows shows it (its whole board, no peer access).
+    every card as WSL2 on Windows shows it (its whole board, no peer access). `lora` (max_loras, max_lora_rank):
+    every option serves that many LoRA adapter slots (--enable-lora).
     """
     if max_gpus < 1:
         raise GpuplanError("max_gpus", f"must be >= 1, got {max_gpus}")
@@ -400,7 +408,7 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
     if max_model_len is not None and max_model_len < 1:
         raise GpuplanError("max_model_len", f"must be positive, got {max_model_len}")
     ctx = make_context(model, vllm_version=vllm_version, utilization=gpu_memory_utilization, prices=prices,
-                       concurrency=concurrency, env=env, platform=platform)
+                       concurrency=concurrency, env=env, platform=platform, lora=lora)
     gpu_list = resolve_gpus(gpus)
     counts = [num_gpus] if num_gpus is not None else [n for n in data()["gpu_counts"] if n <= max_gpus]
     formats = formats_for(ctx.spec, quantization)

@@ -7,7 +7,7 @@
   const FIELDS = ["model", "config", "gpu", "num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "dtype",
     "quantization", "kv_cache_dtype", "max_model_len", "max_num_seqs", "gpu_memory_utilization", "vllm_version",
     "limit_image", "limit_video", "max_pixels", "skip_mm_profiling", "language_model_only",
-    "mm_encoder_tp_mode", "compile_cache", "interconnect", "platform", "speculative"];
+    "mm_encoder_tp_mode", "compile_cache", "interconnect", "platform", "speculative", "lora"];
   const INT_FIELDS = ["num_gpus", "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs"];
   const DEFAULTS = {}; // field -> value as shipped in the HTML, to keep shared URLs short
   const state = { models: [], gpus: [], report: null, options: null, chosen: null, modelMax: {}, planKey: "",
@@ -54,6 +54,7 @@
     if (name === "model" && $("config").value.trim()) name = "config";
     if (name === "gpu_memory_bytes" || name === "gpu_memory_gib") name = "gpu";
     if (String(field || "").startsWith("speculative_config")) name = "speculative";
+    if (["enable_lora", "max_loras", "max_lora_rank", "lora_dtype", "fully_sharded_loras"].includes(name)) name = "lora";
     const p = $("err-" + name);
     if (!p) { generalError(msg); return; }
     p.textContent = msg; p.hidden = false;
@@ -131,6 +132,10 @@
     if (v.speculative) { // "mtp:2" -> vLLM's --speculative-config
       const [method, n] = v.speculative.split(":");
       body.speculative_config = { method, num_speculative_tokens: Number(n) };
+    }
+    if (v.lora) { // "4:64" -> --enable-lora --max-loras 4 --max-lora-rank 64
+      const [slots, rank] = v.lora.split(":").map(Number);
+      Object.assign(body, { enable_lora: true, max_loras: slots, max_lora_rank: rank });
     }
     return ok ? body : null;
   }
@@ -549,6 +554,8 @@
     if (body.quantization) planBody.quantization = body.quantization;
     if (body.platform) planBody.platform = body.platform;
     if (body.kv_cache_dtype !== "auto") planBody.kv_cache_dtype = body.kv_cache_dtype;
+    if (body.enable_lora) Object.assign(planBody, { enable_lora: true, max_loras: body.max_loras,
+      max_lora_rank: body.max_lora_rank });
     await Promise.all([updateCurve(curveBody, r, concurrency, seq), updatePlan(planBody, body, seq)]);
     if (seq !== state.seq) return;
     results.dataset.seq = String(seq);
