@@ -53,7 +53,10 @@ def check(spec: ModelSpec, dep: Deployment, profile: Profile) -> list[str]:
     if not dep.enable_lora:
         return []
     rules = _rules()
-    warnings = []
+    if not profile.at_least(rules["engine_from"]):
+        raise GpuplanError("enable_lora", f"vLLM {profile.version} has no LoRA support: it came in "
+                           f"{rules['engine_from']}", accepted=[f"vllm_version >= {rules['engine_from']}"])
+    warnings: list[str] = []
     unsupported = _without_lora()
     if spec.architecture in unsupported["without_lora"]:
         if profile.at_least(unsupported["read_in"]):
@@ -61,9 +64,6 @@ def check(spec: ModelSpec, dep: Deployment, profile: Profile) -> list[str]:
                                "(its class does not implement SupportsLoRA)")
         warnings.append(f"enable_lora: vLLM {unsupported['read_in']}'s {spec.architecture} has no LoRA support; "
                         f"{profile.version} likely refuses --enable-lora for it too")
-    if not profile.at_least(rules["engine_from"]):
-        raise GpuplanError("enable_lora", f"vLLM {profile.version} has no LoRA support: it came in "
-                           f"{rules['engine_from']}", accepted=[f"vllm_version >= {rules['engine_from']}"])
     if dep.max_lora_rank not in rules["ranks"]:
         raise GpuplanError("max_lora_rank", f"{dep.max_lora_rank} is not a rank vLLM accepts",
                            accepted=[str(r) for r in rules["ranks"]])
