@@ -441,3 +441,33 @@ def test_the_plan_api_and_cli_take_the_lora_options():
                                    "--enable-lora", "--max-lora-rank", "32", "--json"])
     assert out.exit_code == 0, out.output
     assert all("--enable-lora --max-lora-rank 32" in o["vllm_command"] for o in json.loads(out.output)["options"])
+
+
+def test_every_planned_deployment_runs_the_drafter_asked_for():
+    """DeepSeek-V3 on eight H200s with two MTP tokens: every option loads and caches the MTP module (fewer KV
+    tokens than without it) and launches with the same --speculative-config."""
+    mtp = {"method": "mtp", "num_speculative_tokens": 2}
+    plain = plan("deepseek-ai/DeepSeek-V3", gpus="H200", num_gpus=8, max_model_len=32768)
+    drafted = plan("deepseek-ai/DeepSeek-V3", gpus="H200", num_gpus=8, max_model_len=32768, speculative_config=mtp)
+    first, base = drafted.options[0], plain.options[0]
+    assert (first.quantization, first.kv_cache_dtype) == (base.quantization, base.kv_cache_dtype)
+    assert first.weights_bytes > base.weights_bytes and first.kv_cache_tokens < base.kv_cache_tokens
+    for o in drafted.options:
+        assert f"--speculative-config '{json.dumps(mtp)}'" in o.commands.vllm
+
+
+def test_the_plan_api_takes_a_drafter_and_names_a_bad_one():
+    from fastapi.testclient import TestClient
+
+    from gpuplan.api.app import create_app
+
+    c = TestClient(create_app(allow_network=False))
+    body = {"model": "meta-llama/Llama-3.1-8B", "gpus": ["L4"], "max_model_len": 8192}
+    draft = {"method": "draft_model", "model": "meta-llama/Llama-3.2-1B", "num_speculative_tokens": 3}
+    res = c.post("/v1/plan", json={**body, "speculative_config": draft})
+    assert res.status_code == 200, res.text
+    assert all('"model": "meta-llama/Llama-3.2-1B"' in o["vllm_command"] for o in res.json()["options"])
+    bad = c.post("/v1/plan", json={**body, "speculative_config": {"method": "bogus"}})
+    assert bad.status_code in (400, 422) and "speculative_config.method" in bad.text
+    url = c.post("/v1/plan", json={**body, "speculative_config": {"method": "eagle3", "model": "https://x.y/z"}})
+    assert url.status_code == 400 and "speculative_config.model" in url.text

@@ -394,6 +394,8 @@ def plan(
     enable_lora: Annotated[bool, typer.Option("--enable-lora", help="every option serves LoRA adapters")] = False,
     max_loras: Annotated[int, typer.Option("--max-loras")] = 1,
     max_lora_rank: Annotated[int, typer.Option("--max-lora-rank")] = 16,
+    speculative_config: Annotated[str | None, typer.Option(
+        "--speculative-config", help="JSON as vLLM takes it: every option runs this drafter")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Which GPUs, how many, and which quantization fit MODEL; cheapest first."""
@@ -407,6 +409,7 @@ def plan(
             kv_cache_dtype=kv_cache_dtype, max_model_len=parse_length(max_model_len, "max_model_len"),
             concurrency=concurrency, vllm_version=vllm_version, prices=_parse_prices(price or []),
             platform=platform, enable_lora=enable_lora, max_loras=max_loras, max_lora_rank=max_lora_rank,
+            speculative_config=parse_json_object(speculative_config, "speculative_config"),
         )
     except ValidationError as exc:
         raise _validation_line(exc) from exc
@@ -415,7 +418,7 @@ def plan(
     except PlannerMissing as exc:
         raise CliError("plan", str(exc)) from exc
     spec = load_model(model, allow_network=_network())
-    result = planner(spec, **plan_kwargs(req))
+    result = planner(spec, **plan_kwargs(req), allow_network=_network())
     if as_json:
         _echo_json(to_jsonable(result))
         return

@@ -457,6 +457,7 @@ class V1PlanRequest(BaseModel):
     enable_lora: bool = Field(default=False, description="every option serves LoRA adapters (--enable-lora)")
     max_loras: Annotated[int, Field(ge=1, le=1024, description="adapters served at once (GPU slots)")] = 1
     max_lora_rank: Annotated[int, Field(json_schema_extra={"enum": [1, 8, 16, 32, 64, 128, 256, 320, 512]})] = 16
+    speculative_config: SpeculativeConfig | None = Field(default=None, description="every option runs this drafter")
 
     @field_validator("quantization")
     @classmethod

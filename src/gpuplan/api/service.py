@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..deployment import Deployment
+from ..deployment import Deployment, speculative_fields
 from ..errors import GpuplanError, ModelNotFound
 from ..model.spec import ModelSpec
 from ..report import MemoryReport
@@ -612,6 +612,7 @@ def plan_kwargs(req: V1PlanRequest) -> dict[str, Any]:
         "env": dict(req.env) or None,
         "platform": req.platform,
         "lora": (req.max_loras, req.max_lora_rank) if req.enable_lora else None,
+        "speculative_config": req.speculative_config.model_dump(exclude_none=True) if req.speculative_config else None,
     }
     return {k: v for k, v in kw.items() if v is not None}
 
@@ -619,6 +620,9 @@ def plan_kwargs(req: V1PlanRequest) -> dict[str, Any]:
 def v1_plan(req: V1PlanRequest, allow_network: bool) -> Any:
     if isinstance(req.model, str):
         check_remote_ref(req.model, "model")
+    sc = req.speculative_config
+    if sc and (draft := speculative_fields(sc.model_dump(exclude_none=True))["speculative_model"]):
+        check_remote_ref(draft, "speculative_config.model")  # a draft is read like the model
     plan = get_planner()
     spec = load_model_ref(req.model, "model", allow_network)
-    return to_jsonable(plan(spec, **plan_kwargs(req)))
+    return to_jsonable(plan(spec, **plan_kwargs(req), allow_network=allow_network))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TypeVar
 
-from ..deployment import Deployment
+from ..deployment import Deployment, speculative_fields
 from ..engines.vllm.estimate import CHUNKED_ENV, LONG_LEN_ENV, PLATFORMS, estimate, request_kv_bytes, resolve
 from ..engines.vllm.profiles import get_profile
 from ..errors import GpuplanError
@@ -20,6 +20,7 @@ from ..gpus import GPU, find_gpu, visible_memory_bytes
 from ..model.spec import ModelSpec
 from ..quant.methods import ASSUMED_FORMATS
 from ..report import MemoryReport
+from ..resolve import with_draft
 from .commands import LaunchSpec, launch_commands, options_of
 from .config import WeightFormat, data, normalize_quantization, weight_formats
 from .cost import normalize_prices, price_of
@@ -53,6 +54,9 @@ class Context:
     platform: str = "linux"  # "wsl": every card shows its whole board (gpus.visible_memory_bytes)
     # LoRA adapter slots every option serves: (max_loras, max_lora_rank); None: no --enable-lora
     lora: tuple[int, int] | None = None
+    # --speculative-config every option runs, as Deployment's fields (deployment.speculative_fields, the draft
+    # checkpoint's config resolved once); empty: no drafter
+    speculative: tuple[tuple[str, object], ...] = ()
 
 
 @lru_cache(maxsize=32)
@@ -81,16 +85,22 @@ def _command_ref(model: str | dict | ModelSpec, spec: ModelSpec) -> str:
 def make_context(model: str | dict | ModelSpec, *, vllm_version: str | None, utilization: float | None,
                  prices: Mapping[str, float] | None, concurrency: int,
                  env: Mapping[str, str] | None, platform: str = "linux",
-                 lora: tuple[int, int] | None = None) -> Context:
+                 lora: tuple[int, int] | None = None, speculative_config: Mapping[str, object] | None = None,
+                 allow_network: bool = True) -> Context:
     if concurrency < 1:
         raise GpuplanError("concurrency", f"must be >= 1, got {concurrency}")
     if platform not in PLATFORMS:
         raise GpuplanError("platform", f"unknown platform {platform!r}", accepted=PLATFORMS)
     get_profile(vllm_version)  # an unknown version fails here, once, with the accepted list
     spec = load_spec(model)
+    speculative = ()
+    if speculative_config:
+        drafted = with_draft(Deployment(**speculative_fields(dict(speculative_config))), allow_network)
+        speculative = tuple((name, getattr(drafted, name)) for name in speculative_fields(None))
     return Context(spec=spec, model_ref=_command_ref(model, spec), vllm_version=vllm_version,
                    utilization=utilization, prices=normalize_prices(prices), concurrency=concurrency,
-                   env=tuple(sorted((env or {}).items())), params=active_params(spec), platform=platform, lora=lora)
+                   env=tuple(sorted((env or {}).items())), params=active_params(spec), platform=platform, lora=lora,
+                   speculative=speculative)
 
 
 # ----------------------------------------------------------------------------- the search space
@@ -192,7 +202,7 @@ def _deployment(ctx: Context, c: Candidate, max_model_len: int | None,
                       max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
                       vllm_version=ctx.vllm_version, env=_env_for(ctx, c, max_model_len),
                       **({"enable_lora": True, "max_loras": ctx.lora[0], "max_lora_rank": ctx.lora[1]}
-                         if ctx.lora else {}))
+                         if ctx.lora else {}), **dict(ctx.speculative))
 
 
 def run_engine(ctx: Context, c: Candidate, max_model_len: int | None,
@@ -391,7 +401,8 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
          max_model_len: int | None = None, concurrency: int = 1, vllm_version: str | None = None,
          prices: Mapping[str, float] | None = None, gpu_memory_utilization: float | None = None,
          env: Mapping[str, str] | None = None, platform: str = "linux",
-         lora: tuple[int, int] | None = None) -> PlanResult:
+         lora: tuple[int, int] | None = None, speculative_config: Mapping[str, object] | None = None,
+         allow_network: bool = True) -> PlanResult:
     """Which GPUs, how many, in what weight format and KV dtype serve `model` at `max_model_len` for
     `concurrency` requests; each option re-run through the engine, ranked, with commands and costs.
 
@@ -399,7 +410,8 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
     that fit. `env` passes vLLM environment variables (e.g. the Llama-4 hybrid-KV switch) to the engine
     and the commands. `prices` (GPU name -> USD per GPU-hour) override the catalog's. `platform` "wsl" sizes
     every card as WSL2 on Windows shows it (its whole board, no peer access). `lora` (max_loras, max_lora_rank):
-    every option serves that many LoRA adapter slots (--enable-lora).
+    every option serves that many LoRA adapter slots (--enable-lora). `speculative_config` is vLLM's: every
+    option runs that drafter (a separate draft checkpoint is read once; `allow_network`: from the Hub too).
     """
     if max_gpus < 1:
         raise GpuplanError("max_gpus", f"must be >= 1, got {max_gpus}")
@@ -408,7 +420,8 @@ def plan(model: str | dict | ModelSpec, *, gpus: Sequence[str] | str | None = No
     if max_model_len is not None and max_model_len < 1:
         raise GpuplanError("max_model_len", f"must be positive, got {max_model_len}")
     ctx = make_context(model, vllm_version=vllm_version, utilization=gpu_memory_utilization, prices=prices,
-                       concurrency=concurrency, env=env, platform=platform, lora=lora)
+                       concurrency=concurrency, env=env, platform=platform, lora=lora,
+                       speculative_config=speculative_config, allow_network=allow_network)
     gpu_list = resolve_gpus(gpus)
     counts = [num_gpus] if num_gpus is not None else [n for n in data()["gpu_counts"] if n <= max_gpus]
     formats = formats_for(ctx.spec, quantization)

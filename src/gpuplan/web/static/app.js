@@ -556,6 +556,7 @@
     if (body.kv_cache_dtype !== "auto") planBody.kv_cache_dtype = body.kv_cache_dtype;
     if (body.enable_lora) Object.assign(planBody, { enable_lora: true, max_loras: body.max_loras,
       max_lora_rank: body.max_lora_rank });
+    if (body.speculative_config) planBody.speculative_config = body.speculative_config;
     await Promise.all([updateCurve(curveBody, r, concurrency, seq), updatePlan(planBody, body, seq)]);
     if (seq !== state.seq) return;
     results.dataset.seq = String(seq);
