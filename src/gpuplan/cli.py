@@ -409,7 +409,7 @@ def plan(
             kv_cache_dtype=kv_cache_dtype, max_model_len=parse_length(max_model_len, "max_model_len"),
             concurrency=concurrency, vllm_version=vllm_version, prices=_parse_prices(price or []),
             platform=platform, enable_lora=enable_lora, max_loras=max_loras, max_lora_rank=max_lora_rank,
-            speculative_config=parse_json_object(speculative_config, "speculative_config"),
+            speculative_config=parse_json_object(speculative_config, "speculative_config") or None,
         )
     except ValidationError as exc:
         raise _validation_line(exc) from exc
