@@ -170,19 +170,19 @@ def test_kv_per_block_and_tokens_for_a_4_gib_budget() -> None:
 
 
 def test_deepseek_vl2_tiny_on_one_l4_fits_its_4k_context_many_times_over() -> None:
-    """Yes: 6.28 GiB of bf16 weights on a 24 GB L4 leave 14,395 blocks = 230,320 tokens, 56 requests of 4096."""
+    """Yes: 6.28 GiB of bf16 weights on a 24 GB L4 leave 14,385 blocks = 230,160 tokens, 56 requests of 4096."""
     r = estimate_on(_spec(TINY), gpu="L4", max_model_len=4096)
     assert r.fits and r.weights_bytes == 6_742_051_456
-    assert r.kv_cache_tokens == 230_320 and r.kv_cache_tokens // 4096 == 56
+    assert r.kv_cache_tokens == 230_160 and r.kv_cache_tokens // 4096 == 56
 
 
 def test_deepseek_ocr_on_one_t4_runs_in_fp16_at_8k_and_text_only_drops_the_towers() -> None:
-    """Yes: a T4 has no bf16, so vLLM runs float16 (same 2 bytes); weights 6,674,311,688 bytes leave 114,128 tokens,
+    """Yes: a T4 has no bf16, so vLLM runs float16 (same 2 bytes); weights 6,674,311,688 bytes leave 113,968 tokens,
     13 requests of 8K. With --language-model-only the SAM, CLIP, projector and vectors are not built:
     2,934,734,080 x 2 + rotary 2,097,152 = 5,871,565,312 bytes."""
     spec = _spec(OCR)
     r = estimate_on(spec, gpu="T4", max_model_len=8192)
-    assert r.fits and r.weights_bytes == 6_674_311_688 and r.kv_cache_tokens == 114_128
+    assert r.fits and r.weights_bytes == 6_674_311_688 and r.kv_cache_tokens == 113_968
     text = estimate_on(spec, gpu="T4", max_model_len=8192, language_model_only=True)
     assert text.weights_bytes == LM_1280 * 2 + 8192 * 128 * 2 == 5_871_565_312
     assert text.kv_cache_tokens > r.kv_cache_tokens
@@ -190,10 +190,10 @@ def test_deepseek_ocr_on_one_t4_runs_in_fp16_at_8k_and_text_only_drops_the_tower
 
 def test_deepseek_vl2_on_one_a100_80gb_fits_with_51_gib_of_weights() -> None:
     """Yes: 27,480,134,248 parameters in bf16 with 2,088 fp32 expert biases (+2 bytes each) and a 4096 x 64 rotary
-    cache = 54,960,796,960 bytes; the MLA cache (552,960 bytes a 16-token block) then holds 629,792 tokens."""
+    cache = 54,960,796,960 bytes; the MLA cache (552,960 bytes a 16-token block) then holds 629,072 tokens."""
     r = estimate_on(_spec(BASE), gpu="A100-80GB", max_model_len=4096)
     assert r.weights_bytes == 27_480_134_248 * 2 + 2088 * 2 + 4096 * 64 * 2 == 54_960_796_960
-    assert r.fits and r.kv_cache_tokens == 629_792
+    assert r.fits and r.kv_cache_tokens == 629_072
 
 
 def test_tp_sizes_vllm_cannot_split_are_refused() -> None:

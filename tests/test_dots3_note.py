@@ -116,7 +116,7 @@ def test_does_dots3_fit_on_8_h100s_at_128k_no_its_kv_cache_needs_5_69_gib() -> N
     assert r.kv.bytes_per_block == block and r.kv.blocks_per_request == 2_578
     pages = (r.available_kv_cache_bytes - block) // block
     assert r.max_model_len_fit == (pages - 530) * 64
-    assert 48_000 < r.max_model_len_fit < 64_000  # about 55K tokens with today's activation estimate
+    assert 30_000 < r.max_model_len_fit < 40_000  # about 34K tokens with today's activation estimate
     # 32K does fit, with room for a second request
     r32 = estimate(_spec(), gpu="H100", tensor_parallel_size=8, max_model_len=32768)
     assert r32.fits and r32.kv.max_concurrency > 1

@@ -58,6 +58,8 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
         marlin = True
     best = 0
     chunk = min(tokens, int(profile.calib.get("moe_chunk_tokens", 65536)))
+    modular = profile.engine == "v1" and profile.at_least(data_json("vllm_profiles.json")["fused_moe_workspace"][
+        "modular_from"])
     for layer in spec.layers[lo:hi]:
         m = layer.mlp
         if m.kind != "moe":
@@ -70,8 +72,12 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
             n, k = round_up(n, 128), round_up(k, 256)
             best = max(best, chunk * m.top_k * (max(n, k) + max(2 * n, k)) * act_bytes)
             continue
-        ws13 = chunk * m.top_k * max(2 * n, k)
-        ws2 = chunk * m.top_k * n
+        if modular:  # TritonExperts.workspace_shapes, one buffer shared with the [tokens, K] output
+            ws13 = max(chunk * m.top_k * max(n, k), tokens * k)
+            ws2 = chunk * m.top_k * max(2 * n, k)
+        else:  # fused_experts' caches: [M, topk, 2I] shared with [M, topk, K], and [M x topk, I]
+            ws13 = chunk * m.top_k * max(2 * n, k)
+            ws2 = chunk * m.top_k * n
         best = max(best, (ws13 + ws2) * act_bytes)
     if marlin:
         return int(best)  # shapes read from the source: exact, not scaled
