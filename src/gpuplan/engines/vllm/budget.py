@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from ...datafiles import data_json
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
-from .profiles import Profile, in_versions, model_runner_v2_copies_logits, moe_workspace_persistent
+from .profiles import (
+    Profile,
+    in_versions,
+    model_runner_v2_copies_logits,
+    moe_workspace_persistent,
+    parse_version,
+)
 from .weights import q_lora_rank
 
 
@@ -56,28 +62,28 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
         if mxfp4_moe_kernel(spec, cc) != "marlin":
             return 0
         marlin = True
+    shapes = {(layer.mlp.moe_intermediate_size, layer.mlp.top_k) for layer in spec.layers[lo:hi]
+              if layer.mlp.kind == "moe"}
+    if not shapes:
+        return 0
     best = 0
     chunk = min(tokens, int(profile.calib.get("moe_chunk_tokens", 65536)))
-    modular = profile.engine == "v1" and profile.at_least(data_json("vllm_profiles.json")["fused_moe_workspace"][
-        "modular_from"])
-    for layer in spec.layers[lo:hi]:
-        m = layer.mlp
-        if m.kind != "moe":
-            continue
-        n = cdiv(m.moe_intermediate_size, moe_tp)
+    modular = profile.engine == "v1" and profile.at_least(_moe_modular_from())
+    for intermediate, top_k in shapes:
+        n = cdiv(intermediate, moe_tp)
         k = spec.hidden_size
         if marlin:
             # MarlinExperts.workspace_shapes on the padded MXFP4 sizes (I to 128, H to 256):
             # (M*topk, max(N, K)) shared with the output, plus (M*topk*max(2N, K)).
             n, k = round_up(n, 128), round_up(k, 256)
-            best = max(best, chunk * m.top_k * (max(n, k) + max(2 * n, k)) * act_bytes)
+            best = max(best, chunk * top_k * (max(n, k) + max(2 * n, k)) * act_bytes)
             continue
         if modular:  # TritonExperts.workspace_shapes, one buffer shared with the [tokens, K] output
-            ws13 = max(chunk * m.top_k * max(n, k), tokens * k)
-            ws2 = chunk * m.top_k * max(2 * n, k)
+            ws13 = max(chunk * top_k * max(n, k), tokens * k)
+            ws2 = chunk * top_k * max(2 * n, k)
         else:  # fused_experts' caches: [M, topk, 2I] shared with [M, topk, K], and [M x topk, I]
-            ws13 = chunk * m.top_k * max(2 * n, k)
-            ws2 = chunk * m.top_k * n
+            ws13 = chunk * top_k * max(2 * n, k)
+            ws2 = chunk * top_k * n
         best = max(best, (ws13 + ws2) * act_bytes)
     if marlin:
         return int(best)  # shapes read from the source: exact, not scaled
@@ -402,16 +408,26 @@ def _strided(top: int, fine: bool = False) -> list[int]:
 def capture_size_list(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None,
                       shape: GraphShape = PLAIN) -> list[int]:
     """The CUDA-graph capture sizes of the 0.11+ rule (the PIECEWISE graphs), per release and model runner."""
+    return list(_capture_sizes(profile.version_tuple, max_num_seqs, mnbt, max_capture, shape))
+
+
+@lru_cache(maxsize=4096)
+def _capture_sizes(vt: tuple[int, ...], max_num_seqs: int, mnbt: int, max_capture: int | None,
+                   shape: GraphShape) -> tuple[int, ...]:
     rules = _capture_rules()
-    qlen = shape.decode_query_len if profile.at_least(rules["decode_query_len_from"]) else 1
+
+    def at_least(version: str) -> bool:
+        return vt >= parse_version(version)
+
+    qlen = shape.decode_query_len if at_least(rules["decode_query_len_from"]) else 1
     default_top = 1024 if (shape.cc is not None and 10.0 <= shape.cc < 11.0
-                           and profile.at_least(rules["blackwell_ceiling_from"])) else 512
+                           and at_least(rules["blackwell_ceiling_from"])) else 512
     ceiling = max_capture or min(2 * max_num_seqs * qlen, default_top)
     top = min(mnbt, ceiling)
     sizes = set(_strided(top, shape.interactivity))
-    if profile.at_least(rules["append_mnbt_from"]) and mnbt <= top:
+    if at_least(rules["append_mnbt_from"]) and mnbt <= top:
         sizes.add(mnbt)
-    if not max_capture and profile.at_least(rules["uniform_decode_sizes_from"]):
+    if not max_capture and at_least(rules["uniform_decode_sizes_from"]):
         if qlen > 1:
             reqs = min(max_num_seqs, default_top)
             counts = {n for n in (1, 2, 4) if n <= reqs} | set(range(8, min(reqs + 1, 256), 8)) | set(
@@ -421,11 +437,15 @@ def capture_size_list(profile: Profile, max_num_seqs: int, mnbt: int, max_captur
             decode = {max_num_seqs} if max_num_seqs <= ceiling else set()
         sizes |= {x for x in decode if x <= mnbt}
     step = shape.decode_query_len
-    if step > 1 and not shape.runner_v2 and in_versions(profile.version_tuple,
-                                                        rules["v1_runner_rounds_to_decode_len"]):
+    if step > 1 and not shape.runner_v2 and in_versions(vt, rules["v1_runner_rounds_to_decode_len"]):
         largest = max(sizes)
         sizes = {up for x in sizes if (up := round_up(x, step)) <= largest} or ({step} if step <= largest else set())
-    return sorted(sizes)
+    return tuple(sorted(sizes))
+
+
+@cache
+def _moe_modular_from() -> str:
+    return data_json("vllm_profiles.json")["fused_moe_workspace"]["modular_from"]
 
 
 @cache
