@@ -35,11 +35,6 @@ class LaunchSpec:
     vllm_version: str
     pin_max_num_batched_tokens: bool = False  # emit it for `vllm serve` too (raised with max_num_seqs)
     env: tuple[tuple[str, str], ...] = ()
-    limit_mm_per_prompt: tuple[tuple[str, int], ...] = ()
-    mm_processor_kwargs: tuple[tuple[str, int], ...] = ()
-    skip_mm_profiling: bool = False
-    language_model_only: bool = False
-    mm_encoder_tp_mode: str = "weights"
     # Every other vLLM option the estimate was made with, as (vLLM's argument name, value): see options_of.
     options: tuple[tuple[str, object], ...] = ()
 
@@ -73,6 +68,15 @@ def options_of(dep) -> tuple[tuple[str, object], ...]:
         if dep.speculative_model:
             cfg["model"] = dep.speculative_model
         out.append(("speculative_config", cfg))
+    # the multimodal profiling options
+    for name in ("limit_mm_per_prompt", "mm_processor_kwargs"):
+        if getattr(dep, name):
+            out.append((name, dict(getattr(dep, name))))
+    for name in ("skip_mm_profiling", "language_model_only"):
+        if getattr(dep, name):
+            out.append((name, True))
+    if dep.mm_encoder_tp_mode != "weights":
+        out.append(("mm_encoder_tp_mode", dep.mm_encoder_tp_mode))
     return tuple(out)
 
 
@@ -108,27 +112,9 @@ def vllm_args(spec: LaunchSpec) -> list[str]:
         args += ["--max-num-seqs", str(spec.max_num_seqs)]
     if spec.pin_max_num_batched_tokens:
         args += ["--max-num-batched-tokens", str(spec.max_num_batched_tokens)]
-    for flag, value in _mm_options(spec):
-        args += [flag] if value is True else [flag, value if isinstance(value, str) else json.dumps(value)]
     for name, value in spec.options:
         args += _cli(name, value)
     return args
-
-
-def _mm_options(spec: LaunchSpec) -> list[tuple[str, object]]:
-    """The multimodal profiling options the estimate was made with, in vLLM's flag spelling."""
-    opts: list[tuple[str, object]] = []
-    if spec.limit_mm_per_prompt:
-        opts.append(("--limit-mm-per-prompt", dict(spec.limit_mm_per_prompt)))
-    if spec.mm_processor_kwargs:
-        opts.append(("--mm-processor-kwargs", dict(spec.mm_processor_kwargs)))
-    if spec.skip_mm_profiling:
-        opts.append(("--skip-mm-profiling", True))
-    if spec.language_model_only:
-        opts.append(("--language-model-only", True))
-    if spec.mm_encoder_tp_mode != "weights":
-        opts.append(("--mm-encoder-tp-mode", spec.mm_encoder_tp_mode))
-    return opts
 
 
 def _env_prefix(env: tuple[tuple[str, str], ...]) -> str:
@@ -150,8 +136,6 @@ def python_command(spec: LaunchSpec) -> str:
         kw.append(f"quantization={spec.quantization_flag!r}")
     if spec.max_num_seqs is not None:
         kw.append(f"max_num_seqs={spec.max_num_seqs}")
-    for flag, value in _mm_options(spec):
-        kw.append(f"{flag[2:].replace('-', '_')}={value!r}")
     kw += [f"{name}={value!r}" for name, value in spec.options]
     # LLM() batches more tokens per step than the server by default; pin the server's value so the
     # memory gpuplan computed is the memory this call gets.
@@ -216,10 +200,7 @@ def commands_for_report(model: str, report, dep) -> Commands:
                       assumed_quantization=assumed, max_num_seqs=dep.max_num_seqs,
                       max_num_batched_tokens=report.max_num_batched_tokens,
                       pin_max_num_batched_tokens=dep.max_num_batched_tokens is not None,
-                      vllm_version=report.engine_version, env=tuple(dep.env),
-                      limit_mm_per_prompt=tuple(dep.limit_mm_per_prompt), mm_processor_kwargs=tuple(dep.mm_processor_kwargs),
-                      skip_mm_profiling=dep.skip_mm_profiling, language_model_only=dep.language_model_only,
-                      mm_encoder_tp_mode=dep.mm_encoder_tp_mode, options=options_of(dep))
+                      vllm_version=report.engine_version, env=tuple(dep.env), options=options_of(dep))
     return launch_commands(spec)
 
 

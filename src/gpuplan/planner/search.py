@@ -52,11 +52,8 @@ class Context:
     env: tuple[tuple[str, str], ...]
     params: ActiveParams
     platform: str = "linux"  # "wsl": every card shows its whole board (gpus.visible_memory_bytes)
-    # LoRA adapter slots every option serves: (max_loras, max_lora_rank); None: no --enable-lora
-    lora: tuple[int, int] | None = None
-    # --speculative-config every option runs, as Deployment's fields (deployment.speculative_fields, the draft
-    # checkpoint's config resolved once); empty: no drafter
-    speculative: tuple[tuple[str, object], ...] = ()
+    # Deployment fields every option shares: LoRA slots, the drafter (its draft checkpoint's config read once)
+    shared: tuple[tuple[str, object], ...] = ()
 
 
 @lru_cache(maxsize=32)
@@ -93,14 +90,16 @@ def make_context(model: str | dict | ModelSpec, *, vllm_version: str | None, uti
         raise GpuplanError("platform", f"unknown platform {platform!r}", accepted=PLATFORMS)
     get_profile(vllm_version)  # an unknown version fails here, once, with the accepted list
     spec = load_spec(model)
-    speculative = ()
+    shared: dict[str, object] = {}
+    if lora:
+        shared.update(enable_lora=True, max_loras=lora[0], max_lora_rank=lora[1])
     if speculative_config:
         drafted = with_draft(Deployment(**speculative_fields(dict(speculative_config))), allow_network)
-        speculative = tuple((name, getattr(drafted, name)) for name in speculative_fields(None))
+        shared.update((name, getattr(drafted, name)) for name in speculative_fields(None))
     return Context(spec=spec, model_ref=_command_ref(model, spec), vllm_version=vllm_version,
                    utilization=utilization, prices=normalize_prices(prices), concurrency=concurrency,
-                   env=tuple(sorted((env or {}).items())), params=active_params(spec), platform=platform, lora=lora,
-                   speculative=speculative)
+                   env=tuple(sorted((env or {}).items())), params=active_params(spec), platform=platform,
+                   shared=tuple(shared.items()))
 
 
 # ----------------------------------------------------------------------------- the search space
@@ -200,9 +199,7 @@ def _deployment(ctx: Context, c: Candidate, max_model_len: int | None,
                       compute_capability=c.gpu.compute_capability, tensor_parallel_size=c.tp,
                       pipeline_parallel_size=c.pp, gpu_memory_utilization=utilization or ctx.utilization,
                       max_model_len=max_model_len, kv_cache_dtype=c.kv, quantization=c.fmt.key,
-                      vllm_version=ctx.vllm_version, env=_env_for(ctx, c, max_model_len),
-                      **({"enable_lora": True, "max_loras": ctx.lora[0], "max_lora_rank": ctx.lora[1]}
-                         if ctx.lora else {}), **dict(ctx.speculative))
+                      vllm_version=ctx.vllm_version, env=_env_for(ctx, c, max_model_len), **dict(ctx.shared))
 
 
 def run_engine(ctx: Context, c: Candidate, max_model_len: int | None,
