@@ -949,11 +949,11 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     charge_cold = cold_models and r.dep.compile_cache == "cold"
     stages = []
     lora_notes: list[str] = []
+    lora_at = LR.placement(p)
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
         lora = LR.stage_bytes(spec, lo, hi, first=s == 0, last=last, sh=r.sharding, dep=r.dep, profile=p,
                               act_bytes=r.act_bytes)
-        lora_at = LR.placement(p)
         if lora and lora_at == "weights":
             by = dict(weights[s].by_kind)
             by["lora"] = lora
