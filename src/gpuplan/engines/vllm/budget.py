@@ -19,8 +19,10 @@ from .profiles import (
     Profile,
     in_versions,
     model_runner_v2_copies_logits,
+    moe_modular_kernel,
     moe_workspace_persistent,
     parse_version,
+    profile_rules,
 )
 from .weights import q_lora_rank
 
@@ -68,7 +70,7 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
         return 0
     best = 0
     chunk = min(tokens, int(profile.calib.get("moe_chunk_tokens", 65536)))
-    modular = profile.engine == "v1" and profile.at_least(_moe_modular_from())
+    modular = moe_modular_kernel(profile)
     for intermediate, top_k in shapes:
         n = cdiv(intermediate, moe_tp)
         k = spec.hidden_size
@@ -414,7 +416,7 @@ def capture_size_list(profile: Profile, max_num_seqs: int, mnbt: int, max_captur
 @lru_cache(maxsize=4096)
 def _capture_sizes(vt: tuple[int, ...], max_num_seqs: int, mnbt: int, max_capture: int | None,
                    shape: GraphShape) -> tuple[int, ...]:
-    rules = _capture_rules()
+    rules = profile_rules("cudagraph_capture")
 
     def at_least(version: str) -> bool:
         return vt >= parse_version(version)
@@ -441,16 +443,6 @@ def _capture_sizes(vt: tuple[int, ...], max_num_seqs: int, mnbt: int, max_captur
         largest = max(sizes)
         sizes = {up for x in sizes if (up := round_up(x, step)) <= largest} or ({step} if step <= largest else set())
     return tuple(sorted(sizes))
-
-
-@cache
-def _moe_modular_from() -> str:
-    return data_json("vllm_profiles.json")["fused_moe_workspace"]["modular_from"]
-
-
-@cache
-def _capture_rules() -> dict:
-    return data_json("vllm_profiles.json")["cudagraph_capture"]
 
 
 def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None,

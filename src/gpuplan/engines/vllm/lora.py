@@ -31,16 +31,11 @@ from ...deployment import Deployment
 from ...errors import GpuplanError
 from ...model.spec import ModelSpec, Tensor
 from ...units import DTYPE_BYTES, cdiv
-from .profiles import Profile
+from .profiles import Profile, profile_rules
 from .weights import Sharding
 
 LORA_DTYPES = ("auto", "float16", "bfloat16")
 _NOT_WRAPPED = frozenset({"mtp", "draft", "vision", "projector", "audio", "norm", "embedding", "lm_head"})
-
-
-@cache
-def _rules() -> dict:
-    return data_json("vllm_profiles.json")["lora"]
 
 
 @cache
@@ -52,7 +47,7 @@ def check(spec: ModelSpec, dep: Deployment, profile: Profile) -> list[str]:
     """vLLM's own refusals of a LoRA configuration, by the option's name; the warnings it leaves."""
     if not dep.enable_lora:
         return []
-    rules = _rules()
+    rules = profile_rules("lora")
     if not profile.at_least(rules["engine_from"]):
         raise GpuplanError("enable_lora", f"vLLM {profile.version} has no LoRA support: it came in "
                            f"{rules['engine_from']}", accepted=[f"vllm_version >= {rules['engine_from']}"])
@@ -87,7 +82,7 @@ def placement(profile: Profile) -> str:
     """Where the slots show in vLLM's accounting: "weights" (inside "Model loading took", 0.8+), "missed" (V0's
     0.6.4-0.7.x profile leaves them out of the KV budget: the GPU holds them beyond gpu_memory_utilization) or
     "profile" (older V0 releases measured them with the profile run's drop in free memory)."""
-    rules = _rules()
+    rules = profile_rules("lora")
     if profile.engine == "v1" or profile.at_least(rules["in_model_loading_from"]):
         return "weights"
     lo, hi = rules["v0_profile_misses_it"]
@@ -97,7 +92,7 @@ def placement(profile: Profile) -> str:
 def graph_cases(dep: Deployment, profile: Profile) -> int:
     """CUDA graphs captured per size: with and without adapters from 0.11.1 (cudagraph_specialize_lora, on by
     default), else once."""
-    return 2 if dep.enable_lora and profile.at_least(_rules()["graph_cases_from"]) else 1
+    return 2 if dep.enable_lora and profile.at_least(profile_rules("lora")["graph_cases_from"]) else 1
 
 
 def dtype_bytes(dep: Deployment, act_bytes: int) -> int:
@@ -110,7 +105,7 @@ def stage_bytes(spec: ModelSpec, lo: int, hi: int, *, first: bool, last: bool, s
     """LoRA slots on one GPU of the pipeline stage holding layers [lo, hi)."""
     if not dep.enable_lora:
         return 0
-    rules = _rules()
+    rules = profile_rules("lora")
     rank, slots, full = dep.max_lora_rank, dep.max_loras, dep.fully_sharded_loras
     experts = profile.at_least(rules["moe_experts_from"])
     one_a = spec.architecture in rules["three_d_moe_architectures"]

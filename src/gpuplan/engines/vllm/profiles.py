@@ -354,6 +354,16 @@ def moe_workspace_persistent(profile: Profile) -> bool:
     return profile.engine == "v1" and profile.at_least(_profiles()[0]["moe_workspace_persistent"]["from"])
 
 
+def moe_modular_kernel(profile: Profile) -> bool:
+    """Whether the unquantized MoE path runs the modular kernel's TritonExperts (V1 from 0.14), not fused_experts."""
+    return profile.engine == "v1" and profile.at_least(_profiles()[0]["fused_moe_workspace"]["modular_from"])
+
+
+def profile_rules(section: str) -> dict:
+    """A section of vllm_profiles.json (read once, with the profiles)."""
+    return _profiles()[0][section]
+
+
 def flashinfer_sampler(profile: Profile, env: bool | None) -> bool:
     """Whether a V1 start-up samples its profile batch with FlashInfer's top-k/top-p kernels, where the profile's
     own sampler (sort-based or calibrated) would not say so: where VLLM_USE_FLASHINFER_SAMPLER=1 opts in (0.8-0.20;
