@@ -52,3 +52,11 @@ def test_every_start_up_gpuplan_can_size_is_predicted_to_start_or_fail_as_it_did
 def test_available_kv_meets_the_issue_median_on_these_releases(result: dict) -> None:
     s = result["summary"]["available_kv_cache_gib"]
     assert s["n"] >= 15 and s["median_abs_pct"] <= 3.0
+
+
+def test_deepseek_v4_with_mtp_read_from_the_printed_args_loads_the_logged_weights(result: dict) -> None:
+    """gvb-001's deployment does not name its drafter; vLLM's printed non-default args do ('speculative_config':
+    {'method': 'mtp', 'num_speculative_tokens': 2}), which validate reads like any command-line option: 75.64 GiB
+    logged, the target alone 73.89."""
+    row = _row(result, "gvb-001")
+    assert row["abs_pct_error"]["weights_gib"] < 0.2

@@ -82,6 +82,35 @@ def test_qwen3_next_mtp_adds_a_full_attention_layer_and_vllm_regroups_the_hybrid
     assert mtp.kv_cache_tokens < base.kv_cache_tokens
 
 
+DSV4 = "deepseek-ai/DeepSeek-V4-Flash"
+
+
+def _dsv4(cfg: dict | str = DSV4, **kw) -> gpuplan.MemoryReport:
+    return gpuplan.estimate(cfg, gpu="B200", tensor_parallel_size=2, kv_cache_dtype="fp8", block_size=256,
+                            max_model_len=131072, vllm_version="0.33", **kw)
+
+
+def test_deepseek_v4_mtp_loads_a_window_only_layer_two_fp8_projections_and_its_own_hc_head() -> None:
+    """DeepSeekV4MTP: the draft's decoder layer attends by the window alone (compress ratio 1 past the last layer)
+    and is not hash-routed, so it costs what a 44th such layer would; beside it enorm / hnorm and the head norm
+    (bf16), e_proj and h_proj [H, H] in fp8 with 128 x 128 fp32 block scales, and an hc_head in fp32."""
+    base, mtp = _dsv4(), _dsv4(speculative_config=MTP1)
+    cfg = copy.deepcopy(find_model(DSV4).hf_config)
+    assert len(cfg["compress_ratios"]) == 44 and cfg["compress_ratios"][43] == 0
+    cfg["num_hidden_layers"] = 44
+    one_layer = _dsv4(cfg).weights_bytes - base.weights_bytes
+    hidden, hc = 4096, 4
+    own = 3 * hidden * 2 + 2 * (hidden * hidden + (hidden // 128) ** 2 * 4) + (hc * hc * hidden + hc + 1) * 4
+    assert mtp.weights_bytes - base.weights_bytes == one_layer + own
+
+
+def test_deepseek_v4_mtp_layer_joins_the_sliding_window_pools() -> None:
+    base, mtp = _dsv4(), _dsv4(speculative_config=MTP1)
+    windows = [g.num_layers for g in mtp.kv.groups if g.kind == "window"]
+    assert sum(windows) == sum(g.num_layers for g in base.kv.groups if g.kind == "window") + 1 == 44
+    assert mtp.kv_cache_tokens < base.kv_cache_tokens
+
+
 def test_ngram_costs_no_weights_or_kv_layers_only_the_v1_profiles_rejection_sample() -> None:
     kw = dict(gpu="H100", vllm_version="0.19", max_model_len=8192)
     base = gpuplan.estimate("Qwen/Qwen3-8B", **kw)

@@ -104,6 +104,21 @@ def test_a_records_prefix_caching_is_read_from_its_command_line(evidence: str, e
     assert deployment_of({"deployment": {}, "evidence": evidence}).enable_prefix_caching is expected
 
 
+@pytest.mark.parametrize(("evidence", "expected"), [
+    ("""vllm serve m --speculative-config '{"method": "ngram", "num_speculative_tokens": 3}'""", ("ngram", 3)),
+    ("non-default args: {'model_tag': 'm', 'speculative_config': {'method': 'mtp', 'num_speculative_tokens': 2}}",
+     ("mtp", 2)),
+    ("Initializing a V1 LLM engine (v0.25.0) with config: model='m', speculative_config=None, ...", (None, 0)),
+    ("""--speculative-config '{"method": "mtp", "num_speculative_tokens": 1}' ... 'speculative_config': """
+     """{'method': 'ngram', 'num_speculative_tokens': 4}""", (None, 0)),  # contradictory: not guessed
+])
+def test_a_records_drafter_is_read_from_its_command_line(evidence: str, expected: tuple) -> None:
+    from gpuplan.validation import deployment_of
+
+    dep = deployment_of({"deployment": {}, "evidence": evidence})
+    assert (dep.speculative_method, dep.num_speculative_tokens) == expected
+
+
 def test_qwen36_on_a_dgx_spark_with_prefix_caching_keeps_two_states_per_mamba_group() -> None:
     """recent_public rp-005 turns prefix caching on ('enable_prefix_caching': True in its non-default args), which
     puts vLLM 0.23's Gated DeltaNet groups in mamba_cache_mode align: 2 blocks a request in each of the 3 state

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import statistics
@@ -174,7 +175,7 @@ def deployment_of(rec: dict) -> Deployment:
     if q == "compressed-tensors" and not cfg_q:
         q = quant_from_model_id(str(rec.get("model_id") or "")) or q
         q = "fp8_per_channel" if q == "fp8" else q
-    spec_cfg = d.get("speculative_config") if isinstance(d.get("speculative_config"), dict) else None
+    spec_cfg = _speculative_config(rec)
     return Deployment(
         gpu_name=name, gpu_memory_bytes=total, compute_capability=cc,
         tensor_parallel_size=d.get("tensor_parallel_size") or 1,
@@ -285,6 +286,30 @@ def _command_line_value(rec: dict, name: str, value: str) -> str | None:
     option = re.compile(rf"--{name.replace('_', '-')}[= ]({value})\b|{name}['\"]?\s*[:=]\s*['\"]?({value})\b")
     found = {m.group(1) or m.group(2) for m in option.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
+
+
+_SPECULATIVE_CONFIG = re.compile(r"""--speculative[-_]config[= ]'?(\{[^{}]*\})|speculative_config['"]?\s*[:=]\s*(\{[^{}]*\})""")
+
+
+def _speculative_config(rec: dict) -> dict | None:
+    """--speculative-config as the record's deployment states it (optional in the schema), else the one dict its
+    quoted command line (JSON) or vLLM's printed non-default args (a Python dict) give; None where they give none,
+    several, or one that does not parse."""
+    stated = (rec.get("deployment") or {}).get("speculative_config")
+    if isinstance(stated, dict):
+        return stated
+    found = []
+    for m in _SPECULATIVE_CONFIG.finditer(str(rec.get("evidence") or "")):
+        text = m.group(1) or m.group(2)
+        try:
+            found.append(json.loads(text))
+        except ValueError:
+            try:
+                found.append(ast.literal_eval(text))
+            except (ValueError, SyntaxError):
+                return None
+    distinct = {json.dumps(f, sort_keys=True) for f in found if isinstance(f, dict)}
+    return json.loads(distinct.pop()) if len(distinct) == 1 else None
 
 
 def _lora_options(rec: dict) -> dict[str, Any]:

@@ -916,11 +916,29 @@ def _deepseek_v4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     tie = _tie(cfg, outer)
     hc_head = (f32("model.hc_head_fn", hc, hc_dim), f32("model.hc_head_base", hc), f32("model.hc_head_scale", 1))
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden) + hc_head)
-    mtp = _int(cfg, "num_nextn_predict_layers", default=0)
+    mtp_n = _int(cfg, "num_nextn_predict_layers", default=0)
     not_loaded: tuple[Tensor, ...] = ()
-    if mtp:
-        # MTP layers ship in the checkpoint; vLLM loads them only for speculative decoding.
-        mtp_params = mtp * (sum(t.numel for t in tensors(1, False)) + 2 * hidden * hidden + 2 * hidden)
+    mtp = None
+    if mtp_n:
+        # DeepSeekV4MTP (deepseek_v4_mtp.py 0.20-0.21, models/deepseek_v4/*/mtp.py from 0.22; unchanged to 0.33):
+        # each module drafts through a decoder layer that attends by the window alone (attention.py gives layers
+        # past num_hidden_layers compress ratio 1) and is never hash-routed, beside enorm / hnorm, e_proj and h_proj
+        # [H, H] (replicated, built with the checkpoint's quantization), an hc_head of its own (fp32) and
+        # shared_head.norm; the proposer points its embedding and shared_head.head at the target's.
+        own: list[Tensor] = []
+        for j in range(mtp_n):
+            p = f"model.layers.{n + j}."
+            own += b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
+            own += b.linear(p + "e_proj", "mtp", hidden, hidden, "replicated")
+            own += b.linear(p + "h_proj", "mtp", hidden, hidden, "replicated")
+            own += (f32(p + "hc_head_fn", hc, hc_dim), f32(p + "hc_head_base", hc), f32(p + "hc_head_scale", 1))
+            own += b.norm(p + "shared_head.norm", hidden, kind="mtp")
+        att = Attention("dsv4", heads, 1, hd, window=window, kv_lora_rank=hd, qk_rope_head_dim=rope_d,
+                        qk_nope_head_dim=hd - rope_d, compress_ratio=1)
+        draft = cache.get((1, False)) or Layer(att, moe, tensors(1, False))
+        mtp = MtpModule(layers=(draft,) * mtp_n, tensors=tuple(own), style="deepseek_v4")
+        # Shipped in the checkpoint; vLLM loads them only for speculative decoding.
+        mtp_params = mtp_n * sum(t.numel for t in draft.tensors) + sum(t.numel for t in own)
         not_loaded = (Tensor("model.layers.mtp", "mtp", (mtp_params,), "replicated"),)
     # Two rotary caches (fp32, YaRN-extended): rope_theta for window-only layers, compress_rope_theta for the rest.
     base = _rope(cfg, rope_d, "float32")[0]
@@ -931,7 +949,7 @@ def _deepseek_v4(cfg: dict, outer: dict, name: str) -> ModelSpec:
                TokenBuffer("mtp_hidden_buffer", hc_dim, None, last_stage_only=True))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi,
                  tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, token_buffers=buffers,
-                 residual_streams=hc, notes=(
+                 residual_streams=hc, mtp=mtp, notes=(
                      "DeepSeek-V4: weights and the KV layout are computed exactly, and the profile run's padded-head "
                      "attention buffers are read from vLLM's source, but no log calibrates the rest of its activation "
                      "or its CUDA graphs; the one public start-up (vllm#44376, 2x GH200) left ~0.4 GiB less for the "

@@ -408,7 +408,7 @@ class MtpModule:
     # Outside the layers: the modules' input norms and projection, their head norm; Tensor.until marks the copy of
     # the LM head that releases before 0.16 kept per module (shared_head.head).
     tensors: tuple[Tensor, ...]
-    style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py) or "qwen_next" (qwen3_next_mtp.py)
+    style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py), "deepseek_v4" or "qwen_next"
 
 
 @dataclass(frozen=True)
