@@ -111,6 +111,37 @@ def test_deepseek_v4_mtp_layer_joins_the_sliding_window_pools() -> None:
     assert mtp.kv_cache_tokens < base.kv_cache_tokens
 
 
+MIMO = "XiaomiMiMo/MiMo-V2-Flash"
+
+
+def _mimo(version: str = "0.33", **kw) -> gpuplan.MemoryReport:
+    return gpuplan.estimate(MIMO, gpu="H200", tensor_parallel_size=4, max_model_len=65536, vllm_version=version, **kw)
+
+
+def test_mimo_v2_flash_mtp_loads_one_sliding_window_layer_with_a_dense_mlp_and_a_bf16_eh_proj() -> None:
+    """MiMoV2MTP builds one module whatever the checkpoint ships. Per GPU at TP=4, fp8 with 128 x 128 fp32 block
+    scales: q/k/v/o of the SWA shape (16 of 64 query heads x 192, 2 of 8 KV heads x 192 and x 128, o_proj over
+    16 x 128) with 16 bf16 sink logits, a 16384-wide gated MLP split four ways, two layer norms, and beside them
+    enorm, hnorm, the final norm and eh_proj [4096, 8192] whole in bf16."""
+    base, mtp = _mimo(), _mimo(speculative_config=MTP1)
+    fp8 = {(3072, 4096): 1, (384, 4096): 1, (256, 4096): 1, (4096, 2048): 1, (4096, 4096): 3}
+    blocks = sum(n * (o * i + -(-o // 128) * -(-i // 128) * 4) for (o, i), n in fp8.items())
+    expected = blocks + 16 * 2 + 2 * 4096 * 2 + 3 * 4096 * 2 + 4096 * 8192 * 2
+    assert mtp.weights_bytes - base.weights_bytes == expected == 141_092_512
+
+
+def test_mimo_v2_flash_mtp_layer_caches_beside_the_sliding_window_layers() -> None:
+    base, mtp = _mimo(), _mimo(speculative_config={"method": "mimo_v2_mtp", "num_speculative_tokens": 3})
+    assert [(g.kind, g.num_layers) for g in base.kv.groups] == [("full", 9), ("sliding_window", 39)]
+    assert [(g.kind, g.num_layers) for g in mtp.kv.groups] == [("full", 9), ("sliding_window", 40)]
+
+
+def test_before_0_21_vllm_has_no_mimo_v2_drafter_and_says_from_when() -> None:
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _mimo("0.20", speculative_config=MTP1)
+    assert e.value.field == "speculative_config.method" and "vllm_version >= 0.21" in e.value.accepted
+
+
 def test_ngram_costs_no_weights_or_kv_layers_only_the_v1_profiles_rejection_sample() -> None:
     kw = dict(gpu="H100", vllm_version="0.19", max_model_len=8192)
     base = gpuplan.estimate("Qwen/Qwen3-8B", **kw)

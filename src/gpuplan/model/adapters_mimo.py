@@ -17,7 +17,7 @@ from dataclasses import replace
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _core_dims, _embed_head, _int, _moe_layers, _spec, _tie, register
-from .spec import Attention, Mlp, ModelSpec, RopeCache, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec, MtpModule, RopeCache, Tensor
 
 _FULL, _SWA = "full_attention", "sliding_attention"
 
@@ -88,5 +88,20 @@ def _mimo_v2(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # The checkpoint's MTP layers (model.mtp.layers.*) are skipped by the main model's loader; vLLM builds one only
     # as a speculative draft.
     spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=mi, tie=tie,
-                 embedding=emb, head=head, rope=rope, notes=notes)
+                 embedding=emb, head=head, rope=rope, notes=notes, mtp=_mtp(cfg, hidden, swa, swa_t))
     return replace(spec, attention_chunk_dropped_from="0.21")
+
+
+def _mtp(cfg: dict, hidden: int, swa: Attention, swa_t: tuple[Tensor, ...]) -> MtpModule:
+    """vLLM's MiMoV2MTP (mimo_v2_mtp.py, 0.21-0.33): whatever the checkpoint ships, one module (model.mtp.layers.0)
+    with a sliding-window attention layer of the SWA layers' shape (sinks included), a dense MLP of the first
+    layer's width, both built with the checkpoint's quantization, its input, pre-MLP and final norms, enorm / hnorm
+    and an unquantized eh_proj [H, 2H]; the proposer shares the target's embedding and LM head."""
+    p = "model.mtp.layers.0."
+    inter = _int(cfg, "intermediate_size")
+    tensors = tuple(replace(x, name=x.name.replace(b.P, p)) for x in swa_t + b.gated_mlp(hidden, inter)
+                    + b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "pre_mlp_layernorm", hidden))
+    own = (b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
+           + b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
+           + b.norm(p + "final_layernorm", hidden, kind="mtp"))
+    return MtpModule(layers=(Layer(swa, Mlp("dense", inter), tensors),), tensors=own, style="mimo_v2", since="0.21")

@@ -408,7 +408,8 @@ class MtpModule:
     # Outside the layers: the modules' input norms and projection, their head norm; Tensor.until marks the copy of
     # the LM head that releases before 0.16 kept per module (shared_head.head).
     tensors: tuple[Tensor, ...]
-    style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py), "deepseek_v4" or "qwen_next"
+    style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py), "deepseek_v4", "mimo_v2", "qwen_next"
+    since: str | None = None  # the first vLLM release that drafts with it, where later than the model's own
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Speculative decoding's drafter, as vLLM's V1 engine builds it beside the target model.
 
 What a drafter adds per GPU, read in vLLM's spec_decode/eagle.py (llm_base_proposer.py from 0.20) and the MTP model
-files (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py, qwen3_5_mtp.py), 0.10-0.33:
+files (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py, qwen3_5_mtp.py, DeepSeek-V4's mtp.py, mimo_v2_mtp.py),
+0.10-0.33:
 
 - weights: the draft's own modules, loaded inside the same "Model loading took" measurement as the target's. An
   MTP draft's embedding and LM head are the target's: load_model deletes the draft's copies and points at the
@@ -32,9 +33,13 @@ from ...errors import GpuplanError
 from ...model.spec import ModelSpec, Tensor
 from .profiles import Profile
 
-# vLLM's method names for a checkpoint's own MTP modules; every one builds the modules MtpModule describes.
-MTP_METHODS = ("mtp", "deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp", "qwen3_5_mtp", "ernie_mtp", "mimo_mtp",
-               "longcat_flash_mtp", "pangu_ultra_moe_mtp")
+# vLLM's method names for a checkpoint's own MTP modules (config/speculative.py MTPModelTypes, 0.33; it takes each
+# as "mtp"); gpuplan builds the modules its model adapters describe (MtpModule) and names the rest as unbuilt.
+MTP_METHODS = ("mtp", "deepseek_mtp", "dots3_note_mtp", "mimo_mtp", "mimo_v2_mtp", "glm4_moe_mtp",
+               "glm4_moe_lite_mtp", "glm_ocr_mtp", "ernie_mtp", "nemotron_h_mtp", "exaone_moe_mtp", "exaone4_5_mtp",
+               "qwen3_next_mtp", "qwen4_exp_mtp", "qwen3_5_mtp", "longcat_flash_mtp", "bailing_hybrid_v3_mtp",
+               "minimax_m3_mtp", "bailing_hybrid_mtp", "kimi_k3_mtp", "pangu_ultra_moe_mtp", "step3p5_mtp",
+               "step5_mtp", "hy_v3_mtp", "hy_v4_mtp", "gemma4_mtp", "inkling_mtp", "glm5_next_mtp")
 FREE_METHODS = ("ngram", "[ngram]", "suffix")  # no GPU weights, KV or graphs
 # Methods that draft with a separate checkpoint, named by speculative_config's "model" (model/adapters_eagle.py).
 SEPARATE_DRAFT = ("eagle", "eagle3", "draft_model")
@@ -100,6 +105,10 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
         raise GpuplanError("speculative_config.method", f"{spec.name} has no MTP modules gpuplan can build "
                            "(num_nextn_predict_layers / mtp_num_hidden_layers in its config, on a model family "
                            "whose MTP drafter gpuplan knows)", accepted=["ngram", "suffix"])
+    if mtp.since and not profile.at_least(mtp.since):
+        raise GpuplanError("speculative_config.method", f"vLLM {profile.version} has no MTP drafter for "
+                           f"{spec.name}; it drafts with the checkpoint's MTP module from {mtp.since}",
+                           accepted=[f"vllm_version >= {mtp.since}", "ngram", "suffix"])
     tensors = mtp.tensors
     if pp > 1:
         # load_model shares the target's embedding only when there is one pipeline stage; the last stage
