@@ -60,3 +60,9 @@ def test_deepseek_v4_with_mtp_read_from_the_printed_args_loads_the_logged_weight
     logged, the target alone 73.89."""
     row = _row(result, "gvb-001")
     assert row["abs_pct_error"]["weights_gib"] < 0.2
+
+
+def test_deepseek_v4_with_its_custom_all_reduce_off_captures_the_logged_graph_pool(result: dict) -> None:
+    """gvb-001 passes disable_custom_all_reduce (its printed args say so): the graphs hold NCCL's collectives, 1.72
+    GiB against 'took 1.73 GiB' (1.12 without them)."""
+    assert _row(result, "gvb-001")["abs_pct_error"]["cudagraph_gib"] < 2.0

@@ -4,6 +4,8 @@ NCCL's buffers as on PCIe (gap_versions_public gvd-005 to gvd-008, whose logs sa
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -61,3 +63,27 @@ def test_the_api_takes_it_and_refuses_a_bad_one_naming_the_field() -> None:
 ])
 def test_validate_reads_the_interconnect_from_why_custom_all_reduce_is_off(line: str, fabric: str | None) -> None:
     assert deployment_of({"deployment": {"tensor_parallel_size": 2}, "evidence": line}).interconnect == fabric
+
+
+def test_disable_custom_all_reduce_from_the_cli_the_api_and_a_records_command_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The flag costs the graphs NCCL's memory, goes into the launch command, and validate reads it as vLLM
+    prints it (a contradictory log, like vLLM's hint to set it, is not guessed)."""
+    args = ["estimate", QWEN, "--gpu", "H100", "-tp", "2", "--json"]
+    main(args)
+    custom = json.loads(capsys.readouterr().out)
+    main([*args, "--disable-custom-all-reduce"])
+    nccl = json.loads(capsys.readouterr().out)
+    assert nccl["per_gpu"]["cudagraph_gib"] > custom["per_gpu"]["cudagraph_gib"]
+    client = TestClient(create_app(allow_network=False))
+    body = {"model": QWEN, "gpu": "H100", "tensor_parallel_size": 2}
+    a = client.post("/v1/estimate", json=body).json()
+    b = client.post("/v1/estimate", json={**body, "disable_custom_all_reduce": True}).json()
+    assert b["per_gpu"]["available_kv_cache_gib"] < a["per_gpu"]["available_kv_cache_gib"]
+    assert "--disable-custom-all-reduce" in b["commands"]["vllm"]
+    assert "--disable-custom-all-reduce" not in a["commands"]["vllm"]
+    said = "non-default args: {'tensor_parallel_size': 2, 'disable_custom_all_reduce': True}"
+    hint = ("disable_custom_all_reduce=False ... Custom allreduce is disabled because your platform lacks GPU P2P "
+            "capability or P2P test failed. To silence this warning, specify disable_custom_all_reduce=True explicitly.")
+    assert deployment_of({"deployment": {}, "evidence": said}).disable_custom_all_reduce
+    assert not deployment_of({"deployment": {}, "evidence": hint}).disable_custom_all_reduce

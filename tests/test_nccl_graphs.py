@@ -81,3 +81,21 @@ def test_two_rtx_4090s_at_tp2_keep_almost_no_non_torch_memory() -> None:
     workstation = estimate_on("Qwen/Qwen3-32B", gpu="RTX A6000", tensor_parallel_size=2, vllm_version="0.28.0",
                               quantization="awq", max_model_len=8192)
     assert geforce.non_torch_bytes < workstation.non_torch_bytes - 0.2 * GiB
+
+
+def test_disable_custom_all_reduce_on_h100s_captures_nccls_all_reduces_in_the_graphs() -> None:
+    """--disable-custom-all-reduce: NCCL reduces even over NVSwitch, so every captured graph keeps its collectives
+    (0.30: Llama-3.1-8B at TP=2 captures 51 PIECEWISE + 51 FULL graphs of 2 x 32 + 1 all-reduces, and the V2
+    runner's estimate, which sizes the KV cache, takes its share of the pool, 0.57). At TP=1 nothing changes."""
+    kw = dict(gpu="H100", tensor_parallel_size=2, vllm_version="0.30.0", max_model_len=9216)
+    custom = estimate_on("meta-llama/Llama-3.1-8B-Instruct", **kw)
+    nccl = estimate_on("meta-llama/Llama-3.1-8B-Instruct", disable_custom_all_reduce=True, **kw)
+    per = get_profile("0.30.0").calib["nccl_graph_bytes_per_collective"]
+    grown = {c.name: c.bytes for c in nccl.components}["cudagraph"] - {c.name: c.bytes for c in custom.components}[
+        "cudagraph"]
+    assert grown == pytest.approx(0.57 * 102 * 65 * per, rel=0.01)
+    assert nccl.available_kv_cache_bytes < custom.available_kv_cache_bytes
+    single = dict(kw, tensor_parallel_size=1)
+    assert estimate_on("meta-llama/Llama-3.1-8B-Instruct", disable_custom_all_reduce=True, **single
+                       ).available_kv_cache_bytes == estimate_on("meta-llama/Llama-3.1-8B-Instruct", **single
+                                                                 ).available_kv_cache_bytes

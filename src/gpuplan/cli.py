@@ -244,6 +244,9 @@ def estimate(
         "--compile-cache", help="warm (default): a restart with torch.compile's cache filled; cold: a first start "
                                 "on an empty cache (vLLM 0.24+ counts the compiler's scratch as activation)")
     ] = "warm",
+    disable_custom_all_reduce: Annotated[bool, typer.Option(
+        "--disable-custom-all-reduce", help="NCCL all-reduces instead of vLLM's own: their CUDA graphs keep device "
+                                            "memory of their own (TP > 1)")] = False,
     interconnect: Annotated[str | None, typer.Option(
         "--interconnect", help="nvswitch, pcie or pcie_no_p2p: how the GPUs reach each other, where the card's "
                                "catalog entry does not say it (a pod without peer access, GPUs on different nodes)")
@@ -304,6 +307,7 @@ def estimate(
             performance_mode=performance_mode,
             compile_cache=compile_cache,
             interconnect=interconnect,
+            disable_custom_all_reduce=disable_custom_all_reduce,
             platform=platform,
             speculative_config=parse_json_object(speculative_config, "speculative_config")
             if speculative_config is not None else None,

@@ -68,6 +68,8 @@ class Deployment:
     # over PCIe) or "pcie_no_p2p" (no peer access: GeForce cards, pods without it, GPUs on different nodes).
     # None: the GPU catalog's fabric for the card.
     interconnect: str | None = None
+    # --disable-custom-all-reduce: the tensor-parallel all-reduces run on NCCL, in CUDA graphs too.
+    disable_custom_all_reduce: bool = False
     # "linux", or "wsl": vLLM under WSL2 on Windows (Docker Desktop included), where CUDA reports a card's full
     # memory rather than what a Linux driver leaves, and GPUs get no peer access.
     platform: str = "linux"

@@ -207,6 +207,7 @@ def deployment_of(rec: dict) -> Deployment:
         compile_cache=rec.get("compile_cache") or d.get("compile_cache") or "warm",
         # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
+        disable_custom_all_reduce=bool(_command_line_flag(rec, "disable_custom_all_reduce")),
         platform=platform,
         # Optional in the schema: --speculative-config as the record's command line or engine line states it.
         # A separate draft checkpoint's config.json, where the record holds one (draft_hf_config, ours).

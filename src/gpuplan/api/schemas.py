@@ -340,6 +340,9 @@ class DeploymentFields(BaseModel):
         default="warm", description="warm: a restart that finds torch.compile's cache filled (~/.cache/vllm kept); "
                                     "cold: a first start on an empty cache, whose compiler scratch vLLM 0.24+ "
                                     "charges as activation")
+    disable_custom_all_reduce: bool = Field(
+        default=False, description="vLLM's --disable-custom-all-reduce: NCCL all-reduces, whose CUDA graphs keep "
+                                   "device memory of their own")
     interconnect: Literal["nvswitch", "pcie", "pcie_no_p2p"] | None = Field(
         default=None, description="how the GPUs reach each other, where the card's catalog entry does not say it: "
                                   "nvswitch (NVLink switch board), pcie (peer access over PCIe), pcie_no_p2p (no peer "

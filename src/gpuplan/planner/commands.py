@@ -44,7 +44,8 @@ def options_of(dep) -> tuple[tuple[str, object], ...]:
     out: list[tuple[str, object]] = []
     if dep.dtype != "auto":
         out.append(("dtype", dep.dtype))
-    for name in ("enforce_eager", "enable_expert_parallel", "disable_hybrid_kv_cache_manager", "fully_sharded_loras"):
+    for name in ("enforce_eager", "enable_expert_parallel", "disable_hybrid_kv_cache_manager", "fully_sharded_loras",
+                 "disable_custom_all_reduce"):
         if getattr(dep, name):
             out.append((name, True))
     for name in ("block_size", "kv_cache_memory_bytes", "max_cudagraph_capture_size", "enable_prefix_caching",

@@ -763,10 +763,13 @@ def _nccl_in_graphs(dep: Deployment, tp: int, fabric: str) -> bool:
     """Whether the tensor-parallel all-reduces vLLM captures in CUDA graphs are NCCL's: its custom all-reduce
     (distributed/device_communicators/custom_all_reduce.py) turns itself off for a TP size it does not support,
     on more than two PCIe-only GPUs, and where its peer-to-peer test fails, as on GeForce cards (`fabric`
-    "pcie_no_p2p"; two RTX 4090s at TP=2 show the NCCL graphs, heldout_public ghs-001/002)."""
+    "pcie_no_p2p"; two RTX 4090s at TP=2 show the NCCL graphs, heldout_public ghs-001/002), and where the user
+    turns it off (--disable-custom-all-reduce)."""
     card = _card(dep)
     if tp <= 1 or (card is not None and card.vendor != "nvidia"):
         return False
+    if dep.disable_custom_all_reduce:
+        return True
     if tp not in _CUSTOM_ALLREDUCE_SIZES:
         return True
     return fabric == "pcie_no_p2p" or (fabric == "pcie" and tp > 2)
