@@ -111,6 +111,7 @@ def test_a_records_prefix_caching_is_read_from_its_command_line(evidence: str, e
     ("Initializing a V1 LLM engine (v0.25.0) with config: model='m', speculative_config=None, ...", (None, 0)),
     ("""--speculative-config '{"method": "mtp", "num_speculative_tokens": 1}' ... 'speculative_config': """
      """{'method': 'ngram', 'num_speculative_tokens': 4}""", (None, 0)),  # contradictory: not guessed
+    ("non-default args: {'speculative_config': {[1]: 2}}", (None, 0)),  # not a config: not guessed
 ])
 def test_a_records_drafter_is_read_from_its_command_line(evidence: str, expected: tuple) -> None:
     from gpuplan.validation import deployment_of

@@ -307,7 +307,7 @@ def _speculative_config(rec: dict) -> dict | None:
         except ValueError:
             try:
                 found.append(ast.literal_eval(text))
-            except (ValueError, SyntaxError):
+            except (ValueError, SyntaxError, TypeError):  # TypeError: an unhashable key, e.g. {[1]: 2}
                 return None
     distinct = {json.dumps(f, sort_keys=True) for f in found if isinstance(f, dict)}
     return json.loads(distinct.pop()) if len(distinct) == 1 else None
