@@ -6,7 +6,8 @@ By default the accuracy part runs on the shared dev set and on the held-out reco
 tests/fixtures/vllm_logs/heldout_llmd.jsonl, heldout_public.jsonl and recent_public.jsonl (start-ups no constant was
 fitted on), gap_versions_public.jsonl (the releases the others barely cover; its three GB10 starts share the
 unified-memory host constant with two earlier records), speculative_public.jsonl (starts with speculative
-decoding, several paired with the same start without it) and lora_public.jsonl (starts with LoRA adapters).
+decoding, several paired with the same start without it), lora_public.jsonl (starts with LoRA adapters) and
+latest_public.jsonl (the newest releases public logs show, 0.30 and 0.31).
 
 Latency: the engine's estimate() on an already resolved ModelSpec, for a spread of models and
 deployments (a new max_model_len each call, so nothing is served from a cache of identical calls),
@@ -66,7 +67,8 @@ def main() -> None:
                                                   str(root / "tests/fixtures/vllm_logs/recent_public.jsonl"),
                                                   str(root / "tests/fixtures/vllm_logs/gap_versions_public.jsonl"),
                                                   str(root / "tests/fixtures/vllm_logs/speculative_public.jsonl"),
-                                                  str(root / "tests/fixtures/vllm_logs/lora_public.jsonl")])
+                                                  str(root / "tests/fixtures/vllm_logs/lora_public.jsonl"),
+                                                  str(root / "tests/fixtures/vllm_logs/latest_public.jsonl")])
     ap.add_argument("--n", type=int, default=2000)
     args = ap.parse_args()
     lat = latency(args.n)
