@@ -124,3 +124,16 @@ def test_the_transformers_native_omni_format_is_refused() -> None:
            "text_config": CFG["llm_config"], "audio_config": CFG["sound_config"]}
     with pytest.raises(ConfigError, match="nemotron_h_omni"):
         build_spec(cfg, "native")
+
+
+@pytest.mark.parametrize(("arch", "since"), [("NemotronH_Omni_Reasoning_V3", "0.29"),
+                                            ("NemotronH_Nano_Omni_Reasoning_V3", None)])
+def test_an_omni_wrapper_drafts_with_its_text_mtp_only_where_vllm_promotes_its_text_config(arch: str,
+                                                                                          since: str | None) -> None:
+    """SpeculativeConfig turns the text config into nemotron_h_mtp for NemotronH_Omni_Reasoning_V3 (0.29+) and the
+    Super omni (0.20+), not for the Nano's own architecture name (the fixture's config with one MTP module added)."""
+    cfg = {**CFG, "architectures": [arch], "llm_config": {**CFG["llm_config"], "num_nextn_predict_layers": 1,
+                                                          "mtp_hybrid_override_pattern": "*E"}}
+    mtp = build_spec(cfg, NAME).mtp
+    assert (mtp.since if mtp else None) == since
+    assert build_spec(cfg["llm_config"], "text").mtp is not None  # the text model alone has one

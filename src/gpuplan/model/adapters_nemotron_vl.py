@@ -145,4 +145,12 @@ def _nano_nemotron_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     side = _int(outer, "force_image_size", default=512) // _int(outer, "patch_size", default=16)
     mm = MultimodalSpec(params, side * side // shuffle, th)
     spec = _with_tower(inner, outer, tower + proj, mm)
-    return _with(spec, architecture=(outer.get("architectures") or [ARCH])[0])
+    arch = (outer.get("architectures") or [ARCH])[0]
+    # The text config's MTP module drafts only where SpeculativeConfig promotes the wrapper's text_config to
+    # nemotron_h_mtp (config/speculative.py): the Super omni from 0.20, the Nano omni from 0.29.
+    since = _MTP_SINCE.get(arch)
+    mtp = replace(inner.mtp, since=since) if inner.mtp and since else None
+    return _with(spec, architecture=arch, mtp=mtp)
+
+
+_MTP_SINCE = {"NemotronH_Super_Omni_Reasoning_V3": "0.20", "NemotronH_Omni_Reasoning_V3": "0.29"}

@@ -408,8 +408,14 @@ class MtpModule:
     # Outside the layers: the modules' input norms and projection, their head norm; Tensor.until marks the copy of
     # the LM head that releases before 0.16 kept per module (shared_head.head).
     tensors: tuple[Tensor, ...]
-    style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py), "deepseek_v4", "mimo_v2", "qwen_next"
+    style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py), "deepseek_v4", "mimo_v2", "qwen_next",
+    # "nemotron_h"
     since: str | None = None  # the first vLLM release that drafts with it, where later than the model's own
+    modules: int = 0  # the MTP modules (draft steps) the layers make up; 0: one per layer
+
+    @property
+    def num_modules(self) -> int:
+        return self.modules or len(self.layers)
 
 
 @dataclass(frozen=True)

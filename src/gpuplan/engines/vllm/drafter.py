@@ -1,8 +1,8 @@
 """Speculative decoding's drafter, as vLLM's V1 engine builds it beside the target model.
 
 What a drafter adds per GPU, read in vLLM's spec_decode/eagle.py (llm_base_proposer.py from 0.20) and the MTP model
-files (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py, qwen3_5_mtp.py, DeepSeek-V4's mtp.py, mimo_v2_mtp.py),
-0.10-0.33:
+files (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py, qwen3_5_mtp.py, DeepSeek-V4's mtp.py, mimo_v2_mtp.py,
+nemotron_h_mtp.py), 0.10-0.33:
 
 - weights: the draft's own modules, loaded inside the same "Model loading took" measurement as the target's. An
   MTP draft's embedding and LM head are the target's: load_model deletes the draft's copies and points at the
@@ -117,12 +117,13 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
     layers = tuple(replace(x, continues=True) for x in mtp.layers)
     served = replace(spec, layers=spec.layers + layers, head=spec.head + tensors,
                      extra_not_loaded=tuple(t for t in spec.extra_not_loaded if t.kind != "mtp"), mtp=None)
-    notes = [f"MTP speculative decoding ({n} draft token{'s' * (n > 1)}, {len(layers)} MTP module"
-             f"{'s' * (len(layers) > 1)}): the draft's "
+    m = mtp.num_modules
+    notes = [f"MTP speculative decoding ({n} draft token{'s' * (n > 1)}, {m} MTP module{'s' * (m > 1)}"
+             + (f" of {len(layers)} layers" if len(layers) != m else "") + "): the draft's "
              "decoder layers, norms and projection are loaded and cached beside the target's (the embedding and LM "
              "head are shared); its CUDA graphs are estimated per layer like the target's"]
-    if n > len(layers) and n % len(layers):
-        notes.append(f"num_speculative_tokens {n} is not a multiple of the checkpoint's {len(layers)} MTP modules; "
+    if n > m and n % m:
+        notes.append(f"num_speculative_tokens {n} is not a multiple of the checkpoint's {m} MTP modules; "
                      "vLLM reuses them in turn")
     # hc_mult models widen the hidden-states buffer to the whole residual (llm_base_proposer.py)
     return served, Drafter("mtp", n, spec.hidden_size * spec.residual_streams, spec.hidden_size, tuple(notes))
