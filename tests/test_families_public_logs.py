@@ -2,7 +2,8 @@
 families_public.jsonl): DeepSeek-OCR on vLLM 0.11.2 and Qwen3-Omni's thinker under vllm-omni on 0.11.0 (only
 "Model loading took" was reachable in both); Qwen3-Next-80B at TP=2 on two H200s (0.10.2), Qwen2.5-VL-3B on an L4
 in a Ray job (0.11.0), Intel's AutoRound Qwen2.5-Omni-7B on an RTX 4090 (0.21.0, a first start) and Qwen3.5-35B-A3B
-FP8 on a GB10 (0.18.1 dev) with their whole start-up lines. No constant was fitted on them."""
+FP8 on a GB10 (0.18.1 dev) with their whole start-up lines; NVIDIA's Nemotron-3-Nano cookbook on 0.12.0 (GPU not
+named). No constant was fitted on them."""
 
 from __future__ import annotations
 
@@ -85,3 +86,11 @@ def test_qwen3_next_profile_peak_on_0_10_2_is_the_sampler_alone() -> None:
 
     rec = validate_records([r for r in load_records(FAMILIES) if r["id"] == "fam-101"])["records"][0]
     assert abs(rec["predicted"]["activation_peak_gib"] - rec["logged"]["activation_peak_gib"]) <= 0.05
+
+
+def test_nemotron_3_nano_weights_on_0_12_match_nvidias_cookbook(by_id: dict) -> None:
+    """fam-105 (Nemotron-3-Nano-30B-A3B BF16, vLLM 0.12.0, an unnamed GPU): 58.91 GiB loaded, 58.82 computed; no GPU,
+    so no KV prediction (its KV layout is tests/test_mamba2_hybrids.py's)."""
+    rec = by_id["fam-105"]
+    assert rec["abs_pct_error"]["weights_gib"] <= 0.5
+    assert rec["predicted"].get("available_kv_cache_gib") is None and "kv_cache_tokens" not in rec["abs_pct_error"]

@@ -22,6 +22,7 @@ from gpuplan.model.adapters import build_spec
 from gpuplan.units import GiB, cdiv
 
 FAMILIES = Path(__file__).parent / "fixtures" / "oracle" / "families"
+FAMILY_LOGS = Path(__file__).parent / "fixtures" / "vllm_logs" / "families_public.jsonl"
 TYPES = ("granitemoehybrid", "nemotron_h", "bamba", "falcon_h1")
 CASES = [(mt, key, entry) for mt in TYPES
          for key, entry in json.loads((FAMILIES / f"{mt}.json").read_text())["models"].items()]
@@ -137,9 +138,34 @@ def test_nemotron_h_without_an_ssm_cache_dtype_gets_the_release_default(version:
     assert _mamba_page(cfg, version) == (page, block)
 
 
-def test_nemotron_h_whose_config_names_an_ssm_dtype_keeps_it_in_every_release() -> None:
+def test_nemotron_h_whose_config_names_an_ssm_dtype_keeps_it_from_0_13() -> None:
     cfg = {**_config("nvidia/NVIDIA-Nemotron-Nano-9B-v2"), "mamba_ssm_cache_dtype": "bfloat16"}
-    assert _mamba_page(cfg, "0.33.0") == _mamba_page(cfg, "0.19.0") == (672 * 4096, 672)
+    assert _mamba_page(cfg, "0.33.0") == _mamba_page(cfg, "0.13.0") == (672 * 4096, 672)
+
+
+def test_before_0_13_vllm_ignores_the_configs_fp32_ssm_dtype_and_keeps_the_model_dtype() -> None:
+    """No NemotronHForCausalLMConfig hook before 0.13, so cache_config's "auto" (the model dtype) stands. 0.12.0
+    logged it for Nemotron-3-Nano-30B-A3B, whose config says float32 (test below)."""
+    cfg = _config("nvidia/NVIDIA-Nemotron-Nano-9B-v2")
+    assert cfg["mamba_ssm_cache_dtype"] == "float32"
+    assert _mamba_page(cfg, "0.12.0") == (672 * 4096, 672)  # bf16, as without any dtype in the config
+    assert _mamba_page(cfg, "0.13.0") == (1312 * 4096, 1312)  # the config's float32
+
+
+@pytest.mark.parametrize("kv_gib", [7.365, 7.37])  # the logged 7.37 GiB (4.82x puts it below 7.375)
+def test_nemotron_3_nano_on_0_12_caches_what_nvidias_cookbook_logged_from_its_kv_budget(kv_gib: float) -> None:
+    """fam-105 (tests/fixtures/vllm_logs/families_public.jsonl, GPU not named): given the 7.37 GiB vLLM 0.12.0 made
+    available, 23 Mamba-2 and 6 attention layers in 5 groups of 6 (one padding layer, as logged), 1,072-token blocks
+    (a bf16 state: 64 x 64 x 128 x 2 + 3 x 6,144 x 2 bytes on 1,024-byte tokens; float32 would need 2,096): 257,280
+    tokens and 4.82x at 262,144, as logged."""
+    rec = next(json.loads(x) for x in FAMILY_LOGS.read_text().splitlines() if '"fam-105"' in x)
+    dep = Deployment(gpu_name="H100", gpu_memory_bytes=85_029_158_912, vllm_version=rec["engine_version"],
+                     max_model_len=rec["deployment"]["max_model_len"], kv_cache_memory_bytes=int(kv_gib * 2**30),
+                     api_server=False, max_num_batched_tokens=16384)
+    r = estimate(build_spec(rec["hf_config"]), dep)
+    assert (r.kv.block_size, r.kv.group_size, r.kv.num_groups, r.kv.padding_layers) == (1072, 6, 5, 1)
+    assert r.kv_cache_tokens == rec["logged"]["kv_cache_tokens"] == 257_280
+    assert round(r.max_concurrency, 2) == rec["logged"]["max_concurrency"] == 4.82
 
 
 def test_nemotron_3_nano_counts_non_gated_experts_and_the_shared_expert() -> None:

@@ -46,6 +46,19 @@ def test_the_12b_vl_counts_its_radio_tower_and_projector_not_just_the_text_model
     assert spec.mamba_ssm_dtype_defaults == (("0.18", "float16"), ("0.20", "float32"))
 
 
+def test_a_text_config_naming_fp32_ssm_state_is_read_from_0_18_when_the_wrapper_gained_its_hook() -> None:
+    cfg = {**VL["config"], "llm_config": {**VL["config"]["llm_config"], "mamba_ssm_cache_dtype": "float32"}}
+    spec = build_spec(cfg, NAME)
+    assert spec.mamba_ssm_dtype == "float32" and spec.mamba_ssm_dtype_from == "0.18"
+
+    def state_page(version: str) -> int:
+        r = estimate(cfg, gpu="H100", vllm_version=version, max_model_len=32768, enable_prefix_caching=False)
+        return next(g.page_bytes for g in r.kv.groups if g.kind == "mamba")
+
+    # 0.17 keeps the model dtype (bf16), 0.18 the config's float32: about twice the page
+    assert state_page("0.18") > 1.9 * state_page("0.17")
+
+
 def test_weights_per_gpu_at_tp1_and_tp2() -> None:
     """TP=1: everything in bf16. Tower 651,724,800 x 2 = 1,303,449,600 B; mlp1 209,720,320 x 2 = 419,440,640 B.
     TP=2: the tower's qkv / proj / fc1 / fc2 weights and the qkv / fc1 biases halve (629,432,320 / 2 = 314,716,160),

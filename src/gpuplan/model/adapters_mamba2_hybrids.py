@@ -205,8 +205,9 @@ def _nemotron_h(cfg: dict, outer: dict, name: str) -> ModelSpec:
     """Nemotron-H / Nemotron-Nano-v2 / Nemotron-3: every block is one of Mamba-2 (M), attention (*),
     ReLU^2 MLP (-) or MoE (E), each with its own pre-norm and each a layer of its own
     (vllm/model_executor/models/nemotron_h.py). vLLM takes the SSM cache dtype from the config's
-    mamba_ssm_cache_dtype; when it has none, NemotronHForCausalLMConfig (models/config.py) picks float16 in 0.13-0.19
-    and float32 from 0.20 ("only float32 is known to have no accuracy issues"); before 0.13 the model dtype."""
+    mamba_ssm_cache_dtype from 0.13 (NemotronHForCausalLMConfig, models/config.py); when it has none, the hook picks
+    float16 in 0.13-0.19 and float32 from 0.20 ("only float32 is known to have no accuracy issues"); before 0.13
+    there is no hook and the state takes the model dtype whatever the config says."""
     types = _nemotron_types(cfg)
     hidden, heads = _int(cfg, "hidden_size"), _int(cfg, "num_attention_heads")
     kv = _int(cfg, "num_key_value_heads", default=heads)
@@ -266,7 +267,10 @@ def _nemotron_h(cfg: dict, outer: dict, name: str) -> ModelSpec:
     spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd,
                  inter=int(inters[0]), tie=tie, embedding=emb, head=head, rope=(), mamba_ssm_dtype=ssm,
                  not_loaded=not_loaded, mtp=mtp)
-    spec = replace(spec, mamba_ssm_dtype_defaults=(("0.13", "float16"), ("0.20", "float32")))
+    # NemotronHForCausalLMConfig, the hook that reads the config's dtype, arrived in 0.13: 0.12 and before keep the
+    # model dtype whatever the config says (as 0.12.0 logs for Nemotron-3-Nano's float32 config: 1,072-token blocks).
+    spec = replace(spec, mamba_ssm_dtype_defaults=(("0.13", "float16"), ("0.20", "float32")),
+                   mamba_ssm_dtype_from="0.13")
     # NemotronHMoE keeps its shared experts whole under sequence-parallel MoE (0.12+)
     spec = replace(spec, sequence_parallel=(SequenceParallelRule(("shared_experts",), "0.12"),))
     if cfg.get("block_configs"):

@@ -38,9 +38,9 @@ text-only start-up builds none of it):
 Everything in the tower is cast to the language model's dtype.
 
 KV cache: only the language model's; vLLM plans it from text_config exactly as for NemotronHForCausalLM
-(attention layers in one FullAttentionSpec group, Mamba layers as MambaSpec states). The SSM state dtype is the
-text config's mamba_ssm_cache_dtype; when it has none, the default of NemotronHForCausalLMConfig's hook, which
-NemotronHNanoVLV2Config applies to the text config from 0.18 (float16 until 0.19, float32 from 0.20).
+(attention layers in one FullAttentionSpec group, Mamba layers as MambaSpec states). The SSM state dtype is what
+NemotronHForCausalLMConfig's hook picks, which NemotronHNanoVLV2Config applies to the text config from 0.18: the
+text config's mamba_ssm_cache_dtype, else float16 until 0.19 and float32 from 0.20. Before 0.18, the model dtype.
 
 Llama_Nemotron_Nano_VL (nemotron_vl.py) is not modelled here: its vision tower is the checkpoint's own remote
 code (AutoModel.from_config with trust_remote_code), which casts itself to args["dtype"] (float32 when absent) and
@@ -118,7 +118,8 @@ def _nano_nemotron_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     inner = build_spec({**text, "architectures": ["NemotronHForCausalLM"]}, name)
     # NemotronHNanoVLV2Config (vLLM 0.18+) applies Nemotron-H's SSM dtype hook to the text config: float16 when it
     # names none until 0.19, float32 from 0.20; before 0.18 the wrapper had no hook (the model dtype).
-    inner = replace(inner, mamba_ssm_dtype_defaults=(("0.18", "float16"), ("0.20", "float32")))
+    inner = replace(inner, mamba_ssm_dtype_defaults=(("0.18", "float16"), ("0.20", "float32")),
+                    mamba_ssm_dtype_from="0.18")
     vis = outer.get("vision_config") or {}
     if not isinstance(vis, dict) or not vis:
         raise ConfigError("vision_config", "NemotronH_Nano_VL_V2 config lacks vision_config")

@@ -444,6 +444,9 @@ class ModelSpec:
     multimodal: MultimodalSpec | None = None
     # A model whose config forces fp32 SSM state, etc.
     mamba_ssm_dtype: str | None = None
+    # The first release whose model-config hook reads that config value (NemotronH's from 0.13); before it vLLM
+    # keeps the model dtype. None: every release reads it.
+    mamba_ssm_dtype_from: str | None = None
     # Where the config names none: the SSM state dtype a model's vLLM config hook picks, by release
     # ((first version, dtype), ... ascending); before the first, the model dtype.
     mamba_ssm_dtype_defaults: tuple[tuple[str, str], ...] = ()

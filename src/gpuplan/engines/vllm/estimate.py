@@ -850,8 +850,11 @@ def _encoder_warning(spec: ModelSpec, r: Resolved, enc: E.EncoderPlan) -> str:
 
 
 def _ssm_bytes(spec: ModelSpec, r: Resolved) -> int:
-    """Bytes per element of the Mamba SSM state: the config's dtype, else the model's vLLM default for the release."""
+    """Bytes per element of the Mamba SSM state: the config's dtype where the release reads it, else the model's
+    vLLM default for the release (the model dtype before any hook)."""
     dtype = spec.mamba_ssm_dtype
+    if spec.mamba_ssm_dtype_from and not r.profile.at_least(spec.mamba_ssm_dtype_from):
+        dtype = None
     if dtype is None:
         for since, default in spec.mamba_ssm_dtype_defaults:
             if r.profile.at_least(since):
