@@ -76,23 +76,24 @@ def test_does_nemotron_3_nano_omni_fit_on_one_h100_at_128k() -> None:
     """Yes: 66.0 GB (61.5 GiB) of BF16 weights, and the rest holds about ten 128K requests.
     Only the language model has a cache. Per token per attention layer: 2 (K, V) x 2 KV heads x 128 x 2 B = 1,024 B.
     Mamba state per layer: conv (4 - 1) x (64 x 64 + 2 x 8 x 128) x 2 B = 36,864 B, plus ssm 64 heads x 64 x 128 x
-    4 B (float32, the SSM dtype hook's default from 0.20) = 2,097,152 B: 2,134,016 B. vLLM 0.33 raises the attention
-    block size until a page holds a state: ceil(2,134,016 / 1,024) = 2,084 tokens, aligned up to 2,096 (a multiple
-    of 16); page 2,096 x 1,024 = 2,146,304 B. 6 attention + 23 Mamba layers in groups of 6: 1 attention group + 4
-    Mamba groups (one padding slot); one block costs 6 pages = 12,877,824 B. A 128K request: ceil(131,072 / 2,096)
-    = 63 attention blocks."""
+    2 B = 1,048,576 B: 1,085,440 B. The SSM state keeps the model dtype: vLLM's SSM dtype hooks are keyed by
+    architecture name (MODELS_CONFIG_MAP) and none lists the omni names, so no hook raises it to float32 as
+    NemotronH_Nano_VL_V2's does. vLLM 0.33 raises the attention block size until a page holds a state:
+    ceil(1,085,440 / 1,024) = 1,060 tokens, aligned up to 1,072 (a multiple of 16); page 1,072 x 1,024 = 1,097,728 B.
+    6 attention + 23 Mamba layers in groups of 6: 1 attention group + 4 Mamba groups (one padding slot); one block
+    costs 6 pages = 6,586,368 B. A 128K request: ceil(131,072 / 1,072) = 123 attention blocks."""
     r = estimate(_spec(), gpu="H100", tensor_parallel_size=1, max_model_len=131072)
     kv = r.kv
     assert r.fits is True
-    assert (kv.block_size, kv.bytes_per_block, kv.num_groups, kv.group_size) == (2096, 12_877_824, 5, 6)
+    assert (kv.block_size, kv.bytes_per_block, kv.num_groups, kv.group_size) == (1072, 6_586_368, 5, 6)
     mamba, full = kv.groups
-    assert (mamba.kind, mamba.num_layers, mamba.page_bytes) == ("mamba", 23, 2_146_304)
-    assert (full.kind, full.num_layers, full.page_bytes, full.blocks_per_request) == ("full", 6, 2_146_304, 63)
-    assert kv.num_gpu_blocks == r.available_kv_cache_bytes // 12_877_824
+    assert (mamba.kind, mamba.num_layers, mamba.page_bytes) == ("mamba", 23, 1_097_728)
+    assert (full.kind, full.num_layers, full.page_bytes, full.blocks_per_request) == ("full", 6, 1_097_728, 123)
+    assert kv.num_gpu_blocks == r.available_kv_cache_bytes // 6_586_368
     assert 9 < kv.max_concurrency < 12
-    # the towers cost KV room: the text-only model leaves more blocks on the same GPU
-    assert estimate(_text(), gpu="H100", tensor_parallel_size=1, max_model_len=131072).kv.num_gpu_blocks > \
-        kv.num_gpu_blocks
+    # the towers cost KV room: the text-only model leaves more KV memory on the same GPU
+    assert estimate(_text(), gpu="H100", tensor_parallel_size=1, max_model_len=131072).available_kv_cache_bytes > \
+        r.available_kv_cache_bytes
 
 
 def test_a_text_only_start_up_builds_neither_radio_nor_parakeet() -> None:
@@ -137,3 +138,13 @@ def test_an_omni_wrapper_drafts_with_its_text_mtp_only_where_vllm_promotes_its_t
     mtp = build_spec(cfg, NAME).mtp
     assert (mtp.since if mtp else None) == since
     assert build_spec(cfg["llm_config"], "text").mtp is not None  # the text model alone has one
+
+
+def test_an_omni_text_config_naming_fp32_ssm_state_still_caches_it_in_the_model_dtype() -> None:
+    """No SSM dtype hook runs for the omni names (MODELS_CONFIG_MAP, 0.20-0.33), so even a float32 in llm_config
+    leaves 1,072-token blocks; the same text under NemotronH_Nano_VL_V2 gets the hook and float32's 2,096."""
+    llm = {**CFG["llm_config"], "mamba_ssm_cache_dtype": "float32"}
+    omni = estimate({**CFG, "llm_config": llm}, gpu="H100", max_model_len=131072)
+    vl = estimate({**CFG, "architectures": ["NemotronH_Nano_VL_V2"], "model_type": "NemotronH_Nano_VL_V2",
+                   "llm_config": llm}, gpu="H100", max_model_len=131072)
+    assert (omni.kv.block_size, vl.kv.block_size) == (1072, 2096)

@@ -1054,8 +1054,7 @@ def _jamba(cfg: dict, outer: dict, name: str) -> ModelSpec:
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.final_layernorm", hidden))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
-                 tie=tie, embedding=emb, head=head, rope=(), mamba_ssm_dtype="float32"
-                 if cfg.get("mamba_ssm_dtype") == "float32" else None)
+                 tie=tie, embedding=emb, head=head, rope=())  # SSM state: cache_config's dtype (no Jamba hook)
 
 
 # ----------------------------------------------------------------------------- multimodal wrappers

@@ -40,7 +40,8 @@ Everything in the tower is cast to the language model's dtype.
 KV cache: only the language model's; vLLM plans it from text_config exactly as for NemotronHForCausalLM
 (attention layers in one FullAttentionSpec group, Mamba layers as MambaSpec states). The SSM state dtype is what
 NemotronHForCausalLMConfig's hook picks, which NemotronHNanoVLV2Config applies to the text config from 0.18: the
-text config's mamba_ssm_cache_dtype, else float16 until 0.19 and float32 from 0.20. Before 0.18, the model dtype.
+text config's mamba_ssm_cache_dtype, else float16 until 0.19 and float32 from 0.20. Before 0.18, and for the omni
+architecture names (which no release maps to a hook), the model dtype.
 
 Llama_Nemotron_Nano_VL (nemotron_vl.py) is not modelled here: its vision tower is the checkpoint's own remote
 code (AutoModel.from_config with trust_remote_code), which casts itself to args["dtype"] (float32 when absent) and
@@ -116,10 +117,16 @@ def _nano_nemotron_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
         raise ConfigError("config", "NemotronH_Nano_VL_V2 config lacks llm_config")
     text["model_type"] = "nemotron_h"
     inner = build_spec({**text, "architectures": ["NemotronHForCausalLM"]}, name)
-    # NemotronHNanoVLV2Config (vLLM 0.18+) applies Nemotron-H's SSM dtype hook to the text config: float16 when it
-    # names none until 0.19, float32 from 0.20; before 0.18 the wrapper had no hook (the model dtype).
-    inner = replace(inner, mamba_ssm_dtype_defaults=(("0.18", "float16"), ("0.20", "float32")),
-                    mamba_ssm_dtype_from="0.18")
+    arch = (outer.get("architectures") or [ARCH])[0]
+    if arch == ARCH:
+        # NemotronHNanoVLV2Config (vLLM 0.18+) applies Nemotron-H's SSM dtype hook to the text config: its
+        # mamba_ssm_cache_dtype, else float16 until 0.19 and float32 from 0.20; before 0.18 no hook (model dtype).
+        inner = replace(inner, mamba_ssm_dtype_defaults=(("0.18", "float16"), ("0.20", "float32")),
+                        mamba_ssm_dtype_from="0.18")
+    else:
+        # MODELS_CONFIG_MAP is keyed by the architecture name, and no release lists the omni names: no hook runs,
+        # so cache_config's "auto" (the model dtype) stands whatever the text config says.
+        inner = replace(inner, mamba_ssm_dtype=None, mamba_ssm_dtype_defaults=(), mamba_ssm_dtype_from=None)
     vis = outer.get("vision_config") or {}
     if not isinstance(vis, dict) or not vis:
         raise ConfigError("vision_config", "NemotronH_Nano_VL_V2 config lacks vision_config")
@@ -146,7 +153,6 @@ def _nano_nemotron_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     side = _int(outer, "force_image_size", default=512) // _int(outer, "patch_size", default=16)
     mm = MultimodalSpec(params, side * side // shuffle, th)
     spec = _with_tower(inner, outer, tower + proj, mm)
-    arch = (outer.get("architectures") or [ARCH])[0]
     # The text config's MTP module drafts only where SpeculativeConfig promotes the wrapper's text_config to
     # nemotron_h_mtp (config/speculative.py): the Super omni from 0.20, the Nano omni from 0.29.
     since = _MTP_SINCE.get(arch)
