@@ -247,6 +247,10 @@ def estimate(
     disable_custom_all_reduce: Annotated[bool, typer.Option(
         "--disable-custom-all-reduce", help="NCCL all-reduces instead of vLLM's own: their CUDA graphs keep device "
                                             "memory of their own (TP > 1)")] = False,
+    mamba_ssm_cache_dtype: Annotated[str, typer.Option(
+        "--mamba-ssm-cache-dtype", help="auto, float32, float16 or bfloat16: the SSM state's dtype in Mamba and "
+                                        "linear-attention layers (auto: the model's config hook, else the model "
+                                        "dtype)")] = "auto",
     interconnect: Annotated[str | None, typer.Option(
         "--interconnect", help="nvswitch, pcie or pcie_no_p2p: how the GPUs reach each other, where the card's "
                                "catalog entry does not say it (a pod without peer access, GPUs on different nodes)")
@@ -308,6 +312,7 @@ def estimate(
             compile_cache=compile_cache,
             interconnect=interconnect,
             disable_custom_all_reduce=disable_custom_all_reduce,
+            mamba_ssm_cache_dtype=mamba_ssm_cache_dtype,
             platform=platform,
             speculative_config=parse_json_object(speculative_config, "speculative_config")
             if speculative_config is not None else None,

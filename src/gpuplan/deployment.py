@@ -70,6 +70,9 @@ class Deployment:
     interconnect: str | None = None
     # --disable-custom-all-reduce: the tensor-parallel all-reduces run on NCCL, in CUDA graphs too.
     disable_custom_all_reduce: bool = False
+    # --mamba-ssm-cache-dtype (vLLM 0.10.1+): the SSM state's dtype in Mamba / linear-attention layers; "auto"
+    # leaves it to the model's config hook, else the model dtype.
+    mamba_ssm_cache_dtype: str = "auto"
     # "linux", or "wsl": vLLM under WSL2 on Windows (Docker Desktop included), where CUDA reports a card's full
     # memory rather than what a Linux driver leaves, and GPUs get no peer access.
     platform: str = "linux"

@@ -102,6 +102,7 @@ class MemoryReport:
     # How the GPUs reach each other, as sized: the deployment's interconnect or the catalog's fabric.
     interconnect: str = "nvswitch"
     platform: str = "linux"
+    mamba_ssm_cache_dtype: str | None = None  # the SSM state's dtype, for models with recurrent state
     # --speculative-config as sized ({"method", "num_speculative_tokens"}); None without a drafter.
     speculative_config: dict | None = None
     # Two figures vLLM prints that are not components: the pool the CUDA-graph capture takes ("Graph capturing
@@ -167,6 +168,7 @@ class MemoryReport:
                 "kv_cache_dtype": self.kv.kv_cache_dtype if self.kv else None,
                 "interconnect": self.interconnect,
                 "platform": self.platform,
+                "mamba_ssm_cache_dtype": self.mamba_ssm_cache_dtype,
                 "speculative_config": self.speculative_config,
             },
             "per_gpu": {

@@ -208,6 +208,8 @@ def deployment_of(rec: dict) -> Deployment:
         # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
         disable_custom_all_reduce=bool(_command_line_flag(rec, "disable_custom_all_reduce")),
+        mamba_ssm_cache_dtype=_command_line_value(rec, "mamba_ssm_cache_dtype", "auto|float32|float16|bfloat16")
+        or "auto",
         platform=platform,
         # Optional in the schema: --speculative-config as the record's command line or engine line states it.
         # A separate draft checkpoint's config.json, where the record holds one (draft_hf_config, ours).
@@ -264,6 +266,12 @@ def _logged_interconnect(rec: dict) -> str | None:
     return _stated_by_lines(rec, _ALLREDUCE_OFF_LINES)
 
 
+def _dashed(name: str) -> str:
+    """An option's name as a command line may spell it: vLLM's argument parser takes --max-model-len and
+    --max_model_len alike."""
+    return name.replace("_", "[-_]")
+
+
 def _command_line_flag(rec: dict, name: str) -> bool | None:
     """A vLLM boolean option the record's deployment states, else what its quoted command line or vLLM's printed
     engine config sets (--name / --no-name / name=True): an input, like the version dated from the log lines.
@@ -271,7 +279,7 @@ def _command_line_flag(rec: dict, name: str) -> bool | None:
     stated = (rec.get("deployment") or {}).get(name)
     if stated is not None:
         return bool(stated)
-    flag = re.compile(rf"--(no-)?{name.replace('_', '-')}\b|{name}['\"]?\s*[:=]\s*(true|false)", re.IGNORECASE)
+    flag = re.compile(rf"--(no[-_])?{_dashed(name)}\b|{name}['\"]?\s*[:=]\s*(true|false)", re.IGNORECASE)
     found = {m.group(1) is None if m.group(2) is None else m.group(2).lower() == "true"
              for m in flag.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
@@ -284,7 +292,7 @@ def _command_line_value(rec: dict, name: str, value: str) -> str | None:
     stated = (rec.get("deployment") or {}).get(name)
     if stated is not None:
         return str(stated)
-    option = re.compile(rf"--{name.replace('_', '-')}[= ]({value})\b|{name}['\"]?\s*[:=]\s*['\"]?({value})\b")
+    option = re.compile(rf"--{_dashed(name)}[= ]({value})\b|{name}['\"]?\s*[:=]\s*['\"]?({value})\b")
     found = {m.group(1) or m.group(2) for m in option.finditer(str(rec.get("evidence") or ""))}
     return found.pop() if len(found) == 1 else None
 

@@ -343,6 +343,9 @@ class DeploymentFields(BaseModel):
     disable_custom_all_reduce: bool = Field(
         default=False, description="vLLM's --disable-custom-all-reduce: NCCL all-reduces, whose CUDA graphs keep "
                                    "device memory of their own")
+    mamba_ssm_cache_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="vLLM's --mamba-ssm-cache-dtype: the SSM state's dtype in Mamba and "
+                                    "linear-attention layers (auto: the model's config hook, else the model dtype)")
     interconnect: Literal["nvswitch", "pcie", "pcie_no_p2p"] | None = Field(
         default=None, description="how the GPUs reach each other, where the card's catalog entry does not say it: "
                                   "nvswitch (NVLink switch board), pcie (peer access over PCIe), pcie_no_p2p (no peer "

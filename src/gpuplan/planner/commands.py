@@ -58,6 +58,8 @@ def options_of(dep) -> tuple[tuple[str, object], ...]:
         out.append(("cpu_offload_gb", dep.cpu_offload_gb))
     if dep.performance_mode != "balanced":
         out.append(("performance_mode", dep.performance_mode))
+    if dep.mamba_ssm_cache_dtype != "auto":
+        out.append(("mamba_ssm_cache_dtype", dep.mamba_ssm_cache_dtype))
     if dep.enable_lora:
         out.append(("enable_lora", True))
         out += [(name, getattr(dep, name)) for name, default in (("max_loras", 1), ("max_lora_rank", 16),

@@ -386,6 +386,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         warnings.append(f"{mla_off}: vLLM builds the latent-attention layers as multi-head attention, so every "
                         "query head caches its own K and V (many times the latent cache MLA would keep)")
     _check_performance_mode(dep, profile)
+    _check_mamba_ssm_dtype(dep, profile)
     warnings += LR.check(spec, dep, profile)
     seqs, mnbt = _batch_defaults(profile, dep, total, L, spec)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
@@ -849,9 +850,26 @@ def _encoder_warning(spec: ModelSpec, r: Resolved, enc: E.EncoderPlan) -> str:
             f"of the activation peak. The item {grows}; lower it with " + ", ".join(hint))
 
 
-def _ssm_bytes(spec: ModelSpec, r: Resolved) -> int:
-    """Bytes per element of the Mamba SSM state: the config's dtype where the release reads it, else the model's
-    vLLM default for the release (the model dtype before any hook)."""
+# --mamba-ssm-cache-dtype's values and the release each arrived in (config/cache.py's MambaDType).
+MAMBA_SSM_DTYPES = {"auto": "0", "float32": "0.10.1", "float16": "0.13", "bfloat16": "0.22"}
+
+
+def _check_mamba_ssm_dtype(dep: Deployment, profile: Profile) -> None:
+    v = dep.mamba_ssm_cache_dtype
+    if v not in MAMBA_SSM_DTYPES:
+        raise GpuplanError("mamba_ssm_cache_dtype", f"unknown SSM state dtype {v!r}", accepted=list(MAMBA_SSM_DTYPES))
+    if not profile.at_least(MAMBA_SSM_DTYPES[v]):
+        raise GpuplanError("mamba_ssm_cache_dtype", f"vLLM {profile.version} has no --mamba-ssm-cache-dtype {v} "
+                           f"(it came in {MAMBA_SSM_DTYPES[v]})",
+                           accepted=[x for x, since in MAMBA_SSM_DTYPES.items() if profile.at_least(since)])
+
+
+def _ssm_dtype(spec: ModelSpec, r: Resolved) -> str:
+    """The Mamba SSM state's dtype: --mamba-ssm-cache-dtype when given (vLLM's config hooks act only on "auto"),
+    else the config's dtype where the release reads it, else the model's vLLM default for the release (the model
+    dtype before any hook)."""
+    if r.dep.mamba_ssm_cache_dtype != "auto":
+        return r.dep.mamba_ssm_cache_dtype
     dtype = spec.mamba_ssm_dtype
     if spec.mamba_ssm_dtype_from and not r.profile.at_least(spec.mamba_ssm_dtype_from):
         dtype = None
@@ -859,7 +877,15 @@ def _ssm_bytes(spec: ModelSpec, r: Resolved) -> int:
         for since, default in spec.mamba_ssm_dtype_defaults:
             if r.profile.at_least(since):
                 dtype = default
-    return DTYPE_BYTES.get(dtype or "", r.act_bytes)
+    return dtype if dtype in DTYPE_BYTES else r.dtype
+
+
+def _has_ssm_state(spec: ModelSpec) -> bool:
+    return any(st.dtype == "ssm" for x in spec.layers for st in x.attention.state)
+
+
+def _ssm_bytes(spec: ModelSpec, r: Resolved) -> int:
+    return DTYPE_BYTES.get(_ssm_dtype(spec, r), r.act_bytes)
 
 
 def estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
@@ -1086,6 +1112,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
         first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric, platform=r.dep.platform,
+        mamba_ssm_cache_dtype=_ssm_dtype(spec, r) if _has_ssm_state(spec) else None,
         speculative_config={"method": drafter.method, "num_speculative_tokens": drafter.tokens,
                             **({"model": drafter.model} if drafter.model else {})}
         if drafter.method else None,
