@@ -154,7 +154,8 @@ def _nano_nemotron_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
     mm = MultimodalSpec(params, side * side // shuffle, th)
     spec = _with_tower(inner, outer, tower + proj, mm)
     # The text config's MTP module drafts only where SpeculativeConfig promotes the wrapper's text_config to
-    # nemotron_h_mtp (config/speculative.py): the Super omni from 0.20, the Nano omni from 0.29.
+    # nemotron_h_mtp (config/speculative.py): NemotronH_Super_Omni_Reasoning_V3 from 0.20, NemotronH_Omni_Reasoning_V3
+    # from 0.29; never NemotronH_Nano_Omni_Reasoning_V3 or NemotronH_Nano_VL_V2.
     since = _MTP_SINCE.get(arch)
     mtp = replace(inner.mtp, since=since) if inner.mtp and since else None
     return _with(spec, architecture=arch, mtp=mtp)
