@@ -283,10 +283,6 @@ def _nemotron_h(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return spec
 
 
-_MTP_SYMBOLS = {"attention": "*", "full_attention": "*", "moe": "E", "mamba": "M", "linear_attention": "M",
-                "mlp": "-"}
-
-
 def _nemotron_mtp(cfg: dict, prefix: str, attn: Layer, moe: Layer, hidden: int) -> MtpModule | None:
     """vLLM's NemotronHMTP (nemotron_h_mtp.py, 0.17-0.33): one module whose layers follow
     mtp_hybrid_override_pattern (transformers' later spelling: the mtp_layers_block_type list; default "*E"), an
@@ -296,17 +292,16 @@ def _nemotron_mtp(cfg: dict, prefix: str, attn: Layer, moe: Layer, hidden: int) 
     target's. vLLM supports exactly one module of only those two kinds; anything else builds nothing here."""
     if _int(cfg, "num_nextn_predict_layers", default=0) != 1:
         return None
-    pattern = cfg.get("mtp_hybrid_override_pattern")
-    types = cfg.get("mtp_layers_block_type")
-    if not (isinstance(pattern, str) and pattern) and isinstance(types, list) and types:
-        pattern = "".join(_MTP_SYMBOLS.get(str(t), "?") for t in types)
-    pattern = pattern if isinstance(pattern, str) and pattern else "*E"
-    if set(pattern) - {"*", "E"}:
+    pattern, listed = cfg.get("mtp_hybrid_override_pattern"), cfg.get("mtp_layers_block_type")
+    blocks = (pattern if isinstance(pattern, str) and pattern else listed if isinstance(listed, list) and listed
+              else "*E")
+    kinds = [_NEMOTRON_TYPES.get(str(x)) for x in blocks]
+    if set(kinds) - {"attention", "moe"}:
         return None
     layers = tuple(replace(src, tensors=tuple(replace(t, name=t.name.replace(prefix, f"mtp.layers.{k}."))
                                               for t in src.tensors))
-                   for k, src in enumerate(attn if c == "*" else moe for c in pattern))
-    first, last = "mtp.layers.0.", f"mtp.layers.{len(pattern) - 1}."
+                   for k, src in enumerate(attn if x == "attention" else moe for x in kinds))
+    first, last = "mtp.layers.0.", f"mtp.layers.{len(kinds) - 1}."
     own = (b.norm(first + "enorm", hidden) + b.norm(first + "hnorm", hidden)
            + b.linear(first + "eh_proj", "mtp", hidden, 2 * hidden, "column")
            + b.norm(last + "final_layernorm", hidden, kind="mtp"))

@@ -946,7 +946,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     # A text-only profile run has no encoder pass, encoder cache or multimodal input embeddings.
     a_spec = replace(spec, multimodal=None) if r.text_only else spec
     ctx = _kv_context(r)
-    ssm_bytes = _ssm_bytes(spec, r)
+    ssm_dtype = _ssm_dtype(spec, r)
+    ssm_bytes = DTYPE_BYTES.get(ssm_dtype, r.act_bytes)
     budget = math.ceil(r.total * r.utilization) if p.flag_from("budget_ceil") else int(r.total * r.utilization)
     fabric = _fabric(r.dep)
     comm = workspace_bytes(spec, tp=r.tp, mnbt=r.mnbt, max_num_seqs=r.max_num_seqs, cc=r.cc, fabric=fabric,
@@ -1112,7 +1113,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         total_params=spec.total_params, param_counts=spec.param_counts(), warnings=tuple(warnings),
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
         first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric, platform=r.dep.platform,
-        mamba_ssm_cache_dtype=_ssm_dtype(spec, r) if _has_ssm_state(spec) else None,
+        mamba_ssm_cache_dtype=ssm_dtype if _has_ssm_state(spec) else None,
         speculative_config={"method": drafter.method, "num_speculative_tokens": drafter.tokens,
                             **({"model": drafter.model} if drafter.model else {})}
         if drafter.method else None,
