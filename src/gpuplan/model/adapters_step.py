@@ -7,7 +7,8 @@ GemmaRMSNorms and, with `use_head_wise_attn_gate`, a `g_proj` giving one sigmoid
 sparse (`mlp_layer_types`, or the hub's `moe_layers_enum`) carry a routed MoE whose router weight and
 `router_bias` are fp32 parameters, plus a shared expert of `share_expert_dim`; the rest a gated MLP. RoPE differs
 per layer type (theta, partial rotary factor, scaling), so there is one rotary cache per type. The trailing
-`num_nextn_predict_layers` MTP layers (step3p5_mtp.py) are skipped by the main model's loader.
+`num_nextn_predict_layers` MTP layers are skipped by the main model's loader; step3p5_mtp.py builds them to draft
+for speculative decoding (MtpModule).
 
 step3p7 (step3p7.py, Step-3.7-Flash): the step3p5 text model behind step_vl.py's PerceptionEncoder, a ViT with
 layer scales, learned positions and a 2-D RoPE table per block, two strided convolutions, and a column-parallel
@@ -21,10 +22,12 @@ step3_text (step3_text.py, Step3's language model) and step3_vl (step3_vl.py, St
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..units import cdiv
 from . import builders as b
 from .adapters import _embed_head, _head_dim, _int, _layer_types, _rope, _spec, _with, register
-from .spec import Attention, Layer, Mlp, ModelSpec, MultimodalSpec, RopeCache, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec, MtpModule, MultimodalSpec, RopeCache, Tensor
 
 # ----------------------------------------------------------------------------- Step-3.5 / Step-3.7 text
 
@@ -133,28 +136,46 @@ def _step3p5_text(cfg: dict, outer: dict, name: str) -> ModelSpec:
         return Attention("full", heads, kv, hd)
 
     cache: dict[tuple, Layer] = {}
-    layers = []
-    for i in range(n):
+
+    def layer(i: int) -> Layer:
         att = attention(i)
         key = (att, sparse[i])
         if key not in cache:
             att_t = _step3p5_attention(hidden, att.num_heads, kv, hd, cfg)
             mlp, mlp_t = (moe, moe_t) if sparse[i] else (Mlp("dense", inter), dense_t)
             cache[key] = Layer(att, mlp, att_t + mlp_t + norms)
-        layers.append(cache[key])
+        return cache[key]
+
+    layers = [layer(i) for i in range(n)]
     # vLLM's Step3p5ForCausalLM allocates its own lm_head whatever tie_word_embeddings says.
     emb, head = _embed_head(vocab, hidden, False, final_norm=b.norm("model.norm", hidden))
+    module = _step3p5_mtp([layer(i) for i in range(n, n + mtp)], n, hidden, vocab) if mtp else None
     not_loaded: tuple[Tensor, ...] = ()
-    if mtp:
-        # MTP layer j is decoder layer n + j (attention by its layer type, MLP dense unless listed as sparse) plus
-        # enorm, hnorm, eh_proj [hidden, 2 hidden] and a shared head (norm and a vocab x hidden output).
-        per = [sum(x.numel for x in _step3p5_attention(hidden, attention(i).num_heads, kv, hd, cfg)
-                   + (moe_t if sparse[i] else dense_t) + norms) for i in range(n, n + mtp)]
-        numel = sum(per) + mtp * (2 * hidden * hidden + 3 * hidden + vocab * hidden)
+    if module:
+        numel = sum(t.numel for x in module.layers for t in x.tensors) + sum(t.numel for t in module.tensors)
         not_loaded = (Tensor("model.layers.mtp", "mtp", (numel,), "replicated"),)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=_int(cfg, "num_attention_heads"),
                  head_dim=hd, inter=inter, tie=False, embedding=emb, head=head,
-                 rope=_step3p5_ropes(cfg, types[:n], hd), not_loaded=not_loaded)
+                 rope=_step3p5_ropes(cfg, types[:n], hd), not_loaded=not_loaded, mtp=module)
+
+
+def _step3p5_mtp(layers: list[Layer], n: int, hidden: int, vocab: int) -> MtpModule:
+    """vLLM's Step3p5MTP (step3p5_mtp.py, 0.16-0.33): MTP layer j is decoder layer n + j (attention by its layer
+    type, MLP dense unless listed as sparse), built with the checkpoint's quantization under the prefix
+    model.layers.{n + j}.mtp_block, plus enorm, hnorm, a plain nn.Linear eh_proj [H, 2H] (whole on every GPU, never
+    quantized) and a shared head: a norm and a vocab-parallel LM head. The embedding is the target's. Until 0.22 the
+    generic proposer pointed each shared_head.head at the target's LM head (freeing the loaded copy); 0.23's
+    Step3p5MTPProposer keeps the per-layer heads, which drafting reads."""
+    mods = tuple(replace(x, tensors=tuple(replace(t, name=t.name.replace(b.P, b.P + "mtp_block."))
+                                          for t in x.tensors)) for x in layers)
+    own: list[Tensor] = []
+    for j in range(len(layers)):
+        p = f"model.layers.{n + j}."
+        own += b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
+        own += b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
+        own += b.norm(p + "shared_head.norm", hidden, kind="mtp")
+        own.append(Tensor(p + "shared_head.head", "mtp", (vocab, hidden), "vocab", since="0.23"))
+    return MtpModule(layers=mods, tensors=tuple(own), style="step3p5")
 
 
 @register("step3p5")

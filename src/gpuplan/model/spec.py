@@ -70,6 +70,9 @@ class Tensor:
     # vLLM allocates it only in releases before this one ("": in every release), e.g. the K/V slots of Gemma-4's
     # KV-shared layers, which 0.30 stopped building.
     until: str = ""
+    # vLLM allocates it only from this release on ("": in every release), e.g. the per-module LM heads Step-3.5's MTP
+    # drafter keeps since its own proposer (0.23) stopped pointing them at the target's.
+    since: str = ""
     # vLLM splits it over TP only when TP divides this count (an encoder's attention heads), else keeps it whole on
     # every rank (0: split as `parallel` says at any TP).
     split_if_tp_divides: int = 0
@@ -405,11 +408,11 @@ class MtpModule:
     draft shares the target's embedding and LM head (spec_decode's load_model), so only its own parts are here."""
 
     layers: tuple[Layer, ...]  # one decoder layer per module, each with a KV cache of its own
-    # Outside the layers: the modules' input norms and projection, their head norm; Tensor.until marks the copy of
-    # the LM head that releases before 0.16 kept per module (shared_head.head).
+    # Outside the layers: the modules' input norms and projection, their head norm; Tensor.until / Tensor.since mark
+    # a per-module copy of the LM head (shared_head.head) in the releases that keep it.
     tensors: tuple[Tensor, ...]
     style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py), "deepseek_v4", "mimo_v2", "qwen_next",
-    # "nemotron_h"
+    # "nemotron_h", "step3p5"
     since: str | None = None  # the first vLLM release that drafts with it, where later than the model's own
     modules: int = 0  # the MTP modules (draft steps) the layers make up; 0: one per layer
 

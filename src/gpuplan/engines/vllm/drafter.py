@@ -2,12 +2,13 @@
 
 What a drafter adds per GPU, read in vLLM's spec_decode/eagle.py (llm_base_proposer.py from 0.20) and the MTP model
 files (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py, qwen3_5_mtp.py, DeepSeek-V4's mtp.py, mimo_v2_mtp.py,
-nemotron_h_mtp.py), 0.10-0.33:
+nemotron_h_mtp.py, step3p5_mtp.py), 0.10-0.33:
 
 - weights: the draft's own modules, loaded inside the same "Model loading took" measurement as the target's. An
   MTP draft's embedding and LM head are the target's: load_model deletes the draft's copies and points at the
   target's (the embedding only without pipeline parallelism), so only its decoder layers, input norms and
-  projection stay. DeepSeek-style MTP modules keep a vocab-parallel LM head of their own before 0.16.
+  projection stay. DeepSeek-style MTP modules keep a vocab-parallel LM head of their own before 0.16; Step-3.5's
+  keep one per layer from 0.23, whose Step3p5MTPProposer skips the sharing (spec.Tensor since / until).
 - KV cache: the draft's attention layers register in the same forward context as the target's, so
   get_kv_cache_spec lists them and the KV planner groups them with the target's layers: every block carries
   their pages too (fewer tokens for the same memory).

@@ -327,6 +327,11 @@ def _needs_per_layer_names(q: QuantConfig | None) -> bool:
                                         for p in q.ignore + q.only)
 
 
+def _built(t: Tensor, at_least) -> bool:
+    """Whether the release `at_least` tests builds `t` (Tensor.since / Tensor.until)."""
+    return not (t.until and at_least(t.until)) and not (t.since and not at_least(t.since))
+
+
 def _tensor_name(t: Tensor, index: int) -> str:
     return t.name.replace("{i}", str(index)).removesuffix(".weight")
 
@@ -336,8 +341,8 @@ def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: i
                  mxfp4_pad: tuple[int, int] | None, at_least=lambda version: True) -> tuple[tuple[str, int], ...]:
     by: dict[str, int] = {}
     for t in layer.tensors:
-        if t.until and at_least(t.until):
-            continue  # this release no longer builds it
+        if not _built(t, at_least):
+            continue
         name = _tensor_name(t, index)
         by[t.kind] = by.get(t.kind, 0) + tensor_bytes(t, sh, q, act_bytes, name, mxfp4_pad)
     return tuple(by.items())
@@ -404,8 +409,8 @@ def stage_weights(spec: ModelSpec, sh: Sharding, q: QuantConfig | None, act_byte
             for t in spec.head:
                 if t.kind == "lm_head" and spec.tie_word_embeddings and first:
                     continue  # the LM head is the embedding tensor
-                if t.until and at_least(t.until):
-                    continue  # this release no longer builds it
+                if not _built(t, at_least):
+                    continue
                 add(t.kind, tensor_bytes(t, sh, q, act_bytes, t.name.removesuffix(".weight")))
         seen = set()
         for r in spec.rope_caches:
