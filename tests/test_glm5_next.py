@@ -161,3 +161,12 @@ def test_refuses_what_vllm_cannot_build_or_gpuplan_has_not_read() -> None:
                     "text_config": CFG}, "zai-org/GLM-5.3-Flash")
     with pytest.raises(GpuplanError, match="16 bits"):
         _run(8, kv_cache_dtype="fp8")
+
+
+
+def test_its_kda_state_follows_mamba_ssm_cache_dtype() -> None:
+    """Glm5NextLinearAttention passes the flag to kda_state_dtype (0.32+; fp32 under auto, float16 refused): a bf16
+    recurrent state shrinks every KDA layer's state, so more blocks fit the same budget."""
+    auto, bf16 = _run(8, vllm_version="0.33"), _run(8, vllm_version="0.33", mamba_ssm_cache_dtype="bfloat16")
+    assert bf16.kv.bytes_per_block < auto.kv.bytes_per_block and bf16.num_gpu_blocks > auto.num_gpu_blocks
+    assert _run(8, vllm_version="0.33", mamba_ssm_cache_dtype="float32").num_gpu_blocks == auto.num_gpu_blocks

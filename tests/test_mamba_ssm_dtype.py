@@ -84,3 +84,49 @@ def test_the_api_takes_it_and_refuses_a_bad_one_naming_the_field() -> None:
 def test_validate_reads_it_from_a_records_command_line_in_any_spelling(evidence: str) -> None:
     assert deployment_of({"deployment": {}, "evidence": evidence}).mamba_ssm_cache_dtype == "float32"
     assert deployment_of({"deployment": {}, "evidence": "vllm serve x"}).mamba_ssm_cache_dtype == "auto"
+
+
+K3 = dict(gpu="H200", tensor_parallel_size=8, max_model_len=32768, enable_prefix_caching=False,
+          kv_cache_memory_bytes=20 * 2**30)
+
+
+def _k3(version: str, dtype: str = "auto") -> gpuplan.MemoryReport:
+    return gpuplan.estimate("moonshotai/Kimi-K3", **K3, vllm_version=version, mamba_ssm_cache_dtype=dtype)
+
+
+def test_kimi_k3_s_kda_state_follows_the_flag_from_0_30_and_a_bf16_state_doubles_its_blocks() -> None:
+    """KimiK3DeltaAttention passes the flag to kda_state_dtype from 0.30. At TP=8 a KDA layer holds 12 of 96 heads x
+    128 x 128 (786,432 B in fp32, 393,216 B in bf16) and a 3 x 4,608 bf16 conv window (27,648 B); the MLA layers'
+    block grows to the first multiple of 64 tokens (1,152 B a token) whose page holds that: 768, or 384 in bf16."""
+    auto, bf16 = _k3("0.30"), _k3("0.30", "bfloat16")
+    assert [(g.kind, g.page_bytes, g.block_size) for g in auto.kv.groups] == [
+        ("mamba", 884_736, 768), ("mla", 884_736, 768)]
+    assert 786_432 + 27_648 <= 884_736 and 393_216 + 27_648 <= 442_368 < 786_432 + 27_648
+    assert [(g.kind, g.page_bytes, g.block_size) for g in bf16.kv.groups] == [
+        ("mamba", 442_368, 384), ("mla", 442_368, 384)]
+    assert bf16.num_gpu_blocks == 2 * auto.num_gpu_blocks
+    assert bf16.to_dict()["deployment"]["mamba_ssm_cache_dtype"] == "bfloat16"
+    assert _k3("0.30", "float32").kv.bytes_per_block == auto.kv.bytes_per_block
+
+
+def test_before_0_30_kimi_k3_keeps_an_fp32_kda_state_and_says_the_flag_is_ignored() -> None:
+    r = _k3("0.29", "bfloat16")
+    assert r.kv.bytes_per_block == _k3("0.29").kv.bytes_per_block
+    assert any("whatever --mamba-ssm-cache-dtype says" in w and "0.30" in w for w in r.warnings)
+    assert r.to_dict()["deployment"]["mamba_ssm_cache_dtype"] == "float32"
+
+
+def test_kda_refuses_a_float16_state_naming_what_it_takes() -> None:
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _k3("0.33", "float16")
+    assert e.value.field == "mamba_ssm_cache_dtype" and e.value.accepted == ["auto", "float32", "bfloat16"]
+
+
+def test_kimi_linear_s_kda_layer_never_reads_the_flag() -> None:
+    """Kimi-Linear's KimiGatedDeltaNetAttention calls kda_state_dtype without it, in every release."""
+    kw = dict(gpu="H200", max_model_len=32768, enable_prefix_caching=False, vllm_version="0.33")
+    auto = gpuplan.estimate("moonshotai/Kimi-Linear-48B-A3B-Instruct", **kw)
+    bf16 = gpuplan.estimate("moonshotai/Kimi-Linear-48B-A3B-Instruct", **kw, mamba_ssm_cache_dtype="bfloat16")
+    assert bf16.kv.bytes_per_block == auto.kv.bytes_per_block and bf16.num_gpu_blocks == auto.num_gpu_blocks
+    assert any("float32 whatever --mamba-ssm-cache-dtype says" in w for w in bf16.warnings)
+    assert not any("--mamba-ssm-cache-dtype" in w for w in auto.warnings)

@@ -30,9 +30,12 @@ Glm5NextVisionTransformer) is refused: its tower is not modelled.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _embed_head, _int, _spec, _tie, register
+from .adapters_kimi_linear import KDA_SSM_FLAG
 from .spec import Attention, Layer, Mlp, ModelSpec, StateTensor, Tensor, TokenBuffer
 
 RECIPE = "glm5_next"
@@ -70,7 +73,7 @@ def _kda(cfg: dict, hidden: int) -> tuple[Attention, tuple[Tensor, ...]]:
     heads, hd, ck, lower = _linear_dims(cfg)
     proj = heads * hd
     state = (StateTensor("conv", (ck - 1, 3 * proj), 1, "conv"),
-             StateTensor("recurrent", (heads, hd, hd), 0, "float32", "KDA heads"))
+             StateTensor("recurrent", (heads, hd, hd), 0, "ssm", "KDA heads"))  # --mamba-ssm-cache-dtype from 0.32
     p = b.P + "self_attn."
     q = False  # built with the quantization config cleared
     t = (b.linear(p + "in_proj_qkvbfg_a.qkv", "attention", 3 * proj, hidden, "column", quantizable=q)
@@ -181,11 +184,12 @@ def _glm5_next_text(cfg: dict, outer: dict, name: str) -> ModelSpec:
     kpool, topk = _int(cfg, "index_kpool", default=16), _int(cfg, "index_topk", default=2048)
     # Glm5NextModel's topk_indices_buffer: [max_num_batched_tokens, round_up(topk + kpool - 1, 128)] int32
     width = -(-(topk + kpool - 1) // 128) * 128
-    return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
+    spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
                  inter=inter, tie=tie, embedding=emb, head=head, not_loaded=not_loaded,
                  token_buffers=(TokenBuffer("topk_indices_buffer", width, "int32"),), residual_streams=hc,
                  notes=("GLM-5-Next: weights and the KV layout follow vLLM 0.33's source; no start-up log "
                         "calibrates its activation or CUDA graph memory",))
+    return replace(spec, **KDA_SSM_FLAG, mamba_ssm_flag_from="0.32")
 
 
 @register("glm5_next")

@@ -41,10 +41,13 @@ def _kda(cfg: dict, hidden: int) -> tuple[Attention, tuple[Tensor, ...]]:
         heads, hd = _int(cfg, "linear_num_heads"), _int(cfg, "linear_head_dim")
         ck = _int(cfg, "linear_conv_kernel_dim", default=4)
     proj = heads * hd
+    # K3's KimiK3DeltaAttention passes --mamba-ssm-cache-dtype to kda_state_dtype (0.30+: auto is float32); Kimi-Linear's
+    # KimiGatedDeltaNetAttention never does.
+    k3 = isinstance(lin, dict) and bool(lin.get("use_full_rank_gate"))
     state = (StateTensor("conv", (ck - 1, 3 * proj), 1, "conv"),
-             StateTensor("recurrent", (heads, hd, hd), 0, "float32", "KDA heads"))
+             StateTensor("recurrent", (heads, hd, hd), 0, "ssm" if k3 else "float32", "KDA heads"))
     p = b.P + "self_attn."
-    if isinstance(lin, dict) and lin.get("use_full_rank_gate"):  # K3: g_proj straight from the hidden state
+    if k3:  # K3: g_proj straight from the hidden state
         gate = b.linear(p + "g_proj", "attention", proj, hidden, "column")
     else:
         gate = (b.linear(p + "g_a_proj", "attention", hd, hidden, "replicated")
@@ -64,7 +67,7 @@ def _kda(cfg: dict, hidden: int) -> tuple[Attention, tuple[Tensor, ...]]:
          + b.norm(p + "o_norm", hd))
     # KimiK3DeltaAttention (full-rank gate) can prefill with FlashKDA, which keeps a prefill-checkpoint state when
     # the gate is bounded and head_dim is 128 (resolve_kda_prefill_backend); the engine decides on the GPU side.
-    flash = isinstance(lin, dict) and bool(lin.get("use_full_rank_gate")) and lin.get("gate_lower_bound") is not None
+    flash = k3 and lin.get("gate_lower_bound") is not None
     return Attention("mamba", state=state, state_kind="kda_flash" if flash and hd == 128 else "kda"), t
 
 
@@ -95,6 +98,11 @@ def _kda_layers(cfg: dict, n: int) -> list[bool]:
     if isinstance(types, list) and len(types) >= n:
         return [types[i] == "linear_attention" for i in range(n)]
     return [False] * n
+
+
+# kda_state_dtype: the recurrent state is float32 under "auto" and takes only float32 or bfloat16 explicitly (for the
+# layers that pass the flag at all: spec.StateTensor dtype "ssm").
+KDA_SSM_FLAG = {"mamba_ssm_dtype": "float32", "mamba_ssm_flag_values": ("auto", "float32", "bfloat16")}
 
 
 @register("kimi_linear")
@@ -148,7 +156,7 @@ def _kimi_linear(cfg: dict, outer: dict, name: str) -> ModelSpec:
     # The kimi_k3 model code (0.27+) keeps shared experts and dense MLPs whole under sequence-parallel MoE without
     # pipeline parallelism (KimiMLP: disable_tp=replicate); VLLM_KIMI_K3_SHARD_SP_SHARED_EXPERT=1 splits the dense
     # MLP again (the shared experts too only with the MegaMoE or DeepEP-v2 backends, not the default one).
-    return replace(spec, sequence_parallel=(
+    return replace(spec, **KDA_SSM_FLAG, mamba_ssm_flag_from="0.30", sequence_parallel=(
         SequenceParallelRule(("shared_experts",), "0.27", pp1=True),
         SequenceParallelRule(("mlp",), "0.27", pp1=True, unless_env="VLLM_KIMI_K3_SHARD_SP_SHARED_EXPERT")))
 

@@ -453,6 +453,11 @@ class ModelSpec:
     # Where the config names none: the SSM state dtype a model's vLLM config hook picks, by release
     # ((first version, dtype), ... ascending); before the first, the model dtype.
     mamba_ssm_dtype_defaults: tuple[tuple[str, str], ...] = ()
+    # The first release whose "ssm" state follows an explicit --mamba-ssm-cache-dtype (Kimi-K3's KDA layer from 0.30,
+    # GLM-5-Next's from 0.32); before it vLLM keeps the auto dtype whatever the flag says. None: every release.
+    mamba_ssm_flag_from: str | None = None
+    # The values that release accepts for this model (kda_state_dtype raises on float16); (): all of them.
+    mamba_ssm_flag_values: tuple[str, ...] = ()
     max_len_limit: MaxLenLimit | None = None  # None: the config names no length, vLLM trusts the user's
     generic: bool = False  # built by the generic-decoder fallback
     # attention_chunk_size as vLLM's ModelConfig reads it from the text config: set, it keeps the hybrid KV cache

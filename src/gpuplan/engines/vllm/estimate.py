@@ -386,7 +386,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
         warnings.append(f"{mla_off}: vLLM builds the latent-attention layers as multi-head attention, so every "
                         "query head caches its own K and V (many times the latent cache MLA would keep)")
     _check_performance_mode(dep, profile)
-    _check_mamba_ssm_dtype(dep, profile)
+    warnings += _check_mamba_ssm_dtype(spec, dep, profile)
     warnings += LR.check(spec, dep, profile)
     seqs, mnbt = _batch_defaults(profile, dep, total, L, spec)
     for name, v in (("max_num_seqs", seqs), ("max_num_batched_tokens", mnbt)):
@@ -854,7 +854,8 @@ def _encoder_warning(spec: ModelSpec, r: Resolved, enc: E.EncoderPlan) -> str:
 MAMBA_SSM_DTYPES = {"auto": "0", "float32": "0.10.1", "float16": "0.13", "bfloat16": "0.22"}
 
 
-def _check_mamba_ssm_dtype(dep: Deployment, profile: Profile) -> None:
+def _check_mamba_ssm_dtype(spec: ModelSpec, dep: Deployment, profile: Profile) -> list[str]:
+    """Refuse a --mamba-ssm-cache-dtype the release or the model's state code refuses; say when vLLM ignores it."""
     v = dep.mamba_ssm_cache_dtype
     if v not in MAMBA_SSM_DTYPES:
         raise GpuplanError("mamba_ssm_cache_dtype", f"unknown SSM state dtype {v!r}", accepted=list(MAMBA_SSM_DTYPES))
@@ -862,13 +863,31 @@ def _check_mamba_ssm_dtype(dep: Deployment, profile: Profile) -> None:
         raise GpuplanError("mamba_ssm_cache_dtype", f"vLLM {profile.version} has no --mamba-ssm-cache-dtype {v} "
                            f"(it came in {MAMBA_SSM_DTYPES[v]})",
                            accepted=[x for x, since in MAMBA_SSM_DTYPES.items() if profile.at_least(since)])
+    if v == "auto":
+        return []
+    if not _has_ssm_state(spec):
+        fixed = sorted({st.dtype for x in spec.layers for st in x.attention.state} - {"conv"})
+        return [f"vLLM keeps {spec.architecture}'s recurrent state in {'/'.join(fixed)} whatever "
+                f"--mamba-ssm-cache-dtype says"] if fixed and fixed != [v] else []
+    if not _ssm_flag_read(spec, profile) and v != spec.mamba_ssm_dtype:
+        return [f"vLLM {profile.version} keeps {spec.architecture}'s recurrent state in {spec.mamba_ssm_dtype} "
+                f"whatever --mamba-ssm-cache-dtype says (it follows the flag from {spec.mamba_ssm_flag_from})"]
+    if _ssm_flag_read(spec, profile) and spec.mamba_ssm_flag_values and v not in spec.mamba_ssm_flag_values:
+        raise GpuplanError("mamba_ssm_cache_dtype", f"vLLM keeps {spec.architecture}'s recurrent state only in "
+                           f"{', '.join(x for x in spec.mamba_ssm_flag_values if x != 'auto')}",
+                           accepted=list(spec.mamba_ssm_flag_values))
+    return []
+
+
+def _ssm_flag_read(spec: ModelSpec, profile: Profile) -> bool:
+    return not spec.mamba_ssm_flag_from or profile.at_least(spec.mamba_ssm_flag_from)
 
 
 def _ssm_dtype(spec: ModelSpec, r: Resolved) -> str:
     """The Mamba SSM state's dtype: --mamba-ssm-cache-dtype when given (vLLM's config hooks act only on "auto"),
     else the config's dtype where the release reads it, else the model's vLLM default for the release (the model
     dtype before any hook)."""
-    if r.dep.mamba_ssm_cache_dtype != "auto":
+    if r.dep.mamba_ssm_cache_dtype != "auto" and _ssm_flag_read(spec, r.profile):
         return r.dep.mamba_ssm_cache_dtype
     dtype = spec.mamba_ssm_dtype
     if spec.mamba_ssm_dtype_from and not r.profile.at_least(spec.mamba_ssm_dtype_from):
