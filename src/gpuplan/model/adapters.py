@@ -57,14 +57,6 @@ def register(*types: str) -> Callable[[Adapter], Adapter]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _req(cfg: dict, *keys: str) -> Any:
-    for k in keys:
-        v = cfg.get(k)
-        if v is not None:
-            return v
-    raise ConfigError("config", f"config.json lacks '{keys[0]}' (model_type {cfg.get('model_type')!r})")
-
-
 def _int(cfg: dict, *keys: str, default: int | None = None) -> int:
     for k in keys:
         v = cfg.get(k)
@@ -1609,10 +1601,6 @@ def _generic_moe(cfg: dict, outer: dict, name: str, experts: int) -> ModelSpec:
     return _moe_decoder(cfg, outer, name, experts_key="_experts", prefix=b.P + "mlp.",
                         qkv_bias=bool(cfg.get("attention_bias")), qk_norm=False, layer_types=True,
                         is_moe=lambda i: i >= first_dense and (i + 1 - first_dense) % step == 0)
-
-
-def supported_model_types() -> list[str]:
-    return sorted(ADAPTERS)
 
 
 # Families kept in their own modules register themselves on import (after everything above is defined).

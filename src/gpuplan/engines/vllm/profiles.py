@@ -222,10 +222,6 @@ def modelopt_mixed_refusal(profile: Profile, uses: dict[tuple[str, str], str]) -
     return None
 
 
-def newest_version() -> str:
-    return _profiles()[0]["newest"]
-
-
 def in_versions(vt: tuple[int, ...], versions: list[str]) -> bool:
     """Whether version `vt` lies in a data file's inclusive [first, last] version pair."""
     return parse_version(versions[0]) <= vt <= parse_version(versions[1])
@@ -381,11 +377,6 @@ def flashinfer_if_installed(profile: Profile) -> bool:
     fi = _profiles()[0]["flashinfer_sampler"]
     return profile.engine == "v1" and profile.at_least(fi["when_installed_from"]) and \
         not profile.at_least(fi["when_installed_until"])
-
-
-def known_versions() -> list[str]:
-    return ["0.33.0", "0.28.0", "0.25.0", "0.22.0", "0.21.0", "0.20.0", "0.19.0", "0.18.0", "0.17.0", "0.16.0",
-            "0.12.0", "0.11.0", "0.10.2", "0.9.2", "0.8.5", "0.6.6", "0.5.0"]
 
 
 def tokens_formula(profile: Profile) -> str:
