@@ -198,6 +198,81 @@ def test_step_3_5_flash_mtp_layers_fill_the_padding_of_the_last_sliding_window_g
     assert base.num_gpu_blocks == mtp.num_gpu_blocks and base.kv.padding_layers == 3 and mtp.kv.padding_layers == 0
 
 
+DRAFTS = Path(__file__).parent / "fixtures" / "drafts"
+G4_COUNTS = json.loads((DRAFTS / "gemma4_assistants.json").read_text())
+G4_26B, G4_31B = "google/gemma-4-26B-A4B", "nvidia/Gemma-4-31B-IT-NVFP4"
+
+
+def _assistant(size: str) -> dict:
+    return {"method": "mtp", "model": str(DRAFTS / f"gemma-4-{size}-it-assistant"), "num_speculative_tokens": 4}
+
+
+def _g4(target: str = G4_26B, version: str = "0.33", **kw) -> gpuplan.MemoryReport:
+    return gpuplan.estimate(target, gpu="H100", max_model_len=32768, vllm_version=version,
+                            kv_cache_memory_bytes=10 * 2**30, **kw)
+
+
+@pytest.mark.parametrize("size", ["E2B", "26B-A4B", "31B"])
+def test_gemma_4_mtp_assistants_hold_the_parameters_transformers_counts(size: str) -> None:
+    """Google's assistants: 4 KV-shared layers (q/o projections, q norm, MLP, four norms), pre/post projections to
+    and from the target's width, a tied draft-width embedding; E2B/E4B add a centroid head."""
+    from gpuplan.model.adapters_eagle import gemma4_assistant
+
+    cfg = json.loads((DRAFTS / f"gemma-4-{size}-it-assistant" / "config.json").read_text())
+    module, backbone = gemma4_assistant(cfg)
+    params = sum(t.numel for x in module.layers for t in x.tensors if t.in_checkpoint) + sum(
+        t.numel for t in module.tensors if t.in_checkpoint)
+    assert params == G4_COUNTS["transformers_params"][size]
+    assert backbone == cfg["backbone_hidden_size"]
+    assert all(x.attention.kv_shared for x in module.layers)
+
+
+def test_gemma_4_26b_assistant_adds_its_bf16_weights_per_gpu_and_no_kv_cache() -> None:
+    """At TP=2: a half of the 262,144 x 1024 draft LM head, of pre_projection [1024, 5632] and post_projection
+    [2816, 1024], per sliding layer (16 heads x 256) and the full one (x 512) half of q/o and of the 8192-wide MLP,
+    norms and the layer scalar whole. The assistant's layers read the target's cache: same blocks, same pages."""
+    base = _g4(tensor_parallel_size=2)
+    mtp = _g4(tensor_parallel_size=2, speculative_config=_assistant("26B-A4B"))
+
+    def layer(head_dim: int) -> int:
+        return 2 * (2 * 8 * head_dim * 1024 + head_dim + 3 * 4096 * 1024 + 4 * 1024 + 1)
+
+    own = 2 * (131_072 * 1024 + 512 * 5632 + 2816 * 512 + 1024)
+    assert mtp.weights_bytes - base.weights_bytes == own + 3 * layer(256) + layer(512) == 419_729_928
+    assert mtp.num_gpu_blocks == base.num_gpu_blocks and mtp.kv.bytes_per_block == base.kv.bytes_per_block
+    assert [(g.kind, g.num_layers) for g in mtp.kv.groups] == [(g.kind, g.num_layers) for g in base.kv.groups]
+    assert any("adds no KV cache" in w for w in mtp.warnings)
+
+
+def test_gemma_4_without_its_assistant_refuses_mtp_naming_the_checkpoint_to_give() -> None:
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _g4(speculative_config=MTP1)
+    assert e.value.field == "speculative_config.model" and "assistant" in e.value.accepted[0]
+
+
+def test_gemma_4_assistant_is_refused_before_0_21_for_another_width_and_for_another_family() -> None:
+    with pytest.raises(gpuplan.GpuplanError) as early:
+        _g4(version="0.20", speculative_config=_assistant("26B-A4B"))
+    assert "vllm_version >= 0.21" in early.value.accepted
+    with pytest.raises(gpuplan.GpuplanError) as wrong:
+        _g4(speculative_config=_assistant("31B"))  # trained for the 5376-wide 31B, not the 2816-wide 26B
+    assert wrong.value.field == "speculative_config.model" and "5376" in wrong.value.message
+    assert _g4(G4_31B, speculative_config=_assistant("31B")).kv_cache_tokens > 0
+    with pytest.raises(gpuplan.GpuplanError) as other:
+        _g4("meta-llama/Llama-3.1-8B-Instruct", speculative_config=_assistant("26B-A4B"))
+    assert other.value.accepted == ["a Gemma-4 target"]
+
+
+def test_cli_reads_the_assistant_named_in_speculative_config(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["estimate", G4_26B, "--gpu", "H100", "--max-model-len", "32768", "--json"]
+    main(args)
+    base = json.loads(capsys.readouterr().out)
+    main([*args, "--speculative-config", json.dumps(_assistant("26B-A4B"))])
+    mtp = json.loads(capsys.readouterr().out)
+    assert mtp["per_gpu"]["weights_bytes"] - base["per_gpu"]["weights_bytes"] == 2 * (
+        G4_COUNTS["transformers_params"]["26B-A4B"] + 4)  # + the four layer scalars (buffers)
+
+
 SUPER = "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16"
 SUPER_MTP_KV = json.loads((ORACLE / "nemotron_h_super_mtp_kv.json").read_text())
 

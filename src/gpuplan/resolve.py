@@ -118,9 +118,18 @@ def draft_config(ref: str, allow_network: bool = True) -> dict:
 
 def with_draft(dep, allow_network: bool = True):
     """`dep` with its separate draft checkpoint's config resolved, where its speculative method needs one."""
-    from .engines.vllm.drafter import SEPARATE_DRAFT
+    from .engines.vllm.drafter import MTP_METHODS, SEPARATE_DRAFT
 
     method = (dep.speculative_method or "").strip().lower()
-    if method not in SEPARATE_DRAFT or dep.speculative_draft_config is not None or not dep.speculative_model:
+    if dep.speculative_draft_config is not None or not dep.speculative_model:
+        return dep
+    if method in MTP_METHODS:
+        # An MTP method names a model only for a separate MTP checkpoint (Gemma-4's assistant); otherwise the
+        # drafter is the target's own modules, so a draft that cannot be read leaves the target's to size.
+        try:
+            return replace(dep, speculative_draft_config=draft_config(dep.speculative_model, allow_network))
+        except GpuplanError:
+            return dep
+    if method not in SEPARATE_DRAFT:
         return dep
     return replace(dep, speculative_draft_config=draft_config(dep.speculative_model, allow_network))

@@ -107,3 +107,52 @@ def draft_model(spec: ModelSpec) -> MtpModule:
     # a tied LM head is the embedding itself
     head = tuple(t for t in spec.head if not (spec.tie_word_embeddings and t.kind == "lm_head"))
     return MtpModule(layers=layers, tensors=own(spec.embedding + head), style="draft_model")
+
+
+# Google's Gemma-4 MTP assistants (google/gemma-4-*-it-assistant), which vLLM 0.21+ drafts with under method "mtp"
+# (config/speculative.py turns their model_type into gemma4_mtp).
+GEMMA4_ASSISTANTS = ("gemma4_assistant", "gemma4_unified_assistant")
+
+
+def gemma4_assistant(cfg: dict) -> tuple[MtpModule, int]:
+    """vLLM's Gemma4MTP (gemma4_mtp.py, 0.21-0.33) from the assistant's config.json, and the width of the hidden state
+    it drafts from (backbone_hidden_size, the target's). Its decoder layers (text_config) are KV-shared: q_proj and
+    o_proj over the layer's head size (global_head_dim on full layers), a q norm, the gated MLP and four norms, and
+    their attention reads the target's last sliding and last full layer's cache, so they add no KV cache. Beside
+    them a column-parallel pre_projection [H, 2 x backbone], a row-parallel post_projection [backbone, H], the final
+    norm and a vocab-parallel draft-width LM head tied to the draft's embedding (Gemma4Proposer points the embedding
+    at the target's and keeps that head); with use_ordered_embeddings the centroid head (a replicated [centroids, H]
+    Linear) and its int64 token ordering. The assistant's own quantization (none in Google's releases) applies, so
+    every tensor is in the model dtype."""
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    hidden, heads = _int(text, "hidden_size"), _int(text, "num_attention_heads")
+    n, inter, vocab = _int(text, "num_hidden_layers"), _int(text, "intermediate_size"), _int(text, "vocab_size")
+    hd = _int(text, "head_dim")
+    ghd = _int(text, "global_head_dim", 0) or hd
+    kv = _int(text, "num_key_value_heads", heads)
+    window = _int(text, "sliding_window", 0) or None
+    backbone = _int(cfg, "backbone_hidden_size", hidden)
+    types = text.get("layer_types") if isinstance(text.get("layer_types"), list) else []
+    norms = sum((b.norm(b.P + x, hidden) for x in ("input_layernorm", "post_attention_layernorm",
+                                                   "pre_feedforward_layernorm", "post_feedforward_layernorm")), ())
+    layers = []
+    for i in range(n):
+        sliding = i < len(types) and types[i] == "sliding_attention"
+        d = hd if sliding else ghd
+        att = Attention("sliding_window" if sliding else "full", heads, kv, d, window=window if sliding else None,
+                        kv_shared=True)
+        t = (b.linear(b.P + "self_attn.q_proj", "attention", heads * d, hidden, "column")
+             + b.linear(b.P + "self_attn.o_proj", "attention", hidden, heads * d, "row")
+             + b.norm(b.P + "self_attn.q_norm", d) + b.gated_mlp(hidden, inter) + norms
+             + (Tensor(b.P + "layer_scalar", "draft", (1,), in_checkpoint=False),))  # a buffer, loaded with it
+        layers.append(Layer(att, Mlp("dense", inter), _unquantized(t)))
+    own = (b.linear("draft.pre_projection", "draft", hidden, 2 * backbone, "column", quantizable=False)
+           + b.linear("draft.post_projection", "draft", backbone, hidden, "row", quantizable=False)
+           + b.norm("draft.norm", hidden, kind="draft")
+           + (Tensor("draft.lm_head.weight", "draft", (vocab, hidden), "vocab"),))
+    if cfg.get("use_ordered_embeddings"):
+        own += (b.linear("draft.masked_embedding.centroids", "draft", _int(cfg, "num_centroids", 2048), hidden,
+                         "replicated", quantizable=False)
+                + (Tensor("draft.masked_embedding.token_ordering", "draft", (vocab,), dtype="int64",
+                          in_checkpoint=False),))
+    return MtpModule(layers=tuple(layers), tensors=own, style="gemma4_assistant", modules=1), backbone

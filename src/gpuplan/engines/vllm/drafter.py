@@ -17,8 +17,9 @@ nemotron_h_mtp.py, step3p5_mtp.py), 0.10-0.33:
   dtype, allocated with the model runner before the profile run: in the budget from 0.27 (the free-memory drop),
   out of the headroom before. The draft's dummy forward is no larger than the target's. On the V1 runner the
   profile's dummy sample also runs the rejection sampler (budget.activation), whatever the method.
-- separate draft checkpoints (eagle, eagle3, draft_model): built from the draft's config.json
-  (model/adapters_eagle.py), which the faces resolve from speculative_config's "model".
+- separate draft checkpoints (eagle, eagle3, draft_model, and Gemma-4's MTP assistant under "mtp"): built from the
+  draft's config.json (model/adapters_eagle.py), which the faces resolve from speculative_config's "model". The
+  assistant's layers are KV-shared with the target's (Gemma4Proposer), so it adds no KV cache.
 - CUDA graphs: the draft captures its own piecewise graphs per batch size; budget.cudagraph counts them per layer
   like the target's (an estimate, as for the target).
 
@@ -97,11 +98,19 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
                            f"{profile.version} runs V0 here", accepted=["vllm_version >= 0.8.5 with the V1 engine"])
     if method in SEPARATE_DRAFT:
         return _separate_draft(spec, dep, method, n, pp)
+    if method == "mtp" and _assistant(dep.speculative_draft_config):
+        return _gemma4_assistant(spec, dep, n, pp, profile)
     if method != "mtp":
         return spec, Drafter(method, n, notes=(f"{method} speculative decoding ({n} draft token{'s' * (n > 1)}) "
                                             "proposes from the "
                                             "request's own tokens on the CPU: no draft weights, KV cache or graphs",))
     mtp = spec.mtp
+    if mtp is None and spec.model_type.startswith("gemma4"):
+        read = f" (gpuplan could not read {dep.speculative_model!r})" if dep.speculative_model else ""
+        raise GpuplanError("speculative_config.model", f"Gemma-4 drafts with Google's MTP assistant, a separate "
+                           f"checkpoint: name it as speculative_config's model{read}",
+                           accepted=["google/gemma-4-31B-it-assistant and its E2B/E4B/26B-A4B siblings",
+                                     "ngram", "suffix"])
     if mtp is None:
         raise GpuplanError("speculative_config.method", f"{spec.name} has no MTP modules gpuplan can build "
                            "(num_nextn_predict_layers / mtp_num_hidden_layers in its config, on a model family "
@@ -172,3 +181,41 @@ def _separate_draft(spec: ModelSpec, dep: Deployment, method: str, n: int, pp: i
     layers = tuple(replace(x, continues=True) for x in module.layers)
     served = replace(spec, layers=spec.layers + layers, head=spec.head + module.tensors)
     return served, Drafter(method, n, hidden, spec.hidden_size, tuple(notes), model=name)
+
+
+def _assistant(cfg) -> bool:
+    from ...model.adapters_eagle import GEMMA4_ASSISTANTS
+
+    return bool(cfg) and cfg.get("model_type") in GEMMA4_ASSISTANTS
+
+
+def _gemma4_assistant(spec: ModelSpec, dep: Deployment, n: int, pp: int,
+                      profile: Profile) -> tuple[ModelSpec, Drafter]:
+    """Google's Gemma-4 MTP assistant (model/adapters_eagle.py gemma4_assistant): its KV-shared layers read the
+    target's cache, so it adds weights, graphs and the proposer's buffers but no KV cache."""
+    from ...model.adapters_eagle import gemma4_assistant
+
+    name = dep.speculative_model or "the assistant"
+    if not profile.at_least("0.21"):
+        raise GpuplanError("speculative_config.method", f"vLLM {profile.version} has no Gemma-4 MTP drafter; "
+                           "gemma4_mtp.py drafts with the assistant from 0.21",
+                           accepted=["vllm_version >= 0.21", "ngram", "suffix"])
+    if not spec.model_type.startswith("gemma4"):
+        raise GpuplanError("speculative_config.model", f"{name} is a Gemma-4 MTP assistant; vLLM wires its layers "
+                           f"to a Gemma-4 target's cache, and {spec.name} is {spec.model_type}",
+                           accepted=["a Gemma-4 target"])
+    module, backbone = gemma4_assistant(dict(dep.speculative_draft_config or {}))
+    if backbone != spec.hidden_size:
+        raise GpuplanError("speculative_config.model", f"{name} drafts for a {backbone}-wide Gemma-4 "
+                           f"(backbone_hidden_size), and {spec.name} is {spec.hidden_size} wide",
+                           accepted=[f"the assistant trained for {spec.name}"])
+    tensors = module.tensors
+    if pp > 1:
+        # the target's embedding is shared only with one pipeline stage; the draft-width one stays (as the LM head)
+        tensors += (Tensor("draft.embed_tokens", "draft", (spec.vocab_size, backbone), "vocab"),)
+    layers = tuple(replace(x, continues=True) for x in module.layers)
+    served = replace(spec, layers=spec.layers + layers, head=spec.head + tensors)
+    notes = (f"Gemma-4 MTP assistant {name} ({n} draft token{'s' * (n > 1)}, {len(layers)} KV-shared layers): "
+             "loaded beside the target with its own draft-width LM head; its attention reads the target's last "
+             "sliding and full layers' cache, so it adds no KV cache",)
+    return served, Drafter("mtp", n, backbone, backbone, notes, model=name)
