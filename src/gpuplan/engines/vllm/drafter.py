@@ -99,7 +99,7 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
     if method in SEPARATE_DRAFT:
         return _separate_draft(spec, dep, method, n, pp)
     if method == "mtp" and _assistant(dep.speculative_draft_config):
-        return _gemma4_assistant(spec, dep, n, pp, profile)
+        return _gemma4_assistant(spec, dep, n, profile)
     if method != "mtp":
         return spec, Drafter(method, n, notes=(f"{method} speculative decoding ({n} draft token{'s' * (n > 1)}) "
                                             "proposes from the "
@@ -189,8 +189,7 @@ def _assistant(cfg) -> bool:
     return bool(cfg) and cfg.get("model_type") in GEMMA4_ASSISTANTS
 
 
-def _gemma4_assistant(spec: ModelSpec, dep: Deployment, n: int, pp: int,
-                      profile: Profile) -> tuple[ModelSpec, Drafter]:
+def _gemma4_assistant(spec: ModelSpec, dep: Deployment, n: int, profile: Profile) -> tuple[ModelSpec, Drafter]:
     """Google's Gemma-4 MTP assistant (model/adapters_eagle.py gemma4_assistant): its KV-shared layers read the
     target's cache, so it adds weights, graphs and the proposer's buffers but no KV cache."""
     from ...model.adapters_eagle import gemma4_assistant
@@ -209,12 +208,10 @@ def _gemma4_assistant(spec: ModelSpec, dep: Deployment, n: int, pp: int,
         raise GpuplanError("speculative_config.model", f"{name} drafts for a {backbone}-wide Gemma-4 "
                            f"(backbone_hidden_size), and {spec.name} is {spec.hidden_size} wide",
                            accepted=[f"the assistant trained for {spec.name}"])
-    tensors = module.tensors
-    if pp > 1:
-        # the target's embedding is shared only with one pipeline stage; the draft-width one stays (as the LM head)
-        tensors += (Tensor("draft.embed_tokens", "draft", (spec.vocab_size, backbone), "vocab"),)
+    # The draft-width embedding is the LM head's tensor (tied), so whichever embedding the draft reads at any
+    # pipeline size, nothing beyond the module is allocated.
     layers = tuple(replace(x, continues=True) for x in module.layers)
-    served = replace(spec, layers=spec.layers + layers, head=spec.head + tensors)
+    served = replace(spec, layers=spec.layers + layers, head=spec.head + module.tensors)
     notes = (f"Gemma-4 MTP assistant {name} ({n} draft token{'s' * (n > 1)}, {len(layers)} KV-shared layers): "
              "loaded beside the target with its own draft-width LM head; its attention reads the target's last "
              "sliding and full layers' cache, so it adds no KV cache",)
