@@ -121,15 +121,14 @@ def with_draft(dep, allow_network: bool = True):
     from .engines.vllm.drafter import MTP_METHODS, SEPARATE_DRAFT
 
     method = (dep.speculative_method or "").strip().lower()
-    if dep.speculative_draft_config is not None or not dep.speculative_model:
+    if dep.speculative_draft_config is not None or not dep.speculative_model or \
+            method not in SEPARATE_DRAFT + MTP_METHODS:
         return dep
-    if method in MTP_METHODS:
+    try:
+        return replace(dep, speculative_draft_config=draft_config(dep.speculative_model, allow_network))
+    except GpuplanError:
+        if method in SEPARATE_DRAFT:
+            raise
         # An MTP method names a model only for a separate MTP checkpoint (Gemma-4's assistant); otherwise the
         # drafter is the target's own modules, so a draft that cannot be read leaves the target's to size.
-        try:
-            return replace(dep, speculative_draft_config=draft_config(dep.speculative_model, allow_network))
-        except GpuplanError:
-            return dep
-    if method not in SEPARATE_DRAFT:
         return dep
-    return replace(dep, speculative_draft_config=draft_config(dep.speculative_model, allow_network))

@@ -124,12 +124,11 @@ def serving_spec(spec: ModelSpec, dep: Deployment, profile: Profile, pp: int) ->
         # load_model shares the target's embedding only when there is one pipeline stage; the last stage
         # otherwise keeps the draft's own vocab-parallel copy.
         tensors += (Tensor("mtp.embed_tokens", "mtp", (spec.vocab_size, spec.hidden_size), "vocab"),)
-    layers = tuple(replace(x, continues=True) for x in mtp.layers)
-    served = replace(spec, layers=spec.layers + layers, head=spec.head + tensors,
+    served = replace(_beside(spec, mtp.layers, tensors),
                      extra_not_loaded=tuple(t for t in spec.extra_not_loaded if t.kind != "mtp"), mtp=None)
     m = mtp.num_modules
     notes = [f"MTP speculative decoding ({n} draft token{'s' * (n > 1)}, {m} MTP module{'s' * (m > 1)}"
-             + (f" of {len(layers)} layers" if len(layers) != m else "") + "): the draft's "
+             + (f" of {len(mtp.layers)} layers" if len(mtp.layers) != m else "") + "): the draft's "
              "decoder layers, norms and projection are loaded and cached beside the target's (the embedding and LM "
              "head are shared); its CUDA graphs are estimated per layer like the target's"]
     if n > m and n % m:
@@ -178,9 +177,8 @@ def _separate_draft(spec: ModelSpec, dep: Deployment, method: str, n: int, pp: i
     if cfg.get("quantization_config"):
         notes.append(f"{name} declares its own quantization; gpuplan counts its weights in the model dtype "
                      "(an upper bound)")
-    layers = tuple(replace(x, continues=True) for x in module.layers)
-    served = replace(spec, layers=spec.layers + layers, head=spec.head + module.tensors)
-    return served, Drafter(method, n, hidden, spec.hidden_size, tuple(notes), model=name)
+    return _beside(spec, module.layers, module.tensors), Drafter(method, n, hidden, spec.hidden_size, tuple(notes),
+                                                               model=name)
 
 
 def _assistant(cfg) -> bool:
@@ -210,9 +208,14 @@ def _gemma4_assistant(spec: ModelSpec, dep: Deployment, n: int, profile: Profile
                            accepted=[f"the assistant trained for {spec.name}"])
     # The draft-width embedding is the LM head's tensor (tied), so whichever embedding the draft reads at any
     # pipeline size, nothing beyond the module is allocated.
-    layers = tuple(replace(x, continues=True) for x in module.layers)
-    served = replace(spec, layers=spec.layers + layers, head=spec.head + module.tensors)
-    notes = (f"Gemma-4 MTP assistant {name} ({n} draft token{'s' * (n > 1)}, {len(layers)} KV-shared layers): "
-             "loaded beside the target with its own draft-width LM head; its attention reads the target's last "
-             "sliding and full layers' cache, so it adds no KV cache",)
-    return served, Drafter("mtp", n, backbone, backbone, notes, model=name)
+    notes = (f"Gemma-4 MTP assistant {name} ({n} draft token{'s' * (n > 1)}, {len(module.layers)} KV-shared "
+             "layers): loaded beside the target with its own draft-width LM head; its attention reads the target's "
+             "last sliding and full layers' cache, so it adds no KV cache",)
+    return _beside(spec, module.layers, module.tensors), Drafter("mtp", n, backbone, backbone, notes, model=name)
+
+
+def _beside(spec: ModelSpec, layers: tuple, tensors: tuple[Tensor, ...]) -> ModelSpec:
+    """`spec` with a drafter's layers after the target's (on the last pipeline stage, continuing the last decoder
+    layer) and its other tensors beside the LM head."""
+    return replace(spec, layers=spec.layers + tuple(replace(x, continues=True) for x in layers),
+                   head=spec.head + tensors)

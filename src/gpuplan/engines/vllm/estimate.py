@@ -869,10 +869,11 @@ def _check_mamba_ssm_dtype(spec: ModelSpec, dep: Deployment, profile: Profile) -
         fixed = sorted({st.dtype for x in spec.layers for st in x.attention.state} - {"conv"})
         return [f"vLLM keeps {spec.architecture}'s recurrent state in {'/'.join(fixed)} whatever "
                 f"--mamba-ssm-cache-dtype says"] if fixed and fixed != [v] else []
-    if not _ssm_flag_read(spec, profile) and v != spec.mamba_ssm_dtype:
+    if not _ssm_flag_read(spec, profile):
         return [f"vLLM {profile.version} keeps {spec.architecture}'s recurrent state in {spec.mamba_ssm_dtype} "
-                f"whatever --mamba-ssm-cache-dtype says (it follows the flag from {spec.mamba_ssm_flag_from})"]
-    if _ssm_flag_read(spec, profile) and spec.mamba_ssm_flag_values and v not in spec.mamba_ssm_flag_values:
+                f"whatever --mamba-ssm-cache-dtype says (it follows the flag from {spec.mamba_ssm_flag_from})"
+                ] if v != spec.mamba_ssm_dtype else []
+    if spec.mamba_ssm_flag_values and v not in spec.mamba_ssm_flag_values:
         raise GpuplanError("mamba_ssm_cache_dtype", f"vLLM keeps {spec.architecture}'s recurrent state only in "
                            f"{', '.join(x for x in spec.mamba_ssm_flag_values if x != 'auto')}",
                            accepted=list(spec.mamba_ssm_flag_values))
