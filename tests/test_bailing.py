@@ -17,7 +17,7 @@ import pytest
 
 from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.estimate import estimate
-from gpuplan.errors import ConfigError
+from gpuplan.errors import ConfigError, GpuplanError
 from gpuplan.model.adapters import build_spec
 
 FX = json.loads((Path(__file__).parent / "fixtures" / "oracle" / "families" / "bailing.json").read_text())["models"]
@@ -210,3 +210,63 @@ def test_ring_linear_2_0_has_no_vllm_class() -> None:
            "hidden_size": 2048, "num_hidden_layers": 20, "num_attention_heads": 16, "vocab_size": 157184}
     with pytest.raises(ConfigError, match="no vLLM model"):
         build_spec(cfg)
+
+
+# ----------------------------------------------------------------------------- MTP drafters (0.25+ / 0.28+)
+
+MTP1 = {"speculative_method": "mtp", "num_speculative_tokens": 1}
+
+
+def _tp2(model: dict, version: str, **kw):
+    spec = build_spec(model["config"])
+    return estimate(spec, Deployment(gpu_name="H100", gpu_memory_bytes=80 * GiB, vllm_version=version,
+                                     tensor_parallel_size=2, max_model_len=32768, **kw))
+
+
+def test_ring_2_5_mtp_loads_one_mla_moe_layer_and_a_bf16_eh_proj() -> None:
+    """bailing_moe_mtp.py at TP=2 in bf16: layer 24's MLA (the fused q_a + kv_a projection [1536 + 576, 2048] and
+    its two norms whole, q_b_proj [16 x 192, 1536], kv_b_proj [16 x 256, 512] and the output [2048, 16 x 128]
+    halved), its MoE (the fp32 gate [256, 2048] and expert bias whole, 256 experts and the 512-wide shared expert
+    of 3 x 512 x 2048 halved) and two norms; beside it enorm, hnorm, final_layernorm and eh_proj [2048, 4096], a
+    plain nn.Linear kept whole."""
+    h = 2048
+    mla = (1536 + 576) * h + 1536 + 512 + (16 * 192 * 1536 + 16 * 256 * 512 + h * 16 * 128) // 2
+    moe = (257 * 3 * 512 * h) // 2
+    layer = 2 * (mla + moe + 2 * h) + 4 * (256 * h + 256)
+    own = 2 * (3 * h + h * 2 * h)
+    added = (_tp2(RING_Q, "0.33.0", **MTP1).weights_bytes
+             - _tp2(RING_Q, "0.33.0").weights_bytes)
+    assert added == layer + own == 847_012_864
+
+
+def test_ring_2_5_mtp_layer_joins_the_mla_group_and_needs_vllm_0_25() -> None:
+    base, mtp = _tp2(RING_Q, "0.33.0"), _tp2(RING_Q, "0.33.0", **MTP1)
+    # vLLM pads a hybrid's groups to the largest: 3 MLA layers and 21 linear ones made groups of 3 (7 linear
+    # groups); with the fourth MLA layer they regroup
+    assert sum(g.num_layers for g in base.kv.groups if g.kind == "mla") == 3
+    assert sum(g.num_layers for g in mtp.kv.groups if g.kind == "mla") == 4
+    assert mtp.kv_cache_tokens < base.kv_cache_tokens
+    with pytest.raises(GpuplanError) as e:
+        _tp2(RING_Q, "0.24.0", **MTP1)
+    assert "vllm_version >= 0.25" in e.value.accepted
+
+
+def test_ling_3_0_mtp_eh_proj_takes_the_checkpoints_quantization_and_needs_vllm_0_28() -> None:
+    cfg = {**FLASH3["config"], "num_nextn_predict_layers": 1}
+    spec = build_spec(cfg)
+    assert spec.mtp is not None and spec.mtp.since == "0.28"
+    eh = next(t for t in spec.mtp.tensors if t.name.endswith("eh_proj"))
+    assert eh.linear and eh.shape == (2560, 5120)
+    assert spec.extra_not_loaded[0].numel == (sum(t.numel for t in spec.mtp.tensors)
+                                              + sum(t.numel for t in spec.mtp.layers[0].tensors))
+    dep = dict(gpu_name="H100", gpu_memory_bytes=80 * GiB, tensor_parallel_size=4, max_model_len=32768, **MTP1)
+    with pytest.raises(GpuplanError) as e:
+        estimate(spec, Deployment(vllm_version="0.27.0", **dep))
+    assert "vllm_version >= 0.28" in e.value.accepted
+    r = estimate(spec, Deployment(vllm_version="0.28.0", **dep))
+    assert sum(g.num_layers for g in r.kv.groups if g.kind == "mla") == 8  # layers 5, 11, ..., 41 and the draft
+
+
+def test_ling_2_0_has_no_vllm_mtp_drafter() -> None:
+    spec = build_spec({**MINI["config"], "num_nextn_predict_layers": 1})
+    assert spec.mtp is None and spec.extra_not_loaded

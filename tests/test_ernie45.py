@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import gpuplan
 import gpuplan.model.adapters_ernie45  # noqa: F401
 from gpuplan.api_python import estimate as estimate_on
 from gpuplan.deployment import Deployment
@@ -181,3 +182,43 @@ def test_does_ernie_vl_424b_fit_on_8_h200s() -> None:
 def test_transformers_native_vl_config_is_refused_since_vllm_reads_the_remote_code_keys() -> None:
     with pytest.raises(ConfigError, match="remote-code"):
         build_spec(M[KEYS["VL-28B"]]["config_native"])
+
+
+MTP1 = {"method": "mtp", "num_speculative_tokens": 1}
+
+
+def _21b(version: str = "0.33", **kw):
+    return estimate_on(_spec("21B"), gpu="H100", tensor_parallel_size=2, max_model_len=32768, vllm_version=version,
+                       **kw)
+
+
+def test_ernie_21b_mtp_drafts_with_one_dense_llama_layer_and_a_bf16_projection() -> None:
+    """ErnieMTP at TP=2 in bf16: a Llama layer (20 query heads of 128 and 4 KV heads split two ways, o_proj, the
+    12288-wide gated MLP split two ways, two norms), and beside it mtp_emb_norm, mtp_hidden_norm and the plain
+    mtp_linear_proj [2560, 5120] whole on each GPU. The embedding and LM head are the target's."""
+    h, inter = 2560, 12288
+    layer = 2 * (2 * 10 * 128 * h + 2 * 2 * 128 * h + 3 * inter // 2 * h + 2 * h)
+    own = 2 * (2 * h + h * 2 * h)
+    assert _21b(speculative_config=MTP1).weights_bytes - _21b().weights_bytes == layer + own == 136_335_360
+    # the module is what the main model's loader leaves in the checkpoint
+    mtp = _spec("21B").mtp
+    assert mtp is not None and mtp.num_modules == 1
+    assert sum(t.numel for x in mtp.layers for t in x.tensors) + sum(t.numel for t in mtp.tensors) == 123_217_920
+
+
+def test_ernie_21b_mtp_layer_caches_kv_beside_the_28_target_layers() -> None:
+    base, mtp = _21b(), _21b(speculative_config={"method": "ernie_mtp", "num_speculative_tokens": 1})
+    assert base.kv.bytes_per_token * 29 == mtp.kv.bytes_per_token * 28
+    assert [(g.kind, g.num_layers) for g in mtp.kv.groups] == [("full", 29)]
+
+
+def test_ernie_mtp_is_refused_before_0_10_2_and_for_the_dense_and_vl_models() -> None:
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _21b("0.10.1", speculative_config=MTP1)
+    assert e.value.field == "speculative_config.method" and "vllm_version >= 0.10.2" in e.value.accepted
+    assert _21b("0.10.2", speculative_config=MTP1).weights_bytes > _21b("0.10.2").weights_bytes
+    for short in ("0.3B", "VL-28B"):  # vLLM maps only ernie4_5_moe targets to ErnieMTP
+        with pytest.raises(gpuplan.GpuplanError) as e:
+            estimate_on(_spec(short), gpu="H200", tensor_parallel_size=1, max_model_len=8192,
+                        speculative_config=MTP1)
+        assert e.value.field == "speculative_config.method"

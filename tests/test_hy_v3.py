@@ -83,3 +83,23 @@ def test_transformers_default_hy_v3_config_follows_vllm_where_it_differs() -> No
     spec = build_spec({**cfg, "mlp_layer_types": ["dense"] + ["sparse"] * 79})
     assert [layer.mlp.kind for layer in spec.layers[:2]] == ["dense", "moe"]
     assert spec.total_params == META["params"] - 80 * 2 * 128
+
+
+def test_hy3_mtp_drafts_with_one_more_moe_layer_and_a_bf16_eh_proj_and_caches_an_81st_layer() -> None:
+    """hy_v3_mtp.py (0.20+) at TP=8: the draft layer costs what an 81st MoE layer of the target costs per GPU, plus
+    enorm, hnorm, final_layernorm and the plain nn.Linear eh_proj [4096, 8192] whole in bf16; its LM head and
+    embedding are the target's. Its attention caches KV beside the 80 target layers."""
+    def run(cfg: dict, **kw):
+        return estimate_on(build_spec(cfg, "tencent/Hy3"), gpu="H200", tensor_parallel_size=8, max_model_len=32768,
+                           vllm_version="0.33", **kw)
+
+    base, mtp = run(HY3["config"]), run(HY3["config"], speculative_config={"method": "mtp"})
+    longer = run({**HY3["config"], "num_hidden_layers": 81})
+    own = 2 * (3 * 4096 + 4096 * 8192)
+    assert mtp.weights_bytes - base.weights_bytes == longer.weights_bytes - base.weights_bytes + own
+    assert base.kv.bytes_per_token * 81 == mtp.kv.bytes_per_token * 80
+    # the module is the checkpoint's layer 80 (the hub index's count, above)
+    module = build_spec(HY3["config"]).mtp
+    assert module is not None
+    assert sum(t.numel for x in module.layers for t in x.tensors) + sum(t.numel for t in module.tensors) \
+        == 3_752_612_288

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import gpuplan
 from gpuplan.deployment import Deployment
 from gpuplan.engines.vllm.estimate import estimate
 from gpuplan.model.adapters import build_spec
@@ -187,3 +188,43 @@ def test_longcat_flash_lite_in_bf16_does_not_fit_one_h200_because_of_its_ngram_t
     r = estimate(build_spec(LITE), Deployment(**H200, vllm_version="0.33.0", max_model_len=32768))
     assert round(r.weights_bytes / 2**30, 1) == 127.8 and not r.fits
     assert "no memory left for the KV cache" in r.reason
+
+
+MTP1 = {"method": "mtp", "num_speculative_tokens": 1}
+
+
+def _tp8(version: str, **kw) -> gpuplan.MemoryReport:
+    return gpuplan.estimate(CHAT["config"], gpu="B200", tensor_parallel_size=8, vllm_version=version,
+                            max_model_len=32768, **kw)
+
+
+def test_from_0_11_to_0_31_every_attention_also_keeps_w_kc_and_w_vc() -> None:
+    """FlashModel.load_weights (0.11-0.31) stored contiguous copies of each kv_b_proj as w_kc / w_vc: per GPU at
+    TP=8, 64 x (128 + 128) / 8 rows of 512 in bf16 for each of the 56 attention blocks. 0.32 dropped them."""
+    copy = 64 * 256 // 8 * 512 * 2
+    assert _tp8("0.31").weights_bytes - _tp8("0.32").weights_bytes == 56 * copy == 117_440_512
+    assert _tp8("0.11").weights_bytes == _tp8("0.31").weights_bytes
+
+
+def test_longcat_flash_mtp_drafts_with_one_mla_layer_a_dense_mlp_and_a_replicated_eh_proj() -> None:
+    """longcat_flash_mtp.py at TP=8 in bf16: a DeepseekV2DecoderLayer (q_a_proj [1536, 6144] and the fused
+    kv_a_proj [576, 6144] whole, their norms, q_b_proj [64 x 192, 1536], kv_b_proj [64 x 256, 512] and o_proj
+    [6144, 8192] split eight ways; a 12288-wide gated MLP split eight ways; two norms) and beside it enorm, hnorm,
+    final_layernorm and eh_proj [6144, 12288] whole. Before 0.32 its attention keeps w_kc / w_vc too."""
+    att = 1536 * 6144 + 1536 + 64 * 192 * 1536 // 8 + 576 * 6144 + 512 + 64 * 256 * 512 // 8 + 6144 * 8192 // 8
+    layer = att + 3 * 12288 // 8 * 6144 + 2 * 6144
+    own = 3 * 6144 + 6144 * 12288
+    added = _tp8("0.32", speculative_config=MTP1).weights_bytes - _tp8("0.32").weights_bytes
+    assert added == 2 * (layer + own) == 253_034_496
+    added_031 = _tp8("0.31", speculative_config=MTP1).weights_bytes - _tp8("0.31").weights_bytes
+    assert added_031 - added == 64 * 256 // 8 * 512 * 2
+
+
+def test_longcat_flash_mtp_layer_is_a_57th_mla_cache_and_needs_vllm_0_11() -> None:
+    base, mtp = _tp8("0.33"), _tp8("0.33", speculative_config={"method": "longcat_flash_mtp",
+                                                              "num_speculative_tokens": 1})
+    assert base.kv.bytes_per_token * 57 == mtp.kv.bytes_per_token * 56
+    assert [(g.kind, g.num_layers) for g in mtp.kv.groups] == [("mla", 57)]
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _tp8("0.10", speculative_config=MTP1)
+    assert "vllm_version >= 0.11" in e.value.accepted

@@ -436,3 +436,25 @@ def test_a_checkpoint_read_from_its_headers_still_gets_the_mtp_modules_the_confi
                 - gpuplan.estimate(s, **kw).weights_bytes)
 
     assert added(read) == added(spec) > 0
+
+
+def _family_config(family: str, key: str) -> dict:
+    return json.loads((ORACLE / f"{family}.json").read_text())["models"][key]["config"]
+
+
+@pytest.mark.parametrize(("family", "key", "changes", "drafter"), [
+    ("ernie45", "ernie4_5_moe/ERNIE-4.5-21B-A3B", {}, "ErnieMTPModel"),
+    ("longcat_flash", "longcat_flash/LongCat-Flash-Chat", {}, "LongCatFlashMTPModel"),
+    ("bailing", "bailing_hybrid/ring-2.5-qlora-variant", {}, "BailingMoeV25MTPModel"),
+    ("bailing", "bailing_hybrid/ling-3.0-flash", {"num_nextn_predict_layers": 1}, "BailingMoeV3MTPModel"),
+])
+def test_each_mtp_drafter_is_dated_to_the_release_that_added_its_vllm_class(family: str, key: str, changes: dict,
+                                                                             drafter: str) -> None:
+    """The release each MTP module is first drafted with is the wheel that first registers its class
+    (data/vllm_added_architectures.json, read from the wheels), not a date written by hand."""
+    from gpuplan.engines.vllm.profiles import added_span, parse_version
+
+    mtp = gpuplan.load_model({**_family_config(family, key), **changes}).mtp
+    assert mtp is not None and mtp.since
+    span = added_span(drafter)
+    assert span is not None and parse_version(mtp.since) == parse_version(span["first_seen"])

@@ -15,7 +15,8 @@
   an fp32 gate and expert bias on every MoE layer.
 - model_type bailing_moe_linear (Ring-*-linear-2.0, BailingMoeLinearV2ForCausalLM) has no vLLM class: refused.
 
-No plain Bailing model builds the checkpoints' MTP layers (num_nextn_predict_layers). These are remote-code
+No plain Bailing model builds the checkpoints' MTP layers (num_nextn_predict_layers); vLLM drafts with them for the
+2.5 hybrids from 0.25 (bailing_moe_mtp.py) and Ling-3.0 from 0.28 (bailing_moe_v3_mtp.py): `_mtp`. These are remote-code
 configs: keys a config.json leaves out take the defaults of the checkpoint's own configuration class, which is
 what vLLM reads.
 """
@@ -27,7 +28,7 @@ from dataclasses import replace
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _embed_head, _head_dim, _int, _rope, _spec, _tie, register
-from .spec import Attention, Layer, Mlp, ModelSpec, RopeCache, StateTensor, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec, MtpModule, RopeCache, StateTensor, Tensor
 
 ATT = b.P + "attention."  # the checkpoints' module name for both attention kinds
 MLP = b.P + "mlp."
@@ -83,17 +84,33 @@ def _layers(n: int, is_moe, att_for, att_tensors, dense: tuple[Mlp, tuple[Tensor
     return out
 
 
-def _mtp_not_loaded(cfg: dict, hidden: int, layer: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """num_nextn_predict_layers MTP layers ship in some checkpoints (model.mtp.* or model.layers.N past the last);
-    no Bailing model builds them for plain serving (only the MTP drafts do). Each is a MoE decoder layer with the
-    model's full attention (MLA in the hybrids) plus enorm, hnorm, final_layernorm and eh_proj [hidden, 2 x hidden],
-    as vLLM's bailing_moe_mtp.py / bailing_moe_v3_mtp.py build them and the Ling 2.0 checkpoint converter names
-    them, sharing the embedding and head."""
-    mtp = _int(cfg, "num_nextn_predict_layers", default=0)
-    if not mtp:
+def _mtp(cfg: dict, hidden: int, att: Attention, mlp: Mlp, layer: tuple[Tensor, ...], *, since: str = "",
+         eh_quantized: bool = False) -> MtpModule | None:
+    """The checkpoint's num_nextn_predict_layers MTP layers (model.layers.N past the last, as the Ling checkpoints
+    and vLLM's loaders name them). Each is a MoE decoder layer with the model's MLA attention (BailingMoeV25 /
+    BailingMoeV3 MLA and MoE, built with the checkpoint's quantization), beside it enorm, hnorm, final_layernorm and
+    eh_proj [hidden, 2 x hidden]: a plain nn.Linear (whole, never quantized) in bailing_moe_mtp.py, a
+    ReplicatedLinear with the quantization in bailing_moe_v3_mtp.py. Each layer's shared_head.head is pointed at the
+    target's LM head by the proposer (0.16+), and the embedding is the target's, so neither is here."""
+    k = _int(cfg, "num_nextn_predict_layers", default=0)
+    if k <= 0:
+        return None
+    own: tuple[Tensor, ...] = ()
+    n = _int(cfg, "num_hidden_layers")
+    for j in range(k):
+        p = f"model.layers.{n + j}."
+        own += (b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
+                + b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=eh_quantized)
+                + b.norm(p + "final_layernorm", hidden, kind="mtp"))
+    return MtpModule(layers=(Layer(att, mlp, layer),) * k, tensors=own, style="bailing", since=since)
+
+
+def _mtp_not_loaded(mtp: MtpModule | None) -> tuple[Tensor, ...]:
+    """The MTP layers some checkpoints ship, which no Bailing model loads for plain serving."""
+    if mtp is None:
         return ()
-    per = sum(t.numel for t in layer) + 2 * hidden * hidden + 3 * hidden
-    return (Tensor("model.mtp", "mtp", (mtp * per,), "replicated"),)
+    n = sum(t.numel for t in mtp.tensors) + sum(t.numel for x in mtp.layers for t in x.tensors)
+    return (Tensor("model.mtp", "mtp", (n,), "replicated"),)
 
 
 # ----------------------------------------------------------------------------- Ling / Ring 1.x and 2.0
@@ -145,7 +162,8 @@ def _bailing_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
                  "checkpoint was trained with full attention; vLLM does not read use_sliding_window)",)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=rope,
-                 not_loaded=_mtp_not_loaded(cfg, hidden, att_t + moe[1] + norms),
+                 # Ling 2.0's MTP layers (Ling-flash/1T): vLLM has no drafter for bailing_moe
+                 not_loaded=_mtp_not_loaded(_mtp(cfg, hidden, att, moe[0], att_t + moe[1] + norms)),
                  notes=notes)
 
 
@@ -230,9 +248,10 @@ def _bailing_v25(cfg: dict, outer: dict, name: str) -> ModelSpec:
     if not all(linear):
         theta = float(cfg.get("rope_theta") or 600000.0)
         rope += tuple(RopeCache(c.positions, mla.qk_rope_head_dim, c.dtype, theta=theta) for c in ropes)
+    mtp = _mtp(cfg, hidden, mla, moe[0], mla_t + moe[1] + norms, since="0.25")
     spec = _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
-                 inter=inter, tie=False, embedding=emb, head=head, rope=rope,
-                 not_loaded=_mtp_not_loaded(cfg, hidden, mla_t + moe[1] + norms))
+                 inter=inter, tie=False, embedding=emb, head=head, rope=rope, not_loaded=_mtp_not_loaded(mtp),
+                 mtp=mtp)
     if not any(linear):
         return spec
     # bailing_linear_attn.py normalises the linear attention's output in group_norm_size groups (1 when the config
@@ -313,9 +332,10 @@ def _bailing_v3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     rope = tuple(RopeCache(c.positions, mla.qk_rope_head_dim, c.dtype) for c in _rope(cfg, mla.qk_rope_head_dim)) \
         if not all(kda_layer) else ()
     # MTP layers are stored as model.layers.N past num_hidden_layers, which load_weights skips.
+    mtp = _mtp(cfg, hidden, mla, moe[0], mla_t + moe_t + norms, since="0.28", eh_quantized=True)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=mla.head_dim,
-                 inter=inter, tie=False, embedding=emb, head=head, rope=rope,
-                 not_loaded=_mtp_not_loaded(cfg, hidden, mla_t + moe_t + norms))
+                 inter=inter, tie=False, embedding=emb, head=head, rope=rope, not_loaded=_mtp_not_loaded(mtp),
+                 mtp=mtp)
 
 
 @register("bailing_hybrid")

@@ -12,8 +12,8 @@ config turns a missing or -1 end index into the last layer). A MoE layer holds `
 vLLM allocates whether or not the checkpoint uses it, plus, when `moe_num_shared_experts` > 0, one gated MLP of
 moe_num_shared_experts x moe_intermediate_size split over TP. Other layers have a gated MLP of intermediate_size
 (biased when `use_bias`). The checkpoint's MTP layers (`num_nextn_predict_layers`, weights named "mtp...") are
-dropped by the main model's loader; vLLM builds them (models/ernie_mtp.py: two norms, a 2h -> h projection and a
-Llama decoder layer) only as a speculative draft.
+dropped by the main model's loader; vLLM builds them (models/ernie_mtp.py, 0.10.2-0.33: two norms, a 2h -> h
+projection and a Llama decoder layer) only as a speculative draft (_mtp).
 
 ernie4_5_moe_vl (ERNIE-4.5-VL-28B-A3B, -424B-A47B; models/ernie45_vl.py + ernie45_vl_moe.py), read from Baidu's
 remote-code config (list-valued `moe_num_experts`, `moe_intermediate_size`, `moe_layer_start_index`,
@@ -40,7 +40,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _core_dims, _embed_head, _int, _rope, _spec, _tie, register
-from .spec import Attention, Layer, Mlp, ModelSpec, MultimodalSpec, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec, MtpModule, MultimodalSpec, Tensor
 
 
 def _norms(hidden: int) -> tuple[Tensor, ...]:
@@ -52,15 +52,33 @@ def _attention(cfg: dict, hidden: int, heads: int, kv: int, hd: int) -> tuple[Te
     return b.attention(hidden, heads, kv, hd, qkv_bias=bool(cfg.get("use_bias")))
 
 
-def _mtp_not_loaded(cfg: dict, hidden: int, heads: int, kv: int, hd: int, inter: int) -> tuple[Tensor, ...]:
-    """What vLLM's ErnieMTP builds per MTP layer (mtp_emb_norm, mtp_hidden_norm, mtp_linear_proj [h, 2h] and a
-    Llama decoder layer with a dense MLP of intermediate_size): left in the checkpoint by the main model."""
-    mtp = _int(cfg, "num_nextn_predict_layers", default=0)
-    if not mtp:
+def _mtp(cfg: dict, att: Attention, hidden: int, heads: int, kv: int, hd: int, inter: int) -> MtpModule | None:
+    """vLLM's ErnieMTP (ernie_mtp.py, 0.10.2-0.33), one module per num_nextn_predict_layers: mtp_emb_norm,
+    mtp_hidden_norm, a plain nn.Linear mtp_linear_proj [h, 2h] (whole on every GPU, never quantized) and mtp_block,
+    a LlamaDecoderLayer built from the same config under the prefix model.layers.{n + j}: full attention (its biases
+    from Llama's keys attention_bias / bias, o_proj's too, never ERNIE's use_bias) and a dense gated MLP of
+    intermediate_size (mlp_bias), with the checkpoint's quantization. Its own ParallelLMHead and embedding are
+    replaced by the target's in every release (the proposer's load_model), so they are not here."""
+    n = _int(cfg, "num_nextn_predict_layers", default=0)
+    if n <= 0:
+        return None
+    bias = bool(cfg.get("attention_bias") or cfg.get("bias"))
+    layer = Layer(att, Mlp("dense", inter), b.attention(hidden, heads, kv, hd, qkv_bias=bias, o_bias=bias)
+                  + b.gated_mlp(hidden, inter, bias=bool(cfg.get("mlp_bias"))) + _norms(hidden))
+    own: tuple[Tensor, ...] = ()
+    for j in range(n):
+        p = f"model.mtp.{j}."
+        own += (b.norm(p + "mtp_emb_norm", hidden) + b.norm(p + "mtp_hidden_norm", hidden)
+                + b.linear(p + "mtp_linear_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False))
+    return MtpModule(layers=(layer,) * n, tensors=own, style="ernie", since="0.10.2")
+
+
+def _mtp_not_loaded(mtp: MtpModule | None) -> tuple[Tensor, ...]:
+    """The checkpoint's MTP weights, which the main model's loader skips (vLLM builds them only to draft)."""
+    if mtp is None:
         return ()
-    layer = (2 * hidden * heads * hd + 2 * hidden * kv * hd  # q, o; k, v
-             + 3 * hidden * inter + 2 * hidden)  # gated MLP; two norms
-    return (Tensor("mtp", "mtp", (mtp * (layer + 2 * hidden + 2 * hidden * hidden),), "replicated"),)
+    n = sum(t.numel for t in mtp.tensors) + sum(t.numel for layer in mtp.layers for t in layer.tensors)
+    return (Tensor("mtp", "mtp", (n,), "replicated"),)
 
 
 @register("ernie4_5")
@@ -110,9 +128,10 @@ def _ernie4_5_moe(cfg: dict, outer: dict, name: str) -> ModelSpec:
               for i in range(n)]
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    mtp = _mtp(cfg, att, hidden, heads, kv, hd, inter)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd),
-                 not_loaded=_mtp_not_loaded(cfg, hidden, heads, kv, hd, inter))
+                 not_loaded=_mtp_not_loaded(mtp), mtp=mtp)
 
 
 def _pair(cfg: dict, key: str, default: list[int] | None = None) -> list[int]:
@@ -243,7 +262,8 @@ def _ernie4_5_moe_vl(cfg: dict, outer: dict, name: str) -> ModelSpec:
                         tp_heads=_int(vis, "num_heads"))
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, extra=towers, multimodal=mm,
-                 not_loaded=_mtp_not_loaded(cfg, hidden, heads, kv, hd, inter),
+                 # vLLM drafts only for ernie4_5_moe targets (config/speculative.py), so no mtp here
+                 not_loaded=_mtp_not_loaded(_mtp(cfg, att, hidden, heads, kv, hd, inter)),
                  notes=("ERNIE-4.5-VL as vLLM 0.33 builds it: every decoder layer holds its own 3-D RoPE cos/sin "
                         "buffer; weights and KV are read from vLLM's model code, not yet checked against a vLLM "
                         "log.",))

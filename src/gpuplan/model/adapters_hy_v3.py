@@ -6,14 +6,17 @@ sigmoid-routed MoE: `num_experts` fused experts of `expert_hidden_dim`, a shared
 `num_shared_experts x expert_hidden_dim`, a router gate held in float32 (GateLinear with params_dtype float32) and a
 float32 `expert_bias` parameter (float32 from vLLM 0.26; the model dtype before, 2 bytes x experts per layer less).
 The checkpoint's next-token-prediction layer (layer `num_hidden_layers`) is skipped by the main model's loader;
-vLLM builds it (models/hy_v3_mtp.py) only as a speculative draft.
+vLLM builds it (models/hy_v3_mtp.py, 0.20-0.33) only as a speculative draft: a MoE decoder layer under the prefix
+model.layers.{n + j} with the checkpoint's quantization, enorm, hnorm, a plain nn.Linear eh_proj [hidden, 2 x hidden]
+(whole on every GPU, never quantized) and final_layernorm. Its shared_head.head and embedding are the target's
+(the proposer's load_model).
 """
 
 from __future__ import annotations
 
 from . import builders as b
 from .adapters import _core_dims, _embed_head, _int, _moe_layers, _rope, _spec, _tie, register
-from .spec import Attention, Mlp, ModelSpec, Tensor
+from .spec import Attention, Mlp, ModelSpec, MtpModule, Tensor
 
 
 def _dense_layers(cfg: dict, n: int) -> int:
@@ -51,13 +54,18 @@ def _hy_v3(cfg: dict, outer: dict, name: str) -> ModelSpec:
                          norms)
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden))
+    mtp: MtpModule | None = None
     not_loaded: tuple[Tensor, ...] = ()
-    mtp = _int(cfg, "num_nextn_predict_layers", default=0)
-    if mtp:
-        # Each MTP layer is a MoE decoder layer plus eh_proj [hidden, 2 x hidden] and the enorm / hnorm /
-        # final_layernorm vectors; it shares the main model's embedding and LM head.
-        layer_params = sum(t.numel for t in layers[-1].tensors)
-        not_loaded = (Tensor("model.layers.mtp", "mtp", (mtp * (layer_params + 2 * hidden * hidden + 3 * hidden),),
-                             "replicated"),)
+    if (k := _int(cfg, "num_nextn_predict_layers", default=0)) > 0:
+        own: tuple[Tensor, ...] = ()
+        for j in range(k):
+            q = f"model.layers.{n + j}."
+            own += (b.norm(q + "enorm", hidden) + b.norm(q + "hnorm", hidden)
+                    + b.linear(q + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
+                    + b.norm(q + "final_layernorm", hidden, kind="mtp"))
+        # HYV3DecoderLayer reads its index from the prefix: past first_k_dense_replace, so a MoE layer
+        mtp = MtpModule(layers=(layers[-1],) * k, tensors=own, style="hy_v3")
+        not_loaded = (Tensor("model.layers.mtp", "mtp", (sum(t.numel for t in own) + k * sum(
+            t.numel for t in layers[-1].tensors),), "replicated"),)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
-                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), not_loaded=not_loaded)
+                 tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), not_loaded=not_loaded, mtp=mtp)

@@ -20,8 +20,12 @@ checkpoint's `model.layers.N.self_attn.H.*` names for ignore lists.
 LongCat-Flash-Lite (LongcatFlashNgramForCausalLM, vLLM 0.26+, which maps it to the same config type) is this model
 plus a hashed n-gram input embedding on the first PP rank: see `_ngram_embedding`.
 
+From 0.11 to 0.31 FlashModel.load_weights also kept, per attention block, `w_kc` and `w_vc`: contiguous copies of
+kv_b_proj (dequantized to the model dtype when it is block-FP8) held as plain attributes, one kv_b_proj's worth of
+model-dtype values per attention per GPU. 0.32 dropped them.
+
 The checkpoint also ships one MTP (next-token) layer under `model.mtp.*`; plain serving skips it
-(FlashModel.load_weights drops "mtp." names; longcat_flash_mtp.py loads it only as a speculative draft).
+(FlashModel.load_weights drops "mtp." names; longcat_flash_mtp.py loads it only as a speculative draft: `_mtp`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from . import builders as b
 from .adapters import _embed_head, _int, _rope, _spec, _tie, register
-from .spec import Attention, Layer, Mlp, ModelSpec, Tensor
+from .spec import Attention, Layer, Mlp, ModelSpec, MtpModule, Tensor
 
 
 def _decoder_layers(cfg: dict) -> int:
@@ -65,9 +69,13 @@ def _longcat_flash(cfg: dict, outer: dict, name: str) -> ModelSpec:
     plain = set(cfg.get("disable_quant_module") or ())
     att_q, mlp_q = "self_attn" not in plain, "mlps" not in plain
 
-    def attention(p: str) -> tuple[Tensor, ...]:
+    def attention(p: str, quantizable: bool = att_q) -> tuple[Tensor, ...]:
         # q_a_proj and kv_a_proj_with_mqa are fused into one replicated projection in vLLM; same elements.
-        return b.mla_attention(hidden, heads, int(qlr or 0), kvr, rope_d, nope_d, v_d, prefix=p, quantizable=att_q)
+        return (b.mla_attention(hidden, heads, int(qlr or 0), kvr, rope_d, nope_d, v_d, prefix=p,
+                                quantizable=quantizable)
+                # w_kc / w_vc (0.11-0.31): kv_b_proj's rows again, split over TP like it, in the model dtype
+                + (Tensor(p + "w_kc_w_vc", "attention", (heads * (nope_d + v_d), kvr), "column", in_checkpoint=False,
+                          until="0.32"),))
 
     def mlp(p: str) -> tuple[Tensor, ...]:
         return (b.linear(p + "gate_proj", "mlp", ffn, hidden, "column", quantizable=mlp_q)
@@ -97,14 +105,24 @@ def _longcat_flash(cfg: dict, outer: dict, name: str) -> ModelSpec:
     tie = _tie(cfg, outer)
     emb, head = _embed_head(vocab, hidden, tie, final_norm=b.norm("model.norm", hidden),
                             embed_extra=_ngram_embedding(cfg, outer, hidden, vocab))
-    # The MTP layer in the checkpoint (model.mtp.*): its own embedding copy, enorm/hnorm, eh_proj [H, 2H], one MLA
-    # attention with a dense ffn-wide MLP, three more norms. Listed, not loaded.
-    a_mtp = sum(x.numel for x in attention(""))
-    mtp = vocab * hidden + 2 * hidden * hidden + a_mtp + 3 * hidden * ffn + 5 * hidden
-    not_loaded = (Tensor("model.mtp", "mtp", (mtp,), "replicated"),)
+    # The MTP layer vLLM drafts with, as built by longcat_flash_mtp.py (0.11-0.33): a DeepseekV2DecoderLayer under
+    # the prefix model.layers.{2n}, whose MLA attention and dense ffn-wide MLP take the checkpoint's quantization
+    # whatever disable_quant_module says (DeepseekV2DecoderLayer reads vllm_config.quant_config); beside it enorm,
+    # hnorm, a ReplicatedLinear eh_proj [H, 2H] (quantized unless "mtp" is in disable_quant_module) and
+    # final_layernorm. Its embedding and LM head are replaced by the target's (the proposer's load_model).
+    p = f"model.layers.{2 * n}."
+    mtp_layer = Layer(att, second_mlp, attention(p + "self_attn.", True) + b.gated_mlp(hidden, ffn, prefix=p + "mlp.")
+                      + b.norm(p + "input_layernorm", hidden) + b.norm(p + "post_attention_layernorm", hidden))
+    own = (b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
+           + b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable="mtp" not in plain)
+           + b.norm(p + "final_layernorm", hidden, kind="mtp"))
+    mtp = MtpModule(layers=(mtp_layer,), tensors=own, style="longcat", since="0.11")
+    # Listed, not loaded for plain serving: the module and the checkpoint's own copy of the embedding.
+    shipped = vocab * hidden + sum(x.numel for x in own + mtp_layer.tensors if x.in_checkpoint)
+    not_loaded = (Tensor("model.mtp", "mtp", (shipped,), "replicated"),)
     rope = _rope(cfg, rope_d, "float32" if cfg.get("rope_scaling") else None)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=kvr + rope_d,
-                 inter=ffn, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded)
+                 inter=ffn, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, mtp=mtp)
 
 
 NGRAM_ARCH = "LongcatFlashNgramForCausalLM"

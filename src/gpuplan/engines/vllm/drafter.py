@@ -2,7 +2,8 @@
 
 What a drafter adds per GPU, read in vLLM's spec_decode/eagle.py (llm_base_proposer.py from 0.20) and the MTP model
 files (deepseek_mtp.py, glm4_moe_mtp.py, qwen3_next_mtp.py, qwen3_5_mtp.py, DeepSeek-V4's mtp.py, mimo_v2_mtp.py,
-nemotron_h_mtp.py, step3p5_mtp.py), 0.10-0.33:
+nemotron_h_mtp.py, step3p5_mtp.py, ernie_mtp.py, longcat_flash_mtp.py, bailing_moe_mtp.py, bailing_moe_v3_mtp.py,
+hy_v3_mtp.py), 0.10-0.33:
 
 - weights: the draft's own modules, loaded inside the same "Model loading took" measurement as the target's. An
   MTP draft's embedding and LM head are the target's: load_model deletes the draft's copies and points at the
