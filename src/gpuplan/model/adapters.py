@@ -1372,7 +1372,9 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
         mlp_t += (b.router(hidden, e, name=b.P + "router")
                   + (Tensor(b.P + "router.scale", "router", (hidden,), "replicated"),
                      Tensor(b.P + "router.per_expert_scale", "router", (e,), "replicated"))
-                  + b.experts(hidden, mi, e))
+                  # vLLM's FusedMoE prefix is layers.N.experts (beside, not under, the dense mlp), which is what a
+                  # checkpoint's ignore list is matched against ("layers.N.mlp*" leaves the experts quantized)
+                  + b.experts(hidden, mi, e, prefix=b.P + "experts"))
 
     def att_t(a: Attention) -> tuple[Tensor, ...]:
         t = b.attention(hidden, heads, a.num_kv_heads, a.head_dim, qk_norm=True, k_eq_v=k_eq_v and a.kind == "full")
