@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -458,3 +459,28 @@ def test_each_mtp_drafter_is_dated_to_the_release_that_added_its_vllm_class(fami
     assert mtp is not None and mtp.since
     span = added_span(drafter)
     assert span is not None and parse_version(mtp.since) == parse_version(span["first_seen"])
+
+
+def test_step_3_5_flash_mtp_cannot_start_on_0_16_whose_proposer_asserts_one_kv_group_for_its_three_layers() -> None:
+    """0.16 asserts that all drafting layers share one KV cache group (gpu_model_runner.initialize_kv_cache ->
+    validate_same_kv_cache_group). From 0.11 the hybrid grouping deals each spec's layers round-robin into its
+    groups, so the three sliding-window draft layers (the 34th to 36th of their spec) land in three of the three
+    sliding groups. 0.17 checks only hidden-state extraction, and Step3p5MTP arrived in 0.16."""
+    with pytest.raises(gpuplan.GpuplanError) as e:
+        _step("0.16", speculative_config=MTP3)
+    assert e.value.field == "speculative_config" and "3 groups" in str(e.value)
+    assert "vllm_version >= 0.17" in e.value.accepted
+    assert _step("0.17", speculative_config=MTP3).kv_cache_tokens > 0
+
+
+def test_draft_layers_are_dealt_round_robin_into_groups_from_0_11_and_in_runs_before() -> None:
+    from gpuplan.engines.vllm.drafter import kv_groups_spanned
+    from gpuplan.engines.vllm.kv import KVPlan
+    from gpuplan.engines.vllm.profiles import get_profile as profile_for
+
+    plan = KVPlan(16, (), 12, 0, 0, True, 16, 0)
+    target, draft = ["full"] * 12 + ["sliding"] * 33, ["sliding"] * 3
+    assert kv_groups_spanned(plan, target, draft, profile_for("0.16")) == 3  # layers 33, 34, 35 -> groups 0, 1, 2
+    assert kv_groups_spanned(plan, target, draft, profile_for("0.10.2")) == 1  # layers 24-35 make the third group
+    assert kv_groups_spanned(plan, target, ["sliding"], profile_for("0.16")) == 1
+    assert kv_groups_spanned(replace(plan, hybrid=False), target, draft, profile_for("0.16")) == 1

@@ -220,3 +220,31 @@ def _beside(spec: ModelSpec, layers: tuple, tensors: tuple[Tensor, ...]) -> Mode
     layer) and its other tensors beside the LM head."""
     return replace(spec, layers=spec.layers + tuple(replace(x, continues=True) for x in layers),
                    head=spec.head + tensors)
+
+
+def kv_groups_spanned(plan, target_specs: list, draft_specs: list, profile: Profile) -> int:
+    """How many KV cache groups the drafter's cache layers fall in. vLLM's hybrid grouping lists each spec's layers in
+    registration order, the draft's after the target's, and deals them into that spec's groups: in runs of
+    group_size in 0.10, round-robin (group i takes layers[i::groups]) from 0.11 (kv_cache_utils.py). Without the
+    hybrid grouping there is one group."""
+    if not draft_specs or not getattr(plan, "hybrid", False) or not getattr(plan, "group_size", 0):
+        return 1 if draft_specs else 0
+    spanned: set = set()
+    for s in set(draft_specs):
+        first, count = target_specs.count(s), draft_specs.count(s)
+        groups = -(-(first + count) // plan.group_size)
+        spanned |= {(s, i % groups if profile.at_least("0.11") else i // plan.group_size)
+                    for i in range(first, first + count)}
+    return len(spanned)
+
+
+def check_one_group(drafter: Drafter, profile: Profile, groups: int) -> None:
+    """vLLM 0.10.2-0.16 asserts at start-up that EAGLE / MTP (and 0.15-0.16's draft-model) layers share one KV cache
+    group ("All eagle layers should belong to the same kv cache group", gpu_model_runner.initialize_kv_cache);
+    0.17 kept the check for hidden-state extraction only."""
+    if groups > 1 and drafter.method in ("mtp", "eagle", "eagle3", "draft_model") and not profile.at_least("0.17"):
+        raise GpuplanError("speculative_config", f"vLLM {profile.version} asserts that all draft layers share one "
+                           f"KV cache group; this drafter's layers fall in {groups} groups of the hybrid cache, so "
+                           "the start-up stops with an AssertionError",
+                           accepted=["vllm_version >= 0.17", "ngram", "suffix"])
+
