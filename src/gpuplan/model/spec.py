@@ -412,7 +412,8 @@ class MtpModule:
     # a per-module copy of the LM head (shared_head.head) in the releases that keep it.
     tensors: tuple[Tensor, ...]
     style: str  # whose vLLM module: "deepseek" (deepseek_mtp.py, glm4_moe_mtp.py), "deepseek_v4", "mimo_v2", "qwen_next",
-    # "nemotron_h", "step3p5"; separate drafts: "eagle", "eagle3", "draft_model", "gemma4_assistant"
+    # "nemotron_h", "step3p5", "ernie", "longcat", "bailing", "hy_v3"; separate drafts: "eagle", "eagle3", "draft_model",
+    # "gemma4_assistant"
     since: str | None = None  # the first vLLM release that drafts with it, where later than the model's own
     modules: int = 0  # the MTP modules (draft steps) the layers make up; 0: one per layer
 
