@@ -776,9 +776,7 @@ def mtp_module(layers: list[Layer], hidden: int, vocab: int, n: int, style: str)
     if style == "deepseek":
         for i in range(n):
             p = f"model.layers.mtp{i}."
-            t += b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
-            t += b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
-            t += b.norm(p + "shared_head.norm", hidden, kind="mtp")
+            t += b.mtp_input(p, hidden, p + "shared_head.norm")
             t.append(Tensor(p + "shared_head.head", "mtp", (vocab, hidden), "vocab", until="0.16"))
     else:
         t += b.linear("mtp.fc", "mtp", hidden, 2 * hidden, "column")

@@ -95,13 +95,9 @@ def _mtp(cfg: dict, hidden: int, att: Attention, mlp: Mlp, layer: tuple[Tensor, 
     k = _int(cfg, "num_nextn_predict_layers", default=0)
     if k <= 0:
         return None
-    own: tuple[Tensor, ...] = ()
     n = _int(cfg, "num_hidden_layers")
-    for j in range(k):
-        p = f"model.layers.{n + j}."
-        own += (b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
-                + b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=eh_quantized)
-                + b.norm(p + "final_layernorm", hidden, kind="mtp"))
+    own = tuple(t for j in range(k) for t in b.mtp_input(
+        f"model.layers.{n + j}.", hidden, f"model.layers.{n + j}.final_layernorm", quantizable=eh_quantized))
     return MtpModule(layers=(Layer(att, mlp, layer),) * k, tensors=own, style="bailing", since=since)
 
 
@@ -109,8 +105,7 @@ def _mtp_not_loaded(mtp: MtpModule | None) -> tuple[Tensor, ...]:
     """The MTP layers some checkpoints ship, which no Bailing model loads for plain serving."""
     if mtp is None:
         return ()
-    n = sum(t.numel for t in mtp.tensors) + sum(t.numel for x in mtp.layers for t in x.tensors)
-    return (Tensor("model.mtp", "mtp", (n,), "replicated"),)
+    return (Tensor("model.mtp", "mtp", (mtp.params,), "replicated"),)
 
 
 # ----------------------------------------------------------------------------- Ling / Ring 1.x and 2.0

@@ -78,8 +78,7 @@ def _mtp_not_loaded(mtp: MtpModule | None) -> tuple[Tensor, ...]:
     """The checkpoint's MTP weights, which the main model's loader skips (vLLM builds them only to draft)."""
     if mtp is None:
         return ()
-    n = sum(t.numel for t in mtp.tensors) + sum(t.numel for layer in mtp.layers for t in layer.tensors)
-    return (Tensor("mtp", "mtp", (n,), "replicated"),)
+    return (Tensor("mtp", "mtp", (mtp.params,), "replicated"),)
 
 
 @register("ernie4_5")

@@ -57,15 +57,10 @@ def _hy_v3(cfg: dict, outer: dict, name: str) -> ModelSpec:
     mtp: MtpModule | None = None
     not_loaded: tuple[Tensor, ...] = ()
     if (k := _int(cfg, "num_nextn_predict_layers", default=0)) > 0:
-        own: tuple[Tensor, ...] = ()
-        for j in range(k):
-            q = f"model.layers.{n + j}."
-            own += (b.norm(q + "enorm", hidden) + b.norm(q + "hnorm", hidden)
-                    + b.linear(q + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
-                    + b.norm(q + "final_layernorm", hidden, kind="mtp"))
+        own = tuple(t for j in range(k) for t in b.mtp_input(
+            f"model.layers.{n + j}.", hidden, f"model.layers.{n + j}.final_layernorm"))
         # HYV3DecoderLayer reads its index from the prefix: past first_k_dense_replace, so a MoE layer
         mtp = MtpModule(layers=(layers[-1],) * k, tensors=own, style="hy_v3")
-        not_loaded = (Tensor("model.layers.mtp", "mtp", (sum(t.numel for t in own) + k * sum(
-            t.numel for t in layers[-1].tensors),), "replicated"),)
+        not_loaded = (Tensor("model.layers.mtp", "mtp", (mtp.params,), "replicated"),)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=tie, embedding=emb, head=head, rope=_rope(cfg, hd), not_loaded=not_loaded, mtp=mtp)

@@ -113,13 +113,10 @@ def _longcat_flash(cfg: dict, outer: dict, name: str) -> ModelSpec:
     p = f"model.layers.{2 * n}."
     mtp_layer = Layer(att, second_mlp, attention(p + "self_attn.", True) + b.gated_mlp(hidden, ffn, prefix=p + "mlp.")
                       + b.norm(p + "input_layernorm", hidden) + b.norm(p + "post_attention_layernorm", hidden))
-    own = (b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
-           + b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable="mtp" not in plain)
-           + b.norm(p + "final_layernorm", hidden, kind="mtp"))
+    own = b.mtp_input(p, hidden, p + "final_layernorm", quantizable="mtp" not in plain)
     mtp = MtpModule(layers=(mtp_layer,), tensors=own, style="longcat", since="0.11")
     # Listed, not loaded for plain serving: the module and the checkpoint's own copy of the embedding.
-    shipped = vocab * hidden + sum(x.numel for x in own + mtp_layer.tensors if x.in_checkpoint)
-    not_loaded = (Tensor("model.mtp", "mtp", (shipped,), "replicated"),)
+    not_loaded = (Tensor("model.mtp", "mtp", (vocab * hidden + mtp.params,), "replicated"),)
     rope = _rope(cfg, rope_d, "float32" if cfg.get("rope_scaling") else None)
     return _spec(name, cfg, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=kvr + rope_d,
                  inter=ffn, tie=tie, embedding=emb, head=head, rope=rope, not_loaded=not_loaded, mtp=mtp)

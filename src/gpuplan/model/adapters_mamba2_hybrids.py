@@ -302,7 +302,5 @@ def _nemotron_mtp(cfg: dict, prefix: str, attn: Layer, moe: Layer, hidden: int) 
                                               for t in src.tensors))
                    for k, src in enumerate(attn if x == "attention" else moe for x in kinds))
     first, last = "mtp.layers.0.", f"mtp.layers.{len(kinds) - 1}."
-    own = (b.norm(first + "enorm", hidden) + b.norm(first + "hnorm", hidden)
-           + b.linear(first + "eh_proj", "mtp", hidden, 2 * hidden, "column")
-           + b.norm(last + "final_layernorm", hidden, kind="mtp"))
+    own = b.mtp_input(first, hidden, last + "final_layernorm", parallel="column", quantizable=True)
     return MtpModule(layers=layers, tensors=own, style="nemotron_h", since="0.17", modules=1)

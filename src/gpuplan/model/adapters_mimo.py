@@ -101,7 +101,5 @@ def _mtp(cfg: dict, hidden: int, swa: Attention, swa_t: tuple[Tensor, ...]) -> M
     inter = _int(cfg, "intermediate_size")
     tensors = tuple(replace(x, name=x.name.replace(b.P, p)) for x in swa_t + b.gated_mlp(hidden, inter)
                     + b.norm(b.P + "input_layernorm", hidden) + b.norm(b.P + "pre_mlp_layernorm", hidden))
-    own = (b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
-           + b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
-           + b.norm(p + "final_layernorm", hidden, kind="mtp"))
+    own = b.mtp_input(p, hidden, p + "final_layernorm")
     return MtpModule(layers=(Layer(swa, Mlp("dense", inter), tensors),), tensors=own, style="mimo_v2", since="0.21")

@@ -171,9 +171,7 @@ def _step3p5_mtp(layers: list[Layer], n: int, hidden: int, vocab: int) -> MtpMod
     own: list[Tensor] = []
     for j in range(len(layers)):
         p = f"model.layers.{n + j}."
-        own += b.norm(p + "enorm", hidden) + b.norm(p + "hnorm", hidden)
-        own += b.linear(p + "eh_proj", "mtp", hidden, 2 * hidden, "replicated", quantizable=False)
-        own += b.norm(p + "shared_head.norm", hidden, kind="mtp")
+        own += b.mtp_input(p, hidden, p + "shared_head.norm")
         own.append(Tensor(p + "shared_head.head", "mtp", (vocab, hidden), "vocab", since="0.23"))
     return MtpModule(layers=mods, tensors=tuple(own), style="step3p5")
 

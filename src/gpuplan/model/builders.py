@@ -31,6 +31,16 @@ def linear(name: str, kind: str, out_f: int, in_f: int, parallel: str, bias: boo
     return (w, b)
 
 
+def mtp_input(prefix: str, hidden: int, final: str, *, parallel: str = "replicated",
+              quantizable: bool = False) -> tuple[Tensor, ...]:
+    """What a DeepSeek-style MTP module adds around its decoder layer: enorm and hnorm over the token's embedding and
+    the previous hidden state, eh_proj [hidden, 2 x hidden] joining them (most vLLM modules build it as a plain
+    nn.Linear, whole on every GPU and never quantized) and the output norm named `final`."""
+    return (norm(prefix + "enorm", hidden) + norm(prefix + "hnorm", hidden)
+            + linear(prefix + "eh_proj", "mtp", hidden, 2 * hidden, parallel, quantizable=quantizable)
+            + norm(final, hidden, kind="mtp"))
+
+
 def attention(hidden: int, heads: int, kv_heads: int, head_dim: int, *, qkv_bias: bool = False,
               o_bias: bool = False, qk_norm: bool = False, q_mult: int = 1, prefix: str = P + "self_attn.",
               o_name: str = "o_proj", v_head_dim: int | None = None, k_eq_v: bool = False) -> tuple[Tensor, ...]:

@@ -421,6 +421,11 @@ class MtpModule:
     def num_modules(self) -> int:
         return self.modules or len(self.layers)
 
+    @property
+    def params(self) -> int:
+        """Parameters the checkpoint holds for the module (buffers vLLM adds are not among them)."""
+        return sum(t.numel for t in self.tensors + tuple(t for x in self.layers for t in x.tensors) if t.in_checkpoint)
+
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -238,11 +238,16 @@ def kv_groups_spanned(plan, target_specs: list, draft_specs: list, profile: Prof
     return len(spanned)
 
 
-def check_one_group(drafter: Drafter, profile: Profile, groups: int) -> None:
+def asserts_one_group(drafter: Drafter, profile: Profile) -> bool:
     """vLLM 0.10.2-0.16 asserts at start-up that EAGLE / MTP (and 0.15-0.16's draft-model) layers share one KV cache
     group ("All eagle layers should belong to the same kv cache group", gpu_model_runner.initialize_kv_cache);
     0.17 kept the check for hidden-state extraction only."""
-    if groups > 1 and drafter.method in ("mtp", "eagle", "eagle3", "draft_model") and not profile.at_least("0.17"):
+    return drafter.method in ("mtp",) + SEPARATE_DRAFT and not profile.at_least("0.17")
+
+
+def check_one_group(profile: Profile, groups: int) -> None:
+    """The start-up failure asserts_one_group foresees when the drafter's layers fall in several groups."""
+    if groups > 1:
         raise GpuplanError("speculative_config", f"vLLM {profile.version} asserts that all draft layers share one "
                            f"KV cache group; this drafter's layers fall in {groups} groups of the hybrid cache, so "
                            "the start-up stops with an AssertionError",

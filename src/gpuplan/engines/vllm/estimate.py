@@ -1070,9 +1070,9 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                        "cudagraph_captured_bytes": captured, "available_bytes": avail, "plan": plan,
                        "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
                        "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})
-    if drafter.method and (n_draft := len(spec.layers) - len(target.layers)) > 1:
+    if (n_draft := len(spec.layers) - len(target.layers)) > 1 and D.asserts_one_group(drafter, p):
         lo, hi = parts[-1]
-        D.check_one_group(drafter, p, D.kv_groups_spanned(
+        D.check_one_group(p, D.kv_groups_spanned(
             stages[-1]["plan"], K.stage_specs(spec, lo, hi - n_draft, ctx, ssm_bytes),
             K.stage_specs(spec, hi - n_draft, hi, ctx, ssm_bytes), p))
     lim, kvr = _engine_kv(stages, ctx, r)
