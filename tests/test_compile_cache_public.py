@@ -167,10 +167,11 @@ def test_a_multimodal_models_cold_compile_copies_no_embedding() -> None:
     got = predict(rec)
     assert got["activation_peak_gib"] == pytest.approx(rec["logged"]["activation_peak_gib"], abs=0.15)
     assert got["available_kv_cache_gib"] == pytest.approx(rec["logged"]["available_kv_cache_gib"], rel=0.005)
-    # Text only (every modality off), the runner feeds token ids and the compiled graph gathers the table again.
+    # Text only (every modality off), the runner feeds token ids and the compiled graph gathers the table again,
+    # while the profile run drops the encoder cache and input embeddings (0.16 GiB at 8192 tokens x 5376).
     text_only = {**rec, "deployment": {**rec["deployment"],
                                        "limit_mm_per_prompt": {"image": 0, "audio": 0, "video": 0}}}
-    assert predict(text_only)["activation_peak_gib"] > got["activation_peak_gib"] + 2.5
+    assert predict(text_only)["activation_peak_gib"] > got["activation_peak_gib"] + 2.62 - 0.17
 
 
 @pytest.mark.parametrize(("cold", "warm"), _pairs(), ids=lambda r: f"{r['model_id']}@{r['deployment']['gpu_name']}")

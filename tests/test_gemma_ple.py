@@ -132,3 +132,21 @@ def test_gemma4_full_layers_cache_rotary_cos_sin_over_the_whole_512_wide_head() 
         **cfg["text_config"]["rope_parameters"],
         "full_attention": {"rope_type": "default", "partial_rotary_factor": 0.25, "rope_theta": 1e6}}}}
     assert sorted(rc.rotary_dim for rc in build_spec(partial).rope_caches) == [128, 256]
+
+
+def test_gemma4_is_a_multimodal_start_whose_text_only_mode_leaves_the_towers_unbuilt() -> None:
+    """gemma4_mm.py marks the vision (and audio) tower as towers (_mark_tower_model, 0.19+): --language-model-only
+    builds neither, and the profile run then holds no encoder cache; with them on, V1's profile run keeps the
+    encoder cache and the input embeddings beside the language model's pass (the calibrated multimodal term)."""
+    import gpuplan
+
+    kw = dict(gpu="H100", max_model_len=32768, max_num_batched_tokens=8192, vllm_version="0.19.1")
+    full = gpuplan.estimate("google/gemma-4-26B-A4B", **kw)
+    text = gpuplan.estimate("google/gemma-4-26B-A4B", **kw, language_model_only=True)
+    spec = build_spec(json.loads((DATA / "google__gemma-4-26B-A4B.json").read_text())["hf_config"])
+    assert spec.multimodal is not None and spec.multimodal.tokens_per_item == 280
+    towers = sum(t.numel for t in spec.extra) * 2
+    assert full.weights_bytes - text.weights_bytes == towers
+    # multimodal_factor 2.0 (calibration.json) x 8192 tokens x 2816 x 2 bytes
+    assert full.activation_peak_bytes - text.activation_peak_bytes == 2 * 8192 * 2816 * 2
+    assert any("text only (--language-model-only)" in w for w in text.warnings)

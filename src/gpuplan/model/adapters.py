@@ -1415,6 +1415,15 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
         # Loaded whenever audio_config is set; embed_audio projects output_proj_dims to the text width.
         extra += (Tensor("audio_tower", "vision", (ple.gemma4_audio_params(aud),)),
                   Tensor("embed_audio", "projector", (_int(aud, "output_proj_dims", default=1536) * hidden,)))
+    # The towers make it a multimodal start-up: V1's profile run holds the encoder cache and input embeddings beside
+    # the language model's pass, and --language-model-only (or every modality at 0) leaves the marked towers unbuilt.
+    # The tower's own pass is not sized: 0.19 - 0.21 run it one image or video frame at a time (gemma4_mm.py), from
+    # 0.22 in chunks of frames sized from free memory (_encoder_chunk), whose transient depends on the transformers
+    # release's patch embedder; rp-003 (0.26, three 32-frame videos) shows no peak above the sampler's.
+    mm = None
+    if extra:
+        per_item = _int(vis, "default_output_length", default=_int(outer, "vision_soft_tokens_per_image", default=280))
+        mm = MultimodalSpec(sum(t.numel for t in extra), per_item, hidden)
     buffers = ple.ple_buffer(text, n) if outer.get("text_config") else ()
     # The full layers' "proportional" RoPE is vLLM's Gemma4RotaryEmbedding (rotary_embedding/gemma4_rope.py, 0.19+),
     # which zero-pads the unrotated frequencies and caches cos/sin over the whole head, not head x partial factor.
@@ -1424,7 +1433,7 @@ def _gemma4(cfg: dict, outer: dict, name: str) -> ModelSpec:
     return _spec(name, text, outer, layers, hidden=hidden, vocab=vocab, heads=heads, head_dim=hd, inter=inter,
                  tie=True, embedding=emb, head=head, rope=_rope(text, hd) + (RopeCache(
                      _int(text, "max_position_embeddings", default=131072), full_rot),), extra=extra,
-                 token_buffers=buffers,
+                 token_buffers=buffers, multimodal=mm,
                  notes=("Gemma-4 layout reconstructed from its config; weights and KV are estimates until "
                         "checked against a vLLM log.",))
 
