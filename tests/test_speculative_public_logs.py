@@ -114,3 +114,13 @@ def test_the_capture_ceiling_vllm_prints_bounds_the_graph_pool(result: dict, rid
     row = _row(result, rid)
     assert row["logged"]["cudagraph_gib"] == 0.05
     assert row["predicted"]["cudagraph_gib"] == pytest.approx(0.05, abs=0.01)
+
+
+def test_flashinfers_workspace_lands_in_the_graph_pool_only_when_full_graphs_are_captured(result: dict) -> None:
+    """On 0.20 vLLM sizes the KV cache after its CUDA-graph estimate, and FlashInfer allocates its 394 MiB workspace
+    when a capture first builds attention metadata, which only FULL graphs do: hsm-005 (FULL graphs, 0.47 GiB
+    captured) holds it, hsm-004 (one PIECEWISE graph, 0.05 GiB) does not."""
+    full, piecewise = _row(result, "hsm-005"), _row(result, "hsm-004")
+    assert full["logged"]["cudagraph_gib"] == 0.47 and piecewise["logged"]["cudagraph_gib"] == 0.05
+    assert full["predicted"]["cudagraph_gib"] == pytest.approx(0.47, abs=0.05)
+    assert full["predicted"]["cudagraph_gib"] - piecewise["predicted"]["cudagraph_gib"] > 0.35

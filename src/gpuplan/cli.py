@@ -247,6 +247,9 @@ def estimate(
     disable_custom_all_reduce: Annotated[bool, typer.Option(
         "--disable-custom-all-reduce", help="NCCL all-reduces instead of vLLM's own: their CUDA graphs keep device "
                                             "memory of their own (TP > 1)")] = False,
+    moe_backend: Annotated[str, typer.Option(
+        "--moe-backend", help="vLLM 0.17+: the fused-MoE kernels, as vLLM names them (auto: vLLM's pick; cutlass "
+                              "with NVFP4 experts is sized from vLLM's CUTLASS FP4 kernel)")] = "auto",
     mamba_ssm_cache_dtype: Annotated[str, typer.Option(
         "--mamba-ssm-cache-dtype", help="auto, float32, float16 or bfloat16: the SSM state's dtype in Mamba and "
                                         "linear-attention layers (auto: the model's config hook, else the model "
@@ -312,6 +315,7 @@ def estimate(
             compile_cache=compile_cache,
             interconnect=interconnect,
             disable_custom_all_reduce=disable_custom_all_reduce,
+            moe_backend=moe_backend,
             mamba_ssm_cache_dtype=mamba_ssm_cache_dtype,
             platform=platform,
             speculative_config=parse_json_object(speculative_config, "speculative_config")

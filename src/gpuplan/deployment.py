@@ -70,6 +70,8 @@ class Deployment:
     interconnect: str | None = None
     # --disable-custom-all-reduce: the tensor-parallel all-reduces run on NCCL, in CUDA graphs too.
     disable_custom_all_reduce: bool = False
+    # --moe-backend (vLLM 0.17+): the fused-MoE kernel family; "auto" lets vLLM pick (engines/vllm/moe_kernels.py).
+    moe_backend: str = "auto"
     # --mamba-ssm-cache-dtype (vLLM 0.10.1+): the SSM state's dtype in Mamba / linear-attention layers; "auto"
     # leaves it to the model's config hook, else the model dtype.
     mamba_ssm_cache_dtype: str = "auto"

@@ -103,6 +103,7 @@ class MemoryReport:
     interconnect: str = "nvswitch"
     platform: str = "linux"
     mamba_ssm_cache_dtype: str | None = None  # the SSM state's dtype, for models with recurrent state
+    moe_backend: str = "auto"  # --moe-backend as vLLM normalises it (moe_kernels.py says which are sized)
     # --speculative-config as sized ({"method", "num_speculative_tokens"}); None without a drafter.
     speculative_config: dict | None = None
     # Two figures vLLM prints that are not components: the pool the CUDA-graph capture takes ("Graph capturing
@@ -169,6 +170,7 @@ class MemoryReport:
                 "interconnect": self.interconnect,
                 "platform": self.platform,
                 "mamba_ssm_cache_dtype": self.mamba_ssm_cache_dtype,
+                "moe_backend": self.moe_backend,
                 "speculative_config": self.speculative_config,
             },
             "per_gpu": {

@@ -208,6 +208,7 @@ def deployment_of(rec: dict) -> Deployment:
         # Not in the shared schema either; else what vLLM's custom all-reduce says about the GPUs' links.
         interconnect=d.get("interconnect") or _logged_interconnect(rec),
         disable_custom_all_reduce=bool(_command_line_flag(rec, "disable_custom_all_reduce")),
+        moe_backend=_command_line_value(rec, "moe_backend", "[a-z][a-z0-9_]*") or "auto",
         mamba_ssm_cache_dtype=_command_line_value(rec, "mamba_ssm_cache_dtype", "auto|float32|float16|bfloat16")
         or "auto",
         platform=platform,

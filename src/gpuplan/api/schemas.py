@@ -343,6 +343,11 @@ class DeploymentFields(BaseModel):
     disable_custom_all_reduce: bool = Field(
         default=False, description="vLLM's --disable-custom-all-reduce: NCCL all-reduces, whose CUDA graphs keep "
                                    "device memory of their own")
+    moe_backend: str = Field(
+        default="auto", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,47}$",
+        description="vLLM 0.17+'s --moe-backend: the fused-MoE kernels (auto: vLLM's pick). cutlass with NVFP4 "
+                    "experts is sized from vLLM's CUTLASS FP4 kernel; the release's other values are accepted and "
+                    "sized as the default kernel")
     mamba_ssm_cache_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="vLLM's --mamba-ssm-cache-dtype: the SSM state's dtype in Mamba and "
                                     "linear-attention layers (auto: the model's config hook, else the model dtype)")

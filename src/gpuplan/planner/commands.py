@@ -60,6 +60,8 @@ def options_of(dep) -> tuple[tuple[str, object], ...]:
         out.append(("performance_mode", dep.performance_mode))
     if dep.mamba_ssm_cache_dtype != "auto":
         out.append(("mamba_ssm_cache_dtype", dep.mamba_ssm_cache_dtype))
+    if dep.moe_backend != "auto":
+        out.append(("moe_backend", dep.moe_backend))
     if dep.enable_lora:
         out.append(("enable_lora", True))
         out += [(name, getattr(dep, name)) for name, default in (("max_loras", 1), ("max_lora_rank", 16),

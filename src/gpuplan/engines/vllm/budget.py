@@ -38,6 +38,7 @@ class Activation:
     recurrent_cache: int = 0  # V0: the Mamba / linear-attention state cache the model allocates in the profile run
     encoder: int = 0  # the vision tower's own peak on the profile's max-size items, before the language model runs
     drafter: int = 0  # speculative decoding's proposer buffers (drafter.py), held through the profile run
+    moe_transient: int = 0  # what the MoE kernel allocates and frees inside a layer, beyond its kept workspace
 
 
 def mxfp4_moe_kernel(spec: ModelSpec, cc: float) -> str:
@@ -56,6 +57,33 @@ def mxfp4_moe_kernel(spec: ModelSpec, cc: float) -> str:
     return "flashinfer" if cc >= 12.0 else "marlin"
 
 
+def _moe_shapes(spec: ModelSpec, lo: int, hi: int) -> set[tuple[int, int]]:
+    return {(layer.mlp.moe_intermediate_size, layer.mlp.top_k) for layer in spec.layers[lo:hi]
+            if layer.mlp.kind == "moe"}
+
+
+def cutlass_nvfp4_moe(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, act_bytes: int,
+                      profile: Profile) -> tuple[int, int]:
+    """vLLM's CUTLASS NVFP4 experts (--moe-backend cutlass; fused_moe/cutlass_moe.py, 0.17 - 0.33), as (kept
+    workspace, transient at the layer's peak) in bytes, read from the code rather than fitted.
+
+    CutlassExpertsFp4.workspace_shapes: [M x top_k, max(2N, K)], which the [M, K] output shares, and [M x top_k, N],
+    N being w13's rows (2 x the intermediate size, gated). run_cutlass_moe_fp4 then permutes the input to expert
+    order (shuffle_rows: a new [M x top_k, K]), permutes the second GEMM's output back (another) and weighs the top-k
+    rows before summing them (a third, plus the [M, K] sum), all in the activation dtype and alive together; the FP4
+    copies of the input (K/2 bytes a row) are freed before. Checked against harvest3_public h3-002 to h3-005
+    (Gemma-4-26B-A4B NVFP4 on an RTX 5090 at 8192 and 16384 batched tokens)."""
+    chunk = min(tokens, int(profile.calib.get("moe_chunk_tokens", 65536)))
+    k = spec.hidden_size
+    kept = transient = 0
+    for intermediate, top_k in _moe_shapes(spec, lo, hi):
+        n = 2 * cdiv(intermediate, moe_tp)
+        rows = chunk * top_k
+        kept = max(kept, (max(rows * max(2 * n, k), chunk * k) + rows * n) * act_bytes)
+        transient = max(transient, (3 * rows * k + chunk * k) * act_bytes)
+    return kept, transient
+
+
 def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, ep: int, act_bytes: int,
                    quant_method: str | None, profile: Profile, cc: float = 9.0) -> int:
     """Fused-MoE modular-kernel workspaces (one shared buffer, kept allocated between layers in V1)."""
@@ -64,8 +92,7 @@ def _moe_workspace(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: int, 
         if mxfp4_moe_kernel(spec, cc) != "marlin":
             return 0
         marlin = True
-    shapes = {(layer.mlp.moe_intermediate_size, layer.mlp.top_k) for layer in spec.layers[lo:hi]
-              if layer.mlp.kind == "moe"}
+    shapes = _moe_shapes(spec, lo, hi)
     if not shapes:
         return 0
     best = 0
@@ -246,7 +273,7 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
                max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None,
                v0_mla_context_rows: int = 0, sparse_transient: int = 0,
                sparse_workspace: Callable[[int], int] | None = None, flashinfer_sampler: bool = False,
-               rejection_sampler: bool = False) -> Activation:
+               rejection_sampler: bool = False, moe_kernel: str = "default") -> Activation:
     """The profile run's peak on one pipeline stage. `v0_mla_context_rows`: V0's MLA context workspace rows
     (v0_mla_context_rows; 0 when neither prefix caching nor chunked prefill is on). Sparse MLA (sparse_workspace.py):
     `sparse_transient`, what the indexer holds only while it runs; `sparse_workspace`, the shared workspace's growth
@@ -258,7 +285,11 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
         fwd = _v0_forward(spec, lo, hi, tokens, tp, act_bytes, profile, quant_method, cc)
     else:
         fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline, cc)
-    moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
+    moe_transient = 0
+    if moe_kernel == "cutlass_nvfp4":  # moe_kernels.CUTLASS_NVFP4
+        moe, moe_transient = cutlass_nvfp4_moe(spec, lo, hi, tokens, moe_tp, act_bytes, profile)
+    else:
+        moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
     kept = 0
     if profile.engine == "v0" and (mla := _v0_mla(spec, lo, hi, tokens, tp, act_bytes, profile, moe,
                                                   v0_mla_context_rows)) is not None:
@@ -316,12 +347,14 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     # V1 keeps it in shared buffers beside both (as the dev 0.19 records show).
     if sparse_workspace is not None:
         moe = sparse_workspace(moe)
+    # A MoE kernel's transients are counted on top of the forward's buffers: the layer's residual and branch outputs
+    # stay alive around the kernel (a custom op that Inductor cannot fuse into).
     if profile.engine == "v0":
         text = max(fwd + moe, sampler + kept)
     elif moe_workspace_persistent(profile):
-        text = max(fwd + sparse_transient, sampler) + moe
+        text = max(fwd + sparse_transient + moe_transient, sampler) + moe
     else:
-        text = max(fwd + sparse_transient + moe, sampler)
+        text = max(fwd + sparse_transient + moe + moe_transient, sampler)
     floor = 0
     if profile.engine == "v0":
         if lo > 0:
@@ -330,7 +363,7 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
         flush = _v0_inductor_flush(profile, lo, tp)
         floor = flush + kept if flush else 0
     peak = max(text + mm, tower, floor) + state + recurrent
-    return Activation(fwd, sampler, moe, mm, peak, state, recurrent, tower)
+    return Activation(fwd, sampler, moe, mm, peak, state, recurrent, tower, moe_transient=moe_transient)
 
 
 def non_torch(profile: Profile, tp: int, pp: int, fabric: str = "nvswitch") -> int:
@@ -509,10 +542,11 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
         return 0
     c = profile.calib["cudagraph"]
     n_graphs = capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
+    n_full = full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
     reference = c["reference_graphs"]
     if "reference_full_graphs" in c and profile.cudagraph_sizes == "v1_0.11":
         # FULL graphs counted beside the PIECEWISE ones (FULL_AND_PIECEWISE, 0.11+), as in the 0.19 fit
-        n_graphs += full_capture_sizes(profile, max_num_seqs, mnbt, max_capture, shape)
+        n_graphs += n_full
         reference += c["reference_full_graphs"]
     n_graphs *= shape.lora_cases
     scale = c.get("scale", 1.0) * n_graphs / reference
@@ -530,7 +564,9 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
         # the V2 runner's share of the same pool; its fit leaves the backend's workspace out
         key = {"estimate": "cudagraph_runner_v2_scale", "actual": "cudagraph_runner_v2_actual_scale"}[runner_v2]
         return int(profile.calib[key] * pool)
-    return pool + _flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype)
+    # Only a FULL graph's capture builds attention metadata, and with it the backend's lazy workspace: PIECEWISE
+    # pieces leave attention outside the graph (hsm-004 / hsm-010: one PIECEWISE graph, 0.05 GiB with FlashInfer).
+    return pool + (_flashinfer_workspace(spec, lo, hi, profile, cc, kv_dtype) if n_full else 0)
 
 
 def runner_v2_captured_share(profile: Profile) -> float:

@@ -21,6 +21,7 @@ from . import encoder_profile as E
 from . import kv as K
 from . import lora as LR
 from . import mla_choice as MC
+from . import moe_kernels as MK
 from . import sparse_mla as SM
 from . import sparse_workspace as SW
 from . import towers as T
@@ -92,6 +93,7 @@ class Resolved:
     encoder_dp: bool = False  # --mm-encoder-tp-mode data: whole towers on every TP rank
     partition: tuple[int, ...] = ()  # VLLM_PP_LAYER_PARTITION: decoder layers per pipeline stage; (): vLLM's split
     mla_off: bool = False  # MLA layers built as multi-head attention (mla_choice.py)
+    moe_kernel: str = "default"  # the fused-MoE kernel sized (moe_kernels.py)
 
     @property
     def cudagraph_in_budget(self) -> bool:
@@ -395,6 +397,8 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     _check_capture_size(dep, profile)
     ep = tp * (dep.data_parallel_size or 1) if dep.enable_expert_parallel else 1
     moe_tp = 1 if dep.enable_expert_parallel else tp * (dep.data_parallel_size or 1)
+    moe_kernel = MK.kernel(spec, dep, profile, dep.compute_capability or getattr(card, "compute_capability", None),
+                           quant, ep, warnings)
     manager = bool(profile.hybrid_manager) and dep.disable_hybrid_kv_cache_manager is not True
     if manager and declares_chunked_attention(spec, profile):
         env = dep.env_flag(CHUNKED_ENV)
@@ -430,7 +434,7 @@ def resolve(spec: ModelSpec, dep: Deployment) -> Resolved:
     return Resolved(dep, profile, total, tp, pp, dtype, DTYPE_BYTES[dtype], quant, qname, kv_dtype, u, L, seqs, mnbt,
                     cc, manager, sharding, tuple(warnings), mode, checkpoint, runner_v2,
                     spec.attention_free, SM.is_sparse_mla(spec), towers, text_only, encoder_dp,
-                    _layer_partition(spec, dep, pp), mla_off is not None)
+                    _layer_partition(spec, dep, pp), mla_off is not None, moe_kernel)
 
 
 PP_PARTITION_ENV = "VLLM_PP_LAYER_PARTITION"
@@ -1027,7 +1031,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                             max_num_reqs=r.max_num_seqs, v0_state_slots=v0_slots, encoder=enc,
                             v0_mla_context_rows=mla_rows, sparse_transient=sparse.transient if sparse else 0,
                             sparse_workspace=sparse.workspace if sparse else None,
-                            rejection_sampler=bool(drafter.method))
+                            rejection_sampler=bool(drafter.method), moe_kernel=r.moe_kernel)
         act = stage_act(flashinfer_sampler=fi_sampler)
         if lora and lora_at == "profile":  # allocated after the loading figure, inside the profile's drop
             act = replace(act, peak=act.peak + lora)
@@ -1139,6 +1143,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         per_stage=tuple({k: v for k, v in st.items() if k not in ("plan", "activation", "cold")} for st in stages),
         first_start=first_start, compile_cache=r.dep.compile_cache, interconnect=fabric, platform=r.dep.platform,
         mamba_ssm_cache_dtype=ssm_dtype if _has_ssm_state(spec) else None,
+        moe_backend=MK.normalized(r.dep.moe_backend),
         speculative_config={"method": drafter.method, "num_speculative_tokens": drafter.tokens,
                             **({"model": drafter.model} if drafter.model else {})}
         if drafter.method else None,
@@ -1420,8 +1425,11 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
         Component("weights", stage["weights_bytes"], exact_w,
                   w_note + " (" + ", ".join(f"{k} {v / GiB:.2f}" for k, v in by.items() if abs(v) >= 10 * MiB) + ")"),
         Component("activation_peak", stage["activation_bytes"], False,
-                  f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}, sampler "
-                  f"{act.sampler / GiB:.2f}) + {'shared workspace (MoE, sparse indexer)' if r.sparse_mla else 'MoE workspace'}"
+                  f"profile run, {r.mnbt} tokens: max(forward {act.forward / GiB:.2f}"
+                  + (f" + MoE kernel's transients {act.moe_transient / GiB:.2f} (CUTLASS NVFP4, computed)"
+                     if act.moe_transient else "")
+                  + f", sampler {act.sampler / GiB:.2f}) + "
+                  f"{'shared workspace (MoE, sparse indexer)' if r.sparse_mla else 'MoE workspace'}"
                   f" {act.moe_workspace / GiB:.2f}"
                   + (f" + V2 runner sampler state {act.sampler_state / GiB:.2f}" if r.runner_v2 else "")
                   + (f" + V0 Mamba state cache {act.recurrent_cache / GiB:.2f}" if act.recurrent_cache else "")

@@ -242,7 +242,11 @@ def get_profile(version: str | None, use_v1: bool | None = None) -> Profile:
     if found is None:
         raise GpuplanError("vllm_version", f"no profile for vLLM {v}", accepted=[p["name"] for p in profiles])
     cal = {**calib.get("defaults", {}), **calib.get("profiles", {}).get(found["name"], {})}
-    return Profile(found["name"], v, vt, found, cal)
+    flags = found
+    for step in found.get("from_releases", ()):  # a flag that changed inside the profile's range
+        if vt >= parse_version(step["from"]):
+            flags = {**flags, **{k: x for k, x in step.items() if k != "from"}}
+    return Profile(found["name"], v, vt, flags, cal)
 
 
 def v0_default_mnbt(profile: Profile, max_model_len: int, max_num_seqs: int, *, chunked: bool,

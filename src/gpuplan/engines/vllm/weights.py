@@ -336,6 +336,15 @@ def _tensor_name(t: Tensor, index: int) -> str:
     return t.name.replace("{i}", str(index)).removesuffix(".weight")
 
 
+def experts_quant(spec: ModelSpec, q: QuantConfig | None) -> QuantConfig | None:
+    """The quantization of the first MoE layer's routed experts as vLLM loads them (None: the model dtype)."""
+    for index, layer in enumerate(spec.layers):
+        for t in layer.tensors:
+            if t.kind == "experts":
+                return _quant_for(t, q, _tensor_name(t, index))
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _layer_bytes(layer: Layer, sh: Sharding, q: QuantConfig | None, act_bytes: int, index: int,
                  mxfp4_pad: tuple[int, int] | None, at_least=lambda version: True) -> tuple[tuple[str, int], ...]:
