@@ -1,6 +1,6 @@
 """The CUDA-graph memory vLLM sets aside grows with the number of batch sizes it captures, from near zero.
 
-vLLM's estimate (0.21+, subtracted before the KV cache is sized) is the largest graph's capture plus (n - 1)
+vLLM's estimate (0.20+, subtracted before the KV cache is sized) is the largest graph's capture plus (n - 1)
 times the next one's; calibration.json scales the whole fitted term with n (see its _base_scales_with_graphs)."""
 
 from __future__ import annotations

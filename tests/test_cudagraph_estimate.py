@@ -1,4 +1,4 @@
-"""vLLM's CUDA-graph memory estimate, which 0.21+ subtracts before sizing the KV cache (budget.cudagraph).
+"""vLLM's CUDA-graph memory estimate, which 0.20+ subtracts before sizing the KV cache (budget.cudagraph).
 
 Each case is a public start-up from tests/fixtures/vllm_logs whose log prints "Profiling CUDA graph memory:
 PIECEWISE=.. FULL=.." and "Estimated CUDA graph memory: E GiB total" (or, for 0.19, "took X GiB").
@@ -118,7 +118,7 @@ def test_a_model_that_mixes_head_sizes_runs_triton_and_gets_no_flashinfer_worksp
         pytest.approx(_estimate("recent_public.jsonl", "rp-003", cc=None, **kw))
 
 
-def test_before_0_21_the_graphs_are_not_estimated_so_no_workspace_is_added():
+def test_before_0_20_the_graphs_are_not_estimated_so_no_workspace_is_added():
     kw = dict(max_num_seqs=256, mnbt=8192)
     assert _estimate("vlm_public.jsonl", "vlm-004", cc=10.0, **kw) == \
         pytest.approx(_estimate("vlm_public.jsonl", "vlm-004", cc=9.0, **kw))

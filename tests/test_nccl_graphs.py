@@ -44,7 +44,7 @@ def test_qwen2_5_72b_on_four_l40s_captures_13846_nccl_all_reduces_on_vllm_0_19()
 
 
 def test_four_pcie_gpus_lose_the_captured_collectives_from_the_kv_cache_once_vllm_budgets_graphs(monkeypatch) -> None:
-    """From 0.21 vLLM subtracts its CUDA-graph estimate before sizing the KV cache, and the estimate captures the
+    """From 0.20 vLLM subtracts its CUDA-graph estimate before sizing the KV cache, and the estimate captures the
     NCCL collectives too; on 0.19 the graphs are captured after the KV cache and the KV figure does not move."""
     def run(version: str, nccl: bool):
         monkeypatch.setattr(E, "_nccl_in_graphs", lambda dep, tp, fabric: nccl)

@@ -68,7 +68,8 @@ def cutlass_nvfp4_moe(spec: ModelSpec, lo: int, hi: int, tokens: int, moe_tp: in
     workspace, transient at the layer's peak) in bytes, read from the code rather than fitted.
 
     CutlassExpertsFp4.workspace_shapes: [M x top_k, max(2N, K)], which the [M, K] output shares, and [M x top_k, N],
-    N being w13's rows (2 x the intermediate size, gated). run_cutlass_moe_fp4 then permutes the input to expert
+    N being w13's rows (2 x the intermediate size: every MoE is taken as gated here, as in _moe_workspace; a
+    non-gated one, Nemotron-H's relu2, holds I less a row). run_cutlass_moe_fp4 then permutes the input to expert
     order (shuffle_rows: a new [M x top_k, K]), permutes the second GEMM's output back (another) and weighs the top-k
     rows before summing them (a third, plus the [M, K] sum), all in the activation dtype and alive together; the FP4
     copies of the input (K/2 bytes a row) are freed before. Checked against harvest3_public h3-002 to h3-005
@@ -504,7 +505,7 @@ def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, c
     size) and the dense FlashInfer MLA one (128 MiB). The backend is platforms/cuda.py _get_backend_priorities':
     FlashInfer first on SM 10.x, FlashAttention first elsewhere, which cannot hold an fp8 KV cache off Hopper, so
     vLLM falls to FlashInfer there; models whose layers mix head sizes (Gemma-4) are forced onto Triton attention.
-    Counted only where the profile's vLLM sizes the KV cache on the estimate (0.21+)."""
+    Counted only where the profile's vLLM sizes the KV cache on the estimate (0.20+)."""
     if cc is None or not profile.cudagraph_subtracted:
         return 0
     layers = spec.layers[lo:hi]
@@ -529,7 +530,7 @@ def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, m
               shape: GraphShape = PLAIN) -> int:
     """CUDA graph pool: a fixed part plus per-layer buffers that grow with hidden width, shrink with TP,
     and scale with the number of graphs captured, PIECEWISE and FULL (fitted on the logged captures, see
-    calibration.json). From 0.21 this is what vLLM's profiler estimates and subtracts before sizing the KV cache:
+    calibration.json). From 0.20 this is what vLLM's profiler estimates and subtracts before sizing the KV cache:
     its first capture at the largest size plus (n - 1) times the next one's, per mode (gpu_model_runner.py
     profile_cudagraph_memory), which on the public 0.19-0.26 estimates tracks the 0.19 pool per graph, plus the
     attention backend's workspace that the first capture allocates (`cc` and `kv_dtype` pick the backend).
