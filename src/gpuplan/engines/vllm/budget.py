@@ -15,6 +15,8 @@ from ...datafiles import data_json
 from ...model.spec import ModelSpec
 from ...units import GiB, cdiv, round_up
 from .encoder_profile import EncoderPlan
+from .moe_kernels import CUTLASS_NVFP4
+from .moe_kernels import DEFAULT as DEFAULT_MOE_KERNEL
 from .profiles import (
     Profile,
     in_versions,
@@ -274,7 +276,7 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
                max_num_reqs: int = 0, v0_state_slots: int = 0, encoder: EncoderPlan | None = None,
                v0_mla_context_rows: int = 0, sparse_transient: int = 0,
                sparse_workspace: Callable[[int], int] | None = None, flashinfer_sampler: bool = False,
-               rejection_sampler: bool = False, moe_kernel: str = "default") -> Activation:
+               rejection_sampler: bool = False, moe_kernel: str = DEFAULT_MOE_KERNEL) -> Activation:
     """The profile run's peak on one pipeline stage. `v0_mla_context_rows`: V0's MLA context workspace rows
     (v0_mla_context_rows; 0 when neither prefix caching nor chunked prefill is on). Sparse MLA (sparse_workspace.py):
     `sparse_transient`, what the indexer holds only while it runs; `sparse_workspace`, the shared workspace's growth
@@ -287,7 +289,7 @@ def activation(spec: ModelSpec, lo: int, hi: int, *, last_stage: bool, tokens: i
     else:
         fwd = _forward(spec, lo, hi, tokens, tp, act_bytes, profile, pipeline, cc)
     moe_transient = 0
-    if moe_kernel == "cutlass_nvfp4":  # moe_kernels.CUTLASS_NVFP4
+    if moe_kernel == CUTLASS_NVFP4:
         moe, moe_transient = cutlass_nvfp4_moe(spec, lo, hi, tokens, moe_tp, act_bytes, profile)
     else:
         moe = _moe_workspace(spec, lo, hi, tokens, moe_tp, ep, act_bytes, quant_method, profile, cc)
