@@ -50,22 +50,29 @@ def test_how_many_graphs_does_vllm_profile(version, max_num_seqs, mnbt, piecewis
     assert B.full_capture_sizes(p, max_num_seqs, mnbt) == full
 
 
-@pytest.mark.parametrize("version, max_num_seqs, mnbt, qlen, runner_v2, piecewise, full", [
-    # speculative_public hsm-001: MTP, 2 tokens, on the V2 runner: PIECEWISE=9 (largest=48)
-    ("0.24.0", 8, 65536, 3, True, 9, None),
-    # hsm-003: cudagraph_capture_sizes [1, 2, 4, 8, 16, 24] from a ceiling of 2 x 5 x 3
-    ("0.22.0", 5, 8192, 3, True, 6, None),
+@pytest.mark.parametrize("version, max_num_seqs, mnbt, qlen, runner_v2, full_decode, piecewise, full", [
+    # speculative_public hsm-001: MTP, 2 tokens, V1 runner on FlashInfer (GB10, fp8 KV cache), which takes no
+    # multi-token decode batches there: PIECEWISE=9 (largest=48), nothing rounded
+    ("0.24.0", 8, 65536, 3, False, False, 9, 0),
+    # hsm-003: cudagraph_capture_sizes [1, 2, 4, 8, 16, 24] from a ceiling of 2 x 5 x 3, PIECEWISE only
+    ("0.22.0", 5, 8192, 3, False, False, 6, 0),
+    # hsm-002: DeepSeek-V4's MTP keeps FULL graphs, so the V1 runner rounds [1, 2, 4, 8, 16, 24] up to multiples of
+    # 3: PIECEWISE=5 (largest=24), FULL=3 (largest=9)
+    ("0.22.0", 4, 8192, 3, False, True, 5, 3),
     # hse-010: EAGLE, 3 tokens, on the V1 runner, which rounds [1, 2, 4, 8, 16] up to multiples of 4:
     # PIECEWISE=3 (largest=16), FULL=2 (largest=8)
-    ("0.19.0", 2, 8192, 4, False, 3, 2),
+    ("0.19.0", 2, 8192, 4, False, True, 3, 2),
+    # the V2 runner of 0.21-0.24 rounds when it builds its graph manager, whatever the mode (cudagraph_utils.py):
+    # [1, 2, 4, 8, 16, 24, 32, 40, 48] -> [3, 6, 9, 18, 24, 33, 42, 48]; from 0.26 it keeps the sizes
+    ("0.24.0", 8, 65536, 3, True, False, 8, 0),
+    ("0.26.0", 8, 65536, 3, True, True, 9, 4),
 ])
-def test_a_drafter_widens_the_graphs_to_its_decode_steps(version, max_num_seqs, mnbt, qlen, runner_v2, piecewise,
-                                                          full):
+def test_a_drafter_widens_the_graphs_to_its_decode_steps(version, max_num_seqs, mnbt, qlen, runner_v2, full_decode,
+                                                          piecewise, full):
     p = get_profile(version)
-    shape = B.GraphShape(decode_query_len=qlen, runner_v2=runner_v2)
+    shape = B.GraphShape(decode_query_len=qlen, runner_v2=runner_v2, full_decode=full_decode)
     assert B.capture_sizes(p, max_num_seqs, mnbt, shape=shape) == piecewise
-    if full is not None:
-        assert B.full_capture_sizes(p, max_num_seqs, mnbt, shape=shape) == full
+    assert B.full_capture_sizes(p, max_num_seqs, mnbt, shape=shape) == full
 
 
 def test_capture_sizes_follow_each_release_s_rule():

@@ -415,6 +415,7 @@ class GraphShape:
     runner_v2: bool = False
     interactivity: bool = False
     lora_cases: int = 1  # each size captured with and without LoRA adapters (2) under --enable-lora, 0.11.1+
+    full_decode: bool = True  # False: vLLM keeps PIECEWISE graphs only (full_decode_graphs)
 
 
 PLAIN = GraphShape()
@@ -475,10 +476,19 @@ def _capture_sizes(vt: tuple[int, ...], max_num_seqs: int, mnbt: int, max_captur
             decode = {max_num_seqs} if max_num_seqs <= ceiling else set()
         sizes |= {x for x in decode if x <= mnbt}
     step = shape.decode_query_len
-    if step > 1 and not shape.runner_v2 and in_versions(vt, rules["v1_runner_rounds_to_decode_len"]):
+    if step > 1 and _rounds_to_decode_step(vt, rules, shape):
         largest = max(sizes)
         sizes = {up for x in sizes if (up := round_up(x, step)) <= largest} or ({step} if step <= largest else set())
     return tuple(sorted(sizes))
+
+
+def _rounds_to_decode_step(vt: tuple[int, ...], rules: dict, shape: GraphShape) -> bool:
+    """Whether the model runner rounds the capture sizes to the drafter's decode step (vllm_profiles.json
+    cudagraph_capture: the V1 runner where FULL decode graphs are kept, the V2 runner in 0.21-0.25)."""
+    if shape.runner_v2:
+        return in_versions(vt, rules["v2_runner_rounds_to_decode_len"]) or (
+            shape.full_decode and in_versions(vt, rules["v2_runner_rounds_with_full_decode"]))
+    return shape.full_decode and in_versions(vt, rules["v1_runner_rounds_to_decode_len"])
 
 
 def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_capture: int | None = None,
@@ -489,11 +499,56 @@ def full_capture_sizes(profile: Profile, max_num_seqs: int, mnbt: int, max_captu
     speculative decoding), so 256 sequences give PIECEWISE=51, FULL=35 and 8 give PIECEWISE=5, FULL=4 ("Profiling
     CUDA graph memory" lines). Earlier rules capture PIECEWISE graphs only (0.9-0.10) or decode graphs only (V0,
     V1 0.8): none counted here."""
-    if profile.cudagraph_sizes != "v1_0.11":
+    if profile.cudagraph_sizes != "v1_0.11" or not shape.full_decode:
         return 0
     q = shape.decode_query_len
     return len([s for s in capture_size_list(profile, max_num_seqs, mnbt, max_capture, shape)
                 if q <= s <= q * max_num_seqs])
+
+
+def _attention_head_dims(spec: ModelSpec, lo: int, hi: int) -> set[int]:
+    return {layer.attention.head_dim for layer in spec.layers[lo:hi]
+            if layer.attention.num_heads and layer.attention.kind in ("full", "sliding_window", "chunked_local")}
+
+
+def attention_backend(spec: ModelSpec, lo: int, hi: int, cc: float | None, kv_dtype: str) -> str | None:
+    """The backend vLLM's CUDA platform gives the stage's standard attention layers (platforms/cuda.py
+    _get_backend_priorities, 0.19-0.33): FlashInfer first on compute capability 10.x, FlashAttention first elsewhere,
+    which cannot hold an fp8 KV cache off Hopper, so vLLM falls to FlashInfer there; layers that mix head sizes
+    (Gemma-4) are forced onto Triton attention. None where the stage has latent (MLA) or no standard attention
+    layers, or the GPU is not known."""
+    if cc is None or any(layer.attention.kind == "mla" for layer in spec.layers[lo:hi]):
+        return None
+    dims = _attention_head_dims(spec, lo, hi)
+    if not dims:
+        return None
+    if len(dims) > 1:
+        return "triton"
+    if 10.0 <= cc < 11.0 or (kv_dtype.startswith("fp8") and not 9.0 <= cc < 10.0):
+        return "flashinfer"
+    return "flash_attn"
+
+
+def _cc_in(cc: float, family: str) -> bool:
+    """`family` "9.0" is that capability exactly; "10" the whole 10.x family."""
+    return abs(cc - float(family)) < 1e-6 if "." in family else int(cc) == int(family)
+
+
+def full_decode_graphs(spec: ModelSpec, lo: int, hi: int, profile: Profile, cc: float | None, kv_dtype: str,
+                       decode_query_len: int) -> bool:
+    """Whether vLLM captures FULL decode graphs beside the PIECEWISE ones. With a drafter every attention backend must
+    take uniform multi-token decode batches, which FlashInfer's does only where its TRT-LLM / XQA kernels run
+    (vllm_profiles.json flashinfer_spec_decode_graphs); elsewhere vLLM falls back to PIECEWISE graphs alone."""
+    if decode_query_len <= 1 or cc is None or attention_backend(spec, lo, hi, cc, kv_dtype) != "flashinfer":
+        return True
+    for rule in profile_rules("flashinfer_spec_decode_graphs")["rules"]:
+        if in_versions(profile.version_tuple, rule["versions"]):
+            if not any(_cc_in(cc, f) for f in rule["uniform_batch"]):
+                return False
+            if any(_cc_in(cc, f) for f in rule.get("xqa", ())):
+                return all(16 <= d <= 256 and d % 16 == 0 for d in _attention_head_dims(spec, lo, hi))
+            return True
+    return True
 
 
 def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, cc: float | None,
@@ -504,10 +559,8 @@ def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, c
     metadata builders, then measures free memory around the first (largest) capture: a workspace the backend
     allocates on first use lands in that sample. FlashInfer's builder allocates VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE
     (394 MiB, envs.py 0.19-0.33) lazily, as does the sparse FlashInfer MLA backend (a module-level buffer of the same
-    size) and the dense FlashInfer MLA one (128 MiB). The backend is platforms/cuda.py _get_backend_priorities':
-    FlashInfer first on SM 10.x, FlashAttention first elsewhere, which cannot hold an fp8 KV cache off Hopper, so
-    vLLM falls to FlashInfer there; models whose layers mix head sizes (Gemma-4) are forced onto Triton attention.
-    Counted only where the profile's vLLM sizes the KV cache on the estimate (0.20+)."""
+    size) and the dense FlashInfer MLA one (128 MiB); the backend is attention_backend's. Counted only where the
+    profile's vLLM sizes the KV cache on the estimate (0.20+)."""
     if cc is None or not profile.cudagraph_subtracted:
         return 0
     layers = spec.layers[lo:hi]
@@ -516,14 +569,7 @@ def _flashinfer_workspace(spec: ModelSpec, lo: int, hi: int, profile: Profile, c
             return 0
         sparse = any(layer.attention.sparse for layer in layers)
         return (394 if sparse else 128) * 1024 * 1024
-    dims = {layer.attention.head_dim for layer in layers
-            if layer.attention.num_heads and layer.attention.kind in ("full", "sliding_window", "chunked_local")}
-    if not dims or len(dims) > 1:
-        return 0
-    fp8_kv = kv_dtype.startswith("fp8")
-    if 10.0 <= cc < 11.0 or (fp8_kv and not 9.0 <= cc < 10.0):
-        return 394 * 1024 * 1024
-    return 0
+    return 394 * 1024 * 1024 if attention_backend(spec, lo, hi, cc, kv_dtype) == "flashinfer" else 0
 
 
 def cudagraph(spec: ModelSpec, lo: int, hi: int, profile: Profile, *, tp: int, max_num_seqs: int, mnbt: int,

@@ -1007,6 +1007,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
     stages = []
     lora_notes: list[str] = []
     lora_at = LR.placement(p)
+    piecewise_only = False  # a drafter on FlashInfer without multi-token decode graphs (B.full_decode_graphs)
     for s, (lo, hi) in enumerate(parts):
         last = s == len(parts) - 1
         lora = LR.stage_bytes(spec, lo, hi, first=s == 0, last=last, sh=r.sharding, dep=r.dep, profile=p,
@@ -1042,9 +1043,13 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
             act = replace(act, peak=act.peak + d_buf, drafter=d_buf)
         if last and fi_unknown:
             fi_gain = act.peak - stage_act(flashinfer_sampler=True).peak
-        shape = B.GraphShape(decode_query_len=1 + (r.dep.num_speculative_tokens if drafter.method else 0),
-                             cc=r.cc, runner_v2=r.runner_v2, interactivity=r.dep.performance_mode == "interactivity",
-                             lora_cases=LR.graph_cases(r.dep, p))
+        q_len = 1 + (r.dep.num_speculative_tokens if drafter.method else 0)
+        full_decode = B.full_decode_graphs(spec, lo, hi, p, r.cc, r.kv_dtype, q_len)
+        if not full_decode and not r.dep.enforce_eager and p.cudagraph_sizes == "v1_0.11":
+            piecewise_only = True
+        shape = B.GraphShape(decode_query_len=q_len, cc=r.cc, runner_v2=r.runner_v2,
+                             interactivity=r.dep.performance_mode == "interactivity",
+                             lora_cases=LR.graph_cases(r.dep, p), full_decode=full_decode)
         graphs = B.cudagraph(spec, lo, hi, p, tp=r.tp, max_num_seqs=r.max_num_seqs, mnbt=r.mnbt,
                              enforce_eager=r.dep.enforce_eager, cc=r.cc, kv_dtype=r.kv_dtype,
                              runner_v2=("estimate" if r.cudagraph_in_budget else "actual") if r.runner_v2 else None,
@@ -1071,6 +1076,8 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
                        "activation": act, "cudagraph_bytes": graphs,
                        "capture_sizes": B.capture_sizes(p, r.max_num_seqs, r.mnbt, r.dep.max_cudagraph_capture_size,
                                                         shape),
+                       "full_capture_sizes": B.full_capture_sizes(p, r.max_num_seqs, r.mnbt,
+                                                                  r.dep.max_cudagraph_capture_size, shape),
                        "cudagraph_captured_bytes": captured, "available_bytes": avail, "plan": plan,
                        "num_blocks": blocks, "weights_by_kind": dict(weights[s].by_kind),
                        "bytes_per_token": sum(x.bytes_per_token for x in specs if not x.is_state)})
@@ -1112,6 +1119,10 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         warnings.append(w)
     if r.dep.compile_cache == "cold" and cold_gap:
         warnings.append(f"compile_cache cold: {cold_gap}")
+    if piecewise_only:
+        warnings.append(f"speculative decoding on FlashInfer attention: vLLM {p.version}'s FlashInfer takes no "
+                        f"multi-token decode batches in CUDA graphs on compute capability {r.cc:g}, so vLLM captures "
+                        "PIECEWISE graphs only (no FULL decode graphs; decode runs attention outside the graphs)")
     if w := _host_free_warning(r, budget):
         warnings.append(w)
     if fi_gain >= 0.05 * GiB:
@@ -1450,6 +1461,8 @@ def _components(spec: ModelSpec, r: Resolved, stage: dict, n_torch: int, budget:
         Component("cudagraph", stage["cudagraph_bytes"], False,
                   "CUDA graph pool"
                   + (f" for {stage['capture_sizes']} batch sizes" if stage["cudagraph_bytes"] else "")
+                  + (f" and {stage['full_capture_sizes']} FULL decode graphs"
+                     if stage["cudagraph_bytes"] and stage["full_capture_sizes"] else "")
                   + (", each with and without LoRA" if LR.graph_cases(r.dep, p) > 1 and stage["cudagraph_bytes"]
                      else "") + "; "
                   + ("inside the budget" if r.cudagraph_in_budget else
