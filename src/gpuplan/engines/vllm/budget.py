@@ -513,7 +513,7 @@ def _attention_head_dims(spec: ModelSpec, lo: int, hi: int) -> set[int]:
 
 def attention_backend(spec: ModelSpec, lo: int, hi: int, cc: float | None, kv_dtype: str) -> str | None:
     """The backend vLLM's CUDA platform gives the stage's standard attention layers (platforms/cuda.py
-    _get_backend_priorities, 0.19-0.33): FlashInfer first on compute capability 10.x, FlashAttention first elsewhere,
+    _get_backend_priorities, the same order in 0.11.1-0.33): FlashInfer first on compute capability 10.x, FlashAttention first elsewhere,
     which cannot hold an fp8 KV cache off Hopper, so vLLM falls to FlashInfer there; layers that mix head sizes
     (Gemma-4) are forced onto Triton attention. None where the stage has latent (MLA) or no standard attention
     layers, or the GPU is not known."""
