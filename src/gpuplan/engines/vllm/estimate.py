@@ -1121,7 +1121,7 @@ def _estimate(spec: ModelSpec, dep: Deployment) -> MemoryReport:
         warnings.append(f"compile_cache cold: {cold_gap}")
     if piecewise_only:
         warnings.append(f"speculative decoding on FlashInfer attention: vLLM {p.version}'s FlashInfer takes no "
-                        f"multi-token decode batches in CUDA graphs on compute capability {r.cc:g}, so vLLM captures "
+                        f"multi-token decode batches in CUDA graphs on compute capability {r.cc:.1f}, so vLLM captures "
                         "PIECEWISE graphs only (no FULL decode graphs; decode runs attention outside the graphs)")
     if w := _host_free_warning(r, budget):
         warnings.append(w)
