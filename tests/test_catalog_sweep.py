@@ -35,8 +35,9 @@ def _models() -> list[str]:
 
 @pytest.mark.parametrize(("version", "gpu", "options"), LAYOUTS, ids=[f"{v or 'newest'}-{g}" for v, g, _ in LAYOUTS])
 def test_every_catalog_model_gets_a_report_or_a_named_refusal(version: str | None, gpu: str, options: dict) -> None:
+    models = _models()
     refused = 0
-    for model in _models():
+    for model in models:
         try:
             r = estimate(model, gpu=gpu, vllm_version=version, allow_network=False, **options)
         except GpuplanError as e:
@@ -59,5 +60,5 @@ def test_every_catalog_model_gets_a_report_or_a_named_refusal(version: str | Non
             if r.failure == "kv_too_small":  # then the longest context that fits is shorter than the one asked
                 assert r.max_model_len_fit is None or r.max_model_len_fit < r.max_model_len, where
     # the grid exercises estimates, not only refusals
-    assert refused < len(_models()) / 2
+    assert refused < len(models) / 2
 
