@@ -67,7 +67,21 @@ def test_config_shape_is_sane(params: float) -> None:
     assert c["hidden_size"] % 128 == 0 and c["intermediate_size"] % 256 == 0
     assert c["num_attention_heads"] * c["head_dim"] == c["hidden_size"]
     assert c["num_attention_heads"] % c["num_key_value_heads"] == 0
+    assert c["num_key_value_heads"] in (1, 2, 4, 8)  # as open GQA models have
     assert llama_param_count(c) == pytest.approx(params, rel=0.10)
+    if params >= 7e9:  # whole groups of 8 heads: 8 KV heads, and TP 2/4/8 split evenly
+        assert c["num_attention_heads"] % 8 == 0 and c["num_key_value_heads"] == 8
+
+
+@pytest.mark.parametrize("entry", [e for e in list_models() if not e.exact and e.total_params], ids=lambda e: e.id)
+def test_a_closed_model_stand_in_splits_over_eight_gpus(entry) -> None:
+    """'How many H100s would a GPT-4-sized model need?' gets an answer at TP=8, not a head-count refusal."""
+    from gpuplan.api_python import estimate
+
+    tp = 8 if entry.total_params >= 7e9 else 2
+    r = estimate(entry.id, gpu="H100", tensor_parallel_size=tp, allow_network=False)
+    assert r.weights_bytes > 0
+    assert entry.hf_config["num_key_value_heads"] % 2 == 0
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf")])

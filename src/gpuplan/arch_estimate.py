@@ -85,9 +85,26 @@ def _band(params: float) -> _Band:
     return next(b for b in _BANDS if params < b.max_params)
 
 
+def _hidden_step(h_exact: float, head_dim: int) -> int:
+    """The rounding step for the hidden size: whole groups of 8 heads where the model is large enough.
+
+    Rounding to 128 alone gives head counts such as 267 or 43, whose largest divisor up to 8 is 3 or 1:
+    the stand-in would then have 1-3 KV heads (a KV cache 3-8x smaller than any GQA model of its size)
+    and could not be split over 2, 4 or 8 GPUs. Groups of 8 (then 4, 2) heads keep 8 KV heads, as every
+    open model of these sizes has. A step is taken only when rounding to it moves the hidden size by at
+    most 10% (h >= 5 steps); the FFN width is re-solved afterwards, so the total barely moves.
+    """
+    for group in (_MAX_KV_HEADS, 4, 2):
+        step = max(_HIDDEN_MULTIPLE, group * head_dim)
+        if h_exact >= 5 * step:
+            return step
+    return _HIDDEN_MULTIPLE
+
+
 def _kv_heads(heads: int) -> int:
-    # The largest divisor of `heads` not above 8, so heads split evenly into KV groups.
-    return max(k for k in range(1, min(heads, _MAX_KV_HEADS) + 1) if heads % k == 0)
+    # The largest power of two up to 8 dividing `heads`, so heads split evenly into KV groups; open GQA
+    # models use 1, 2, 4 or 8 KV heads (a count such as 5 or 6 would also block TP=2 or TP=4).
+    return next(k for k in (_MAX_KV_HEADS, 4, 2, 1) if heads % k == 0)
 
 
 def _non_ffn_params(
@@ -114,7 +131,8 @@ def config_from_params(params: float, name: str = "") -> dict:
     a = layers * (2 + 2 * kv_ratio + 3 * s)
     b = _VOCAB * (1 if band.tie_embeddings else 2) + 2 * layers + 1
     h_exact = (-b + math.sqrt(b * b + 4 * a * params)) / (2 * a)
-    hidden = max(_HIDDEN_MULTIPLE, round(h_exact / _HIDDEN_MULTIPLE) * _HIDDEN_MULTIPLE)
+    step = _hidden_step(h_exact, head_dim)
+    hidden = max(step, round(h_exact / step) * step)
     heads = max(1, hidden // head_dim)
     kv_heads = _kv_heads(heads)
     rest = params - _non_ffn_params(hidden, layers, heads, kv_heads, head_dim, _VOCAB, band.tie_embeddings)
