@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from faces_support import needs_core
@@ -70,6 +71,19 @@ def test_qwen_32b_bf16_on_one_l4_points_to_the_plan_that_lists_what_fits() -> No
     assert plan.exit_code == 0, plan.output
     nearest = json.loads(plan.stdout)["requested"]["nearest"]
     assert nearest and all(option["fits"] for option in nearest)
+
+
+@needs_core
+def test_llama_405b_on_one_h100_node_points_to_a_plan_that_searches_past_the_node() -> None:
+    result = runner.invoke(app, ["estimate", "meta-llama/Llama-3.1-405B", "--gpu", "H100", "--tensor-parallel-size",
+                                 "8", "--max-model-len", "8192", "--vllm-version", "0.30.0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    hint = next(line for line in result.stdout.splitlines() if line.startswith("nearest deployments that fit:"))
+    assert "--num-gpus 8 --max-gpus 32 " in hint
+    plan = runner.invoke(app, shlex.split(hint.split(": ", 1)[1])[1:] + ["--json"])
+    assert plan.exit_code == 0, plan.output
+    more = {n["change"]: n for n in json.loads(plan.stdout)["requested"]["nearest"]}["more GPUs"]
+    assert (more["num_gpus"], more["tensor_parallel_size"], more["pipeline_parallel_size"]) == (16, 8, 2)
 
 
 @needs_core

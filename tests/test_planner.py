@@ -20,6 +20,7 @@ SCOUT = "meta-llama/Llama-4-Scout-17B-16E-Instruct"
 MAVERICK = "meta-llama/Llama-4-Maverick-17B-128E-Instruct"
 L70 = "meta-llama/Llama-3.1-70B-Instruct"
 L70_AWQ = "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4"
+L405 = "meta-llama/Llama-3.1-405B"
 HYBRID = "VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE"
 
 
@@ -186,6 +187,51 @@ def test_pipeline_parallel_only_when_tensor_parallel_cannot_split():
     assert (o.tensor_parallel_size, o.pipeline_parallel_size) == (4, 2)
     assert "--pipeline-parallel-size 2" in o.commands.vllm and "--pp-size 2" in o.commands.sglang
     assert _engine("Qwen/Qwen2.5-7B-Instruct", o).pipeline_parallel_size == 2
+
+
+def test_llama_405b_in_bf16_past_one_h100_node_takes_two_nodes_tp_8_pp_2():
+    # 810 GB of bf16 weights do not fit one node of 8 x 80 GB; the nearest count that does is two nodes, with
+    # tensor parallel inside each node and pipeline parallel across them, launched through a Ray cluster.
+    r = plan(L405, gpus=["H100"], num_gpus=8, max_gpus=32, quantization="bf16", max_model_len=8192)
+    assert not r.requested.fits and r.requested.option.reason.startswith("weights alone")
+    more = next(n.option for n in r.requested.nearest if n.change == "more GPUs")
+    assert (more.num_gpus, more.tensor_parallel_size, more.pipeline_parallel_size) == (16, 8, 2)
+    assert "--tensor-parallel-size 8 --pipeline-parallel-size 2" in more.commands.vllm
+    assert any(w.startswith("2 nodes of 8 GPUs") and "ray start --head" in w for w in more.warnings)
+    assert _engine(L405, more).fits
+
+
+def test_the_search_stays_on_one_node_unless_max_gpus_allows_more():
+    one_node = plan(L405, gpus=["H100"], quantization="bf16", kv_cache_dtype="auto", max_model_len=8192)
+    assert max(o.num_gpus for o in one_node.options) == 8 and not any(o.fits for o in one_node.options)
+    two_nodes = plan(L405, gpus=["H100"], max_gpus=16, quantization="bf16", kv_cache_dtype="auto",
+                     max_model_len=8192)
+    best = two_nodes.options[0]
+    assert best.fits and (best.num_gpus, best.tensor_parallel_size, best.pipeline_parallel_size) == (16, 8, 2)
+    from io import StringIO
+
+    from rich.console import Console
+
+    from gpuplan.planner.render import render_answer
+
+    out = StringIO()
+    Console(file=out, width=200).print(render_answer(two_nodes, width=200))
+    assert "16 x H100 SXM5 80GB (2 nodes)" in out.getvalue()
+    assert "2 nodes of 8 GPUs: start a Ray cluster" in out.getvalue()  # under the best option's command
+
+
+def test_the_plan_api_and_cli_take_the_planners_own_format_names():
+    # "-q int8" (an assumed W8A8 checkpoint) and "-q bf16" (unquantized) are the planner's names, not vLLM's
+    # --quantization values; both must reach the planner rather than fail validation.
+    from typer.testing import CliRunner
+
+    from gpuplan.cli import app
+
+    for asked, key in (("int8", "int8"), ("bf16", None), ("int4", "awq")):
+        out = CliRunner().invoke(app, ["plan", "meta-llama/Llama-3.1-8B", "--gpu", "L4", "--max-gpus", "1",
+                                       "-q", asked, "--json"])
+        assert out.exit_code == 0, out.output
+        assert {o["quantization"] for o in json.loads(out.output)["options"]} == {key}
 
 
 def test_nearest_options_are_rechecked_by_the_engine():

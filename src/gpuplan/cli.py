@@ -170,9 +170,11 @@ def render_report(report: Any, model_ref: str | None = None) -> None:
             out.print("no max_model_len fits this deployment")
         if model_ref and report.gpu_name:
             n = report.tensor_parallel_size * report.pipeline_parallel_size
+            # "more GPUs" is searched up to 4x the count asked, across nodes when that exceeds one
+            wider = f" --max-gpus {4 * n}" if 4 * n > 8 else ""
             out.print(f"nearest deployments that fit: gpuplan plan {shlex.quote(model_ref)} "
-                      f"--gpu {shlex.quote(report.gpu_name)} --num-gpus {n} --max-model-len {report.max_model_len} "
-                      f"--vllm-version {report.engine_version}",
+                      f"--gpu {shlex.quote(report.gpu_name)} --num-gpus {n}{wider} "
+                      f"--max-model-len {report.max_model_len} --vllm-version {report.engine_version}",
                       soft_wrap=True)
     for w in report.warnings:
         out.print(Text(f"warning: {w}", style="yellow"))

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..datafiles import data_json
 from ..deployment import Deployment, speculative_fields
 from ..engines.vllm.drafter import SIZED_METHODS as SPEC_METHODS
 from ..engines.vllm.drafter import normalized_method
@@ -49,6 +50,17 @@ SEED_QUANTIZATIONS = QUANT_ALIASES + QUANT_METHODS + ("none",)
 V1_DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float")
 V1_KV_DTYPES = ("auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_ds_mla")
 V1_QUANTIZATIONS = QUANT_METHODS
+
+
+def _plan_quantizations() -> tuple[str, ...]:
+    # The planner also takes its own format names ("int8": an assumed W8A8 checkpoint) and spellings of
+    # "unquantized" ("bf16", "none"), from its data file.
+    planner = data_json("planner.json")
+    own = [q["key"] for q in planner["quantizations"] if q["key"]]
+    return tuple(dict.fromkeys((*QUANT_METHODS, *own, *planner["quantization_aliases"])))
+
+
+V1_PLAN_QUANTIZATIONS = _plan_quantizations()
 
 # Bounds keep absurd input from turning into absurd work; they are far beyond any real deployment.
 MAX_SEQ = 1 << 27  # 134M tokens (Llama 4 Scout advertises 10M)
@@ -449,7 +461,7 @@ class V1PlanRequest(BaseModel):
     gpus: Annotated[list[Annotated[str, Field(max_length=64)]] | None, Field(max_length=64)] = None
     num_gpus: Annotated[int | None, Field(ge=1, le=MAX_GPUS, description="exactly this many GPUs")] = None
     max_gpus: Annotated[int, Field(ge=1, le=MAX_GPUS, description="search up to this many GPUs")] = 8
-    quantization: Annotated[str | None, Field(json_schema_extra={"enum": list(V1_QUANTIZATIONS)})] = None
+    quantization: Annotated[str | None, Field(json_schema_extra={"enum": list(V1_PLAN_QUANTIZATIONS)})] = None
     kv_cache_dtype: Annotated[str | None, Field(json_schema_extra={"enum": list(V1_KV_DTYPES)})] = None
     max_model_len: Annotated[int | None, Field(gt=0, le=MAX_SEQ)] = None
     concurrency: Annotated[int | None, Field(ge=1, le=MAX_SEQS)] = None
@@ -473,7 +485,7 @@ class V1PlanRequest(BaseModel):
     @field_validator("quantization")
     @classmethod
     def _quant(cls, v: str | None) -> str | None:
-        return _one_of(v, V1_QUANTIZATIONS)
+        return _one_of(v, V1_PLAN_QUANTIZATIONS)
 
     @field_validator("kv_cache_dtype")
     @classmethod

@@ -43,6 +43,18 @@ def data() -> dict[str, Any]:
     return data_json("planner.json")
 
 
+def nodes(num_gpus: int) -> int:
+    """How many nodes `num_gpus` GPUs take (planner.json's gpus_per_node each)."""
+    return -(-num_gpus // data()["gpus_per_node"])
+
+
+def multi_node_note(num_gpus: int) -> str | None:
+    """How to launch across nodes, or None on one node."""
+    if nodes(num_gpus) == 1:
+        return None
+    return data()["multi_node_note"].format(nodes=nodes(num_gpus), per_node=data()["gpus_per_node"])
+
+
 @cache
 def weight_formats() -> tuple[WeightFormat, ...]:
     return tuple(

@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from .config import multi_node_note, nodes
 from .types import ContextTable, PlanResult
 
 # Below this many terminal columns the ranked table drops its row numbers, memory split and $/1M, and both
@@ -19,8 +20,10 @@ def _num(x: float | None, fmt: str = "{:,.0f}") -> str:
 
 
 def _gpus(num_gpus: int, gpu: str) -> str:
-    """'2 x H100 SXM5 80GB': table cells drop the vendor word every row would repeat."""
-    return f"{num_gpus} x {gpu.removeprefix('NVIDIA ')}"
+    """'2 x H100 SXM5 80GB': table cells drop the vendor word every row would repeat; '16 x H100 SXM5 80GB (2
+    nodes)' past one node."""
+    across = f" ({nodes(num_gpus)} nodes)" if nodes(num_gpus) > 1 else ""
+    return f"{num_gpus} x {gpu.removeprefix('NVIDIA ')}{across}"
 
 
 def _ctx(o, compact: bool = False) -> str:
@@ -96,8 +99,10 @@ def render_answer(result: PlanResult, limit: int = 20, width: int = WIDE) -> Gro
     parts.append(render_plan(result, limit, compact=width < WIDE))
     best = next((o for o in result.options if o.fits), None)
     if best is not None:
-        parts.append(Text(f"best option: {best.num_gpus} x {best.gpu}, {best.quantization_label}, KV "
+        parts.append(Text(f"best option: {_gpus(best.num_gpus, best.gpu)}, {best.quantization_label}, KV "
                           f"{best.kv_cache_dtype}\n{best.commands.vllm}", style="bold"))
+        if (note := multi_node_note(best.num_gpus)) is not None:
+            parts.append(Text(note, style="yellow"))
     return Group(*parts)
 
 

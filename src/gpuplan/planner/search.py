@@ -22,7 +22,7 @@ from ..quant.methods import ASSUMED_FORMATS
 from ..report import MemoryReport
 from ..resolve import with_draft
 from .commands import LaunchSpec, launch_commands, options_of
-from .config import WeightFormat, data, normalize_quantization, weight_formats
+from .config import WeightFormat, data, multi_node_note, normalize_quantization, weight_formats
 from .cost import normalize_prices, price_of
 from .throughput import ActiveParams, active_params, cost_per_1m_tokens, estimate_throughput
 from .types import Option, PlanResult, Throughput
@@ -116,11 +116,13 @@ def resolve_gpus(gpus: Sequence[str] | str | None) -> list[GPU]:
 
 
 def split(spec: ModelSpec, n: int, cache: dict[int, tuple[int, int] | None]) -> tuple[int, int] | None:
-    """(TP, PP) for n GPUs: all TP when the model splits that way, else the widest TP with PP stages."""
+    """(TP, PP) for n GPUs: all TP when the model splits that way, else the widest TP with PP stages. Over more
+    GPUs than a node holds, TP stays within a node and PP spans the nodes."""
     if n in cache:
         return cache[n]
     found = None
-    pp = 1
+    per_node = data()["gpus_per_node"]
+    pp = n // per_node if n > per_node and n % per_node == 0 else 1
     while pp <= n and found is None:
         if n % pp == 0:
             try:  # the engine's own rules: heads divisible, KV heads divide or are divided, padded vocab
@@ -284,6 +286,8 @@ def _option(ctx: Context, c: Candidate, dep: Deployment, rep: MemoryReport, note
                                          kv_request_bytes=kv_req, batch=batch, params=ctx.params,
                                          fp8_compute=fp8_compute)
     warnings = [*notes, *rep.warnings]
+    if (note := multi_node_note(c.num_gpus)) is not None:
+        warnings.append(note)
     if c.fmt.assumed:
         warnings.append(f"{c.fmt.label}: serve a {c.fmt.key} checkpoint of this model; the commands name a "
                         "placeholder path (/path/to/...) for it")
