@@ -551,6 +551,8 @@
     const planBody = { model: body.model, gpus: planGpus(body.gpu), concurrency,
       gpu_memory_utilization: body.gpu_memory_utilization, vllm_version: body.vllm_version };
     if (body.max_model_len) planBody.max_model_len = body.max_model_len;
+    // the planner stays on one node of 8 unless the form already asks for more GPUs
+    if (r.deployment.num_gpus > 8) planBody.max_gpus = r.deployment.num_gpus;
     if (body.quantization) planBody.quantization = body.quantization;
     if (body.platform) planBody.platform = body.platform;
     if (body.kv_cache_dtype !== "auto") planBody.kv_cache_dtype = body.kv_cache_dtype;
